@@ -1,0 +1,481 @@
+//! One backup of one database, from preflight to commit, following the commit protocol: lock,
+//! preflight (connect, versions, metadata), stream pg_dump into a partial object, check that the
+//! dump is complete, commit the data, then write the manifest (the commit point).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use thiserror::Error;
+
+use crate::catalog::{self, MANIFEST_VERSION, Manifest};
+use crate::config::{Compression, Format, Settings};
+use crate::lock::{Lock, LockError};
+use crate::pg::catalog::{DatabaseInfo, ServerInfo};
+use crate::pg::passfile::PrivatePassfile;
+use crate::pg::tools::{self, Search, Tool, ToolError};
+use crate::pg::{ConnParams, PgError};
+use crate::pipeline::{self, PipelineError};
+use crate::process::{self, Running, Spec};
+use crate::shutdown::{Reason, Shutdown};
+use crate::storage::{LocalStore, StorageError, Store};
+
+#[derive(Debug, Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("{0}")]
+    DumpFailed(String),
+    #[error("the dump is incomplete: {0}")]
+    Incomplete(String),
+    #[error("interrupted by {} during the backup; nothing was kept", .0.name())]
+    Interrupted(Reason),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write the manifest: {0}")]
+    Manifest(String),
+}
+
+/// Everything a backup needs, passed in by the command layer.
+pub struct Request<'a> {
+    pub settings: &'a Settings,
+    pub database: String,
+    /// The environment children may inherit (already filtered).
+    pub child_env: Vec<(String, String)>,
+    /// Where private temporary files (the passfile) go.
+    pub tmp_dir: PathBuf,
+    /// The PATH used to find client tools.
+    pub path_env: Option<std::ffi::OsString>,
+    pub shutdown: Shutdown,
+    /// Called with the number of dump bytes read so far.
+    pub progress: Option<Box<dyn FnMut(u64) + Send>>,
+    /// The clock.
+    pub now: fn() -> Timestamp,
+}
+
+/// A committed backup.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub manifest: Manifest,
+    pub path: PathBuf,
+}
+
+/// The lock path for one database in a backup directory.
+pub fn lock_path(dir: &Path, host: &str, db: &str) -> PathBuf {
+    dir.join(format!(
+        ".pgkeep-{}-{}.lock",
+        catalog::host_label(host),
+        catalog::sanitize(db)
+    ))
+}
+
+/// Facts gathered before anything is written.
+pub struct Preflight {
+    pub server: ServerInfo,
+    pub database: DatabaseInfo,
+    pub pg_dump: Tool,
+}
+
+/// Connect, read versions and metadata, pick pg_dump. Changes nothing.
+pub async fn preflight(
+    params: &ConnParams,
+    settings: &Settings,
+    path_env: Option<std::ffi::OsString>,
+) -> Result<Preflight, BackupError> {
+    let client = params.connect().await?;
+    let server = crate::pg::catalog::server_info(&client).await?;
+    let database = crate::pg::catalog::database_info(&client).await?;
+    drop(client);
+    let search = Search {
+        bindir: settings.pg_bindir.clone(),
+        path_env,
+    };
+    let major = tools::server_major(server.version_num);
+    let pg_dump = tools::select("pg_dump", major, settings.pg_dump.as_deref(), &search)?;
+    Ok(Preflight {
+        server,
+        database,
+        pg_dump,
+    })
+}
+
+/// The environment for a libpq child: connection parameters and a passfile, never a password.
+pub fn libpq_env(
+    params: &ConnParams,
+    base: &[(String, String)],
+    passfile: Option<&Path>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = base.to_vec();
+    let mut set = |k: &str, v: String| {
+        env.retain(|(n, _)| n != k);
+        env.push((k.to_string(), v));
+    };
+    set("PGHOST", params.host.clone());
+    set("PGPORT", params.port.to_string());
+    set("PGUSER", params.user.clone());
+    set("PGDATABASE", params.dbname.clone());
+    set("PGSSLMODE", params.sslmode.as_str().to_string());
+    set("PGAPPNAME", "pgkeep".to_string());
+    set(
+        "PGCONNECT_TIMEOUT",
+        params.connect_timeout.max(2).to_string(),
+    );
+    if let Some(rc) = &params.sslrootcert {
+        set("PGSSLROOTCERT", rc.display().to_string());
+    }
+    match passfile.or(params.passfile.as_deref()) {
+        Some(p) => set("PGPASSFILE", p.display().to_string()),
+        // No password known: make sure libpq does not find one in an unexpected place.
+        None => set("PGPASSFILE", "/dev/null".to_string()),
+    }
+    env
+}
+
+/// Run one backup to its commit.
+pub async fn run(mut req: Request<'_>) -> Result<Done, BackupError> {
+    let s = req.settings;
+    let store = LocalStore::open(&s.backup_dir)?;
+    store.check_writable()?;
+    let started_at = (req.now)();
+    let started = Instant::now();
+    let (day, stem) = catalog::backup_stem(&s.host, &req.database, started_at);
+    let ext = catalog::extension(s.format, s.compression);
+    let file = format!("{day}/{stem}{ext}");
+
+    let _lock = Lock::acquire(
+        &lock_path(&s.backup_dir, &s.host, &req.database),
+        &format!(
+            "backup {stem} of database \"{}\" started {} by pid {}",
+            req.database,
+            started_at.round(jiff::Unit::Second).unwrap_or(started_at),
+            std::process::id()
+        ),
+    )?;
+
+    let params = ConnParams::from_settings(s, &req.database);
+    let pre = preflight(&params, s, req.path_env.clone()).await?;
+    tracing::debug!(
+        server = %pre.server.version,
+        pg_dump = %pre.pg_dump.path.display(),
+        "preflight done"
+    );
+
+    let passfile = match params.resolve_password() {
+        Some(pw) if params.password.is_some() => Some(
+            PrivatePassfile::create(&req.tmp_dir, &pw).map_err(|source| BackupError::Io {
+                context: format!(
+                    "cannot create a private passfile in {}",
+                    req.tmp_dir.display()
+                ),
+                source,
+            })?,
+        ),
+        _ => None,
+    };
+    let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
+
+    let upload = store.create(&file)?;
+    let mut spec = Spec::new(&pre.pg_dump.path)
+        .envs(env.clone())
+        .arg("--no-password")
+        .arg(match s.format {
+            Format::Plain => "--format=plain",
+            Format::Custom => "--format=custom",
+        });
+    if s.format == Format::Custom {
+        let path = upload
+            .local_path()
+            .expect("the local store writes files")
+            .to_path_buf();
+        spec = spec
+            .arg(format!("--compress={}", s.level))
+            .arg("--file")
+            .arg(path);
+    }
+
+    let running = Running::spawn(
+        &spec,
+        match s.format {
+            Format::Plain => Stdio::piped(),
+            Format::Custom => Stdio::null(),
+        },
+    )
+    .map_err(|source| BackupError::Io {
+        context: "cannot start pg_dump".into(),
+        source,
+    })?;
+    let killer = running.killer();
+    let opts = pipeline::Options {
+        compression: match s.format {
+            Format::Plain => s.compression,
+            Format::Custom => Compression::None,
+        },
+        level: s.level,
+        threads: s.threads,
+        inspect: s.format == Format::Plain,
+    };
+    let mut progress = req.progress.take();
+    let target = s.backup_dir.join(&file);
+    let pg_restore = match s.format {
+        Format::Custom => Some(
+            tools::sibling(
+                &pre.pg_dump,
+                "pg_restore",
+                &Search {
+                    bindir: s.pg_bindir.clone(),
+                    path_env: req.path_env.clone(),
+                },
+            )?
+            .path,
+        ),
+        Format::Plain => None,
+    };
+    let mut task = tokio::task::spawn_blocking(move || {
+        let mut progress_fn = |n: u64| {
+            if let Some(p) = progress.as_mut() {
+                p(n)
+            }
+        };
+        match pg_restore {
+            None => stream_plain(running, upload, &opts, &target, &mut progress_fn),
+            Some(pg_restore) => dump_custom(running, upload, &pg_restore, &env),
+        }
+    });
+
+    let mut shutdown = req.shutdown.clone();
+    let joined = tokio::select! {
+        r = &mut task => r,
+        reason = shutdown.wait() => {
+            killer.terminate(Duration::from_secs(3));
+            let _ = task.await;
+            return Err(BackupError::Interrupted(reason));
+        }
+    };
+    let dumped = joined.map_err(|e| BackupError::Io {
+        context: "the backup task failed".into(),
+        source: std::io::Error::other(e.to_string()),
+    })??;
+    drop(passfile);
+    if let Some(r) = req.shutdown.reason() {
+        return Err(BackupError::Interrupted(r));
+    }
+    let Dumped {
+        raw_bytes,
+        stored_bytes,
+        sha256,
+        report,
+        upload,
+    } = dumped;
+    if let Some(reason) = report.incomplete_reason() {
+        let hint = if raw_bytes == 0 {
+            " (pg_dump wrote nothing)"
+        } else {
+            ""
+        };
+        return Err(BackupError::Incomplete(format!(
+            "{reason}{hint}; pg_dump exited 0 after {raw_bytes} bytes"
+        )));
+    }
+    if raw_bytes < s.min_dump_bytes {
+        return Err(BackupError::Incomplete(format!(
+            "only {raw_bytes} bytes of dump, fewer than the plausible minimum of {}",
+            s.min_dump_bytes
+        )));
+    }
+    upload.commit()?;
+
+    let finished_at = (req.now)();
+    let manifest = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        id: stem.clone(),
+        file: file.clone(),
+        database: req.database.clone(),
+        host: s.host.clone(),
+        port: s.port,
+        server_version: pre.server.version.clone(),
+        pg_dump_version: pre.pg_dump.version.clone(),
+        pgkeep_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        finished_at,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        format: s.format,
+        compression: opts.compression,
+        level: s.level,
+        stored_bytes,
+        raw_bytes,
+        sha256,
+        tables: report.tables,
+        large_objects: report.large_objects,
+        database_info: pre.database,
+    };
+    commit_manifest(&store, &manifest)?;
+    Ok(Done {
+        path: s.backup_dir.join(&file),
+        manifest,
+    })
+}
+
+/// The result of dumping into the partial object.
+struct Dumped {
+    raw_bytes: u64,
+    stored_bytes: u64,
+    sha256: String,
+    report: pipeline::Report,
+    upload: Box<dyn crate::storage::Upload>,
+}
+
+/// Plain format: stream pg_dump's stdout through the pipeline into the upload.
+fn stream_plain(
+    mut running: Running,
+    upload: Box<dyn crate::storage::Upload>,
+    opts: &pipeline::Options,
+    target: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Dumped, BackupError> {
+    let stdout = running.take_stdout().expect("stdout is piped");
+    let streamed = pipeline::run(stdout, upload, opts, progress);
+    let wait = |running: Running| {
+        running.wait().map_err(|source| BackupError::Io {
+            context: "cannot wait for pg_dump".into(),
+            source,
+        })
+    };
+    match streamed {
+        Ok(out) => {
+            let outcome = wait(running)?;
+            if !outcome.success() {
+                return Err(BackupError::DumpFailed(outcome.describe()));
+            }
+            Ok(Dumped {
+                raw_bytes: out.raw_bytes,
+                stored_bytes: out.stored_bytes,
+                sha256: out.sha256,
+                report: out.report.expect("plain dumps are inspected"),
+                upload: out.sink,
+            })
+        }
+        Err(PipelineError::Write(e)) => {
+            // Stop pg_dump at once: nothing more can be stored.
+            running.killer().terminate(Duration::from_secs(2));
+            let _ = wait(running);
+            Err(StorageError::io("cannot write", target, e).into())
+        }
+        Err(PipelineError::Read(e)) => {
+            let outcome = wait(running)?;
+            Err(BackupError::DumpFailed(format!(
+                "reading pg_dump's output failed: {e}; {}",
+                outcome.describe()
+            )))
+        }
+    }
+}
+
+/// Custom format: pg_dump writes the partial file itself (so the archive has data offsets and
+/// allows parallel restore); then the file is read back for its checksum and row counts.
+fn dump_custom(
+    running: Running,
+    upload: Box<dyn crate::storage::Upload>,
+    pg_restore: &Path,
+    env: &[(String, String)],
+) -> Result<Dumped, BackupError> {
+    let outcome = running.wait().map_err(|source| BackupError::Io {
+        context: "cannot wait for pg_dump".into(),
+        source,
+    })?;
+    if !outcome.success() {
+        return Err(BackupError::DumpFailed(outcome.describe()));
+    }
+    let path = upload.local_path().expect("local store").to_path_buf();
+    let file = std::fs::File::open(&path).map_err(|e| StorageError::io("cannot read", &path, e))?;
+    let (bytes, sha256) =
+        pipeline::hash_reader(file).map_err(|e| StorageError::io("cannot read", &path, e))?;
+    let mut report = if bytes == 0 {
+        pipeline::Report::default()
+    } else {
+        replay_custom(pg_restore, &path, env)?
+    };
+    if bytes > 0 && !report.trailer {
+        return Err(BackupError::Incomplete(
+            "the archive's replay lacks the completion trailer".into(),
+        ));
+    }
+    report.ended_mid_line = false;
+    Ok(Dumped {
+        raw_bytes: bytes,
+        stored_bytes: bytes,
+        sha256,
+        report,
+        upload,
+    })
+}
+
+/// Write the manifest atomically; if that fails, remove the data so nothing unlisted remains.
+fn commit_manifest(store: &dyn Store, m: &Manifest) -> Result<(), BackupError> {
+    let json = serde_json::to_vec_pretty(m).map_err(|e| BackupError::Manifest(e.to_string()))?;
+    if let Err(e) = store.put(&m.manifest_name(), &json) {
+        let _ = store.delete(&m.file);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Count rows per table of a custom-format archive by replaying it through `pg_restore -f -`,
+/// which also proves that every data block of the archive decodes.
+pub fn replay_custom(
+    pg_restore: &Path,
+    archive: &Path,
+    env: &[(String, String)],
+) -> Result<pipeline::Report, BackupError> {
+    let spec = Spec::new(pg_restore)
+        .envs(env.iter().cloned())
+        .arg("--file=-")
+        .arg(archive);
+    let mut running = Running::spawn(&spec, Stdio::piped()).map_err(|source| BackupError::Io {
+        context: "cannot start pg_restore".into(),
+        source,
+    })?;
+    let mut out = running.take_stdout().expect("piped");
+    let mut inspector = pipeline::Inspector::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match out.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => inspector.feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(BackupError::Io {
+                    context: "reading pg_restore output".into(),
+                    source,
+                });
+            }
+        }
+    }
+    let outcome = running.wait().map_err(|source| BackupError::Io {
+        context: "cannot wait for pg_restore".into(),
+        source,
+    })?;
+    if !outcome.success() {
+        return Err(BackupError::Incomplete(format!(
+            "the archive does not read back: {}",
+            outcome.describe()
+        )));
+    }
+    Ok(inspector.finish())
+}
+
+/// Environment helper for tests and commands: a map snapshot to a child environment.
+pub fn child_env(env: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    process::inherited_env(env)
+}

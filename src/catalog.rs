@@ -1,0 +1,276 @@
+//! The catalog of backups: the versioned manifest written beside each data file (its existence is
+//! the commit point), backup ids and names, listing newest first, and the discovery of `.sql.gz`
+//! files left by the old backup pod (shown as legacy, unverified entries).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::config::{Compression, Format};
+use crate::pg::catalog::DatabaseInfo;
+use crate::storage::{PARTIAL_SUFFIX, StorageError, Store};
+
+pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_SUFFIX: &str = ".manifest.json";
+
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("manifest {name} is unreadable: {message}")]
+    BadManifest { name: String, message: String },
+}
+
+/// Everything known about one committed backup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub manifest_version: u32,
+    pub id: String,
+    /// The data file, relative to the backup directory.
+    pub file: String,
+    pub database: String,
+    pub host: String,
+    pub port: u16,
+    pub server_version: String,
+    pub pg_dump_version: String,
+    pub pgkeep_version: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub duration_seconds: f64,
+    pub format: Format,
+    /// Compression applied by pgkeep (`none` for custom format, which compresses internally).
+    pub compression: Compression,
+    pub level: i32,
+    pub stored_bytes: u64,
+    /// Bytes of dump text (plain) or archive bytes (custom).
+    pub raw_bytes: u64,
+    pub sha256: String,
+    /// Rows per table as counted in the dump's data.
+    pub tables: BTreeMap<String, u64>,
+    pub large_objects: u64,
+    pub database_info: DatabaseInfo,
+}
+
+impl Manifest {
+    pub fn manifest_name(&self) -> String {
+        format!("{}{MANIFEST_SUFFIX}", self.file)
+    }
+
+    pub fn total_rows(&self) -> u64 {
+        self.tables.values().sum()
+    }
+}
+
+/// The state of a listed backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Committed by pgkeep: complete and checksummed.
+    Good,
+    /// A `.sql.gz` without manifest (made by the old backup pod): never verified.
+    Legacy,
+}
+
+/// One row of `pgkeep list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub time: Timestamp,
+    pub database: Option<String>,
+    pub format: Format,
+    pub compression: Compression,
+    pub stored_bytes: u64,
+    pub duration_seconds: Option<f64>,
+    pub status: Status,
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip)]
+    pub manifest: Option<Manifest>,
+}
+
+/// Keep a name readable and safe as a file-name part: `[A-Za-z0-9._-]`, others become `_`.
+pub fn sanitize(part: &str) -> String {
+    let s: String = part
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = s.trim_start_matches('.').to_string();
+    if s.is_empty() { "_".into() } else { s }
+}
+
+/// The host part of backup names: the service name, or `local` for a Unix socket.
+pub fn host_label(host: &str) -> String {
+    if host.starts_with('/') {
+        "local".into()
+    } else {
+        sanitize(host)
+    }
+}
+
+/// `YYYY-MM-DD/<host>-<db>_YYYY-MM-DD_HH-MM-SS` (without extension), in UTC.
+pub fn backup_stem(host: &str, db: &str, at: Timestamp) -> (String, String) {
+    let t = at.to_zoned(jiff::tz::TimeZone::UTC);
+    let day = t.strftime("%Y-%m-%d").to_string();
+    let stem = format!(
+        "{}-{}_{}",
+        host_label(host),
+        sanitize(db),
+        t.strftime("%Y-%m-%d_%H-%M-%S")
+    );
+    (day, stem)
+}
+
+/// The file extension for a format and compression.
+pub fn extension(format: Format, compression: Compression) -> &'static str {
+    match (format, compression) {
+        (Format::Custom, _) => ".dump",
+        (Format::Plain, Compression::Gzip) => ".sql.gz",
+        (Format::Plain, Compression::Zstd) => ".sql.zst",
+        (Format::Plain, Compression::None) => ".sql",
+    }
+}
+
+/// The id of a data file: its name without directory and extension.
+pub fn id_of(file: &str) -> String {
+    let base = file.rsplit('/').next().unwrap_or(file);
+    for ext in [".sql.gz", ".sql.zst", ".sql", ".dump"] {
+        if let Some(s) = base.strip_suffix(ext) {
+            return s.to_string();
+        }
+    }
+    base.to_string()
+}
+
+/// Parse the `_YYYY-MM-DD_HH-MM-SS` stamp at the end of a stem (UTC).
+fn stamp_of(stem: &str) -> Option<(Timestamp, &str)> {
+    if stem.len() < 20 {
+        return None;
+    }
+    let (head, stamp) = stem.split_at(stem.len() - 20);
+    let stamp = stamp.strip_prefix('_')?;
+    let dt = jiff::civil::DateTime::strptime("%Y-%m-%d_%H-%M-%S", stamp).ok()?;
+    let ts = dt.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    Some((ts, head))
+}
+
+/// Read every manifest and every legacy file, newest first.
+pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, CatalogError> {
+    let objects = store.list()?;
+    let names: std::collections::BTreeSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+    let mut entries = Vec::new();
+    for o in &objects {
+        if o.name.ends_with(PARTIAL_SUFFIX) {
+            continue;
+        }
+        if let Some(data) = o.name.strip_suffix(MANIFEST_SUFFIX) {
+            let m = read_manifest(store, &o.name)?;
+            let _ = data;
+            entries.push(Entry {
+                id: m.id.clone(),
+                time: m.started_at,
+                database: Some(m.database.clone()),
+                format: m.format,
+                compression: m.compression,
+                stored_bytes: m.stored_bytes,
+                duration_seconds: Some(m.duration_seconds),
+                status: Status::Good,
+                file: m.file.clone(),
+                sha256: Some(m.sha256.clone()),
+                manifest: Some(m),
+            });
+        } else if o.name.ends_with(".sql.gz")
+            && !names.contains(format!("{}{MANIFEST_SUFFIX}", o.name).as_str())
+        {
+            let id = id_of(&o.name);
+            let (time, head) = match stamp_of(&id) {
+                Some((t, head)) => (t, Some(head)),
+                None => (
+                    Timestamp::try_from(o.modified).unwrap_or(Timestamp::UNIX_EPOCH),
+                    None,
+                ),
+            };
+            let database = head.and_then(|h| {
+                host_hint
+                    .map(host_label)
+                    .and_then(|host| h.strip_prefix(&format!("{host}-")).map(str::to_string))
+            });
+            entries.push(Entry {
+                id,
+                time,
+                database,
+                format: Format::Plain,
+                compression: Compression::Gzip,
+                stored_bytes: o.size,
+                duration_seconds: None,
+                status: Status::Legacy,
+                file: o.name.clone(),
+                sha256: None,
+                manifest: None,
+            });
+        }
+    }
+    entries.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
+    Ok(entries)
+}
+
+pub fn read_manifest(store: &dyn Store, name: &str) -> Result<Manifest, CatalogError> {
+    let mut text = String::new();
+    store
+        .open(name)?
+        .read_to_string(&mut text)
+        .map_err(|e| CatalogError::BadManifest {
+            name: name.to_string(),
+            message: e.to_string(),
+        })?;
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| CatalogError::BadManifest {
+        name: name.to_string(),
+        message: e.to_string(),
+    })?;
+    if m.manifest_version > MANIFEST_VERSION {
+        return Err(CatalogError::BadManifest {
+            name: name.to_string(),
+            message: format!(
+                "manifest version {} is newer than this pgkeep understands ({MANIFEST_VERSION})",
+                m.manifest_version
+            ),
+        });
+    }
+    Ok(m)
+}
+
+use std::io::Read;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids() {
+        let at: Timestamp = "2026-11-25T01:02:03Z".parse().unwrap();
+        let (day, stem) = backup_stem("postgresql", "sbi db/ü", at);
+        assert_eq!(day, "2026-11-25");
+        assert_eq!(stem, "postgresql-sbi_db___2026-11-25_01-02-03");
+        assert_eq!(
+            backup_stem("/var/run/postgresql", "x", at).1,
+            "local-x_2026-11-25_01-02-03"
+        );
+        assert_eq!(
+            id_of("2026-11-25/a_2026-11-25_01-02-03.sql.gz"),
+            "a_2026-11-25_01-02-03"
+        );
+        let (t, head) = stamp_of("postgresql-sbi_2026-11-25_01-02-03").unwrap();
+        assert_eq!(t, at);
+        assert_eq!(head, "postgresql-sbi");
+        assert!(stamp_of("short").is_none());
+        assert_eq!(sanitize(".."), "_");
+    }
+}

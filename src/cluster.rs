@@ -1,0 +1,271 @@
+//! A throwaway PostgreSQL cluster in a temporary directory, made with the local server binaries:
+//! used by `pgkeep demo` and by the integration tests. Unix socket only, no TCP. When running as
+//! root the server programs run as the `postgres` OS user (the server refuses to run as root).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// A running throwaway cluster; stopped and removed on drop unless `keep` is set.
+pub struct TempCluster {
+    dir: PathBuf,
+    bindir: PathBuf,
+    run_as: Option<String>,
+    pub port: u16,
+    pub keep: bool,
+    stopped: bool,
+}
+
+/// The server bin directory: `pg_bindir` if given, else `pg_config --bindir`, else the newest
+/// `/usr/lib/postgresql/*/bin` that has `initdb`.
+pub fn server_bindir(pg_bindir: Option<&Path>) -> Result<PathBuf> {
+    if let Some(d) = pg_bindir
+        && d.join("initdb").is_file()
+    {
+        return Ok(d.to_path_buf());
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if d.join("initdb").is_file() {
+            return Ok(d);
+        }
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_string_lossy().parse().ok()?;
+            let b = e.path().join("bin");
+            b.join("initdb").is_file().then_some((v, b))
+        })
+        .collect();
+    found.sort();
+    match found.pop() {
+        Some((_, b)) => Ok(b),
+        None => bail!(
+            "no PostgreSQL server binaries found (initdb); install the postgresql server package or set PGKEEP_PG_BINDIR"
+        ),
+    }
+}
+
+impl TempCluster {
+    /// initdb and start a cluster. Superuser `postgres` logs in without password over the
+    /// socket; every other role must use its password (scram-sha-256).
+    pub fn start(bindir: &Path) -> Result<TempCluster> {
+        let is_root = nix::unistd::geteuid().is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("pgkeep-cluster-")
+            .tempdir()
+            .context("cannot create a temporary directory for the cluster")?
+            .keep();
+        let run_as = if is_root {
+            let user = nix::unistd::User::from_name("postgres")
+                .ok()
+                .flatten()
+                .context("running as root needs a `postgres` OS user to run the server")?;
+            nix::unistd::chown(&dir, Some(user.uid), Some(user.gid))
+                .context("cannot hand the cluster directory to the postgres user")?;
+            Some("postgres".to_string())
+        } else {
+            None
+        };
+        let mut c = TempCluster {
+            dir,
+            bindir: bindir.to_path_buf(),
+            run_as,
+            port: 5432,
+            keep: false,
+            stopped: true,
+        };
+        let data = c.data_dir();
+        let pwfile = c.dir.join("initdb.pw");
+        std::fs::write(&pwfile, "postgres\n")?;
+        c.chown(&pwfile)?;
+        c.server_cmd("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
+            .args(["-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+            .run_quiet()
+            .context("initdb failed")?;
+        let _ = std::fs::remove_file(&pwfile);
+        let hba = "local all postgres trust\nlocal all all scram-sha-256\n";
+        std::fs::write(data.join("pg_hba.conf"), hba)?;
+        let conf = format!(
+            "listen_addresses = ''\nunix_socket_directories = '{}'\nport = {}\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 100\nshared_buffers = 128MB\nlog_min_messages = warning\n",
+            c.dir.display(),
+            c.port
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))?;
+        std::io::Write::write_all(&mut f, conf.as_bytes())?;
+        c.server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(c.dir.join("server.log"))
+            .args(["-w", "-t", "60", "start"])
+            .run_quiet()
+            .with_context(|| {
+                format!(
+                    "pg_ctl start failed; see {}",
+                    c.dir.join("server.log").display()
+                )
+            })?;
+        c.stopped = false;
+        Ok(c)
+    }
+
+    fn chown(&self, p: &Path) -> Result<()> {
+        if self.run_as.is_some() {
+            let user = nix::unistd::User::from_name("postgres")?.context("postgres user")?;
+            nix::unistd::chown(p, Some(user.uid), Some(user.gid))?;
+        }
+        Ok(())
+    }
+
+    fn server_cmd(&self, program: &str) -> Command {
+        let path = self.bindir.join(program);
+        let mut cmd = match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        };
+        cmd.current_dir(&self.dir);
+        cmd.env_remove("PGDATA").env("LC_ALL", "C.UTF-8");
+        cmd
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The Unix socket directory (use as host).
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn bindir(&self) -> &Path {
+        &self.bindir
+    }
+
+    /// Run SQL as the superuser with psql (ON_ERROR_STOP); returns stdout.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String> {
+        let out = Command::new(self.bindir.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .arg("-h")
+            .arg(&self.dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", "postgres", "-d", db])
+            .env_remove("PGPASSWORD")
+            .env_remove("PGHOST")
+            .env_remove("PGPORT")
+            .env_remove("PGUSER")
+            .env_remove("PGDATABASE")
+            .env("PGAPPNAME", "pgkeep-cluster")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().expect("piped");
+                let sql = sql.to_string();
+                let w = std::thread::spawn(move || stdin.write_all(sql.as_bytes()));
+                let out = child.wait_with_output();
+                let _ = w.join();
+                out
+            })
+            .context("cannot run psql")?;
+        if !out.status.success() {
+            bail!(
+                "psql failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .replace('\n', " | ")
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Stop the server now (fast shutdown).
+    pub fn stop(&mut self) -> Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        self.server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "fast", "-w", "stop"])
+            .run_quiet()
+    }
+
+    /// Start it again after `stop`.
+    pub fn restart(&mut self) -> Result<()> {
+        self.server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "start"])
+            .run_quiet()?;
+        self.stopped = false;
+        Ok(())
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if !self.stopped {
+            self.stopped = true;
+            let _ = self
+                .server_cmd("pg_ctl")
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "immediate", "-w", "stop"])
+                .run_quiet();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+trait RunQuiet {
+    fn run_quiet(&mut self) -> Result<()>;
+}
+
+impl RunQuiet for Command {
+    fn run_quiet(&mut self) -> Result<()> {
+        let out = self
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {:?}", self.get_program()))?;
+        if !out.status.success() {
+            let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stdout));
+            bail!("{}", crate::process::tail_lines(text.as_bytes(), 3));
+        }
+        Ok(())
+    }
+}

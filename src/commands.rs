@@ -1,0 +1,283 @@
+//! The commands behind the CLI: each turns parsed arguments and settings into calls of the lower
+//! layers, and is the only layer (with `main`) that writes to stdout.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use thiserror::Error;
+
+use crate::backup;
+use crate::catalog::{self, Entry, Status};
+use crate::cli::{BackupArgs, Cli, Command, ConfigAction, ListArgs};
+use crate::config::{Inputs, KEYS, Settings};
+use crate::shutdown::Shutdown;
+use crate::storage::LocalStore;
+
+/// A usage error found by a command (not by clap).
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What the process was started with.
+pub struct Context_ {
+    pub env: BTreeMap<String, String>,
+    pub shutdown: Shutdown,
+}
+
+/// Build the configuration inputs from the CLI and the environment snapshot.
+pub fn inputs(cli: &Cli, env: &BTreeMap<String, String>) -> Inputs {
+    let mut flags: BTreeMap<&'static str, String> = BTreeMap::new();
+    let c = &cli.conn;
+    if let Some(v) = &c.host {
+        flags.insert("host", v.clone());
+    }
+    if let Some(v) = &c.port {
+        flags.insert("port", v.clone());
+    }
+    if let Some(v) = &c.user {
+        flags.insert("user", v.clone());
+    }
+    if let Some(v) = &c.backup_dir {
+        flags.insert("backup_dir", v.display().to_string());
+    }
+    if let Some(f) = cli.log_format {
+        flags.insert(
+            "log_format",
+            match f {
+                crate::cli::LogFormatArg::Text => "text",
+                crate::cli::LogFormatArg::Json => "json",
+            }
+            .into(),
+        );
+    }
+    if let Command::Backup(b) = &cli.command {
+        for (k, v) in [
+            ("format", &b.format),
+            ("compression", &b.compression),
+            ("level", &b.level),
+            ("threads", &b.threads),
+        ] {
+            if let Some(v) = v {
+                flags.insert(k, v.clone());
+            }
+        }
+    }
+    let mut env = env.clone();
+    // libpq's default passfile.
+    if !env.contains_key("PGPASSFILE")
+        && !env.contains_key("PGKEEP_PASSFILE")
+        && let Some(home) = env.get("HOME")
+    {
+        let p = PathBuf::from(home).join(".pgpass");
+        if p.is_file() {
+            env.insert("PGPASSFILE".into(), p.display().to_string());
+        }
+    }
+    Inputs {
+        config_file: cli.config.clone(),
+        env,
+        flags,
+    }
+}
+
+pub async fn run(cli: Cli, settings: Settings, ctx: Context_) -> Result<()> {
+    match &cli.command {
+        Command::Backup(args) => cmd_backup(args, &settings, &ctx).await,
+        Command::List(args) => cmd_list(args, &settings),
+        Command::Config { action } => {
+            cmd_config(action, &settings);
+            Ok(())
+        }
+        Command::Demo(args) => crate::demo::run(args, &ctx).await,
+    }
+}
+
+pub fn backup_request<'a>(
+    settings: &'a Settings,
+    database: String,
+    ctx: &Context_,
+) -> backup::Request<'a> {
+    backup::Request {
+        settings,
+        database,
+        child_env: backup::child_env(&ctx.env),
+        tmp_dir: ctx
+            .env
+            .get("TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp")),
+        path_env: ctx.env.get("PATH").map(Into::into),
+        shutdown: ctx.shutdown.clone(),
+        progress: None,
+        now: jiff::Timestamp::now,
+    }
+}
+
+async fn cmd_backup(args: &BackupArgs, settings: &Settings, ctx: &Context_) -> Result<()> {
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| settings.database.clone());
+    let mut req = backup_request(settings, database.clone(), ctx);
+    let bar = progress_bar();
+    if let Some(bar) = &bar {
+        let b = bar.clone();
+        req.progress = Some(Box::new(move |n| b.set_position(n)));
+    }
+    tracing::info!(database = %database, dir = %settings.backup_dir.display(), "backup started");
+    let res = backup::run(req).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let done = res.with_context(|| format!("backup of database \"{database}\" failed"))?;
+    log_done(&done);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&done.manifest)?);
+    }
+    Ok(())
+}
+
+/// The one log line per completed backup.
+pub fn log_done(done: &backup::Done) {
+    let m = &done.manifest;
+    tracing::info!(
+        database = %m.database,
+        file = %done.path.display(),
+        size = %human_bytes(m.stored_bytes),
+        size_bytes = m.stored_bytes,
+        raw_bytes = m.raw_bytes,
+        duration = %format!("{:.1}s", m.duration_seconds),
+        sha256 = %&m.sha256[..12],
+        tables = m.tables.len(),
+        rows = m.total_rows(),
+        id = %m.id,
+        "backup complete"
+    );
+}
+
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} dumping {bytes} ({bytes_per_sec}) {elapsed}",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn list_entries(settings: &Settings, database: Option<&str>) -> Result<Vec<Entry>> {
+    let store = LocalStore::open(&settings.backup_dir)?;
+    let mut entries = catalog::list(&store, Some(&settings.host))?;
+    if let Some(db) = database {
+        entries.retain(|e| e.database.as_deref() == Some(db) || e.database.is_none());
+    }
+    Ok(entries)
+}
+
+fn cmd_list(args: &ListArgs, settings: &Settings) -> Result<()> {
+    let entries = list_entries(settings, args.database.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(());
+    }
+    print!("{}", render_list(&entries));
+    Ok(())
+}
+
+/// The human table of `pgkeep list`.
+pub fn render_list(entries: &[Entry]) -> String {
+    let mut rows = vec![[
+        "TIME (UTC)".to_string(),
+        "DATABASE".into(),
+        "FORMAT".into(),
+        "SIZE".into(),
+        "DURATION".into(),
+        "STATUS".into(),
+        "ID".into(),
+    ]];
+    for e in entries {
+        let format = match (e.format, e.compression) {
+            (crate::config::Format::Custom, _) => "custom".to_string(),
+            (_, c) => format!(
+                "plain+{}",
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            ),
+        };
+        rows.push([
+            e.time
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            e.database.clone().unwrap_or_else(|| "?".into()),
+            format.replace("plain+none", "plain"),
+            human_bytes(e.stored_bytes),
+            e.duration_seconds
+                .map_or("-".into(), |d| format!("{d:.1}s")),
+            match e.status {
+                Status::Good => "good".into(),
+                Status::Legacy => "legacy (unverified)".into(),
+            },
+            e.id.clone(),
+        ]);
+    }
+    if entries.is_empty() {
+        return "no backups\n".into();
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn cmd_config(action: &ConfigAction, settings: &Settings) {
+    match action {
+        ConfigAction::Show => {
+            let rows = settings.show();
+            let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+            let vw = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+            for (k, v, src) in rows {
+                println!("{k:<w$}  {v:<vw$}  ({src})");
+            }
+        }
+        ConfigAction::Keys => {
+            for k in KEYS {
+                println!("{:<16} {:<55} {}", k.name, k.env.join(", "), k.help);
+            }
+        }
+    }
+}

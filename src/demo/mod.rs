@@ -1,0 +1,137 @@
+//! `pgkeep demo`: shows the main job end to end on a throwaway cluster, so a new user sees what
+//! pgkeep does in one command: make a school-bus database, back it up, list it, clean up.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+
+use crate::cli::DemoArgs;
+use crate::cluster::{TempCluster, server_bindir};
+use crate::commands::{self, Context_};
+use crate::config::{Inputs, Settings};
+use crate::pg::ident::{quote_ident, quote_literal};
+
+const SAMPLE: &str = include_str!("sample.sql");
+pub const APP_USER: &str = "sbi_app";
+pub const APP_DB: &str = "sbi";
+const APP_PASSWORD: &str = "demo:p@ss'word";
+
+/// Create the demo database in `cluster`: owner role with a password, read-only role, sample data.
+pub fn load_sample(cluster: &TempCluster, db: &str) -> Result<()> {
+    cluster.psql(
+        "postgres",
+        &format!(
+            "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {user_lit}) THEN CREATE ROLE {user} LOGIN PASSWORD {pw}; END IF;\n\
+             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sbi_readonly') THEN CREATE ROLE sbi_readonly; END IF; END$$;\n\
+             CREATE DATABASE {db} OWNER {user};\n\
+             GRANT CONNECT ON DATABASE {db} TO sbi_readonly;\n\
+             ALTER DATABASE {db} SET statement_timeout = '5min';\n",
+            user = quote_ident(APP_USER),
+            user_lit = quote_literal(APP_USER),
+            pw = quote_literal(APP_PASSWORD),
+            db = quote_ident(db),
+        ),
+    )?;
+    cluster.psql(
+        db,
+        &format!("SET ROLE {};\n{SAMPLE}", quote_ident(APP_USER)),
+    )?;
+    Ok(())
+}
+
+pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
+    let bindir = server_bindir(ctx.env.get("PGKEEP_PG_BINDIR").map(std::path::Path::new))?;
+    println!(
+        "pgkeep demo: starting a throwaway PostgreSQL cluster with {}",
+        bindir.display()
+    );
+    let mut cluster = TempCluster::start(&bindir).context("cannot start the demo cluster")?;
+    cluster.keep = args.keep;
+    println!(
+        "  cluster at {} (Unix socket only)",
+        cluster.dir().display()
+    );
+
+    load_sample(&cluster, APP_DB)?;
+    let users = cluster.psql(APP_DB, "SELECT count(*) FROM \"SBI_USER\"")?;
+    println!(
+        "  loaded the school-bus sample: database \"{APP_DB}\", {} rows in \"SBI_USER\", routes, vehicles, inspections",
+        users.trim()
+    );
+
+    let backup_dir = cluster.dir().join("backups");
+    std::fs::create_dir(&backup_dir)?;
+    // The same environment the old backup pod had.
+    let mut env: BTreeMap<String, String> = ctx
+        .env
+        .iter()
+        .filter(|(k, _)| k.as_str() == "PATH" || k.starts_with("LC_") || k.as_str() == "TMPDIR")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in [
+        (
+            "DATABASE_SERVICE_NAME",
+            cluster.socket_dir().display().to_string(),
+        ),
+        ("POSTGRESQL_USER", APP_USER.to_string()),
+        ("POSTGRESQL_PASSWORD", APP_PASSWORD.to_string()),
+        ("POSTGRESQL_DATABASE", APP_DB.to_string()),
+        ("BACKUP_DIR", backup_dir.display().to_string()),
+        ("PGKEEP_PG_BINDIR", bindir.display().to_string()),
+    ] {
+        env.insert(k.into(), v);
+    }
+    let settings = Settings::load(&Inputs {
+        config_file: None,
+        env: env.clone(),
+        flags: BTreeMap::new(),
+    })?;
+    println!(
+        "  configured like the old backup pod: DATABASE_SERVICE_NAME, POSTGRESQL_USER, POSTGRESQL_PASSWORD, POSTGRESQL_DATABASE, BACKUP_DIR"
+    );
+
+    let demo_ctx = Context_ {
+        env,
+        shutdown: ctx.shutdown.clone(),
+    };
+    println!("\n$ pgkeep backup");
+    let done = crate::backup::run(commands::backup_request(
+        &settings,
+        APP_DB.into(),
+        &demo_ctx,
+    ))
+    .await
+    .context("demo backup failed")?;
+    commands::log_done(&done);
+    let m = &done.manifest;
+    println!(
+        "  {} -> {} ({} of dump text compressed to {}) in {:.2}s, sha256 {}",
+        m.database,
+        done.path.display(),
+        commands::human_bytes(m.raw_bytes),
+        commands::human_bytes(m.stored_bytes),
+        m.duration_seconds,
+        &m.sha256[..16]
+    );
+    for (table, rows) in &m.tables {
+        println!("    {table:<28} {rows:>6} rows");
+    }
+
+    println!("\n$ pgkeep list");
+    let entries = commands::list_entries(&settings, None)?;
+    print!("{}", commands::render_list(&entries));
+
+    println!(
+        "\nThe backup is a plain .sql.gz: `gunzip -c FILE | psql` restores it, and `sha256sum FILE` matches the manifest beside it."
+    );
+    if args.keep {
+        println!(
+            "Kept: cluster and backups under {}",
+            cluster.dir().display()
+        );
+    } else {
+        cluster.stop()?;
+        println!("Cleaned up the demo cluster and its backups.");
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! pgkeep: trustworthy logical backups of PostgreSQL databases. The library holds every layer;
+//! the binary only parses arguments, sets up logging and maps errors to exit codes.
+
+pub mod backup;
+pub mod catalog;
+pub mod cli;
+pub mod cluster;
+pub mod commands;
+pub mod config;
+pub mod demo;
+pub mod exit;
+pub mod lock;
+pub mod pg;
+pub mod pipeline;
+pub mod process;
+pub mod shutdown;
+pub mod storage;

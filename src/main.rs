@@ -1,0 +1,76 @@
+//! The pgkeep binary: parse arguments, set up logging, run the command, map errors to exit codes.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+use pgkeep::cli::Cli;
+use pgkeep::config::{LogFormat, Settings};
+use pgkeep::{commands, exit, shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let settings = Settings::load(&commands::inputs(&cli, &env));
+    let json = match &settings {
+        Ok(s) => s.log_format == LogFormat::Json,
+        Err(_) => matches!(cli.log_format, Some(pgkeep::cli::LogFormatArg::Json)),
+    };
+    init_logging(json, cli.verbose, cli.quiet, &env);
+    let result = match settings {
+        Err(e) => Err(anyhow::Error::new(e)),
+        Ok(settings) => run(cli, settings, env),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            let msg = exit::one_line(&e);
+            if json {
+                tracing::error!(error = %msg, "command failed");
+            } else {
+                eprintln!("pgkeep: error: {msg}");
+            }
+            ExitCode::from(exit::code_for(&e))
+        }
+    }
+}
+
+fn run(cli: Cli, settings: Settings, env: BTreeMap<String, String>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let (trigger, shutdown) = shutdown::channel();
+        shutdown::listen_for_signals(trigger)?;
+        commands::run(cli, settings, commands::Context_ { env, shutdown }).await
+    })
+}
+
+fn init_logging(json: bool, verbose: u8, quiet: bool, env: &BTreeMap<String, String>) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (_, 0) => "info",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = env
+        .get("PGKEEP_LOG")
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("pgkeep={default},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        builder
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
