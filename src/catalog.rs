@@ -89,6 +89,36 @@ pub struct Entry {
     pub sha256: Option<String>,
     #[serde(skip)]
     pub manifest: Option<Manifest>,
+    /// The last verification recorded beside the backup (`<file>.verify.json`), if any.
+    #[serde(default)]
+    pub verification: Option<Verification>,
+}
+
+/// Suffix of the verification record written beside a data file (never the manifest, which
+/// stays as committed).
+pub const VERIFY_SUFFIX: &str = ".verify.json";
+
+/// The part of a verification record that listings show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub level: String,
+    pub checked_at: Timestamp,
+    /// Stable failure code (`truncated`, `checksum`, ...), absent when ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    pub message: String,
+}
+
+/// Read the verification record of a data file, if there is a readable one.
+pub fn read_verification(store: &dyn Store, file: &str) -> Option<Verification> {
+    let mut text = String::new();
+    store
+        .open(&format!("{file}{VERIFY_SUFFIX}"))
+        .ok()?
+        .read_to_string(&mut text)
+        .ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// Keep a name readable and safe as a file-name part: `[A-Za-z0-9._-]`, others become `_`.
@@ -166,6 +196,12 @@ fn stamp_of(stem: &str) -> Option<(Timestamp, &str)> {
 pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, CatalogError> {
     let objects = store.list()?;
     let names: std::collections::BTreeSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+    let verification_of = |file: &str| {
+        names
+            .contains(format!("{file}{VERIFY_SUFFIX}").as_str())
+            .then(|| read_verification(store, file))
+            .flatten()
+    };
     let mut entries = Vec::new();
     for o in &objects {
         if o.name.ends_with(PARTIAL_SUFFIX) {
@@ -185,6 +221,7 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                 status: Status::Good,
                 file: m.file.clone(),
                 sha256: Some(m.sha256.clone()),
+                verification: verification_of(&m.file),
                 manifest: Some(m),
             });
         } else if o.name.ends_with(".sql.gz")
@@ -215,6 +252,7 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                 file: o.name.clone(),
                 sha256: None,
                 manifest: None,
+                verification: verification_of(&o.name),
             });
         }
     }

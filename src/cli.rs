@@ -65,6 +65,16 @@ pub enum Command {
     Backup(BackupArgs),
     /// List backups, newest first (legacy .sql.gz files without a manifest included).
     List(ListArgs),
+    /// Prove backups: read every byte, compare size and sha256 with the manifest, decompress
+    /// fully and check completeness and row counts (custom format: replay every block with
+    /// pg_restore). The result is recorded beside each backup as <file>.verify.json.
+    /// Exit 9 if a backup is bad.
+    Verify(VerifyArgs),
+    /// Health check for monitoring and CronJobs: exit 8 with one line per reason when there is no
+    /// good backup newer than check_max_age, the newest backup shrank below check_min_size_ratio
+    /// of the one before, the last verification failed or is older than check_verify_max_age, or
+    /// free space is below check_min_free.
+    Check(CheckArgs),
     /// Show or explain the configuration.
     Config {
         #[command(subcommand)]
@@ -102,6 +112,35 @@ pub struct ListArgs {
     #[arg(long, short = 'd', value_name = "NAME")]
     pub database: Option<String>,
     /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").args(["id", "latest", "all"])))]
+pub struct VerifyArgs {
+    /// Backup id or file name (as shown by `pgkeep list`), or a path under BACKUP_DIR.
+    pub id: Option<String>,
+    /// The newest backup of the database (the default).
+    #[arg(long)]
+    pub latest: bool,
+    /// Every backup in BACKUP_DIR (legacy .sql.gz files and data files without manifest included).
+    #[arg(long)]
+    pub all: bool,
+    /// Database whose backups to verify (default: the configured database).
+    #[arg(long, short = 'd', value_name = "NAME")]
+    pub database: Option<String>,
+    /// Print the verification records as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Database to check (default: the configured database).
+    #[arg(long, short = 'd', value_name = "NAME")]
+    pub database: Option<String>,
+    /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

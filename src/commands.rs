@@ -10,7 +10,9 @@ use thiserror::Error;
 
 use crate::backup;
 use crate::catalog::{self, Entry, Status};
-use crate::cli::{BackupArgs, Cli, Command, ConfigAction, ListArgs};
+use crate::cli::{BackupArgs, CheckArgs, Cli, Command, ConfigAction, ListArgs, VerifyArgs};
+use crate::notify::{Event, Notifier, Operation, Outcome};
+use crate::verify;
 use crate::config::{Inputs, KEYS, Settings};
 use crate::shutdown::Shutdown;
 use crate::storage::LocalStore;
@@ -86,6 +88,8 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context_) -> Result<()> {
     match &cli.command {
         Command::Backup(args) => cmd_backup(args, &settings, &ctx).await,
         Command::List(args) => cmd_list(args, &settings),
+        Command::Verify(args) => cmd_verify(args, &settings, &ctx).await,
+        Command::Check(args) => cmd_check(args, &settings),
         Command::Config { action } => {
             cmd_config(action, &settings);
             Ok(())
@@ -131,8 +135,28 @@ async fn cmd_backup(args: &BackupArgs, settings: &Settings, ctx: &Context_) -> R
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let done = res.with_context(|| format!("backup of database \"{database}\" failed"))?;
+    let notifier = Notifier::from_settings(settings);
+    let done = match res.with_context(|| format!("backup of database \"{database}\" failed")) {
+        Ok(done) => done,
+        Err(e) => {
+            if notifier.is_configured() {
+                let event = Event::new(
+                    Operation::Backup,
+                    Outcome::Failure,
+                    Some(&database),
+                    &settings.host,
+                    crate::exit::one_line(&e),
+                );
+                tokio::task::block_in_place(|| notifier.notify(&event));
+            }
+            return Err(e);
+        }
+    };
     log_done(&done);
+    if notifier.is_configured() {
+        let event = backup_event(&done, &settings.host);
+        tokio::task::block_in_place(|| notifier.notify(&event));
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&done.manifest)?);
     }
@@ -155,6 +179,29 @@ pub fn log_done(done: &backup::Done) {
         id = %m.id,
         "backup complete"
     );
+}
+
+/// The notification event of a committed backup.
+pub fn backup_event(done: &backup::Done, host: &str) -> Event {
+    let m = &done.manifest;
+    Event::new(
+        Operation::Backup,
+        Outcome::Success,
+        Some(&m.database),
+        host,
+        format!(
+            "backup {} complete: {}, {} rows in {} tables, {:.1}s",
+            m.id,
+            human_bytes(m.stored_bytes),
+            m.total_rows(),
+            m.tables.len(),
+            m.duration_seconds
+        ),
+    )
+    .detail("file", m.file.clone())
+    .detail("size", human_bytes(m.stored_bytes))
+    .detail("duration", format!("{:.1}s", m.duration_seconds))
+    .detail("sha256", m.sha256.clone())
 }
 
 fn progress_bar() -> Option<indicatif::ProgressBar> {
@@ -206,15 +253,169 @@ fn cmd_list(args: &ListArgs, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
+async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> Result<()> {
+    let store = LocalStore::open(&settings.backup_dir)?;
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| settings.database.clone());
+    let all = verify::targets(&store, Some(&settings.host))?;
+    let chosen: Vec<verify::Target> = if let Some(id) = &args.id {
+        vec![
+            verify::find(&all, id, &settings.backup_dir)
+                .ok_or_else(|| verify::VerifyError::NotFound(id.clone()))?
+                .clone(),
+        ]
+    } else if args.all {
+        all.into_iter()
+            .filter(|t| {
+                args.database.is_none()
+                    || t.database.is_none()
+                    || t.database.as_deref() == Some(database.as_str())
+            })
+            .collect()
+    } else {
+        vec![
+            all.into_iter()
+                .find(|t| t.database.as_deref() == Some(database.as_str()))
+                .ok_or_else(|| verify::VerifyError::NoBackups(database.clone()))?,
+        ]
+    };
+    let req = verify::Request {
+        store: &store,
+        level: verify::Level::Checksum,
+        search: crate::pg::tools::Search {
+            bindir: settings.pg_bindir.clone(),
+            path_env: ctx.env.get("PATH").map(Into::into),
+        },
+        child_env: backup::child_env(&ctx.env),
+        now: jiff::Timestamp::now,
+    };
+    let notifier = Notifier::from_settings(settings);
+    let mut records = Vec::new();
+    for t in &chosen {
+        if let Some(r) = ctx.shutdown.reason() {
+            return Err(verify::VerifyError::Interrupted(r).into());
+        }
+        tracing::info!(id = %t.id, file = %t.file, "verifying");
+        let rec = tokio::task::block_in_place(|| verify::verify(&req, t))
+            .with_context(|| format!("cannot verify {}", t.file))?;
+        if rec.ok {
+            tracing::info!(id = %rec.id, duration = %format!("{:.1}s", rec.duration_seconds), "verified: {}", rec.message);
+        } else {
+            tracing::error!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), "verification failed: {}", rec.message);
+            if notifier.is_configured() {
+                let event = Event::new(
+                    Operation::Verify,
+                    Outcome::Failure,
+                    rec.database.as_deref(),
+                    &settings.host,
+                    format!("backup {} is bad: {}", rec.id, rec.message),
+                )
+                .detail("file", rec.file.clone())
+                .detail("failure", rec.failure.clone().unwrap_or_default());
+                tokio::task::block_in_place(|| notifier.notify(&event));
+            }
+        }
+        if !args.json {
+            println!(
+                "{:<6}  {}  {}",
+                if rec.ok { "ok" } else { "FAILED" },
+                rec.id,
+                match &rec.failure {
+                    Some(code) => format!("[{code}] {}", rec.message),
+                    None => rec.message.clone(),
+                }
+            );
+        }
+        records.push(rec);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+    }
+    let failed = records.iter().filter(|r| !r.ok).count();
+    if failed == 0 && notifier.is_configured() {
+        let summary = match records.as_slice() {
+            [r] => format!("backup {} verified: {}", r.id, r.message),
+            rs => format!("{} backups verified good", rs.len()),
+        };
+        let event = Event::new(
+            Operation::Verify,
+            Outcome::Success,
+            Some(&database),
+            &settings.host,
+            summary,
+        );
+        tokio::task::block_in_place(|| notifier.notify(&event));
+    }
+    if failed > 0 {
+        return Err(verify::BadBackups {
+            failed,
+            total: records.len(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn cmd_check(args: &CheckArgs, settings: &Settings) -> Result<()> {
+    use crate::storage::Store;
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| settings.database.clone());
+    let store = LocalStore::open(&settings.backup_dir)?;
+    let entries = catalog::list(&store, Some(&settings.host))?;
+    let health = crate::check::evaluate(
+        &entries,
+        &database,
+        store.free_bytes(),
+        &settings.backup_dir.display().to_string(),
+        jiff::Timestamp::now(),
+        &settings.check,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&health)?);
+    } else if health.ok {
+        println!(
+            "ok: the newest good backup of \"{database}\" is {} ({} old){}",
+            health.newest_good.as_deref().unwrap_or("?"),
+            crate::check::human_duration(std::time::Duration::from_secs(
+                health.newest_good_age_seconds.unwrap_or(0)
+            )),
+            health
+                .last_verified_ok_at
+                .map(|t| format!(
+                    ", last verified good at {}",
+                    t.round(jiff::Unit::Second).unwrap_or(t)
+                ))
+                .unwrap_or_default()
+        );
+    } else {
+        for p in &health.problems {
+            println!("{}: {}", p.code, p.message);
+        }
+    }
+    if !health.ok {
+        return Err(crate::check::Unhealthy {
+            count: health.problems.len(),
+            database,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// The human table of `pgkeep list`.
 pub fn render_list(entries: &[Entry]) -> String {
-    let mut rows = vec![[
+    let mut rows: Vec<[String; 8]> = vec![[
         "TIME (UTC)".to_string(),
         "DATABASE".into(),
         "FORMAT".into(),
         "SIZE".into(),
         "DURATION".into(),
         "STATUS".into(),
+        "VERIFIED".into(),
         "ID".into(),
     ]];
     for e in entries {
@@ -240,7 +441,22 @@ pub fn render_list(entries: &[Entry]) -> String {
                 .map_or("-".into(), |d| format!("{d:.1}s")),
             match e.status {
                 Status::Good => "good".into(),
+                Status::Legacy if e.verification.is_some() => "legacy".into(),
                 Status::Legacy => "legacy (unverified)".into(),
+            },
+            match &e.verification {
+                None => "-".into(),
+                Some(v) => format!(
+                    "{} {}",
+                    if v.ok {
+                        "ok".to_string()
+                    } else {
+                        format!("FAILED ({})", v.failure.as_deref().unwrap_or("?"))
+                    },
+                    v.checked_at
+                        .to_zoned(jiff::tz::TimeZone::UTC)
+                        .strftime("%Y-%m-%d %H:%M")
+                ),
             },
             e.id.clone(),
         ]);
@@ -248,7 +464,7 @@ pub fn render_list(entries: &[Entry]) -> String {
     if entries.is_empty() {
         return "no backups\n".into();
     }
-    let widths: Vec<usize> = (0..7)
+    let widths: Vec<usize> = (0..8)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();

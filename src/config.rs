@@ -183,6 +183,84 @@ pub const KEYS: &[Key] = &[
         secret: false,
         help: "text or json",
     },
+    Key {
+        name: "notify_webhook_url",
+        env: &["PGKEEP_NOTIFY_WEBHOOK_URL"],
+        secret: true,
+        help: "webhook(s) that get a generic JSON event (space-separated list); URLs are treated as secrets",
+    },
+    Key {
+        name: "notify_slack_url",
+        env: &["PGKEEP_NOTIFY_SLACK_URL"],
+        secret: true,
+        help: "Slack incoming webhook(s) (space-separated list)",
+    },
+    Key {
+        name: "notify_teams_url",
+        env: &["PGKEEP_NOTIFY_TEAMS_URL"],
+        secret: true,
+        help: "Microsoft Teams workflow webhook(s), sent an Adaptive Card (space-separated list)",
+    },
+    Key {
+        name: "notify_rocketchat_url",
+        env: &["PGKEEP_NOTIFY_ROCKETCHAT_URL"],
+        secret: true,
+        help: "Rocket.Chat incoming webhook(s) (space-separated list)",
+    },
+    Key {
+        name: "notify_deadman_url",
+        env: &["PGKEEP_NOTIFY_DEADMAN_URL"],
+        secret: true,
+        help: "dead-man switch (healthchecks.io style) pinged after every successful backup",
+    },
+    Key {
+        name: "notify_on",
+        env: &["PGKEEP_NOTIFY_ON"],
+        secret: false,
+        help: "failure (default: only failures are posted) or always (successes too)",
+    },
+    Key {
+        name: "notify_timeout",
+        env: &["PGKEEP_NOTIFY_TIMEOUT"],
+        secret: false,
+        help: "seconds one notification request may take (default 10)",
+    },
+    Key {
+        name: "notify_retries",
+        env: &["PGKEEP_NOTIFY_RETRIES"],
+        secret: false,
+        help: "retries of a failed notification (default 2)",
+    },
+    Key {
+        name: "notify_proxy",
+        env: &["PGKEEP_NOTIFY_PROXY", "HTTPS_PROXY", "https_proxy"],
+        secret: true,
+        help: "HTTP(S) proxy for notifications, e.g. http://proxy:3128",
+    },
+    Key {
+        name: "check_max_age",
+        env: &["PGKEEP_CHECK_MAX_AGE"],
+        secret: false,
+        help: "`pgkeep check`: the newest good backup must be younger than this (default 26h; units s m h d w)",
+    },
+    Key {
+        name: "check_min_size_ratio",
+        env: &["PGKEEP_CHECK_MIN_SIZE_RATIO"],
+        secret: false,
+        help: "`pgkeep check`: the newest backup must be at least this fraction of the one before (default 0.5; 0 disables)",
+    },
+    Key {
+        name: "check_verify_max_age",
+        env: &["PGKEEP_CHECK_VERIFY_MAX_AGE"],
+        secret: false,
+        help: "`pgkeep check`: a verification must have succeeded within this time (default 8d; 0 disables)",
+    },
+    Key {
+        name: "check_min_free",
+        env: &["PGKEEP_CHECK_MIN_FREE"],
+        secret: false,
+        help: "`pgkeep check`: least free space in the backup directory, bytes with K/M/G/T suffix (default auto: twice the newest backup; 0 disables)",
+    },
 ];
 
 fn key(name: &str) -> Option<&'static Key> {
@@ -286,6 +364,125 @@ pub struct Settings {
     pub pg_dump: Option<PathBuf>,
     pub min_dump_bytes: u64,
     pub log_format: LogFormat,
+    pub notify: NotifySettings,
+    pub check: CheckSettings,
+}
+
+/// The payload format a webhook expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    Generic,
+    Slack,
+    Teams,
+    RocketChat,
+}
+
+impl WebhookFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Generic => "generic",
+            WebhookFormat::Slack => "slack",
+            WebhookFormat::Teams => "teams",
+            WebhookFormat::RocketChat => "rocketchat",
+        }
+    }
+}
+
+/// Where and when to send notifications. URLs may hold tokens: they are secrets.
+#[derive(Debug, Clone, Default)]
+pub struct NotifySettings {
+    pub webhooks: Vec<(WebhookFormat, Secret)>,
+    pub deadman_url: Option<Secret>,
+    /// Post successes too, not only failures.
+    pub on_success: bool,
+    pub timeout: std::time::Duration,
+    pub retries: u32,
+    pub proxy: Option<Secret>,
+}
+
+/// Thresholds of `pgkeep check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSettings {
+    pub max_age: std::time::Duration,
+    /// 0 disables the shrink check.
+    pub min_size_ratio: f64,
+    /// `None` disables the verification age check.
+    pub verify_max_age: Option<std::time::Duration>,
+    pub min_free: MinFree,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinFree {
+    Off,
+    /// Twice the newest backup's size.
+    Auto,
+    Bytes(u64),
+}
+
+/// Parse `90`, `90s`, `15m`, `26h`, `8d`, `2w`, or a sum like `1d12h`.
+pub fn parse_duration(v: &str) -> Result<std::time::Duration, String> {
+    let t = v.trim();
+    let bad = || format!("`{v}` is not a duration (e.g. 90s, 15m, 26h, 8d, 1d12h)");
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut secs: u64 = 0;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(bad()),
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        secs = n
+            .checked_mul(unit)
+            .and_then(|x| secs.checked_add(x))
+            .ok_or_else(bad)?;
+        num.clear();
+    }
+    if !num.is_empty() {
+        secs = secs
+            .checked_add(num.parse::<u64>().map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Parse `1073741824`, `500M`, `10G`, `1.5GiB` (powers of 1024).
+pub fn parse_bytes(v: &str) -> Result<u64, String> {
+    let t = v.trim();
+    let bad = || format!("`{v}` is not a size (e.g. 500M, 10G)");
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.trim().trim_end_matches("iB").trim_end_matches('B') {
+        "" => 1,
+        "K" | "k" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    Ok((n * mult as f64) as u64)
+}
+
+/// `scheme://host[:port]/<redacted>`: enough to tell targets apart, never the token.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("?", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    format!("{scheme}://{host}/<redacted>")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,6 +686,97 @@ impl Settings {
         };
         let path = |k: &'static str| get(k).map(|r| PathBuf::from(&r.value));
 
+        let mut webhooks = Vec::new();
+        for (k, format) in [
+            ("notify_webhook_url", WebhookFormat::Generic),
+            ("notify_slack_url", WebhookFormat::Slack),
+            ("notify_teams_url", WebhookFormat::Teams),
+            ("notify_rocketchat_url", WebhookFormat::RocketChat),
+        ] {
+            if let Some(r) = get(k) {
+                for url in r.value.split([' ', '\n', '\t', ',']).filter(|u| !u.is_empty()) {
+                    check_url(url).map_err(|m| invalid(k, m))?;
+                    webhooks.push((format, Secret::new(url)));
+                }
+            }
+        }
+        let deadman_url = match get("notify_deadman_url") {
+            Some(r) if !r.value.trim().is_empty() => {
+                check_url(r.value.trim()).map_err(|m| invalid("notify_deadman_url", m))?;
+                Some(Secret::new(r.value.trim()))
+            }
+            _ => None,
+        };
+        let on_success = match string("notify_on", "failure").as_str() {
+            "failure" | "failures" => false,
+            "always" | "all" => true,
+            other => {
+                return Err(invalid(
+                    "notify_on",
+                    format!("`{other}` is not one of failure, always"),
+                ));
+            }
+        };
+        let notify_timeout = match get("notify_timeout") {
+            Some(r) => parse_num::<u64>(&r.value).map_err(|m| invalid("notify_timeout", m))?,
+            None => 10,
+        };
+        if notify_timeout == 0 {
+            return Err(invalid("notify_timeout", "0 is not a timeout".into()));
+        }
+        let notify_retries = match get("notify_retries") {
+            Some(r) => parse_num::<u32>(&r.value).map_err(|m| invalid("notify_retries", m))?,
+            None => 2,
+        };
+        if notify_retries > 10 {
+            return Err(invalid("notify_retries", "at most 10 retries".into()));
+        }
+        let proxy = match get("notify_proxy") {
+            Some(r) if !r.value.trim().is_empty() => {
+                check_url(r.value.trim()).map_err(|m| invalid("notify_proxy", m))?;
+                Some(Secret::new(r.value.trim()))
+            }
+            _ => None,
+        };
+        let notify = NotifySettings {
+            webhooks,
+            deadman_url,
+            on_success,
+            timeout: std::time::Duration::from_secs(notify_timeout),
+            retries: notify_retries,
+            proxy,
+        };
+
+        let duration = |k: &'static str, default: &str| {
+            parse_duration(&string(k, default)).map_err(|m| invalid(k, m))
+        };
+        let max_age = duration("check_max_age", "26h")?;
+        if max_age.is_zero() {
+            return Err(invalid("check_max_age", "0 is not an age".into()));
+        }
+        let verify_max_age = duration("check_verify_max_age", "8d")?;
+        let min_size_ratio = match get("check_min_size_ratio") {
+            Some(r) => parse_num::<f64>(&r.value).map_err(|m| invalid("check_min_size_ratio", m))?,
+            None => 0.5,
+        };
+        if !(0.0..=1.0).contains(&min_size_ratio) {
+            return Err(invalid(
+                "check_min_size_ratio",
+                format!("{min_size_ratio} is not between 0 and 1"),
+            ));
+        }
+        let min_free = match string("check_min_free", "auto").trim() {
+            "auto" => MinFree::Auto,
+            "0" | "off" => MinFree::Off,
+            other => MinFree::Bytes(parse_bytes(other).map_err(|m| invalid("check_min_free", m))?),
+        };
+        let check = CheckSettings {
+            max_age,
+            min_size_ratio,
+            verify_max_age: (!verify_max_age.is_zero()).then_some(verify_max_age),
+            min_free,
+        };
+
         Ok(Settings {
             host,
             port,
@@ -508,6 +796,8 @@ impl Settings {
             pg_dump: path("pg_dump"),
             min_dump_bytes,
             log_format,
+            notify,
+            check,
             values,
         })
     }
@@ -588,6 +878,69 @@ impl Settings {
                 LogFormat::Json => "json".into(),
             },
         );
+        for (k, format) in [
+            ("notify_webhook_url", WebhookFormat::Generic),
+            ("notify_slack_url", WebhookFormat::Slack),
+            ("notify_teams_url", WebhookFormat::Teams),
+            ("notify_rocketchat_url", WebhookFormat::RocketChat),
+        ] {
+            let urls: Vec<String> = self
+                .notify
+                .webhooks
+                .iter()
+                .filter(|(f, _)| *f == format)
+                .map(|(_, u)| redact_url(u.expose()))
+                .collect();
+            push(
+                k,
+                if urls.is_empty() {
+                    "(not set)".into()
+                } else {
+                    urls.join(" ")
+                },
+            );
+        }
+        let opt_url = |u: &Option<Secret>| {
+            u.as_ref()
+                .map_or("(not set)".into(), |u| redact_url(u.expose()))
+        };
+        push("notify_deadman_url", opt_url(&self.notify.deadman_url));
+        push(
+            "notify_on",
+            if self.notify.on_success {
+                "always".into()
+            } else {
+                "failure".into()
+            },
+        );
+        push(
+            "notify_timeout",
+            format!("{}s", self.notify.timeout.as_secs()),
+        );
+        push("notify_retries", self.notify.retries.to_string());
+        push("notify_proxy", opt_url(&self.notify.proxy));
+        push(
+            "check_max_age",
+            format!("{}s", self.check.max_age.as_secs()),
+        );
+        push(
+            "check_min_size_ratio",
+            self.check.min_size_ratio.to_string(),
+        );
+        push(
+            "check_verify_max_age",
+            self.check
+                .verify_max_age
+                .map_or("off".into(), |d| format!("{}s", d.as_secs())),
+        );
+        push(
+            "check_min_free",
+            match self.check.min_free {
+                MinFree::Off => "off".into(),
+                MinFree::Auto => "auto (twice the newest backup)".into(),
+                MinFree::Bytes(n) => n.to_string(),
+            },
+        );
         rows
     }
 
@@ -595,6 +948,18 @@ impl Settings {
     pub fn host_is_socket(&self) -> bool {
         self.host.starts_with('/')
     }
+}
+
+/// A URL pgkeep may post to; the message never repeats the URL (it may hold a token).
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("the URL must start with https:// or http://")?;
+    if rest.split(['/', '?', '#']).next().unwrap_or("").is_empty() {
+        return Err("the URL has no host".into());
+    }
+    Ok(())
 }
 
 fn read_file(path: &Path) -> Result<BTreeMap<&'static str, Raw>, ConfigError> {
@@ -859,6 +1224,47 @@ mod tests {
         std::fs::write(&f, "hots = \"x\"\n").unwrap();
         let e = Settings::load(&i).unwrap_err();
         assert!(e.to_string().contains("unknown key `hots`"), "{e}");
+    }
+
+    #[test]
+    fn notify_and_check_keys() {
+        let s = Settings::load(&inputs(
+            &[
+                (
+                    "PGKEEP_NOTIFY_SLACK_URL",
+                    "https://hooks.slack.com/services/T0/B0/tok3n https://second.example/x",
+                ),
+                ("PGKEEP_NOTIFY_TEAMS_URL", "https://teams.example/wf?sig=sekr1t"),
+                ("PGKEEP_NOTIFY_DEADMAN_URL", "https://hc-ping.com/uuid-s3cret"),
+                ("PGKEEP_NOTIFY_ON", "always"),
+                ("PGKEEP_CHECK_MAX_AGE", "1d12h"),
+                ("PGKEEP_CHECK_VERIFY_MAX_AGE", "0"),
+                ("PGKEEP_CHECK_MIN_FREE", "1.5G"),
+            ],
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(s.notify.webhooks.len(), 3);
+        assert!(s.notify.on_success);
+        assert_eq!(s.check.max_age.as_secs(), 36 * 3600);
+        assert_eq!(s.check.verify_max_age, None);
+        assert_eq!(s.check.min_free, MinFree::Bytes(1610612736));
+        let shown = format!("{:?} {s:?}", s.show());
+        for secret in ["tok3n", "sekr1t", "s3cret"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("https://hooks.slack.com/<redacted>"), "{shown}");
+        let e = Settings::load(&inputs(
+            &[("PGKEEP_NOTIFY_WEBHOOK_URL", "ftp://h/t0ken")],
+            &[],
+        ))
+        .unwrap_err();
+        assert!(!e.to_string().contains("t0ken"), "{e}");
+        assert!(Settings::load(&inputs(&[("PGKEEP_CHECK_MAX_AGE", "soon")], &[])).is_err());
+        assert!(Settings::load(&inputs(&[("PGKEEP_CHECK_MIN_SIZE_RATIO", "2")], &[])).is_err());
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("2w").unwrap().as_secs(), 14 * 86400);
+        assert_eq!(parse_bytes("10MiB").unwrap(), 10 << 20);
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub const STORAGE: u8 = 4;
 pub const BUSY: u8 = 5;
 /// No suitable PostgreSQL client tools.
 pub const TOOLS: u8 = 6;
+/// `pgkeep check` found problems (one line per reason on stdout).
+pub const UNHEALTHY: u8 = 8;
+/// `pgkeep verify` found at least one bad backup (one line per backup on stdout).
+pub const BAD_BACKUP: u8 = 9;
 
 /// Map an error chain to an exit code: the first classified error in the chain decides.
 pub fn code_for(err: &anyhow::Error) -> u8 {
@@ -33,6 +37,19 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 | BackupError::Manifest(_) => return FAILED,
                 _ => continue,
             }
+        }
+        if cause.downcast_ref::<crate::check::Unhealthy>().is_some() {
+            return UNHEALTHY;
+        }
+        if cause.downcast_ref::<crate::verify::BadBackups>().is_some() {
+            return BAD_BACKUP;
+        }
+        match cause.downcast_ref::<crate::verify::VerifyError>() {
+            Some(crate::verify::VerifyError::NotFound(_) | crate::verify::VerifyError::NoBackups(_)) => {
+                return USAGE;
+            }
+            Some(crate::verify::VerifyError::Interrupted(r)) => return r.exit_code(),
+            _ => {}
         }
         if cause.downcast_ref::<ConfigError>().is_some() {
             return USAGE;

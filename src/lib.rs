@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
@@ -10,8 +11,10 @@ pub mod config;
 pub mod demo;
 pub mod exit;
 pub mod lock;
+pub mod notify;
 pub mod pg;
 pub mod pipeline;
 pub mod process;
 pub mod shutdown;
 pub mod storage;
+pub mod verify;

@@ -1,0 +1,229 @@
+//! `pgkeep check`: the health of a database's backups as monitoring sees it. A pure function of
+//! the listing, the free space and the clock, so every condition is testable: no good backup
+//! newer than `max_age`, a newest backup much smaller than the one before, a failed or too old
+//! verification, too little free space where backups are written.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::catalog::{Entry, Status};
+use crate::config::{CheckSettings, Format, MinFree};
+
+/// `pgkeep check` found problems (exit code `exit::UNHEALTHY`).
+#[derive(Debug, Error)]
+#[error("{count} problem(s) with the backups of database \"{database}\"")]
+pub struct Unhealthy {
+    pub count: usize,
+    pub database: String,
+}
+
+/// One reason the backups are not healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Stable code: `no-backup`, `stale`, `shrunk`, `verify-failed`, `verify-stale`, `low-space`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// What `check` looked at and found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub ok: bool,
+    pub database: String,
+    pub checked_at: Timestamp,
+    pub problems: Vec<Problem>,
+    /// The newest backup that is committed and did not fail verification.
+    pub newest_good: Option<String>,
+    pub newest_good_age_seconds: Option<u64>,
+    pub last_verified_ok_at: Option<Timestamp>,
+    pub free_bytes: Option<u64>,
+}
+
+/// `3d 4h`, `5h 12m`, `42s`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {mins}m")
+    } else if mins > 0 {
+        format!("{mins}m {}s", s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn age(now: Timestamp, t: Timestamp) -> Duration {
+    let secs = now.as_second().saturating_sub(t.as_second()).max(0);
+    Duration::from_secs(secs as u64)
+}
+
+fn failed_verification(e: &Entry) -> bool {
+    e.verification.as_ref().is_some_and(|v| !v.ok)
+}
+
+/// Evaluate the health of `database`'s backups. `entries` is the listing (newest first).
+pub fn evaluate(
+    entries: &[Entry],
+    database: &str,
+    free_bytes: Option<u64>,
+    backup_dir: &str,
+    now: Timestamp,
+    cfg: &CheckSettings,
+) -> Health {
+    let mine: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.database.as_deref() == Some(database))
+        .collect();
+    let committed: Vec<&Entry> = mine
+        .iter()
+        .copied()
+        .filter(|e| e.status == Status::Good)
+        .collect();
+    let good: Vec<&Entry> = committed
+        .iter()
+        .copied()
+        .filter(|e| !failed_verification(e))
+        .collect();
+    let mut problems = Vec::new();
+
+    // Freshness.
+    match good.first() {
+        None => problems.push(Problem {
+            code: "no-backup",
+            message: format!(
+                "no good backup of database \"{database}\" in {backup_dir}{}",
+                if committed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} backup(s) failed verification)",
+                        committed.len() - good.len()
+                    )
+                }
+            ),
+        }),
+        Some(g) if age(now, g.time) > cfg.max_age => problems.push(Problem {
+            code: "stale",
+            message: format!(
+                "the newest good backup of \"{database}\" is {} old, more than the allowed {}: {}",
+                human_duration(age(now, g.time)),
+                human_duration(cfg.max_age),
+                g.id
+            ),
+        }),
+        Some(_) => {}
+    }
+
+    // Shrinking: the newest committed backup against the one before, when comparable.
+    if cfg.min_size_ratio > 0.0
+        && let [newest, previous, ..] = committed.as_slice()
+        && let (Some(n), Some(p)) = (&newest.manifest, &previous.manifest)
+        && n.format == p.format
+        && p.raw_bytes > 0
+    {
+        let ratio = n.raw_bytes as f64 / p.raw_bytes as f64;
+        if ratio < cfg.min_size_ratio {
+            let what = if n.format == Format::Plain {
+                "of dump text"
+            } else {
+                "of archive"
+            };
+            problems.push(Problem {
+                code: "shrunk",
+                message: format!(
+                    "the newest backup {} is {:.0}% of the size of the one before ({} vs {} {what}; the minimum ratio is {})",
+                    n.id,
+                    ratio * 100.0,
+                    crate::commands::human_bytes(n.raw_bytes),
+                    crate::commands::human_bytes(p.raw_bytes),
+                    cfg.min_size_ratio
+                ),
+            });
+        }
+    }
+
+    // Verification: the most recent one must have passed, and one must be recent enough.
+    let verified: Vec<(&Entry, &crate::catalog::Verification)> = mine
+        .iter()
+        .filter_map(|e| e.verification.as_ref().map(|v| (*e, v)))
+        .collect();
+    let last = verified.iter().max_by_key(|(_, v)| v.checked_at);
+    if let Some((e, v)) = last
+        && !v.ok
+    {
+        problems.push(Problem {
+            code: "verify-failed",
+            message: format!(
+                "the last verification (at {}) failed for {}: {}",
+                v.checked_at.round(jiff::Unit::Second).unwrap_or(v.checked_at),
+                e.id,
+                v.message
+            ),
+        });
+    }
+    let last_ok = verified
+        .iter()
+        .filter(|(_, v)| v.ok)
+        .map(|(_, v)| v.checked_at)
+        .max();
+    if let Some(max) = cfg.verify_max_age {
+        match last_ok {
+            None if !committed.is_empty() => problems.push(Problem {
+                code: "verify-stale",
+                message: format!(
+                    "no backup of \"{database}\" has ever been verified (run `pgkeep verify`; the limit is {})",
+                    human_duration(max)
+                ),
+            }),
+            Some(t) if age(now, t) > max => problems.push(Problem {
+                code: "verify-stale",
+                message: format!(
+                    "the last successful verification of a \"{database}\" backup was {} ago, more than the allowed {}",
+                    human_duration(age(now, t)),
+                    human_duration(max)
+                ),
+            }),
+            _ => {}
+        }
+    }
+
+    // Free space.
+    let threshold = match cfg.min_free {
+        MinFree::Off => None,
+        MinFree::Bytes(n) => Some(n),
+        MinFree::Auto => committed.first().map(|e| e.stored_bytes.saturating_mul(2)),
+    };
+    if let (Some(min), Some(free)) = (threshold, free_bytes)
+        && free < min
+    {
+        problems.push(Problem {
+            code: "low-space",
+            message: format!(
+                "only {} free in {backup_dir}, below the threshold of {}{}",
+                crate::commands::human_bytes(free),
+                crate::commands::human_bytes(min),
+                if cfg.min_free == MinFree::Auto {
+                    " (twice the newest backup)"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+
+    Health {
+        ok: problems.is_empty(),
+        database: database.to_string(),
+        checked_at: now,
+        newest_good: good.first().map(|e| e.id.clone()),
+        newest_good_age_seconds: good.first().map(|e| age(now, e.time).as_secs()),
+        last_verified_ok_at: last_ok,
+        free_bytes,
+        problems,
+    }
+}

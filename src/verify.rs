@@ -1,0 +1,755 @@
+//! Proves that a stored backup is what its manifest says: every byte read back, size and sha256
+//! compared, the data decompressed in full and checked for completeness (the plain-format trailer
+//! and the row counts of every COPY block; for custom format a full `pg_restore` replay of every
+//! data block), each failure with its own message. The result is recorded beside the backup
+//! (`<file>.verify.json`) without touching the committed manifest.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::time::Instant;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::catalog::{self, Entry, MANIFEST_SUFFIX, Manifest, Status, VERIFY_SUFFIX};
+use crate::config::{Compression, Format};
+use crate::pg::tools::{self, Search, ToolError};
+use crate::pipeline::{self, Inspector};
+use crate::storage::{LocalStore, PARTIAL_SUFFIX, StorageError, Store};
+
+pub const RECORD_VERSION: u32 = 1;
+
+/// Extensions of data files pgkeep writes.
+const DATA_EXTENSIONS: [&str; 4] = [".sql.gz", ".sql.zst", ".sql", ".dump"];
+
+/// How deep a verification goes. `Checksum` reads the stored file; a `Restore` level (load into a
+/// scratch database and compare row counts) joins this enum with the restore engine's loader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Read every byte, compare size and sha256 with the manifest, decompress fully, check
+    /// completeness and row counts.
+    Checksum,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Checksum => "checksum",
+        }
+    }
+}
+
+/// What was verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Committed by pgkeep, with a manifest.
+    Managed,
+    /// A `.sql.gz` of the old backup pod: no manifest, so no checksum to compare.
+    Legacy,
+    /// A data file written by pgkeep whose manifest is missing.
+    Orphan,
+}
+
+/// Why a backup is not good. Every failure mode has its own message and a stable code.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum Failure {
+    #[error("the data file is empty (0 bytes){}", expected_note(*.expected))]
+    Empty { expected: Option<u64> },
+    #[error("the data file {file} is missing although its manifest exists")]
+    DataMissing { file: String },
+    #[error(
+        "the file is truncated: {actual} bytes instead of the {expected} the manifest records ({} bytes missing){}",
+        .expected - .actual, detail_note(.detail)
+    )]
+    Truncated {
+        actual: u64,
+        expected: u64,
+        detail: Option<String>,
+    },
+    #[error(
+        "the file grew: {actual} bytes instead of the {expected} the manifest records ({} bytes too many)",
+        .actual - .expected
+    )]
+    Grown { actual: u64, expected: u64 },
+    #[error(
+        "the content changed since the backup: sha256 {actual} differs from the manifest's {expected}{}",
+        detail_note(.detail)
+    )]
+    Checksum {
+        actual: String,
+        expected: String,
+        detail: Option<String>,
+    },
+    #[error(
+        "the manifest's checksum was altered: it says sha256 {expected}, the data has {actual}, and {evidence}"
+    )]
+    ManifestChecksum {
+        actual: String,
+        expected: String,
+        evidence: String,
+    },
+    #[error(
+        "the manifest is missing for data file {file}: {why}; this is not a committed backup (the manifest was deleted, or the backup never finished)"
+    )]
+    ManifestMissing { file: String, why: String },
+    #[error("the manifest {name} is unreadable: {message}")]
+    ManifestUnreadable { name: String, message: String },
+    #[error("the data does not decompress ({compression}): {message}")]
+    Corrupt {
+        compression: &'static str,
+        message: String,
+    },
+    #[error(
+        "the dump is cut in the middle of the data of table {table} (psql would load it without an error, silently missing rows)"
+    )]
+    CutInCopy { table: String },
+    #[error(
+        "the dump lacks pg_dump's completion trailer (\"-- PostgreSQL database dump complete\"): it was cut short or is not a pg_dump output"
+    )]
+    NoTrailer,
+    #[error("row counts differ from the manifest: {0}")]
+    RowCounts(String),
+    #[error("the custom-format archive does not replay: {0}")]
+    Archive(String),
+    #[error("the backup cannot be read: {0}")]
+    Read(String),
+}
+
+fn expected_note(expected: Option<u64>) -> String {
+    match expected {
+        Some(n) => format!("; the manifest records {n} bytes"),
+        None => String::new(),
+    }
+}
+
+fn detail_note(detail: &Option<String>) -> String {
+    match detail {
+        Some(d) => format!("; {d}"),
+        None => String::new(),
+    }
+}
+
+impl Failure {
+    /// A stable short code for scripts, metrics and notifications.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::Empty { .. } => "empty",
+            Failure::DataMissing { .. } => "data-missing",
+            Failure::Truncated { .. } => "truncated",
+            Failure::Grown { .. } => "grown",
+            Failure::Checksum { .. } => "checksum",
+            Failure::ManifestChecksum { .. } => "manifest-checksum",
+            Failure::ManifestMissing { .. } => "manifest-missing",
+            Failure::ManifestUnreadable { .. } => "manifest-unreadable",
+            Failure::Corrupt { .. } => "corrupt",
+            Failure::CutInCopy { .. } => "cut-in-copy",
+            Failure::NoTrailer => "no-trailer",
+            Failure::RowCounts(_) => "row-count",
+            Failure::Archive(_) => "archive",
+            Failure::Read(_) => "read-error",
+        }
+    }
+}
+
+/// Errors that stop verification from running at all (as opposed to a bad backup).
+#[derive(Debug, Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("no backup matches `{0}` (give an id or file name as shown by `pgkeep list`)")]
+    NotFound(String),
+    #[error("no backups of database \"{0}\" to verify")]
+    NoBackups(String),
+    #[error("cannot record the verification result: {0}")]
+    Record(StorageError),
+    #[error("interrupted by {} during verification", .0.name())]
+    Interrupted(crate::shutdown::Reason),
+}
+
+/// `pgkeep verify` found bad backups (exit code `exit::BAD_BACKUP`).
+#[derive(Debug, Error)]
+#[error("{failed} of {total} verified backup(s) failed verification")]
+pub struct BadBackups {
+    pub failed: usize,
+    pub total: usize,
+}
+
+/// The verification record written beside the data file as `<file>.verify.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub record_version: u32,
+    pub id: String,
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    pub kind: Kind,
+    pub level: Level,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// One line: what was proven, or what is wrong.
+    pub message: String,
+    pub checked_at: Timestamp,
+    pub duration_seconds: f64,
+    /// Bytes read from the stored file and their sha256.
+    pub stored_bytes: u64,
+    pub sha256: String,
+    /// Bytes after decompression (plain) or archive bytes (custom).
+    pub raw_bytes: u64,
+    pub tables: usize,
+    pub rows: u64,
+    /// sha256 of the manifest file as it was read, to notice a later change or deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
+    pub pgkeep_version: String,
+}
+
+impl Record {
+    pub fn name(&self) -> String {
+        record_name(&self.file)
+    }
+}
+
+/// The name of the verification record of a data file.
+pub fn record_name(file: &str) -> String {
+    format!("{file}{VERIFY_SUFFIX}")
+}
+
+/// Everything a verification needs, passed in by the command layer.
+pub struct Request<'a> {
+    pub store: &'a LocalStore,
+    pub level: Level,
+    /// Where to find pg_restore for custom-format archives.
+    pub search: Search,
+    /// The environment pg_restore may inherit.
+    pub child_env: Vec<(String, String)>,
+    pub now: fn() -> Timestamp,
+}
+
+/// One thing to verify: a listed backup, or a data file that has lost its manifest.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub id: String,
+    pub file: String,
+    pub database: Option<String>,
+    pub time: Timestamp,
+    pub status: Option<Status>,
+}
+
+impl From<&Entry> for Target {
+    fn from(e: &Entry) -> Target {
+        Target {
+            id: e.id.clone(),
+            file: e.file.clone(),
+            database: e.database.clone(),
+            time: e.time,
+            status: Some(e.status),
+        }
+    }
+}
+
+/// Every listed backup plus every data file without a manifest that the listing leaves out
+/// (a `.dump`, `.sql.zst` or `.sql` whose manifest is gone), newest first.
+pub fn targets(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Target>, VerifyError> {
+    let entries = catalog::list(store, host_hint)?;
+    let mut out: Vec<Target> = entries.iter().map(Target::from).collect();
+    let objects = store.list()?;
+    let names: std::collections::BTreeSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+    for o in &objects {
+        if o.name.ends_with(PARTIAL_SUFFIX)
+            || o.name.ends_with(".sql.gz")
+            || !DATA_EXTENSIONS.iter().any(|e| o.name.ends_with(e))
+            || names.contains(format!("{}{MANIFEST_SUFFIX}", o.name).as_str())
+        {
+            continue;
+        }
+        out.push(Target {
+            id: catalog::id_of(&o.name),
+            file: o.name.clone(),
+            database: None,
+            time: Timestamp::try_from(o.modified).unwrap_or(Timestamp::UNIX_EPOCH),
+            status: None,
+        });
+    }
+    out.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
+    Ok(out)
+}
+
+/// Find one target by id, file name (relative to the backup directory) or path.
+pub fn find<'t>(targets: &'t [Target], wanted: &str, root: &std::path::Path) -> Option<&'t Target> {
+    let rel = std::path::Path::new(wanted)
+        .strip_prefix(root)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| wanted.to_string());
+    let rel = rel
+        .strip_suffix(MANIFEST_SUFFIX)
+        .or_else(|| rel.strip_suffix(VERIFY_SUFFIX))
+        .unwrap_or(&rel)
+        .to_string();
+    targets
+        .iter()
+        .find(|t| t.id == rel || t.file == rel)
+        .or_else(|| targets.iter().find(|t| catalog::id_of(&t.file) == rel))
+}
+
+/// Verify one backup and record the result beside it. A bad backup is an `Ok(Record)` with
+/// `ok == false`; `Err` means verification itself could not run or be recorded.
+pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError> {
+    let started = Instant::now();
+    let checked_at = (req.now)();
+    let store = req.store;
+    let previous = read_record(store, &target.file);
+    let manifest_name = format!("{}{MANIFEST_SUFFIX}", target.file);
+    let mut rec = Record {
+        record_version: RECORD_VERSION,
+        id: target.id.clone(),
+        file: target.file.clone(),
+        database: target.database.clone(),
+        kind: Kind::Managed,
+        level: req.level,
+        ok: false,
+        failure: None,
+        message: String::new(),
+        checked_at,
+        duration_seconds: 0.0,
+        stored_bytes: 0,
+        sha256: String::new(),
+        raw_bytes: 0,
+        tables: 0,
+        rows: 0,
+        manifest_sha256: None,
+        pgkeep_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+
+    let result = match read_manifest_bytes(store, &manifest_name)? {
+        Some(bytes) => {
+            rec.manifest_sha256 = Some(hex::encode(Sha256::digest(&bytes)));
+            match parse_manifest(&manifest_name, &bytes) {
+                Ok(m) => {
+                    rec.database = Some(m.database.clone());
+                    check_managed(req, &m, previous.as_ref(), &mut rec)
+                }
+                Err(f) => Err(f),
+            }
+        }
+        None => {
+            let had_manifest = previous.as_ref().and_then(|p| p.manifest_sha256.clone());
+            rec.kind = if target.file.ends_with(".sql.gz") && had_manifest.is_none() {
+                Kind::Legacy
+            } else {
+                Kind::Orphan
+            };
+            if had_manifest.is_some() {
+                rec.kind = Kind::Orphan;
+                Err(Failure::ManifestMissing {
+                    file: target.file.clone(),
+                    why: format!(
+                        "it had one when it was verified at {}",
+                        previous.as_ref().map_or(checked_at, |p| p.checked_at)
+                    ),
+                })
+            } else if rec.kind == Kind::Orphan {
+                Err(Failure::ManifestMissing {
+                    file: target.file.clone(),
+                    why: "pgkeep writes a manifest beside every backup it keeps".into(),
+                })
+            } else if written_by_pgkeep(store, &target.file) {
+                rec.kind = Kind::Orphan;
+                Err(Failure::ManifestMissing {
+                    file: target.file.clone(),
+                    why: "its gzip framing shows pgkeep wrote it, not the old backup pod".into(),
+                })
+            } else {
+                check_legacy(store, &target.file, &mut rec)
+            }
+        }
+    };
+    rec.duration_seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok(msg) => {
+            rec.ok = true;
+            rec.message = msg;
+        }
+        Err(f) => {
+            rec.ok = false;
+            rec.failure = Some(f.code().to_string());
+            rec.message = f.to_string();
+        }
+    }
+    // A data file that is gone entirely has nothing to record beside.
+    if rec.failure.as_deref() != Some("data-missing") {
+        let json = serde_json::to_vec_pretty(&rec).expect("the record serializes");
+        store
+            .put(&rec.name(), &json)
+            .map_err(VerifyError::Record)?;
+    }
+    Ok(rec)
+}
+
+/// The previous verification record of a data file.
+pub fn read_record(store: &dyn Store, file: &str) -> Option<Record> {
+    let mut text = String::new();
+    store
+        .open(&record_name(file))
+        .ok()?
+        .read_to_string(&mut text)
+        .ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn read_manifest_bytes(store: &dyn Store, name: &str) -> Result<Option<Vec<u8>>, VerifyError> {
+    match store.open(name) {
+        Ok(mut r) => {
+            let mut bytes = Vec::new();
+            r.read_to_end(&mut bytes)
+                .map_err(|e| StorageError::io("cannot read", std::path::Path::new(name), e))?;
+            Ok(Some(bytes))
+        }
+        Err(StorageError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn parse_manifest(name: &str, bytes: &[u8]) -> Result<Manifest, Failure> {
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| Failure::ManifestUnreadable {
+        name: name.to_string(),
+        message: e.to_string(),
+    })?;
+    if m.manifest_version > catalog::MANIFEST_VERSION {
+        return Err(Failure::ManifestUnreadable {
+            name: name.to_string(),
+            message: format!(
+                "manifest version {} is newer than this pgkeep understands",
+                m.manifest_version
+            ),
+        });
+    }
+    Ok(m)
+}
+
+/// gzip members written by pgkeep's compressor (libdeflate) carry OS byte 255 ("unknown");
+/// GNU gzip, as used by the old backup pod, writes 3 (Unix).
+fn written_by_pgkeep(store: &dyn Store, file: &str) -> bool {
+    let mut head = [0u8; 10];
+    match store.open(file) {
+        Ok(mut r) => r.read_exact(&mut head).is_ok() && head[..3] == [0x1f, 0x8b, 8] && head[9] == 255,
+        Err(_) => false,
+    }
+}
+
+/// A reader that hashes and counts what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// What one pass over a plain backup found.
+struct PlainPass {
+    stored_bytes: u64,
+    sha256: String,
+    raw_bytes: u64,
+    /// `Err(message)` when decompression failed.
+    decoded: Result<pipeline::Report, String>,
+}
+
+/// Read the stored file once: hash every byte while decompressing and inspecting the dump.
+fn plain_pass(store: &dyn Store, file: &str, compression: Compression) -> Result<PlainPass, Failure> {
+    let r = store.open(file).map_err(|e| Failure::Read(e.to_string()))?;
+    let mut hashing = Hashing {
+        inner: r,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let mut raw = 0u64;
+    let decoded = {
+        let mut inspector = Inspector::new();
+        let res = (|| -> io::Result<()> {
+            let mut dec = pipeline::decoder(&mut hashing, compression)?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                match dec.read(&mut buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => {
+                        inspector.feed(&buf[..n]);
+                        raw += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        })();
+        match res {
+            Ok(()) => Ok(inspector.finish()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    // Whatever the decoder left unread still counts toward size and checksum.
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Failure::Read(e.to_string()))?;
+    Ok(PlainPass {
+        stored_bytes: hashing.bytes,
+        sha256: hex::encode(hashing.hasher.finalize()),
+        raw_bytes: raw,
+        decoded,
+    })
+}
+
+fn compression_name(c: Compression) -> &'static str {
+    match c {
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+        Compression::None => "none",
+    }
+}
+
+/// Completeness of an inspected plain dump.
+fn completeness(report: &pipeline::Report) -> Result<(), Failure> {
+    if let Some(t) = &report.ended_in_copy {
+        return Err(Failure::CutInCopy { table: t.clone() });
+    }
+    if !report.trailer {
+        return Err(Failure::NoTrailer);
+    }
+    Ok(())
+}
+
+/// Compare the row counts read back with the manifest's.
+fn compare_rows(found: &BTreeMap<String, u64>, expected: &BTreeMap<String, u64>) -> Result<(), Failure> {
+    let mut diffs = Vec::new();
+    for (t, n) in expected {
+        match found.get(t) {
+            Some(f) if f == n => {}
+            Some(f) => diffs.push(format!("table {t} has {f} rows, the manifest records {n}")),
+            None => diffs.push(format!("table {t} ({n} rows in the manifest) is missing")),
+        }
+    }
+    for (t, f) in found {
+        if !expected.contains_key(t) {
+            diffs.push(format!("table {t} ({f} rows) is not in the manifest"));
+        }
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        let more = if diffs.len() > 3 {
+            format!(" (and {} more)", diffs.len() - 3)
+        } else {
+            String::new()
+        };
+        diffs.truncate(3);
+        Err(Failure::RowCounts(format!("{}{more}", diffs.join("; "))))
+    }
+}
+
+fn check_managed(
+    req: &Request<'_>,
+    m: &Manifest,
+    previous: Option<&Record>,
+    rec: &mut Record,
+) -> Result<String, Failure> {
+    let store = req.store;
+    let size = match size_of(store, &m.file) {
+        Some(s) => s,
+        None => {
+            return Err(Failure::DataMissing {
+                file: m.file.clone(),
+            });
+        }
+    };
+    if size == 0 {
+        return Err(Failure::Empty {
+            expected: Some(m.stored_bytes),
+        });
+    }
+    // Read every byte: hash, decompress, replay.
+    let (stored_bytes, sha256, raw_bytes, content): (u64, String, u64, Result<pipeline::Report, Failure>) =
+        match m.format {
+            Format::Plain => {
+                let pass = plain_pass(store, &m.file, m.compression)?;
+                let content = pass.decoded.map_err(|message| Failure::Corrupt {
+                    compression: compression_name(m.compression),
+                    message,
+                });
+                (pass.stored_bytes, pass.sha256, pass.raw_bytes, content)
+            }
+            Format::Custom => {
+                let r = store.open(&m.file).map_err(|e| Failure::Read(e.to_string()))?;
+                let (bytes, sha) = pipeline::hash_reader(r).map_err(|e| Failure::Read(e.to_string()))?;
+                let content = replay(req, m);
+                (bytes, sha, bytes, content)
+            }
+        };
+    rec.stored_bytes = stored_bytes;
+    rec.sha256 = sha256.clone();
+    rec.raw_bytes = raw_bytes;
+    if let Ok(r) = &content {
+        rec.tables = r.tables.len();
+        rec.rows = r.tables.values().sum();
+    }
+    // The content's own verdict: complete, with the manifest's row counts.
+    let content_verdict = content.and_then(|r| {
+        if m.format == Format::Plain {
+            completeness(&r)?;
+        }
+        compare_rows(&r.tables, &m.tables)?;
+        Ok(r)
+    });
+    if stored_bytes < m.stored_bytes {
+        return Err(Failure::Truncated {
+            actual: stored_bytes,
+            expected: m.stored_bytes,
+            detail: content_verdict.err().map(|f| f.to_string()),
+        });
+    }
+    if stored_bytes > m.stored_bytes {
+        return Err(Failure::Grown {
+            actual: stored_bytes,
+            expected: m.stored_bytes,
+        });
+    }
+    if sha256 != m.sha256 {
+        return match content_verdict {
+            Ok(_) => Err(Failure::ManifestChecksum {
+                evidence: match previous.filter(|p| p.ok && p.sha256 == sha256) {
+                    Some(p) => format!(
+                        "the data is byte for byte what verified good at {}",
+                        p.checked_at.round(jiff::Unit::Second).unwrap_or(p.checked_at)
+                    ),
+                    None => "the data still reads back complete with the recorded row counts (a change to the data would most likely have broken that)".into(),
+                },
+                actual: sha256,
+                expected: m.sha256.clone(),
+            }),
+            Err(f) => Err(Failure::Checksum {
+                actual: sha256,
+                expected: m.sha256.clone(),
+                detail: Some(f.to_string()),
+            }),
+        };
+    }
+    let r = content_verdict?;
+    Ok(format!(
+        "{} read back, sha256 matches the manifest, {}; {} rows in {} tables as recorded",
+        crate::commands::human_bytes(stored_bytes),
+        match m.format {
+            Format::Plain => format!(
+                "{} of dump decompressed with its completion trailer",
+                crate::commands::human_bytes(raw_bytes)
+            ),
+            Format::Custom => "every archive block replayed by pg_restore".to_string(),
+        },
+        r.tables.values().sum::<u64>(),
+        r.tables.len()
+    ))
+}
+
+/// Replay a custom-format archive with pg_restore (every data block, not just the TOC).
+fn replay(req: &Request<'_>, m: &Manifest) -> Result<pipeline::Report, Failure> {
+    let major = tools::parse_major(&format!("x {}", m.pg_dump_version))
+        .map(|(m, _)| m)
+        .unwrap_or(0);
+    let pg_restore = tools::select("pg_restore", major, None, &req.search)
+        .map_err(|e| Failure::Archive(format!("cannot replay: {e}")))?;
+    let path = req.store.path_of(&m.file);
+    crate::backup::replay_custom(&pg_restore.path, &path, &req.child_env).map_err(|e| {
+        let s = e.to_string();
+        Failure::Archive(
+            s.strip_prefix("the dump is incomplete: the archive does not read back: ")
+                .unwrap_or(&s)
+                .to_string(),
+        )
+    })
+}
+
+/// An old pod's `.sql.gz`: decompress fully, check the trailer; no checksum exists to compare.
+fn check_legacy(store: &LocalStore, file: &str, rec: &mut Record) -> Result<String, Failure> {
+    let size = size_of(store, file).ok_or_else(|| Failure::Read(format!("{file} is gone")))?;
+    if size == 0 {
+        return Err(Failure::Empty { expected: None });
+    }
+    let pass = plain_pass(store, file, Compression::Gzip)?;
+    rec.stored_bytes = pass.stored_bytes;
+    rec.sha256 = pass.sha256;
+    rec.raw_bytes = pass.raw_bytes;
+    let report = pass.decoded.map_err(|message| Failure::Corrupt {
+        compression: "gzip",
+        message,
+    })?;
+    rec.tables = report.tables.len();
+    rec.rows = report.tables.values().sum();
+    completeness(&report)?;
+    Ok(format!(
+        "legacy backup without manifest: {} decompressed to {} with its completion trailer ({} rows in {} tables); no checksum to compare",
+        crate::commands::human_bytes(pass.stored_bytes),
+        crate::commands::human_bytes(pass.raw_bytes),
+        rec.rows,
+        rec.tables
+    ))
+}
+
+/// The size of a stored file, `None` if it does not exist.
+fn size_of(store: &LocalStore, name: &str) -> Option<u64> {
+    std::fs::metadata(store.path_of(name))
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+}
+
+/// The verification state of one database, for `/metrics` and `pgkeep check`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatabaseState {
+    pub database: String,
+    /// The most recent verification of any of the database's backups.
+    pub last: Option<Record>,
+    /// When a backup of this database last verified good.
+    pub last_ok_at: Option<Timestamp>,
+    /// Verification records found that failed (backups currently known bad).
+    pub failed_backups: usize,
+}
+
+/// Verification results per database, from the records in the store (for `/metrics`).
+pub fn states(store: &dyn Store) -> Result<Vec<DatabaseState>, VerifyError> {
+    let mut by_db: BTreeMap<String, DatabaseState> = BTreeMap::new();
+    for o in store.list()? {
+        let Some(file) = o.name.strip_suffix(VERIFY_SUFFIX) else {
+            continue;
+        };
+        let Some(r) = read_record(store, file) else {
+            continue;
+        };
+        let db = r.database.clone().unwrap_or_else(|| "?".into());
+        let st = by_db.entry(db.clone()).or_insert(DatabaseState {
+            database: db,
+            last: None,
+            last_ok_at: None,
+            failed_backups: 0,
+        });
+        if r.ok {
+            st.last_ok_at = Some(st.last_ok_at.map_or(r.checked_at, |t| t.max(r.checked_at)));
+        } else {
+            st.failed_backups += 1;
+        }
+        if st.last.as_ref().is_none_or(|l| r.checked_at > l.checked_at) {
+            st.last = Some(r);
+        }
+    }
+    Ok(by_db.into_values().collect())
+}
