@@ -67,10 +67,19 @@ fn zstd_and_custom_formats_record_row_counts_and_read_back() {
         .assert()
         .success();
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    db.pgkeep().args(["backup", "--format", "custom"]).assert().success();
+    db.pgkeep()
+        .args(["backup", "--format", "custom"])
+        .assert()
+        .success();
     let files = db.files();
-    let zst = files.iter().find(|f| f.ends_with(".sql.zst")).expect("zstd file");
-    let dump = files.iter().find(|f| f.ends_with(".dump")).expect("custom file");
+    let zst = files
+        .iter()
+        .find(|f| f.ends_with(".sql.zst"))
+        .expect("zstd file");
+    let dump = files
+        .iter()
+        .find(|f| f.ends_with(".dump"))
+        .expect("custom file");
     for f in [zst, dump] {
         let m: serde_json::Value = serde_json::from_slice(
             &std::fs::read(db.backup_dir.join(format!("{f}.manifest.json"))).unwrap(),
@@ -107,14 +116,34 @@ fn list_shows_newest_first_with_legacy_files_and_json() {
     let legacy = format!("local-{}_2026-01-02_01-00-00.sql.gz", db.name);
     std::fs::write(day.join(&legacy), b"\x1f\x8b old").unwrap();
     db.pgkeep().arg("backup").assert().success();
-    let out = db.pgkeep().arg("list").assert().success().get_output().stdout.clone();
+    let out = db
+        .pgkeep()
+        .arg("list")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8_lossy(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("TIME (UTC)"), "{text}");
-    assert!(lines[1].contains(" good ") && lines[1].contains("plain+gzip"), "{text}");
-    assert!(lines[2].contains("legacy (unverified)") && lines[2].contains(&db.name), "{text}");
+    assert!(
+        lines[1].contains(" good ") && lines[1].contains("plain+gzip"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("legacy (unverified)") && lines[2].contains(&db.name),
+        "{text}"
+    );
 
-    let out = db.pgkeep().args(["list", "--json"]).assert().success().get_output().stdout.clone();
+    let out = db
+        .pgkeep()
+        .args(["list", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let arr = v.as_array().unwrap();
     assert_eq!(arr.len(), 2);
@@ -142,10 +171,21 @@ fn config_show_names_sources_and_bad_config_is_refused() {
         .stdout
         .clone();
     let text = String::from_utf8_lossy(&out);
-    let line = |k: &str| text.lines().find(|l| l.starts_with(&format!("{k} "))).unwrap().to_string();
+    let line = |k: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{k} ")))
+            .unwrap()
+            .to_string()
+    };
     assert!(line("user").contains("env POSTGRESQL_USER"), "{text}");
-    assert!(line("host").contains("/flag/socket") && line("host").contains("flag --host"), "{text}");
-    assert!(line("compression").contains("zstd") && line("compression").contains("file"), "{text}");
+    assert!(
+        line("host").contains("/flag/socket") && line("host").contains("flag --host"),
+        "{text}"
+    );
+    assert!(
+        line("compression").contains("zstd") && line("compression").contains("file"),
+        "{text}"
+    );
     assert!(line("password").contains("<redacted>"), "{text}");
 
     std::fs::write(&file, "compresion = \"zstd\"\n").unwrap();
@@ -160,7 +200,9 @@ fn config_show_names_sources_and_bad_config_is_refused() {
         .env("PGKEEP_LEVEL", "99")
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("invalid value for level (from env PGKEEP_LEVEL)"));
+        .stderr(predicate::str::contains(
+            "invalid value for level (from env PGKEEP_LEVEL)",
+        ));
     assert!(db.files().is_empty());
 }
 
