@@ -332,7 +332,7 @@ fn blocked_backup(db: &TestDb) -> (Child, Child) {
 
 fn pg_dump_processes(db: &TestDb) -> usize {
     let out = Command::new("pgrep")
-        .args(["-f", &format!("pg_dump.*")])
+        .args(["-f", "pg_dump"])
         .output()
         .unwrap();
     let pids = String::from_utf8_lossy(&out.stdout).into_owned();
