@@ -148,11 +148,20 @@ pub async fn run(mut req: Request<'_>) -> Result<Done, BackupError> {
     let s = req.settings;
     let store = LocalStore::open(&s.backup_dir)?;
     store.check_writable()?;
-    let started_at = (req.now)();
-    let started = Instant::now();
-    let (day, stem) = catalog::backup_stem(&s.host, &req.database, started_at);
     let ext = catalog::extension(s.format, s.compression);
-    let file = format!("{day}/{stem}{ext}");
+    // Names have one-second resolution: a backup right after another waits for the next second.
+    let (started_at, stem, file) = loop {
+        let at = (req.now)();
+        let (day, stem) = catalog::backup_stem(&s.host, &req.database, at);
+        let file = format!("{day}/{stem}{ext}");
+        if !store.exists(&file)?
+            && !store.exists(&format!("{file}{}", crate::storage::PARTIAL_SUFFIX))?
+        {
+            break (at, stem, file);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let started = Instant::now();
 
     let _lock = Lock::acquire(
         &lock_path(&s.backup_dir, &s.host, &req.database),

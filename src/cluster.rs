@@ -56,6 +56,18 @@ impl TempCluster {
     /// initdb and start a cluster. Superuser `postgres` logs in without password over the
     /// socket; every other role must use its password (scram-sha-256).
     pub fn start(bindir: &Path) -> Result<TempCluster> {
+        Self::start_with(bindir, 5432, "", "")
+    }
+
+    /// Like `start`, with a port, extra `postgresql.conf` lines (they win over the defaults) and
+    /// extra `pg_hba.conf` lines (checked before the defaults). Files named in `extra_conf` that
+    /// live in the cluster directory are readable by the server.
+    pub fn start_with(
+        bindir: &Path,
+        port: u16,
+        extra_conf: &str,
+        extra_hba: &str,
+    ) -> Result<TempCluster> {
         let is_root = nix::unistd::geteuid().is_root();
         let dir = tempfile::Builder::new()
             .prefix("pgkeep-cluster-")
@@ -77,7 +89,7 @@ impl TempCluster {
             dir,
             bindir: bindir.to_path_buf(),
             run_as,
-            port: 5432,
+            port,
             keep: false,
             stopped: true,
         };
@@ -98,13 +110,13 @@ impl TempCluster {
             .run_quiet()
             .context("initdb failed")?;
         let _ = std::fs::remove_file(&pwfile);
-        let hba = "local all postgres trust\nlocal all all scram-sha-256\n";
+        let hba = format!("{extra_hba}\nlocal all postgres trust\nlocal all all scram-sha-256\n");
         std::fs::write(data.join("pg_hba.conf"), hba)?;
         let conf = format!(
             "listen_addresses = ''\nunix_socket_directories = '{}'\nport = {}\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 100\nshared_buffers = 128MB\nlog_min_messages = warning\n",
             c.dir.display(),
             c.port
-        );
+        ) + extra_conf;
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(data.join("postgresql.conf"))?;
@@ -126,7 +138,8 @@ impl TempCluster {
         Ok(c)
     }
 
-    fn chown(&self, p: &Path) -> Result<()> {
+    /// Give a file in the cluster directory to the server's OS user.
+    pub fn chown(&self, p: &Path) -> Result<()> {
         if self.run_as.is_some() {
             let user = nix::unistd::User::from_name("postgres")?.context("postgres user")?;
             nix::unistd::chown(p, Some(user.uid), Some(user.gid))?;

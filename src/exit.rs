@@ -35,7 +35,12 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 | BackupError::Incomplete(_)
                 | BackupError::Io { .. }
                 | BackupError::Manifest(_) => return FAILED,
-                _ => continue,
+                // Transparent variants forward `source()` past the inner error: decide here.
+                BackupError::Storage(_) => return STORAGE,
+                BackupError::Lock(LockError::Busy { .. }) => return BUSY,
+                BackupError::Lock(_) => return STORAGE,
+                BackupError::Pg(_) => return CONNECTION,
+                BackupError::Tool(_) => return TOOLS,
             }
         }
         if cause.downcast_ref::<crate::check::Unhealthy>().is_some() {

@@ -58,3 +58,173 @@ fn plain_gzip_backup_restores_with_gunzip_psql_and_sha256sum_matches() {
         "300"
     );
 }
+
+#[test]
+fn zstd_and_custom_formats_record_row_counts_and_read_back() {
+    let db = TestDb::create(SAMPLE);
+    db.pgkeep()
+        .args(["backup", "--compression", "zstd", "--level", "5"])
+        .assert()
+        .success();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    db.pgkeep()
+        .args(["backup", "--format", "custom"])
+        .assert()
+        .success();
+    let files = db.files();
+    let zst = files
+        .iter()
+        .find(|f| f.ends_with(".sql.zst"))
+        .expect("zstd file");
+    let dump = files
+        .iter()
+        .find(|f| f.ends_with(".dump"))
+        .expect("custom file");
+    for f in [zst, dump] {
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(db.backup_dir.join(format!("{f}.manifest.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m["tables"]["public.\"SBI_USER\""], 300, "{f}");
+        assert_eq!(m["tables"]["public.routes"], 1000, "{f}");
+    }
+    // The zstd file is a standard zstd stream.
+    let out = std::process::Command::new("zstd")
+        .args(["-dc"])
+        .arg(db.backup_dir.join(zst))
+        .output();
+    if let Ok(out) = out {
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("PostgreSQL database dump complete"));
+    }
+    // The custom archive lists with pg_restore.
+    let out = std::process::Command::new(cluster().bindir.join("pg_restore"))
+        .arg("-l")
+        .arg(db.backup_dir.join(dump))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("TABLE DATA public SBI_USER"));
+}
+
+#[test]
+fn list_shows_newest_first_with_legacy_files_and_json() {
+    let db = TestDb::create(SAMPLE);
+    // A file the old pod made: no manifest.
+    let day = db.backup_dir.join("2026-01-02");
+    std::fs::create_dir(&day).unwrap();
+    let legacy = format!("local-{}_2026-01-02_01-00-00.sql.gz", db.name);
+    std::fs::write(day.join(&legacy), b"\x1f\x8b old").unwrap();
+    db.pgkeep().arg("backup").assert().success();
+    let out = db
+        .pgkeep()
+        .arg("list")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("TIME (UTC)"), "{text}");
+    assert!(
+        lines[1].contains(" good ") && lines[1].contains("plain+gzip"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("legacy (unverified)") && lines[2].contains(&db.name),
+        "{text}"
+    );
+
+    let out = db
+        .pgkeep()
+        .args(["list", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 2);
+    assert_eq!(arr[0]["status"], "good");
+    assert_eq!(arr[1]["status"], "legacy");
+    assert_eq!(arr[1]["file"], format!("2026-01-02/{legacy}"));
+}
+
+#[test]
+fn config_show_names_sources_and_bad_config_is_refused() {
+    let db = TestDb::create("");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgkeep.toml");
+    std::fs::write(&file, "compression = \"zstd\"\nlevel = 7\n").unwrap();
+    let out = db
+        .pgkeep()
+        .args(["config", "show", "--config"])
+        .arg(&file)
+        .env("PGUSER", "ignored_libpq_user")
+        .arg("--host")
+        .arg("/flag/socket")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    let line = |k: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{k} ")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line("user").contains("env POSTGRESQL_USER"), "{text}");
+    assert!(
+        line("host").contains("/flag/socket") && line("host").contains("flag --host"),
+        "{text}"
+    );
+    assert!(
+        line("compression").contains("zstd") && line("compression").contains("file"),
+        "{text}"
+    );
+    assert!(line("password").contains("<redacted>"), "{text}");
+
+    std::fs::write(&file, "compresion = \"zstd\"\n").unwrap();
+    db.pgkeep()
+        .args(["backup", "--config"])
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown key `compresion`"));
+    db.pgkeep()
+        .arg("backup")
+        .env("PGKEEP_LEVEL", "99")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "invalid value for level (from env PGKEEP_LEVEL)",
+        ));
+    assert!(db.files().is_empty());
+}
+
+#[test]
+fn json_logs_have_one_line_per_completed_backup() {
+    let db = TestDb::create(SAMPLE);
+    let out = db
+        .pgkeep()
+        .args(["--log-format", "json", "backup"])
+        .assert()
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    let done: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every line is JSON"))
+        .filter(|v| v["message"] == "backup complete")
+        .collect();
+    assert_eq!(done.len(), 1, "{text}");
+    assert_eq!(done[0]["database"], db.name.as_str());
+    assert_eq!(done[0]["sha256"].as_str().unwrap().len(), 12);
+    assert!(done[0]["file"].as_str().unwrap().ends_with(".sql.gz"));
+}

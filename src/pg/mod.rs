@@ -122,16 +122,12 @@ impl ConnParams {
                 .connect(tokio_postgres::NoTls)
                 .await
                 .map_err(|e| self.classify(e))?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
+            tokio::spawn(connection);
             return Ok(client);
         }
         let tls = tls_connector(mode, self.sslrootcert.as_deref())?;
         let (client, connection) = cfg.connect(tls).await.map_err(|e| self.classify(e))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        tokio::spawn(connection);
         Ok(client)
     }
 
