@@ -46,15 +46,24 @@ pub struct Health {
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
     let (days, hours, mins) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    if days > 0 {
-        format!("{days}d {hours}h")
+    let secs = s % 60;
+    let parts: Vec<String> = if days > 0 {
+        vec![format!("{days}d"), format!("{hours}h")]
     } else if hours > 0 {
-        format!("{hours}h {mins}m")
+        vec![format!("{hours}h"), format!("{mins}m")]
     } else if mins > 0 {
-        format!("{mins}m {}s", s % 60)
+        vec![format!("{mins}m"), format!("{secs}s")]
     } else {
-        format!("{s}s")
-    }
+        return format!("{s}s");
+    };
+    // `8d`, not `8d 0h`.
+    let parts: Vec<String> = parts
+        .into_iter()
+        .enumerate()
+        .filter(|(i, p)| *i == 0 || !p.starts_with('0'))
+        .map(|(_, p)| p)
+        .collect();
+    parts.join(" ")
 }
 
 fn age(now: Timestamp, t: Timestamp) -> Duration {
@@ -160,7 +169,9 @@ pub fn evaluate(
             code: "verify-failed",
             message: format!(
                 "the last verification (at {}) failed for {}: {}",
-                v.checked_at.round(jiff::Unit::Second).unwrap_or(v.checked_at),
+                v.checked_at
+                    .round(jiff::Unit::Second)
+                    .unwrap_or(v.checked_at),
                 e.id,
                 v.message
             ),
@@ -175,10 +186,17 @@ pub fn evaluate(
         match last_ok {
             None if !committed.is_empty() => problems.push(Problem {
                 code: "verify-stale",
-                message: format!(
-                    "no backup of \"{database}\" has ever been verified (run `pgkeep verify`; the limit is {})",
-                    human_duration(max)
-                ),
+                message: if verified.is_empty() {
+                    format!(
+                        "no backup of \"{database}\" has ever been verified (run `pgkeep verify`; a good verification is required every {})",
+                        human_duration(max)
+                    )
+                } else {
+                    format!(
+                        "no backup of \"{database}\" has verified good yet (a good verification is required every {})",
+                        human_duration(max)
+                    )
+                },
             }),
             Some(t) if age(now, t) > max => problems.push(Problem {
                 code: "verify-stale",
@@ -225,5 +243,19 @@ pub fn evaluate(
         last_verified_ok_at: last_ok,
         free_bytes,
         problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(Duration::from_secs(8 * 86_400)), "8d");
+        assert_eq!(human_duration(Duration::from_secs(26 * 3600)), "1d 2h");
+        assert_eq!(human_duration(Duration::from_secs(3600 + 300)), "1h 5m");
+        assert_eq!(human_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(human_duration(Duration::from_secs(42)), "42s");
     }
 }

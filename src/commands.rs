@@ -11,11 +11,11 @@ use thiserror::Error;
 use crate::backup;
 use crate::catalog::{self, Entry, Status};
 use crate::cli::{BackupArgs, CheckArgs, Cli, Command, ConfigAction, ListArgs, VerifyArgs};
-use crate::notify::{Event, Notifier, Operation, Outcome};
-use crate::verify;
 use crate::config::{Inputs, KEYS, Settings};
+use crate::notify::{Event, Notifier, Operation, Outcome};
 use crate::shutdown::Shutdown;
 use crate::storage::LocalStore;
+use crate::verify;
 
 /// A usage error found by a command (not by clap).
 #[derive(Debug, Error)]

@@ -694,7 +694,11 @@ impl Settings {
             ("notify_rocketchat_url", WebhookFormat::RocketChat),
         ] {
             if let Some(r) = get(k) {
-                for url in r.value.split([' ', '\n', '\t', ',']).filter(|u| !u.is_empty()) {
+                for url in r
+                    .value
+                    .split([' ', '\n', '\t', ','])
+                    .filter(|u| !u.is_empty())
+                {
                     check_url(url).map_err(|m| invalid(k, m))?;
                     webhooks.push((format, Secret::new(url)));
                 }
@@ -756,7 +760,9 @@ impl Settings {
         }
         let verify_max_age = duration("check_verify_max_age", "8d")?;
         let min_size_ratio = match get("check_min_size_ratio") {
-            Some(r) => parse_num::<f64>(&r.value).map_err(|m| invalid("check_min_size_ratio", m))?,
+            Some(r) => {
+                parse_num::<f64>(&r.value).map_err(|m| invalid("check_min_size_ratio", m))?
+            }
             None => 0.5,
         };
         if !(0.0..=1.0).contains(&min_size_ratio) {
@@ -1234,8 +1240,14 @@ mod tests {
                     "PGKEEP_NOTIFY_SLACK_URL",
                     "https://hooks.slack.com/services/T0/B0/tok3n https://second.example/x",
                 ),
-                ("PGKEEP_NOTIFY_TEAMS_URL", "https://teams.example/wf?sig=sekr1t"),
-                ("PGKEEP_NOTIFY_DEADMAN_URL", "https://hc-ping.com/uuid-s3cret"),
+                (
+                    "PGKEEP_NOTIFY_TEAMS_URL",
+                    "https://teams.example/wf?sig=sekr1t",
+                ),
+                (
+                    "PGKEEP_NOTIFY_DEADMAN_URL",
+                    "https://hc-ping.com/uuid-s3cret",
+                ),
                 ("PGKEEP_NOTIFY_ON", "always"),
                 ("PGKEEP_CHECK_MAX_AGE", "1d12h"),
                 ("PGKEEP_CHECK_VERIFY_MAX_AGE", "0"),
@@ -1253,7 +1265,10 @@ mod tests {
         for secret in ["tok3n", "sekr1t", "s3cret"] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
-        assert!(shown.contains("https://hooks.slack.com/<redacted>"), "{shown}");
+        assert!(
+            shown.contains("https://hooks.slack.com/<redacted>"),
+            "{shown}"
+        );
         let e = Settings::load(&inputs(
             &[("PGKEEP_NOTIFY_WEBHOOK_URL", "ftp://h/t0ken")],
             &[],

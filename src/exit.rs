@@ -49,12 +49,14 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<crate::verify::BadBackups>().is_some() {
             return BAD_BACKUP;
         }
-        match cause.downcast_ref::<crate::verify::VerifyError>() {
-            Some(crate::verify::VerifyError::NotFound(_) | crate::verify::VerifyError::NoBackups(_)) => {
-                return USAGE;
-            }
-            Some(crate::verify::VerifyError::Interrupted(r)) => return r.exit_code(),
-            _ => {}
+        if let Some(e) = cause.downcast_ref::<crate::verify::VerifyError>() {
+            use crate::verify::VerifyError as V;
+            return match e {
+                V::NotFound(_) | V::NoBackups(_) => USAGE,
+                V::Interrupted(r) => r.exit_code(),
+                V::Storage(_) | V::Catalog(_) | V::Record(_) => STORAGE,
+                V::Tool(_) => TOOLS,
+            };
         }
         if cause.downcast_ref::<ConfigError>().is_some() {
             return USAGE;

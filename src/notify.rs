@@ -245,7 +245,9 @@ impl Notifier {
         });
         for d in &deliveries {
             match &d.error {
-                None => tracing::debug!(target_url = %d.target, attempts = d.attempts, "notification sent"),
+                None => {
+                    tracing::debug!(target_url = %d.target, attempts = d.attempts, "notification sent")
+                }
                 Some(e) => tracing::warn!(
                     target_url = %d.target,
                     attempts = d.attempts,
@@ -370,11 +372,17 @@ pub fn payload(format: WebhookFormat, e: &Event) -> Value {
             "at": e.at,
         }),
         WebhookFormat::Slack => {
-            let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            let esc = |s: &str| {
+                s.replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+            };
             let fields: Vec<Value> = facts
                 .iter()
                 .take(10)
-                .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{}*\n{}", esc(k), esc(v))}))
+                .map(
+                    |(k, v)| json!({"type": "mrkdwn", "text": format!("*{}*\n{}", esc(k), esc(v))}),
+                )
                 .collect();
             json!({
                 "text": format!("{title}: {}", e.summary),
@@ -431,7 +439,10 @@ mod tests {
             "postgresql",
             "pg_dump exited with status 1: password hunter2 <rejected>",
         )
-        .detail("file", "2026-11-25/postgresql-sbi_2026-11-25_01-00-00.sql.gz")
+        .detail(
+            "file",
+            "2026-11-25/postgresql-sbi_2026-11-25_01-00-00.sql.gz",
+        )
     }
 
     #[test]
@@ -440,11 +451,16 @@ mod tests {
         let g = payload(WebhookFormat::Generic, &e);
         assert_eq!(g["event"], "backup.failure");
         assert_eq!(g["database"], "sbi");
-        assert_eq!(g["details"]["file"], "2026-11-25/postgresql-sbi_2026-11-25_01-00-00.sql.gz");
+        assert_eq!(
+            g["details"]["file"],
+            "2026-11-25/postgresql-sbi_2026-11-25_01-00-00.sql.gz"
+        );
         let s = payload(WebhookFormat::Slack, &e);
         assert!(s["text"].as_str().unwrap().contains("FAILED"));
         assert_eq!(s["attachments"][0]["color"], RED);
-        let body = s["attachments"][0]["blocks"][0]["text"]["text"].as_str().unwrap();
+        let body = s["attachments"][0]["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap();
         assert!(body.contains("&lt;rejected&gt;"), "{body}");
         let t = payload(WebhookFormat::Teams, &e);
         assert_eq!(

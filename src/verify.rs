@@ -76,8 +76,8 @@ pub enum Failure {
     )]
     Grown { actual: u64, expected: u64 },
     #[error(
-        "the content changed since the backup: sha256 {actual} differs from the manifest's {expected}{}",
-        detail_note(.detail)
+        "the content changed since the backup: sha256 {}… differs from the manifest's {}…{}",
+        short(.actual), short(.expected), detail_note(.detail)
     )]
     Checksum {
         actual: String,
@@ -85,7 +85,8 @@ pub enum Failure {
         detail: Option<String>,
     },
     #[error(
-        "the manifest's checksum was altered: it says sha256 {expected}, the data has {actual}, and {evidence}"
+        "the manifest's checksum was altered: it says sha256 {}…, the data has {}…, and {evidence}",
+        short(.expected), short(.actual)
     )]
     ManifestChecksum {
         actual: String,
@@ -124,6 +125,10 @@ fn expected_note(expected: Option<u64>) -> String {
         Some(n) => format!("; the manifest records {n} bytes"),
         None => String::new(),
     }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(16)]
 }
 
 fn detail_note(detail: &Option<String>) -> String {
@@ -364,9 +369,15 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
                 })
             } else if written_by_pgkeep(store, &target.file) {
                 rec.kind = Kind::Orphan;
+                let content = match check_legacy(store, &target.file, &mut rec) {
+                    Ok(_) => "its content decompresses complete".to_string(),
+                    Err(f) => format!("its content is bad too: {f}"),
+                };
                 Err(Failure::ManifestMissing {
                     file: target.file.clone(),
-                    why: "its gzip framing shows pgkeep wrote it, not the old backup pod".into(),
+                    why: format!(
+                        "its gzip header is pgkeep's (OS field 255), not GNU gzip's as the old backup pod wrote; {content}"
+                    ),
                 })
             } else {
                 check_legacy(store, &target.file, &mut rec)
@@ -388,9 +399,7 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
     // A data file that is gone entirely has nothing to record beside.
     if rec.failure.as_deref() != Some("data-missing") {
         let json = serde_json::to_vec_pretty(&rec).expect("the record serializes");
-        store
-            .put(&rec.name(), &json)
-            .map_err(VerifyError::Record)?;
+        store.put(&rec.name(), &json).map_err(VerifyError::Record)?;
     }
     Ok(rec)
 }
@@ -441,7 +450,9 @@ fn parse_manifest(name: &str, bytes: &[u8]) -> Result<Manifest, Failure> {
 fn written_by_pgkeep(store: &dyn Store, file: &str) -> bool {
     let mut head = [0u8; 10];
     match store.open(file) {
-        Ok(mut r) => r.read_exact(&mut head).is_ok() && head[..3] == [0x1f, 0x8b, 8] && head[9] == 255,
+        Ok(mut r) => {
+            r.read_exact(&mut head).is_ok() && head[..3] == [0x1f, 0x8b, 8] && head[9] == 255
+        }
         Err(_) => false,
     }
 }
@@ -472,7 +483,11 @@ struct PlainPass {
 }
 
 /// Read the stored file once: hash every byte while decompressing and inspecting the dump.
-fn plain_pass(store: &dyn Store, file: &str, compression: Compression) -> Result<PlainPass, Failure> {
+fn plain_pass(
+    store: &dyn Store,
+    file: &str,
+    compression: Compression,
+) -> Result<PlainPass, Failure> {
     let r = store.open(file).map_err(|e| Failure::Read(e.to_string()))?;
     let mut hashing = Hashing {
         inner: r,
@@ -532,7 +547,10 @@ fn completeness(report: &pipeline::Report) -> Result<(), Failure> {
 }
 
 /// Compare the row counts read back with the manifest's.
-fn compare_rows(found: &BTreeMap<String, u64>, expected: &BTreeMap<String, u64>) -> Result<(), Failure> {
+fn compare_rows(
+    found: &BTreeMap<String, u64>,
+    expected: &BTreeMap<String, u64>,
+) -> Result<(), Failure> {
     let mut diffs = Vec::new();
     for (t, n) in expected {
         match found.get(t) {
@@ -580,23 +598,30 @@ fn check_managed(
         });
     }
     // Read every byte: hash, decompress, replay.
-    let (stored_bytes, sha256, raw_bytes, content): (u64, String, u64, Result<pipeline::Report, Failure>) =
-        match m.format {
-            Format::Plain => {
-                let pass = plain_pass(store, &m.file, m.compression)?;
-                let content = pass.decoded.map_err(|message| Failure::Corrupt {
-                    compression: compression_name(m.compression),
-                    message,
-                });
-                (pass.stored_bytes, pass.sha256, pass.raw_bytes, content)
-            }
-            Format::Custom => {
-                let r = store.open(&m.file).map_err(|e| Failure::Read(e.to_string()))?;
-                let (bytes, sha) = pipeline::hash_reader(r).map_err(|e| Failure::Read(e.to_string()))?;
-                let content = replay(req, m);
-                (bytes, sha, bytes, content)
-            }
-        };
+    let (stored_bytes, sha256, raw_bytes, content): (
+        u64,
+        String,
+        u64,
+        Result<pipeline::Report, Failure>,
+    ) = match m.format {
+        Format::Plain => {
+            let pass = plain_pass(store, &m.file, m.compression)?;
+            let content = pass.decoded.map_err(|message| Failure::Corrupt {
+                compression: compression_name(m.compression),
+                message,
+            });
+            (pass.stored_bytes, pass.sha256, pass.raw_bytes, content)
+        }
+        Format::Custom => {
+            let r = store
+                .open(&m.file)
+                .map_err(|e| Failure::Read(e.to_string()))?;
+            let (bytes, sha) =
+                pipeline::hash_reader(r).map_err(|e| Failure::Read(e.to_string()))?;
+            let content = replay(req, m);
+            (bytes, sha, bytes, content)
+        }
+    };
     rec.stored_bytes = stored_bytes;
     rec.sha256 = sha256.clone();
     rec.raw_bytes = raw_bytes;
@@ -752,4 +777,141 @@ pub fn states(store: &dyn Store) -> Result<Vec<DatabaseState>, VerifyError> {
         }
     }
     Ok(by_db.into_values().collect())
+}
+
+/// The verification states in Prometheus text format, for the daemon's `/metrics`.
+pub fn metrics_text(states: &[DatabaseState]) -> String {
+    fn label(v: &str) -> String {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    }
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, value: &dyn Fn(&DatabaseState) -> Option<f64>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for s in states {
+            if let Some(v) = value(s) {
+                out.push_str(&format!(
+                    "{name}{{database=\"{}\"}} {v}\n",
+                    label(&s.database)
+                ));
+            }
+        }
+    };
+    family(
+        "pgkeep_verify_last_ok",
+        "1 if the most recent verification of a backup of the database passed, 0 if it failed.",
+        &|s| s.last.as_ref().map(|r| if r.ok { 1.0 } else { 0.0 }),
+    );
+    family(
+        "pgkeep_verify_last_timestamp_seconds",
+        "When the most recent verification ran (Unix time).",
+        &|s| s.last.as_ref().map(|r| r.checked_at.as_second() as f64),
+    );
+    family(
+        "pgkeep_verify_last_ok_timestamp_seconds",
+        "When a backup of the database last verified good (Unix time).",
+        &|s| s.last_ok_at.map(|t| t.as_second() as f64),
+    );
+    family(
+        "pgkeep_verify_failed_backups",
+        "Backups whose recorded verification failed.",
+        &|s| Some(s.failed_backups as f64),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(file: &str, db: &str, ok: bool, at: &str) -> Record {
+        Record {
+            record_version: RECORD_VERSION,
+            id: catalog::id_of(file),
+            file: file.into(),
+            database: Some(db.into()),
+            kind: Kind::Managed,
+            level: Level::Checksum,
+            ok,
+            failure: (!ok).then(|| "truncated".into()),
+            message: "m".into(),
+            checked_at: at.parse().unwrap(),
+            duration_seconds: 0.1,
+            stored_bytes: 1,
+            sha256: "0".repeat(64),
+            raw_bytes: 1,
+            tables: 1,
+            rows: 1,
+            manifest_sha256: None,
+            pgkeep_version: "0".into(),
+        }
+    }
+
+    #[test]
+    fn states_and_metrics_per_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        for r in [
+            record(
+                "d/h-a_2026-11-01_00-00-00.sql.gz",
+                "a",
+                true,
+                "2026-11-02T00:00:00Z",
+            ),
+            record(
+                "d/h-a_2026-11-03_00-00-00.sql.gz",
+                "a",
+                false,
+                "2026-11-04T00:00:00Z",
+            ),
+            record(
+                "d/h-b\"x_2026-11-03_00-00-00.sql.gz",
+                "b\"x",
+                true,
+                "2026-11-05T00:00:00Z",
+            ),
+        ] {
+            store
+                .put(&r.name(), &serde_json::to_vec(&r).unwrap())
+                .unwrap();
+        }
+        let st = states(&store).unwrap();
+        assert_eq!(st.len(), 2);
+        let a = &st[0];
+        assert_eq!(a.database, "a");
+        assert!(!a.last.as_ref().unwrap().ok);
+        assert_eq!(a.last_ok_at, Some("2026-11-02T00:00:00Z".parse().unwrap()));
+        assert_eq!(a.failed_backups, 1);
+        let text = metrics_text(&st);
+        assert!(
+            text.contains("pgkeep_verify_last_ok{database=\"a\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgkeep_verify_last_ok{database=\"b\\\"x\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgkeep_verify_last_ok_timestamp_seconds{database=\"a\"} 1793577600\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgkeep_verify_failed_backups{database=\"a\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn row_count_differences_are_named() {
+        let exp: BTreeMap<String, u64> = [("a".to_string(), 2), ("b".to_string(), 3)].into();
+        let found: BTreeMap<String, u64> = [("a".to_string(), 2), ("c".to_string(), 1)].into();
+        let e = compare_rows(&found, &exp).unwrap_err().to_string();
+        assert!(
+            e.contains("table b (3 rows in the manifest) is missing"),
+            "{e}"
+        );
+        assert!(e.contains("table c (1 rows) is not in the manifest"), "{e}");
+        assert!(compare_rows(&exp, &exp).is_ok());
+    }
 }
