@@ -259,7 +259,7 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
         .database
         .clone()
         .unwrap_or_else(|| settings.database.clone());
-    let all = verify::targets(&store, Some(&settings.host))?;
+    let all = verify::targets(&store, Some(&settings.host), jiff::Timestamp::now())?;
     let chosen: Vec<verify::Target> = if let Some(id) = &args.id {
         vec![
             verify::find(&all, id, &settings.backup_dir)
@@ -268,6 +268,7 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
         ]
     } else if args.all {
         all.into_iter()
+            .filter(|t| !t.settling)
             .filter(|t| {
                 args.database.is_none()
                     || t.database.is_none()
@@ -277,7 +278,7 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
     } else {
         vec![
             all.into_iter()
-                .find(|t| t.database.as_deref() == Some(database.as_str()))
+                .find(|t| !t.settling && t.database.as_deref() == Some(database.as_str()))
                 .ok_or_else(|| verify::VerifyError::NoBackups(database.clone()))?,
         ]
     };
@@ -293,6 +294,7 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
     };
     let notifier = Notifier::from_settings(settings);
     let mut records = Vec::new();
+    let mut unrecorded = None;
     for t in &chosen {
         if let Some(r) = ctx.shutdown.reason() {
             return Err(verify::VerifyError::Interrupted(r).into());
@@ -300,6 +302,11 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
         tracing::info!(id = %t.id, file = %t.file, "verifying");
         let rec = tokio::task::block_in_place(|| verify::verify(&req, t))
             .with_context(|| format!("cannot verify {}", t.file))?;
+        if let Err(e) = verify::record(&store, &rec) {
+            // A read-only backup directory can still be verified; the result just is not kept.
+            tracing::warn!(id = %rec.id, "cannot record the result beside the backup: {e}");
+            unrecorded.get_or_insert(e);
+        }
         if rec.ok {
             tracing::info!(id = %rec.id, duration = %format!("{:.1}s", rec.duration_seconds), "verified: {}", rec.message);
         } else {
@@ -354,6 +361,9 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
             total: records.len(),
         }
         .into());
+    }
+    if let Some(e) = unrecorded {
+        return Err(e.into());
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use jiff::Timestamp;
@@ -211,7 +212,8 @@ pub struct Record {
     pub raw_bytes: u64,
     pub tables: usize,
     pub rows: u64,
-    /// sha256 of the manifest file as it was read, to notice a later change or deletion.
+    /// sha256 of the manifest file as it was read (or last seen), to notice a later change or
+    /// deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_sha256: Option<String>,
     pub pgkeep_version: String,
@@ -247,6 +249,8 @@ pub struct Target {
     pub database: Option<String>,
     pub time: Timestamp,
     pub status: Option<Status>,
+    /// Without manifest and modified within `SETTLE_SECONDS`: possibly still being committed.
+    pub settling: bool,
 }
 
 impl From<&Entry> for Target {
@@ -257,22 +261,51 @@ impl From<&Entry> for Target {
             database: e.database.clone(),
             time: e.time,
             status: Some(e.status),
+            settling: false,
         }
     }
 }
 
+/// A data file without manifest younger than this may be a backup between its data commit and
+/// its manifest (or an old-pod `gzip` still writing): `--all` and `--latest` leave it alone.
+pub const SETTLE_SECONDS: i64 = 120;
+
 /// Every listed backup plus every data file without a manifest that the listing leaves out
 /// (a `.dump`, `.sql.zst` or `.sql` whose manifest is gone), newest first.
-pub fn targets(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Target>, VerifyError> {
+pub fn targets(
+    store: &dyn Store,
+    host_hint: Option<&str>,
+    now: Timestamp,
+) -> Result<Vec<Target>, VerifyError> {
     let entries = catalog::list(store, host_hint)?;
-    let mut out: Vec<Target> = entries.iter().map(Target::from).collect();
     let objects = store.list()?;
-    let names: std::collections::BTreeSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+    let modified: BTreeMap<&str, Timestamp> = objects
+        .iter()
+        .map(|o| {
+            (
+                o.name.as_str(),
+                Timestamp::try_from(o.modified).unwrap_or(Timestamp::UNIX_EPOCH),
+            )
+        })
+        .collect();
+    let settling = |name: &str| {
+        modified
+            .get(name)
+            .is_some_and(|m| now.as_second() - m.as_second() < SETTLE_SECONDS)
+    };
+    let mut out: Vec<Target> = entries
+        .iter()
+        .map(|e| {
+            let mut t = Target::from(e);
+            t.settling = e.status == Status::Legacy && settling(&e.file);
+            t
+        })
+        .collect();
     for o in &objects {
         if o.name.ends_with(PARTIAL_SUFFIX)
             || o.name.ends_with(".sql.gz")
             || !DATA_EXTENSIONS.iter().any(|e| o.name.ends_with(e))
-            || names.contains(format!("{}{MANIFEST_SUFFIX}", o.name).as_str())
+            || modified.contains_key(format!("{}{MANIFEST_SUFFIX}", o.name).as_str())
         {
             continue;
         }
@@ -282,6 +315,7 @@ pub fn targets(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Target>
             database: None,
             time: Timestamp::try_from(o.modified).unwrap_or(Timestamp::UNIX_EPOCH),
             status: None,
+            settling: settling(&o.name),
         });
     }
     out.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
@@ -306,8 +340,12 @@ pub fn find<'t>(targets: &'t [Target], wanted: &str, root: &std::path::Path) -> 
         .or_else(|| targets.iter().find(|t| catalog::id_of(&t.file) == rel))
 }
 
-/// Verify one backup and record the result beside it. A bad backup is an `Ok(Record)` with
-/// `ok == false`; `Err` means verification itself could not run or be recorded.
+/// Verify one backup. A bad backup is an `Ok(Record)` with `ok == false`; `Err` means the
+/// verification itself could not run. Store the result with [`record`].
+///
+/// The level decides how deep it goes; a restore level (load into a scratch database with the
+/// restore engine's loader, compare row counts, run the user's checks) runs after the checksum
+/// level has passed, so a file that does not read back is never loaded.
 pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError> {
     let started = Instant::now();
     let checked_at = (req.now)();
@@ -341,7 +379,12 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
             match parse_manifest(&manifest_name, &bytes) {
                 Ok(m) => {
                     rec.database = Some(m.database.clone());
-                    check_managed(req, &m, previous.as_ref(), &mut rec)
+                    // No pg_restore is a problem of this machine, not of the backup.
+                    let pg_restore = match m.format {
+                        Format::Custom => Some(pg_restore_for(req, &m)?),
+                        Format::Plain => None,
+                    };
+                    check_managed(req, &m, pg_restore.as_deref(), previous.as_ref(), &mut rec)
                 }
                 Err(f) => Err(f),
             }
@@ -355,6 +398,8 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
             };
             if had_manifest.is_some() {
                 rec.kind = Kind::Orphan;
+                // Keep the memory of the manifest for the next run.
+                rec.manifest_sha256 = had_manifest.clone();
                 Err(Failure::ManifestMissing {
                     file: target.file.clone(),
                     why: format!(
@@ -396,12 +441,14 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
             rec.message = f.to_string();
         }
     }
-    // A data file that is gone entirely has nothing to record beside.
-    if rec.failure.as_deref() != Some("data-missing") {
-        let json = serde_json::to_vec_pretty(&rec).expect("the record serializes");
-        store.put(&rec.name(), &json).map_err(VerifyError::Record)?;
-    }
     Ok(rec)
+}
+
+/// Write the record beside its backup (`<file>.verify.json`, atomically replacing the previous
+/// one). The committed manifest is never rewritten.
+pub fn record(store: &dyn Store, rec: &Record) -> Result<(), VerifyError> {
+    let json = serde_json::to_vec_pretty(rec).expect("the record serializes");
+    store.put(&rec.name(), &json).map_err(VerifyError::Record)
 }
 
 /// The previous verification record of a data file.
@@ -580,6 +627,7 @@ fn compare_rows(
 fn check_managed(
     req: &Request<'_>,
     m: &Manifest,
+    pg_restore: Option<&std::path::Path>,
     previous: Option<&Record>,
     rec: &mut Record,
 ) -> Result<String, Failure> {
@@ -618,7 +666,11 @@ fn check_managed(
                 .map_err(|e| Failure::Read(e.to_string()))?;
             let (bytes, sha) =
                 pipeline::hash_reader(r).map_err(|e| Failure::Read(e.to_string()))?;
-            let content = replay(req, m);
+            let content = replay(
+                req,
+                m,
+                pg_restore.expect("pg_restore is chosen for custom archives"),
+            );
             (bytes, sha, bytes, content)
         }
     };
@@ -651,19 +703,36 @@ fn check_managed(
         });
     }
     if sha256 != m.sha256 {
-        return match content_verdict {
-            Ok(_) => Err(Failure::ManifestChecksum {
-                evidence: match previous.filter(|p| p.ok && p.sha256 == sha256) {
-                    Some(p) => format!(
-                        "the data is byte for byte what verified good at {}",
-                        p.checked_at.round(jiff::Unit::Second).unwrap_or(p.checked_at)
-                    ),
-                    None => "the data still reads back complete with the recorded row counts (a change to the data would most likely have broken that)".into(),
-                },
+        // Which side changed? Certain when the data is what verified good before; very likely
+        // the manifest when the data's own checksums (gzip CRC32 per member, zstd content
+        // checksum, zlib Adler-32 per custom-format block) all still match.
+        let same_as_verified = previous.filter(|p| p.ok && p.sha256 == sha256);
+        let self_checked = match m.format {
+            Format::Plain => m.compression != Compression::None,
+            Format::Custom => m.level > 0,
+        };
+        return match (content_verdict, same_as_verified) {
+            (Ok(_), Some(p)) => Err(Failure::ManifestChecksum {
+                evidence: format!(
+                    "the data is byte for byte what verified good at {}",
+                    p.checked_at.round(jiff::Unit::Second).unwrap_or(p.checked_at)
+                ),
                 actual: sha256,
                 expected: m.sha256.clone(),
             }),
-            Err(f) => Err(Failure::Checksum {
+            (Ok(_), None) if self_checked => Err(Failure::ManifestChecksum {
+                evidence: "the data's own checksums all match and it reads back complete with the recorded row counts".into(),
+                actual: sha256,
+                expected: m.sha256.clone(),
+            }),
+            (Ok(_), None) => Err(Failure::Checksum {
+                actual: sha256,
+                expected: m.sha256.clone(),
+                detail: Some(
+                    "the content still reads back complete, so either it was changed in place or the manifest's checksum was edited".into(),
+                ),
+            }),
+            (Err(f), _) => Err(Failure::Checksum {
                 actual: sha256,
                 expected: m.sha256.clone(),
                 detail: Some(f.to_string()),
@@ -686,15 +755,22 @@ fn check_managed(
     ))
 }
 
-/// Replay a custom-format archive with pg_restore (every data block, not just the TOC).
-fn replay(req: &Request<'_>, m: &Manifest) -> Result<pipeline::Report, Failure> {
-    let major = tools::parse_major(&format!("x {}", m.pg_dump_version))
+/// The pg_restore for an archive made by the manifest's pg_dump (same major or newer).
+fn pg_restore_for(req: &Request<'_>, m: &Manifest) -> Result<PathBuf, VerifyError> {
+    let major = tools::parse_major(&format!("pg_dump {}", m.pg_dump_version))
         .map(|(m, _)| m)
         .unwrap_or(0);
-    let pg_restore = tools::select("pg_restore", major, None, &req.search)
-        .map_err(|e| Failure::Archive(format!("cannot replay: {e}")))?;
+    Ok(tools::select("pg_restore", major, None, &req.search)?.path)
+}
+
+/// Replay a custom-format archive with pg_restore (every data block, not just the TOC).
+fn replay(
+    req: &Request<'_>,
+    m: &Manifest,
+    pg_restore: &std::path::Path,
+) -> Result<pipeline::Report, Failure> {
     let path = req.store.path_of(&m.file);
-    crate::backup::replay_custom(&pg_restore.path, &path, &req.child_env).map_err(|e| {
+    crate::backup::replay_custom(pg_restore, &path, &req.child_env).map_err(|e| {
         let s = e.to_string();
         Failure::Archive(
             s.strip_prefix("the dump is incomplete: the archive does not read back: ")

@@ -82,6 +82,13 @@ fn verify_fails(db: &TestDb, args: &[&str], id: &str, code: &str) -> String {
     line.to_string()
 }
 
+/// Make a file look ten minutes old (older than the settling time of files without manifest).
+fn age(path: &Path) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+        .unwrap();
+}
+
 fn flip_byte(path: &Path, at: u64) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[at as usize] ^= 0x40;
@@ -190,6 +197,13 @@ fn one_flipped_byte_is_detected() {
         .assert()
         .success()
         .stdout(predicate::str::contains("FAILED (checksum)"));
+
+    // Uncompressed: a flipped byte inside a row still parses, the checksum alone catches it.
+    let (plain, _) = backup(&db, &[("PGKEEP_COMPRESSION", "none")]);
+    let text = std::fs::read_to_string(&plain).unwrap();
+    flip_byte(&plain, text.find("user150").unwrap() as u64 + 2);
+    let line = verify_fails(&db, &[&id_of(&plain)], &id_of(&plain), "checksum");
+    assert!(line.contains("changed in place"), "{line}");
 }
 
 #[test]
@@ -232,6 +246,10 @@ fn a_deleted_manifest_is_detected() {
     // A custom-format archive without manifest is not listed, but --all still finds it.
     let (dump, dump_m) = backup(&db, &[("PGKEEP_FORMAT", "custom")]);
     std::fs::remove_file(&dump_m).unwrap();
+    // Just written, it may be a backup between its data and its manifest: --all leaves it alone.
+    let out = db.pgkeep().args(["verify", "--all"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&id_of(&dump)));
+    age(&dump);
     verify_fails(&db, &["--all"], &id_of(&dump), "manifest-missing");
 
     // The old pod's own `pg_dump | gzip` files are legacy, not orphans: they verify as such.
@@ -302,6 +320,17 @@ fn a_zero_length_data_file_is_detected() {
     std::fs::write(&data, b"").unwrap();
     let line = verify_fails(&db, &[], &id_of(&data), "empty");
     assert!(line.contains("the data file is empty (0 bytes)"), "{line}");
+    // A manifest whose data file is gone entirely.
+    std::fs::remove_file(&data).unwrap();
+    let line = verify_fails(&db, &[], &id_of(&data), "data-missing");
+    assert!(
+        line.contains("is missing although its manifest exists"),
+        "{line}"
+    );
+    db.pgkeep()
+        .arg("list")
+        .assert()
+        .stdout(predicate::str::contains("FAILED (data-missing)"));
 }
 
 #[test]
@@ -362,6 +391,7 @@ fn a_plain_dump_cut_in_a_copy_block_is_detected_though_psql_loads_it() {
         .write_all(&text.as_bytes()[..cut])
         .unwrap();
     assert!(gzip.wait().unwrap().success());
+    age(&legacy);
     verify_fails(&db, &["--all"], "2026-01-02_03-04-05", "cut-in-copy");
 }
 
@@ -376,6 +406,19 @@ fn a_custom_archive_is_replayed_block_by_block() {
     reseal(&data, &manifest);
     let line = verify_fails(&db, &[], &id_of(&data), "archive");
     assert!(line.contains("does not replay"), "{line}");
+    // No pg_restore is this machine's problem, not a bad backup: exit 6, nothing recorded.
+    let before = std::fs::read(format!("{}.verify.json", data.display())).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    db.pgkeep()
+        .env("PGKEEP_PG_BINDIR", empty.path())
+        .arg("verify")
+        .assert()
+        .code(6)
+        .stderr(predicate::str::contains("pg_restore not found"));
+    assert_eq!(
+        std::fs::read(format!("{}.verify.json", data.display())).unwrap(),
+        before
+    );
     // A TOC-only listing does not see it.
     let info = cluster();
     let status = std::process::Command::new(info.bindir.join("pg_restore"))
