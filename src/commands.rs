@@ -291,6 +291,7 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
         },
         child_env: backup::child_env(&ctx.env),
         now: jiff::Timestamp::now,
+        shutdown: ctx.shutdown.clone(),
     };
     let notifier = Notifier::from_settings(settings);
     let mut records = Vec::new();

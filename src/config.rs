@@ -233,7 +233,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "notify_proxy",
-        env: &["PGKEEP_NOTIFY_PROXY", "HTTPS_PROXY", "https_proxy"],
+        env: &["PGKEEP_NOTIFY_PROXY"],
         secret: true,
         help: "HTTP(S) proxy for notifications, e.g. http://proxy:3128",
     },
@@ -694,11 +694,7 @@ impl Settings {
             ("notify_rocketchat_url", WebhookFormat::RocketChat),
         ] {
             if let Some(r) = get(k) {
-                for url in r
-                    .value
-                    .split([' ', '\n', '\t', ','])
-                    .filter(|u| !u.is_empty())
-                {
+                for url in r.value.split_whitespace() {
                     check_url(url).map_err(|m| invalid(k, m))?;
                     webhooks.push((format, Secret::new(url)));
                 }

@@ -239,6 +239,9 @@ pub struct Request<'a> {
     /// The environment pg_restore may inherit.
     pub child_env: Vec<(String, String)>,
     pub now: fn() -> Timestamp,
+    /// Stops reading at once when it fires; the verification then ends `Interrupted` and
+    /// nothing is recorded.
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
 /// One thing to verify: a listed backup, or a data file that has lost its manifest.
@@ -414,7 +417,7 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
                 })
             } else if written_by_pgkeep(store, &target.file) {
                 rec.kind = Kind::Orphan;
-                let content = match check_legacy(store, &target.file, &mut rec) {
+                let content = match check_legacy(store, &target.file, &req.shutdown, &mut rec) {
                     Ok(_) => "its content decompresses complete".to_string(),
                     Err(f) => format!("its content is bad too: {f}"),
                 };
@@ -425,10 +428,13 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
                     ),
                 })
             } else {
-                check_legacy(store, &target.file, &mut rec)
+                check_legacy(store, &target.file, &req.shutdown, &mut rec)
             }
         }
     };
+    if let Some(r) = req.shutdown.reason() {
+        return Err(VerifyError::Interrupted(r));
+    }
     rec.duration_seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(msg) => {
@@ -505,14 +511,18 @@ fn written_by_pgkeep(store: &dyn Store, file: &str) -> bool {
 }
 
 /// A reader that hashes and counts what passes through it.
-struct Hashing<R> {
+struct Hashing<'s, R> {
     inner: R,
+    shutdown: &'s crate::shutdown::Shutdown,
     hasher: Sha256,
     bytes: u64,
 }
 
-impl<R: Read> Read for Hashing<R> {
+impl<R: Read> Read for Hashing<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.shutdown.reason().is_some() {
+            return Err(io::Error::other("interrupted"));
+        }
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
@@ -534,10 +544,12 @@ fn plain_pass(
     store: &dyn Store,
     file: &str,
     compression: Compression,
+    shutdown: &crate::shutdown::Shutdown,
 ) -> Result<PlainPass, Failure> {
     let r = store.open(file).map_err(|e| Failure::Read(e.to_string()))?;
     let mut hashing = Hashing {
         inner: r,
+        shutdown,
         hasher: Sha256::new(),
         bytes: 0,
     };
@@ -653,7 +665,7 @@ fn check_managed(
         Result<pipeline::Report, Failure>,
     ) = match m.format {
         Format::Plain => {
-            let pass = plain_pass(store, &m.file, m.compression)?;
+            let pass = plain_pass(store, &m.file, m.compression, &req.shutdown)?;
             let content = pass.decoded.map_err(|message| Failure::Corrupt {
                 compression: compression_name(m.compression),
                 message,
@@ -664,8 +676,14 @@ fn check_managed(
             let r = store
                 .open(&m.file)
                 .map_err(|e| Failure::Read(e.to_string()))?;
-            let (bytes, sha) =
-                pipeline::hash_reader(r).map_err(|e| Failure::Read(e.to_string()))?;
+            let mut hashing = Hashing {
+                inner: r,
+                shutdown: &req.shutdown,
+                hasher: Sha256::new(),
+                bytes: 0,
+            };
+            io::copy(&mut hashing, &mut io::sink()).map_err(|e| Failure::Read(e.to_string()))?;
+            let (bytes, sha) = (hashing.bytes, hex::encode(hashing.hasher.finalize()));
             let content = replay(
                 req,
                 m,
@@ -781,12 +799,17 @@ fn replay(
 }
 
 /// An old pod's `.sql.gz`: decompress fully, check the trailer; no checksum exists to compare.
-fn check_legacy(store: &LocalStore, file: &str, rec: &mut Record) -> Result<String, Failure> {
+fn check_legacy(
+    store: &LocalStore,
+    file: &str,
+    shutdown: &crate::shutdown::Shutdown,
+    rec: &mut Record,
+) -> Result<String, Failure> {
     let size = size_of(store, file).ok_or_else(|| Failure::Read(format!("{file} is gone")))?;
     if size == 0 {
         return Err(Failure::Empty { expected: None });
     }
-    let pass = plain_pass(store, file, Compression::Gzip)?;
+    let pass = plain_pass(store, file, Compression::Gzip, shutdown)?;
     rec.stored_bytes = pass.stored_bytes;
     rec.sha256 = pass.sha256;
     rec.raw_bytes = pass.raw_bytes;
@@ -976,6 +999,43 @@ mod tests {
             text.contains("pgkeep_verify_failed_backups{database=\"a\"} 1\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_shutdown_stops_verification_and_nothing_is_recorded() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let file = "h-db_2026-11-01_00-00-00.sql.gz";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"-- PostgreSQL database dump complete\n")
+            .unwrap();
+        store.put(file, &gz.finish().unwrap()).unwrap();
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let req = Request {
+            store: &store,
+            level: Level::Checksum,
+            search: Search::default(),
+            child_env: Vec::new(),
+            now: Timestamp::now,
+            shutdown,
+        };
+        let t = Target {
+            id: catalog::id_of(file),
+            file: file.into(),
+            database: None,
+            time: Timestamp::now(),
+            status: None,
+            settling: false,
+        };
+        // Not fired: it runs (and finds the file lacks a manifest).
+        assert_eq!(
+            verify(&req, &t).unwrap().failure.as_deref(),
+            Some("manifest-missing")
+        );
+        trigger.fire(crate::shutdown::Reason::Terminate);
+        assert!(matches!(verify(&req, &t), Err(VerifyError::Interrupted(_))));
+        assert!(read_record(&store, file).is_none());
     }
 
     #[test]
