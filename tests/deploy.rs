@@ -204,6 +204,26 @@ fn backup_succeeds_as_an_arbitrary_uid_in_group_0_without_home_and_with_a_read_o
     let left: Vec<_> = std::fs::read_dir(&pod.tmp).unwrap().flatten().collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
 
+    // A read-only root filesystem would not have mattered: the UID owns no file outside
+    // BACKUP_DIR in the places it could have written to (world-writable directories).
+    let stray = Command::new("find")
+        .args([
+            "/tmp",
+            "/var/tmp",
+            "/dev/shm",
+            "-xdev",
+            "-uid",
+            &UID.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let stray: Vec<&str> = std::str::from_utf8(&stray.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !Path::new(l).starts_with(&pod.backup_dir))
+        .collect();
+    assert!(stray.is_empty(), "written outside BACKUP_DIR: {stray:?}");
+
     // The same UID lists what it wrote.
     let out = pod.pgkeep(&db, &pod.backup_dir, &["list", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
