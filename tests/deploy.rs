@@ -256,3 +256,67 @@ fn a_backup_dir_the_uid_cannot_write_is_a_storage_error_naming_the_directory() {
     );
     assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
 }
+
+/// A tmpfs of `size` mounted at `dir` for the life of the guard.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0770"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            eprintln!(
+                "skipped: cannot mount a tmpfs here: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_volume_is_a_storage_error_and_leaves_no_partial_file() {
+    if !is_root() {
+        eprintln!("skipped: needs root to switch to an arbitrary UID and mount a tmpfs");
+        return;
+    }
+    open_socket_dir();
+    // About 6 MB of barely compressible rows: far more than the 256 KiB volume holds.
+    let db = TestDb::create(
+        "CREATE TABLE big (id int, payload text);
+         INSERT INTO big SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 80000) g;",
+    );
+    let pod = Pod::new();
+    let small = pod.root.join("small-volume");
+    mkdir(&small, 0o770, 0, 0);
+    let Some(_volume) = Tmpfs::mount(&small, "256k") else {
+        return;
+    };
+    // The kubelet hands the volume to group 0, as fsGroup 0 / the image's g=u do.
+    nix::unistd::chown(&small, Some(0.into()), Some(0.into())).unwrap();
+    let out = pod.pgkeep(&db, &small, &["backup"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no space left"), "{err}");
+    let left: Vec<PathBuf> = walk_all(&small)
+        .into_iter()
+        .filter(|p| p.is_file() && !p.to_string_lossy().ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "left on the full volume: {left:?}");
+}
