@@ -452,6 +452,10 @@ def check_container_env(where: str, objs: list[dict], pgkeep: str, problems: Pro
     for spec in pod_specs(objs):
         volumes = {v.get("name"): v for v in spec.get("volumes") or []}
         for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+            if (c.get("args") or [""])[0] == "maintenance":
+                checked += 1
+                check_maintenance(f"{where} container {c.get('name')}", c, pgkeep, problems)
+                continue
             if (c.get("args") or [""])[0] not in ("run", "backup", "prune"):
                 continue
             with tempfile.TemporaryDirectory() as d:
@@ -488,6 +492,82 @@ def check_container_env(where: str, objs: list[dict], pgkeep: str, problems: Pro
                 elif "s3cret-placeholder" in res.stdout + res.stderr:
                     problems.add(f"{where} container {c.get('name')}", "config show printed a secret")
     return checked
+
+
+def check_maintenance(where: str, c: dict, pgkeep: str, problems: Problems) -> None:
+    """Start the maintenance container's command with its environment (on 127.0.0.1, port 0)
+    and check that it answers 503 with the configured Retry-After and message, and that the
+    container port is the one it listens on."""
+    import signal
+    import socket
+    import time
+
+    env = {"PATH": os.environ.get("PATH", "")}
+    for e in c.get("env") or []:
+        if "value" in e:
+            env[e["name"]] = str(e["value"])
+    listen = env.get("PGKEEP_MAINTENANCE_LISTEN", "0.0.0.0:8081")
+    ports = [p.get("containerPort") for p in c.get("ports") or []]
+    if int(listen.rsplit(":", 1)[1]) not in ports:
+        problems.add(where, f"listens on {listen} but declares container ports {ports}")
+    env["PGKEEP_MAINTENANCE_LISTEN"] = "127.0.0.1:0"
+    addr = None
+    proc = subprocess.Popen(
+        [pgkeep] + list(c.get("args") or []),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        seen = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line.strip())
+            m = re.search(r"addr=(\S+)", line)
+            if "maintenance page listening" in line and m:
+                addr = m.group(1)
+                break
+        if addr is None:
+            proc.kill()
+            code = proc.wait()
+            problems.add(where, f"`pgkeep maintenance` did not start (exit {code}): {' '.join(seen)[:300]}")
+            return
+        host, port = addr.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        head, _, body = raw.decode("utf-8", "replace").partition("\r\n\r\n")
+        status = head.split(" ", 2)[1] if " " in head else "?"
+        headers = {
+            k.strip().lower(): v.strip()
+            for k, _, v in (h.partition(":") for h in head.split("\r\n")[1:])
+        }
+        if status != "503":
+            problems.add(where, f"answers {status}, not 503")
+        want = env.get("PGKEEP_MAINTENANCE_RETRY_AFTER")
+        if want and headers.get("retry-after") != want:
+            problems.add(where, f"Retry-After is {headers.get('retry-after')}, configured {want}")
+        msg = env.get("PGKEEP_MAINTENANCE_MESSAGE")
+        if msg and msg.split()[0] not in body:
+            problems.add(where, "the configured message is not on the page")
+    finally:
+        if proc.poll() is not None and addr is None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        if code != 0:
+            problems.add(where, f"`pgkeep maintenance` exited {code} on SIGTERM")
 
 
 def check_monitoring(path: Path, services: list[dict], problems: Problems) -> int:
@@ -704,7 +784,7 @@ def main() -> int:
         + f"; {rules} PrometheusRule rules checked (structure, PromQL parsed); ServiceMonitor checked against the template's Service"
     )
     if args.pgkeep:
-        print(f"validate: {envs} container environments accepted by `pgkeep config show`")
+        print(f"validate: {envs} container environments accepted by pgkeep (`config show`; the maintenance page started and answered)")
     for p in problems.items:
         print(f"INVALID {p}")
     if problems.items:

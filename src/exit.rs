@@ -31,12 +31,12 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 | BackupError::Incomplete(_)
                 | BackupError::Io { .. }
                 | BackupError::Manifest(_) => return FAILED,
-                // Transparent wrappers: their inner error is not a separate link of the chain.
-                BackupError::Storage(_) => return STORAGE,
-                BackupError::Pg(_) => return CONNECTION,
-                BackupError::Tool(_) => return TOOLS,
+                // Transparent variants: the inner error is not in the chain of sources.
                 BackupError::Lock(LockError::Busy { .. }) => return BUSY,
-                BackupError::Lock(LockError::Io { .. }) => return STORAGE,
+                BackupError::Pg(_) => return CONNECTION,
+                BackupError::Storage(_) => return STORAGE,
+                BackupError::Tool(_) => return TOOLS,
+                _ => continue,
             }
         }
         if cause.downcast_ref::<ConfigError>().is_some() {
