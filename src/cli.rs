@@ -72,6 +72,11 @@ pub enum Command {
     },
     /// Run the built-in demo on a throwaway PostgreSQL cluster made with the local server binaries.
     Demo(DemoArgs),
+    /// Serve an "application offline" page (HTTP 503 with Retry-After) until stopped.
+    ///
+    /// Every request, whatever its method or path, gets the page: point the application's Route
+    /// or Service at this port while a restore runs, and back afterwards.
+    Maintenance(MaintenanceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,4 +124,36 @@ pub struct DemoArgs {
     /// Keep the demo's cluster and backups (prints where they are) instead of removing them.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is logged).
+    #[arg(
+        long,
+        env = "PGKEEP_MAINTENANCE_LISTEN",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8081"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// Page title and heading (plain text).
+    #[arg(
+        long,
+        env = "PGKEEP_MAINTENANCE_TITLE",
+        value_name = "TEXT",
+        default_value = "Down for maintenance"
+    )]
+    pub title: String,
+    /// Message on the page (plain text, HTML is escaped; a blank line starts a new paragraph).
+    #[arg(long, env = "PGKEEP_MAINTENANCE_MESSAGE", value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Seconds clients are asked to wait before retrying (the Retry-After header).
+    #[arg(
+        long,
+        env = "PGKEEP_MAINTENANCE_RETRY_AFTER",
+        value_name = "SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(0..=86_400)
+    )]
+    pub retry_after: u64,
 }

@@ -91,6 +91,7 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context_) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(args, &ctx).await,
+        Command::Maintenance(args) => cmd_maintenance(args, &ctx).await,
     }
 }
 
@@ -280,4 +281,28 @@ fn cmd_config(action: &ConfigAction, settings: &Settings) {
             }
         }
     }
+}
+
+async fn cmd_maintenance(args: &crate::cli::MaintenanceArgs, ctx: &Context_) -> Result<()> {
+    let mut page = crate::maintenance::Page {
+        title: args.title.clone(),
+        retry_after: args.retry_after,
+        ..Default::default()
+    };
+    if let Some(m) = &args.message {
+        page.message = m.clone();
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(addr = %addr, retry_after = page.retry_after, "maintenance page listening");
+    crate::maintenance::serve(listener, page, ctx.shutdown.clone())
+        .await
+        .context("maintenance page server failed")?;
+    tracing::info!(
+        reason = ctx.shutdown.reason().map_or("none", |r| r.name()),
+        "maintenance page stopped"
+    );
+    Ok(())
 }

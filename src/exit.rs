@@ -63,6 +63,42 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
 }
 
 /// The error as one line: context and causes joined, newlines removed.
+/// A cause whose text already ends the line (an error that prints its source) is not repeated.
 pub fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace('\n', " ")
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_inside_a_backup_error_map_to_storage_and_print_once() {
+        let io = std::io::Error::from_raw_os_error(13);
+        let e = anyhow::Error::new(BackupError::Storage(StorageError::NotWritable {
+            path: "/backups".into(),
+            source: io,
+        }))
+        .context("backup of database \"app\" failed");
+        assert_eq!(code_for(&e), STORAGE);
+        let line = one_line(&e);
+        assert_eq!(line.matches("os error 13").count(), 1, "{line}");
+        assert!(line.starts_with("backup of database \"app\" failed: backup directory /backups"));
+    }
+
+    #[test]
+    fn distinct_causes_are_all_kept() {
+        let e = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(one_line(&e), "outer: middle: inner");
+    }
 }

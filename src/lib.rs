@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod exit;
 pub mod lock;
+pub mod maintenance;
 pub mod pg;
 pub mod pipeline;
 pub mod process;
