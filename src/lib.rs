@@ -13,5 +13,6 @@ pub mod lock;
 pub mod pg;
 pub mod pipeline;
 pub mod process;
+pub mod retention;
 pub mod shutdown;
 pub mod storage;
