@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod exit;
 pub mod lock;
