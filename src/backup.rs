@@ -144,11 +144,17 @@ pub fn libpq_env(
 }
 
 /// Run one backup to its commit.
-pub async fn run(mut req: Request<'_>) -> Result<Done, BackupError> {
+pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
+    let started_at = (req.now)();
+    run_at(req, started_at).await
+}
+
+/// Run one backup whose start time (and so its id, see [`catalog::backup_stem`]) the caller
+/// fixed beforehand, e.g. to answer an API request with the id before the backup ends.
+pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done, BackupError> {
     let s = req.settings;
     let store = LocalStore::open(&s.backup_dir)?;
     store.check_writable()?;
-    let started_at = (req.now)();
     let started = Instant::now();
     let (day, stem) = catalog::backup_stem(&s.host, &req.database, started_at);
     let ext = catalog::extension(s.format, s.compression);

@@ -627,14 +627,15 @@ impl Settings {
             keep_weekly: count("keep_weekly", defaults.keep_weekly)?,
             keep_monthly: count("keep_monthly", defaults.keep_monthly)?,
         };
-        let duration = |k: &'static str, default: &str| -> Result<std::time::Duration, ConfigError> {
-            let text = get(k).map_or(default, |r| r.value.as_str());
-            if text.trim() == "0" {
-                return Ok(std::time::Duration::ZERO);
-            }
-            let d = schedule::parse_period(text).map_err(|m| invalid(k, m))?;
-            Ok(d.unsigned_abs())
-        };
+        let duration =
+            |k: &'static str, default: &str| -> Result<std::time::Duration, ConfigError> {
+                let text = get(k).map_or(default, |r| r.value.as_str());
+                if text.trim() == "0" {
+                    return Ok(std::time::Duration::ZERO);
+                }
+                let d = schedule::parse_period(text).map_err(|m| invalid(k, m))?;
+                Ok(d.unsigned_abs())
+            };
         let partial_max_age = duration("partial_max_age", "24h")?;
         if partial_max_age < std::time::Duration::from_secs(60) {
             return Err(invalid(
@@ -644,12 +645,15 @@ impl Settings {
         }
         let shutdown_grace = duration("shutdown_grace", "25s")?;
         let listen_text = string("listen", "0.0.0.0:8080");
-        let listen = listen_text.trim().parse::<std::net::SocketAddr>().map_err(|_| {
-            invalid(
-                "listen",
-                format!("`{listen_text}` is not an address:port such as 0.0.0.0:8080"),
-            )
-        })?;
+        let listen = listen_text
+            .trim()
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                invalid(
+                    "listen",
+                    format!("`{listen_text}` is not an address:port such as 0.0.0.0:8080"),
+                )
+            })?;
         let api_token = match get("api_token") {
             Some(r) if r.value.trim().is_empty() => None,
             Some(r) => Some(Secret::new(r.value.trim().to_string())),

@@ -5,6 +5,8 @@ use crate::config::ConfigError;
 use crate::lock::LockError;
 use crate::pg::PgError;
 use crate::pg::tools::ToolError;
+use crate::prune::PruneError;
+use crate::retention::PolicyError;
 use crate::storage::StorageError;
 
 pub const OK: u8 = 0;
@@ -31,8 +33,24 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 | BackupError::Incomplete(_)
                 | BackupError::Io { .. }
                 | BackupError::Manifest(_) => return FAILED,
+                // Transparent variants: the inner error is not in the chain of sources.
+                BackupError::Lock(LockError::Busy { .. }) => return BUSY,
+                BackupError::Pg(_) => return CONNECTION,
+                BackupError::Storage(_) => return STORAGE,
+                BackupError::Tool(_) => return TOOLS,
                 _ => continue,
             }
+        }
+        if let Some(e) = cause.downcast_ref::<PruneError>() {
+            match e {
+                PruneError::Policy(_) => return USAGE,
+                PruneError::Lock(LockError::Busy { .. }) => return BUSY,
+                PruneError::Storage(_) | PruneError::Catalog(_) => return STORAGE,
+                PruneError::Lock(_) => return FAILED,
+            }
+        }
+        if cause.downcast_ref::<PolicyError>().is_some() {
+            return USAGE;
         }
         if cause.downcast_ref::<ConfigError>().is_some() {
             return USAGE;

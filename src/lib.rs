@@ -14,6 +14,7 @@ pub mod lock;
 pub mod pg;
 pub mod pipeline;
 pub mod process;
+pub mod prune;
 pub mod retention;
 pub mod shutdown;
 pub mod storage;

@@ -118,14 +118,25 @@ pub enum Keep {
     /// Dated after now: never culled.
     Future,
     /// One of the newest `keep_last` good backups.
-    Last { rank: u32, of: u32 },
+    Last {
+        rank: u32,
+        of: u32,
+    },
     /// The newest backup that passed verification.
     NewestVerified,
     /// Within `keep_days` of the newest good backup.
-    Days { days: u32 },
-    Daily { period: String },
-    Weekly { period: String },
-    Monthly { period: String },
+    Days {
+        days: u32,
+    },
+    Daily {
+        period: String,
+    },
+    Weekly {
+        period: String,
+    },
+    Monthly {
+        period: String,
+    },
 }
 
 impl fmt::Display for Keep {
@@ -240,14 +251,14 @@ pub fn decide(
         }
     }
 
-    let mut rank = 0;
-    for &i in order.iter().filter(|&&i| good(&backups[i])) {
-        if rank == policy.keep_last {
-            break;
-        }
-        rank += 1;
+    for (rank, &i) in order
+        .iter()
+        .filter(|&&i| good(&backups[i]))
+        .take(policy.keep_last as usize)
+        .enumerate()
+    {
         rules[i].push(Keep::Last {
-            rank,
+            rank: rank as u32 + 1,
             of: policy.keep_last,
         });
     }
@@ -280,7 +291,9 @@ pub fn decide(
         }
     }
 
-    let tiers: [(u32, fn(&jiff::Zoned) -> String, fn(String) -> Keep); 3] = [
+    type PeriodOf = fn(&jiff::Zoned) -> String;
+    type MakeKeep = fn(String) -> Keep;
+    let tiers: [(u32, PeriodOf, MakeKeep); 3] = [
         (
             policy.keep_daily,
             |z| z.strftime("%Y-%m-%d").to_string(),

@@ -76,7 +76,9 @@ pub fn parse_tz(name: &str) -> Result<TimeZone, String> {
         return TimeZone::tzif(n, &bytes).map_err(|e| format!("time zone file {n}: {e}"));
     }
     TimeZone::posix(n).map_err(|_| {
-        format!("`{name}` is not a known time zone (use an IANA name such as Europe/Berlin, or UTC)")
+        format!(
+            "`{name}` is not a known time zone (use an IANA name such as Europe/Berlin, or UTC)"
+        )
     })
 }
 
@@ -128,10 +130,16 @@ impl Schedule {
     pub fn describe(&self) -> String {
         match self {
             Schedule::Cron {
-                expr, cron, tz_name, ..
+                expr,
+                cron,
+                tz_name,
+                ..
             } => format!("cron `{expr}` in {tz_name} ({})", cron.describe()),
             Schedule::Every { period, text } => {
-                format!("every {text} ({}s) after the previous run", period.as_secs())
+                format!(
+                    "every {text} ({}s) after the previous run",
+                    period.as_secs()
+                )
             }
         }
     }
@@ -201,9 +209,7 @@ impl Schedule {
     pub fn after_run(&self, started: Timestamp, now: Timestamp) -> Timestamp {
         match self {
             Schedule::Cron { .. } => self.next_after(now.max(started)).unwrap_or(now),
-            Schedule::Every { period, .. } => {
-                started.checked_add(*period).unwrap_or(now).max(now)
-            }
+            Schedule::Every { period, .. } => started.checked_add(*period).unwrap_or(now).max(now),
         }
     }
 }
@@ -261,7 +267,10 @@ mod tests {
         let runs = occurrences(&s, "2026-03-27T12:00:00Z", "2026-03-31T12:00:00Z");
         assert_eq!(runs.len(), 4, "{runs:?}");
         // One run on the 29th, at the first instant after the gap or in it (03:xx CEST).
-        let on_29: Vec<&String> = runs.iter().filter(|r| r.starts_with("2026-03-29")).collect();
+        let on_29: Vec<&String> = runs
+            .iter()
+            .filter(|r| r.starts_with("2026-03-29"))
+            .collect();
         assert_eq!(on_29.len(), 1, "{runs:?}");
         let t = ts(on_29[0]).to_zoned(parse_tz("Europe/Berlin").unwrap());
         assert_eq!(t.hour(), 3, "{t}");
@@ -274,7 +283,10 @@ mod tests {
         // 2026-10-25 in Berlin: 03:00 CEST falls back to 02:00 CET; 02:30 happens twice.
         let s = berlin("30 2 * * *");
         let runs = occurrences(&s, "2026-10-23T12:00:00Z", "2026-10-27T12:00:00Z");
-        let on_25: Vec<&String> = runs.iter().filter(|r| r.starts_with("2026-10-25")).collect();
+        let on_25: Vec<&String> = runs
+            .iter()
+            .filter(|r| r.starts_with("2026-10-25"))
+            .collect();
         assert_eq!(on_25.len(), 1, "{runs:?}");
         assert_eq!(runs.len(), 4, "{runs:?}");
         // The first 02:30 (CEST, 00:30 UTC).
@@ -353,9 +365,15 @@ mod tests {
     fn parsing() {
         assert_eq!(parse_period("1d").unwrap(), SignedDuration::from_hours(24));
         assert_eq!(parse_period("12h").unwrap(), SignedDuration::from_hours(12));
-        assert_eq!(parse_period("1h30m").unwrap(), SignedDuration::from_mins(90));
+        assert_eq!(
+            parse_period("1h30m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
         assert_eq!(parse_period("3600").unwrap(), SignedDuration::from_hours(1));
-        assert_eq!(parse_period("2 days").unwrap(), SignedDuration::from_hours(48));
+        assert_eq!(
+            parse_period("2 days").unwrap(),
+            SignedDuration::from_hours(48)
+        );
         assert!(parse_period("0").is_err());
         assert!(parse_period("soon").is_err());
         assert!(Schedule::cron("61 1 * * *", TimeZone::UTC, "UTC").is_err());

@@ -361,14 +361,15 @@ fn cases() -> Vec<Case> {
                 let t0 = ts("2026-11-29T01:00");
                 (0..200)
                     .map(|i| {
-                        let t = (t0 - jiff::SignedDuration::from_hours(24 * i)).to_zoned(TimeZone::UTC);
+                        let t =
+                            (t0 - jiff::SignedDuration::from_hours(24 * i)).to_zoned(TimeZone::UTC);
                         let daily = i < 7;
                         // Sundays of the 4 newest ISO weeks.
                         let weekly = i % 7 == 0 && i / 7 < 4;
                         // Last day of each of the 6 newest months (Nov counts 11-29).
                         let last_of_month = (t.clone() + jiff::Span::new().days(1)).day() == 1;
-                        let monthly = (i == 0 || last_of_month)
-                            && t.date() >= jiff::civil::date(2026, 6, 30);
+                        let monthly =
+                            (i == 0 || last_of_month) && t.date() >= jiff::civil::date(2026, 6, 30);
                         if daily || weekly || monthly { 'K' } else { 'D' }
                     })
                     .collect()
@@ -565,7 +566,13 @@ fn reasons_are_named() {
     .unwrap();
     let text: Vec<String> = got
         .iter()
-        .map(|d| format!("{} {}", if d.verdict.keep() { "keep" } else { "delete" }, d.verdict))
+        .map(|d| {
+            format!(
+                "{} {}",
+                if d.verdict.keep() { "keep" } else { "delete" },
+                d.verdict
+            )
+        })
         .collect();
     assert_eq!(
         text,
