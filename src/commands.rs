@@ -410,7 +410,13 @@ pub fn render_prune(
 ) -> String {
     let mut rows: Vec<[String; 5]> = vec![[
         "ACTION".into(),
-        format!("TIME ({})", settings.timezone_name),
+        format!(
+            "TIME ({})",
+            settings
+                .timezone
+                .iana_name()
+                .unwrap_or(&settings.timezone_name)
+        ),
         "STATUS".into(),
         "ID".into(),
         "RULE".into(),
@@ -450,7 +456,10 @@ pub fn render_prune(
             "-".into(),
             "orphan".into(),
             o.file.clone(),
-            format!("{}, {}h old", o.kind, o.age_seconds / 3600),
+            match o.age_seconds / 3600 {
+                h if h >= 48 => format!("{}, {} days old", o.kind, h / 24),
+                h => format!("{}, {h} hours old", o.kind),
+            },
         ]);
     }
     let mut out = format!(

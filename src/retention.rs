@@ -124,9 +124,11 @@ pub enum Keep {
     },
     /// The newest backup that passed verification.
     NewestVerified,
-    /// Within `keep_days` of the newest good backup.
+    /// Within `keep_days` of the newest good backup (or of the newest legacy file when there is
+    /// no good backup yet).
     Days {
         days: u32,
+        from: Anchor,
     },
     Daily {
         period: String,
@@ -145,11 +147,29 @@ impl fmt::Display for Keep {
             Keep::Future => write!(f, "dated in the future: never culled"),
             Keep::Last { rank, of } => write!(f, "keep_last: newest good {rank} of {of}"),
             Keep::NewestVerified => write!(f, "newest verified backup"),
-            Keep::Days { days } => write!(f, "keep_days: within {days} days of the newest good"),
+            Keep::Days { days, from } => write!(f, "keep_days: within {days} days of the {from}"),
             Keep::Daily { period } => write!(f, "keep_daily: {period}"),
             Keep::Weekly { period } => write!(f, "keep_weekly: {period}"),
             Keep::Monthly { period } => write!(f, "keep_monthly: {period}"),
         }
+    }
+}
+
+/// What the age window is measured from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    NewestGood,
+    /// No good backup exists: the newest legacy file of the old pod.
+    NewestLegacy,
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Anchor::NewestGood => "newest good backup",
+            Anchor::NewestLegacy => "newest legacy file (no good backup yet)",
+        })
     }
 }
 
@@ -158,7 +178,11 @@ impl fmt::Display for Keep {
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Cull {
     /// Older than `keep_days` before the newest good backup and kept by no other rule.
-    Expired { days: u32, anchor: Timestamp },
+    Expired {
+        days: u32,
+        anchor: Timestamp,
+        from: Anchor,
+    },
     /// Failed verification: it counts toward no keep rule.
     FailedVerification,
     /// No rule keeps it (the age window is off).
@@ -168,9 +192,9 @@ pub enum Cull {
 impl fmt::Display for Cull {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Cull::Expired { days, anchor } => write!(
+            Cull::Expired { days, anchor, from } => write!(
                 f,
-                "older than {days} days before the newest good backup ({}); no rule keeps it",
+                "older than {days} days before the {from} ({}); no rule keeps it",
                 anchor.round(jiff::Unit::Second).unwrap_or(*anchor)
             ),
             Cull::FailedVerification => write!(f, "failed verification; no rule keeps it"),
@@ -274,11 +298,17 @@ pub fn decide(
         .iter()
         .map(|&i| &backups[i])
         .find(|b| good(b))
-        .or_else(|| order.iter().map(|&i| &backups[i]).find(|b| eligible(b)))
-        .map(|b| b.time);
+        .map(|b| (b.time, Anchor::NewestGood))
+        .or_else(|| {
+            order
+                .iter()
+                .map(|&i| &backups[i])
+                .find(|b| eligible(b))
+                .map(|b| (b.time, Anchor::NewestLegacy))
+        });
 
     if policy.keep_days > 0
-        && let Some(anchor) = anchor
+        && let Some((anchor, from)) = anchor
     {
         let window = jiff::SignedDuration::from_hours(24 * i64::from(policy.keep_days));
         for &i in &order {
@@ -286,6 +316,7 @@ pub fn decide(
             if eligible(b) && anchor.duration_since(b.time) <= window {
                 rules[i].push(Keep::Days {
                     days: policy.keep_days,
+                    from,
                 });
             }
         }
@@ -349,11 +380,12 @@ pub fn decide(
                 Verdict::Delete {
                     reason: Cull::FailedVerification,
                 }
-            } else if let (true, Some(anchor)) = (policy.keep_days > 0, anchor) {
+            } else if let (true, Some((anchor, from))) = (policy.keep_days > 0, anchor) {
                 Verdict::Delete {
                     reason: Cull::Expired {
                         days: policy.keep_days,
                         anchor,
+                        from,
                     },
                 }
             } else {

@@ -39,6 +39,16 @@ pub enum Trigger {
     Api,
 }
 
+impl Trigger {
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::CatchUp => "catch_up",
+            Trigger::Api => "api",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptStatus {
@@ -248,7 +258,7 @@ impl Daemon {
         tracing::info!(
             database = %attempt.database,
             id = %attempt.id,
-            trigger = ?attempt.trigger,
+            trigger = attempt.trigger.name(),
             "backup started"
         );
         // The backup sees its own stop signal: fired only when the grace period after the
@@ -434,6 +444,7 @@ impl Daemon {
         loop {
             self.set_next_run(next.at);
             if !self.sleep_until(next.at).await {
+                tracing::info!("stopping: no new backups will start");
                 break;
             }
             let trigger = if next.catch_up.is_some() {

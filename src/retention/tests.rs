@@ -578,11 +578,22 @@ fn reasons_are_named() {
         text,
         vec![
             "keep dated in the future: never culled",
-            "keep keep_last: newest good 1 of 1; newest verified backup; keep_days: within 10 days of the newest good",
+            "keep keep_last: newest good 1 of 1; newest verified backup; keep_days: within 10 days of the newest good backup",
             "delete failed verification; no rule keeps it",
-            "keep keep_days: within 10 days of the newest good",
+            "keep keep_days: within 10 days of the newest good backup",
             "delete older than 10 days before the newest good backup (2026-11-25T01:00:00Z); no rule keeps it",
         ]
+    );
+    let legacy_only = decide(
+        &series("2026-11-25T01:00", 12, 24, 'l'),
+        ts("2026-11-25T12:00"),
+        &DEFAULT,
+        &TimeZone::UTC,
+    )
+    .unwrap();
+    assert_eq!(
+        legacy_only[11].verdict.to_string(),
+        "older than 10 days before the newest legacy file (no good backup yet) (2026-11-25T01:00:00Z); no rule keeps it"
     );
     let json = serde_json::to_value(&got[4]).unwrap();
     assert_eq!(json["action"], "delete");
