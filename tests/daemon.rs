@@ -522,3 +522,30 @@ fn twenty_failed_runs_delete_no_good_backup() {
     assert!(text.contains("deleted 1 of 4 backups"), "{text}");
     assert_eq!(good_backups(&db).len(), 3);
 }
+
+#[test]
+fn readyz_reports_an_unreachable_database_while_healthz_stays_up() {
+    let db = TestDb::create("");
+    let mut d = Daemon::start(&db, &[("PGPORT", "1")], &["--schedule", "0 1 1 1 *"]);
+    // The catch-up run fails (nothing listens there) and is logged; the process stays up.
+    d.wait_log(|l| l["message"] == "backup failed", Duration::from_secs(30));
+    assert_eq!(d.http("GET", "/healthz", None).0, 200);
+    let (status, body) = d.http("GET", "/readyz", None);
+    assert_eq!(status, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["checks"]["storage"]["ok"], true, "{v}");
+    assert_eq!(v["checks"]["database"]["ok"], false, "{v}");
+    assert!(
+        v["checks"]["database"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach PostgreSQL"),
+        "{v}"
+    );
+    assert!(!body.contains(&db.password));
+    let m = d.http("GET", "/metrics", None).1;
+    let ok = format!("pgkeep_last_attempt_success{{database=\"{}\"}}", db.name);
+    assert_eq!(metric(&m, &ok), Some(0.0), "{m}");
+    d.signal(libc::SIGINT);
+    assert_eq!(d.wait_exit().code(), Some(0));
+}
