@@ -99,7 +99,8 @@ pub struct PolicyArgs {
     /// Keep the newest backup of each of the last N months.
     #[arg(long, value_name = "N")]
     pub keep_monthly: Option<String>,
-    /// Time zone of days, weeks and months (IANA name, e.g. Europe/Berlin).
+    /// Time zone of the schedule and of retention days, weeks and months (IANA name, e.g.
+    /// Europe/Berlin; default: TZ, else the system zone).
     #[arg(long, value_name = "ZONE")]
     pub timezone: Option<String>,
 }

@@ -318,6 +318,14 @@ impl Daemon {
                 );
                 "aborted"
             }
+            Err(e @ BackupError::Lock(LockError::Busy { .. })) => {
+                // Another process took the lock between our check and the backup's start.
+                let msg = format!("backup of database \"{}\" skipped: {e}", attempt.database);
+                tracing::warn!(database = %attempt.database, id = %attempt.id, error = %msg, "backup skipped");
+                attempt.status = AttemptStatus::Failed;
+                attempt.error = Some(msg);
+                "skipped"
+            }
             Err(e) => {
                 let msg = format!("backup of database \"{}\" failed: {e}", attempt.database);
                 tracing::error!(database = %attempt.database, id = %attempt.id, error = %msg, "backup failed");
@@ -330,7 +338,7 @@ impl Daemon {
             let mut m = self.metrics.lock().expect("metrics lock");
             let d = m.db(&attempt.database);
             d.last_attempt = Some(secs(now));
-            if result != "aborted" {
+            if result == "success" || result == "failure" {
                 d.last_attempt_ok = Some(result == "success");
             }
             *d.results.entry(result).or_default() += 1;

@@ -274,6 +274,8 @@ mod tests {
         assert_eq!(on_29.len(), 1, "{runs:?}");
         let t = ts(on_29[0]).to_zoned(parse_tz("Europe/Berlin").unwrap());
         assert_eq!(t.hour(), 3, "{t}");
+        // The first instant after the gap: 03:00 CEST.
+        assert_eq!(on_29[0].as_str(), "2026-03-29T01:00:00Z", "{t}");
         assert_eq!(runs[0], "2026-03-28T01:30:00Z");
         assert_eq!(runs[2], "2026-03-30T00:30:00Z");
     }
