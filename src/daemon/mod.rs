@@ -254,6 +254,8 @@ impl Daemon {
     }
 
     async fn execute(self: Arc<Self>, mut attempt: Attempt) -> Attempt {
+        // Whatever happens (even a panic in the task), the daemon does not stay "busy" forever.
+        let _release = Release(self.clone());
         let s = self.opts.settings.clone();
         tracing::info!(
             database = %attempt.database,
@@ -353,12 +355,6 @@ impl Daemon {
             state.history.push_front(attempt.clone());
             state.history.truncate(HISTORY);
         }
-        self.metrics
-            .lock()
-            .expect("metrics lock")
-            .db(&attempt.database)
-            .running = false;
-        self.busy.send_replace(false);
         attempt
     }
 
@@ -484,6 +480,28 @@ impl Daemon {
             };
             tracing::info!(next_run = %local(&next.at, self.settings()), "next backup scheduled");
         }
+    }
+}
+
+/// Marks the daemon idle when a backup task ends, however it ends.
+struct Release(Arc<Daemon>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let d = &self.0;
+        if let Ok(mut state) = d.state.lock()
+            && let Some(mut a) = state.running.take()
+        {
+            // Only reached when the task ended without recording its result.
+            a.status = AttemptStatus::Failed;
+            a.error = Some("the backup task ended unexpectedly".into());
+            state.history.push_front(a);
+            state.history.truncate(HISTORY);
+        }
+        if let Ok(mut m) = d.metrics.lock() {
+            m.db(d.database()).running = false;
+        }
+        d.busy.send_replace(false);
     }
 }
 
