@@ -79,3 +79,31 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
 pub fn one_line(err: &anyhow::Error) -> String {
     format!("{err:#}").replace('\n', " ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn transparent_backup_errors_keep_their_codes() {
+        let busy: anyhow::Result<()> = Err(BackupError::Lock(LockError::Busy {
+            holder: "backup x".into(),
+        }))
+        .context("backup of database \"d\" failed");
+        assert_eq!(code_for(&busy.unwrap_err()), BUSY);
+        let storage: anyhow::Result<()> = Err(BackupError::Storage(StorageError::Missing {
+            path: "/x".into(),
+        }))
+        .context("backup failed");
+        assert_eq!(code_for(&storage.unwrap_err()), STORAGE);
+        let empty: anyhow::Result<()> =
+            Err(PruneError::Policy(PolicyError::Empty)).context("prune");
+        assert_eq!(code_for(&empty.unwrap_err()), USAGE);
+        let busy: anyhow::Result<()> = Err(PruneError::Lock(LockError::Busy {
+            holder: "backup y".into(),
+        }))
+        .context("prune");
+        assert_eq!(code_for(&busy.unwrap_err()), BUSY);
+    }
+}

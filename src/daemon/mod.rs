@@ -229,8 +229,14 @@ impl Daemon {
                 }
                 Err(e) => return Err(StartError::Failed(e.to_string())),
             }
-            let started_at = self.now();
-            let (_, id) = catalog::backup_stem(&s.host, &db, started_at);
+            // Backup ids have a resolution of one second: a backup right after another in the
+            // same second takes the next second instead of colliding with its name.
+            let mut started_at = self.now();
+            let (_, mut id) = catalog::backup_stem(&s.host, &db, started_at);
+            while state.history.front().is_some_and(|last| last.id == id) {
+                started_at += jiff::SignedDuration::from_secs(1);
+                id = catalog::backup_stem(&s.host, &db, started_at).1;
+            }
             let attempt = Attempt {
                 id,
                 database: db.clone(),
