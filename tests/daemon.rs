@@ -224,6 +224,28 @@ fn catch_up_trigger_conflict_metrics_and_clean_stop() {
     let tools = tempfile::tempdir().unwrap();
     let hold = tools.path().join("hold");
     let pg_dump = held_pg_dump(tools.path(), &hold);
+    // Twelve daily files of the old pod: after the first good backup, the two that are more than
+    // 10 days older than it are culled.
+    let now = jiff::Timestamp::now();
+    for i in 0..12 {
+        let t = now - jiff::SignedDuration::from_hours(24 * i + 1);
+        let (day, stem) = pgkeep::catalog::backup_stem("local", &db.name, t);
+        std::fs::create_dir_all(db.backup_dir.join(&day)).unwrap();
+        std::fs::write(
+            db.backup_dir.join(format!("{day}/{stem}.sql.gz")),
+            b"\x1f\x8b",
+        )
+        .unwrap();
+    }
+    let legacy = |db: &TestDb| {
+        db.files()
+            .iter()
+            .filter(|f| {
+                f.ends_with(".sql.gz") && !db.files().contains(&format!("{f}.manifest.json"))
+            })
+            .count()
+    };
+    assert_eq!(legacy(&db), 12);
     let mut d = Daemon::start(
         &db,
         &[
@@ -231,29 +253,33 @@ fn catch_up_trigger_conflict_metrics_and_clean_stop() {
             ("PGKEEP_API_TOKEN", TOKEN),
             ("PGKEEP_TIMEZONE", "Europe/Berlin"),
         ],
-        // Yearly: no scheduled run during the test; the catch-up runs at once (no backup yet).
-        &["--schedule", "0 1 1 1 *"],
+        // The newest old-pod file is an hour old: the run due 30 minutes after it was missed,
+        // so it is caught up at start; the next is 30 minutes away, after the test.
+        &["--backup-period", "30m"],
     );
     let start = d.wait_log(
         |l| l["message"] == "pgkeep daemon starting",
         Duration::from_secs(5),
     );
-    assert!(
-        start["schedule"]
-            .as_str()
-            .unwrap()
-            .contains("Europe/Berlin")
-    );
+    assert_eq!(start["timezone"], "Europe/Berlin");
+    assert!(start["schedule"].as_str().unwrap().contains("every 30m"));
     assert_eq!(start["policy"], "keep_days=10 keep_last=3");
-    d.wait_log(
+    let catch_up = d.wait_log(
         |l| l["message"] == "catching up: backing up now",
         Duration::from_secs(10),
+    );
+    assert!(
+        catch_up["reason"].as_str().unwrap().contains("missed"),
+        "{catch_up}"
     );
     d.wait_log(
         |l| l["message"] == "backup complete",
         Duration::from_secs(60),
     );
-    d.wait_log(|l| l["message"] == "culling done", Duration::from_secs(30));
+    let culling = d.wait_log(|l| l["message"] == "culling done", Duration::from_secs(30));
+    assert_eq!(culling["culled"], 2, "{culling}");
+    assert_eq!(legacy(&db), 10);
+    assert_eq!(d.count_log("culled backup"), 2);
     d.wait_log(
         |l| l["message"] == "next backup scheduled",
         Duration::from_secs(10),
@@ -314,6 +340,8 @@ fn catch_up_trigger_conflict_metrics_and_clean_stop() {
         db.name
     );
     assert_eq!(metric(&m, &failed), Some(0.0), "{m}");
+    let culled = format!("pgkeep_culled_backups_total{{database=\"{}\"}}", db.name);
+    assert_eq!(metric(&m, &culled), Some(2.0), "{m}");
     let last = format!(
         "pgkeep_last_success_timestamp_seconds{{database=\"{}\"}}",
         db.name
