@@ -5,6 +5,8 @@ use crate::config::ConfigError;
 use crate::lock::LockError;
 use crate::pg::PgError;
 use crate::pg::tools::ToolError;
+use crate::prune::PruneError;
+use crate::retention::PolicyError;
 use crate::storage::StorageError;
 
 pub const OK: u8 = 0;
@@ -38,6 +40,17 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 BackupError::Pg(_) => return CONNECTION,
                 BackupError::Tool(_) => return TOOLS,
             }
+        }
+        if let Some(e) = cause.downcast_ref::<PruneError>() {
+            match e {
+                PruneError::Policy(_) => return USAGE,
+                PruneError::Lock(LockError::Busy { .. }) => return BUSY,
+                PruneError::Storage(_) | PruneError::Catalog(_) => return STORAGE,
+                PruneError::Lock(_) => return FAILED,
+            }
+        }
+        if cause.downcast_ref::<PolicyError>().is_some() {
+            return USAGE;
         }
         if cause.downcast_ref::<ConfigError>().is_some() {
             return USAGE;
@@ -100,5 +113,33 @@ mod tests {
     fn distinct_causes_are_all_kept() {
         let e = anyhow::anyhow!("inner").context("middle").context("outer");
         assert_eq!(one_line(&e), "outer: middle: inner");
+    }
+}
+
+#[cfg(test)]
+mod transparent_tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn transparent_backup_errors_keep_their_codes() {
+        let busy: anyhow::Result<()> = Err(BackupError::Lock(LockError::Busy {
+            holder: "backup x".into(),
+        }))
+        .context("backup of database \"d\" failed");
+        assert_eq!(code_for(&busy.unwrap_err()), BUSY);
+        let storage: anyhow::Result<()> = Err(BackupError::Storage(StorageError::Missing {
+            path: "/x".into(),
+        }))
+        .context("backup failed");
+        assert_eq!(code_for(&storage.unwrap_err()), STORAGE);
+        let empty: anyhow::Result<()> =
+            Err(PruneError::Policy(PolicyError::Empty)).context("prune");
+        assert_eq!(code_for(&empty.unwrap_err()), USAGE);
+        let busy: anyhow::Result<()> = Err(PruneError::Lock(LockError::Busy {
+            holder: "backup y".into(),
+        }))
+        .context("prune");
+        assert_eq!(code_for(&busy.unwrap_err()), BUSY);
     }
 }
