@@ -143,25 +143,36 @@ pub fn libpq_env(
     env
 }
 
-/// Run one backup to its commit.
-pub async fn run(mut req: Request<'_>) -> Result<Done, BackupError> {
+/// Run one backup to its commit. Names have one-second resolution: a backup right after another
+/// of the same database waits for the next free second.
+pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
     let s = req.settings;
     let store = LocalStore::open(&s.backup_dir)?;
-    store.check_writable()?;
     let ext = catalog::extension(s.format, s.compression);
-    // Names have one-second resolution: a backup right after another waits for the next second.
-    let (started_at, stem, file) = loop {
+    let started_at = loop {
         let at = (req.now)();
         let (day, stem) = catalog::backup_stem(&s.host, &req.database, at);
         let file = format!("{day}/{stem}{ext}");
         if !store.exists(&file)?
             && !store.exists(&format!("{file}{}", crate::storage::PARTIAL_SUFFIX))?
         {
-            break (at, stem, file);
+            break at;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    run_at(req, started_at).await
+}
+
+/// Run one backup whose start time (and so its id, see [`catalog::backup_stem`]) the caller
+/// fixed beforehand, e.g. to answer an API request with the id before the backup ends.
+pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done, BackupError> {
+    let s = req.settings;
+    let store = LocalStore::open(&s.backup_dir)?;
+    store.check_writable()?;
     let started = Instant::now();
+    let (day, stem) = catalog::backup_stem(&s.host, &req.database, started_at);
+    let ext = catalog::extension(s.format, s.compression);
+    let file = format!("{day}/{stem}{ext}");
 
     let _lock = Lock::acquire(
         &lock_path(&s.backup_dir, &s.host, &req.database),

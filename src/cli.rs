@@ -82,6 +82,79 @@ pub enum Command {
     },
     /// Run the built-in demo on a throwaway PostgreSQL cluster made with the local server binaries.
     Demo(DemoArgs),
+    /// Serve an "application offline" page (HTTP 503 with Retry-After) until stopped.
+    ///
+    /// Every request, whatever its method or path, gets the page: point the application's Route
+    /// or Service at this port while a restore runs, and back afterwards.
+    Maintenance(MaintenanceArgs),
+    /// Run as the backup daemon: backups on a schedule (a missed run is caught up at start),
+    /// culling after each successful backup, and an HTTP API for immediate backups, health and
+    /// metrics. Stops on SIGTERM/SIGINT, letting a running backup finish within the grace period.
+    Run(RunArgs),
+    /// Cull backups by the retention policy: prints every backup with keep/delete and the rule
+    /// that decided; deletes only with --apply.
+    Prune(PruneArgs),
+}
+
+/// Retention policy flags (see `pgkeep config keys` for their environment variables).
+#[derive(Debug, Args, Default)]
+pub struct PolicyArgs {
+    /// Keep backups up to N days older than the newest good backup (0: off).
+    #[arg(long, value_name = "N")]
+    pub keep_days: Option<String>,
+    /// Never cull the newest N good backups.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<String>,
+    /// Keep the newest backup of each of the last N days.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<String>,
+    /// Keep the newest backup of each of the last N ISO weeks.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<String>,
+    /// Keep the newest backup of each of the last N months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<String>,
+    /// Time zone of the schedule and of retention days, weeks and months (IANA name, e.g.
+    /// Europe/Berlin; default: TZ, else the system zone).
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Database to back up (default: the configured database).
+    #[arg(long, short = 'd', value_name = "NAME")]
+    pub database: Option<String>,
+    /// Address of the HTTP API, e.g. 0.0.0.0:8080 or 127.0.0.1:0 (any free port; the bound
+    /// address is logged as `listening`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Cron expression (minute hour day month weekday), in the configured time zone.
+    #[arg(long, value_name = "CRON")]
+    pub schedule: Option<String>,
+    /// Back up every interval instead (1d, 12h, 90m...).
+    #[arg(long, value_name = "INTERVAL")]
+    pub backup_period: Option<String>,
+    /// How long a running backup may take to finish after SIGTERM before it is aborted.
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Database whose backups are culled (default: the configured database).
+    #[arg(long, short = 'd', value_name = "NAME")]
+    pub database: Option<String>,
+    /// Delete what the policy culls (default: only show it).
+    #[arg(long)]
+    pub apply: bool,
+    /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -158,4 +231,36 @@ pub struct DemoArgs {
     /// Keep the demo's cluster and backups (prints where they are) instead of removing them.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is logged).
+    #[arg(
+        long,
+        env = "PGKEEP_MAINTENANCE_LISTEN",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8081"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// Page title and heading (plain text).
+    #[arg(
+        long,
+        env = "PGKEEP_MAINTENANCE_TITLE",
+        value_name = "TEXT",
+        default_value = "Down for maintenance"
+    )]
+    pub title: String,
+    /// Message on the page (plain text, HTML is escaped; a blank line starts a new paragraph).
+    #[arg(long, env = "PGKEEP_MAINTENANCE_MESSAGE", value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Seconds clients are asked to wait before retrying (the Retry-After header).
+    #[arg(
+        long,
+        env = "PGKEEP_MAINTENANCE_RETRY_AFTER",
+        value_name = "SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(0..=86_400)
+    )]
+    pub retry_after: u64,
 }

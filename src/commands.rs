@@ -10,7 +10,9 @@ use thiserror::Error;
 
 use crate::backup;
 use crate::catalog::{self, Entry, Status};
-use crate::cli::{BackupArgs, CheckArgs, Cli, Command, ConfigAction, ListArgs, VerifyArgs};
+use crate::cli::{
+    BackupArgs, CheckArgs, Cli, Command, ConfigAction, ListArgs, PruneArgs, RunArgs, VerifyArgs,
+};
 use crate::config::{Inputs, KEYS, Settings};
 use crate::notify::{Event, Notifier, Operation, Outcome};
 use crate::shutdown::Shutdown;
@@ -66,6 +68,37 @@ pub fn inputs(cli: &Cli, env: &BTreeMap<String, String>) -> Inputs {
             }
         }
     }
+    let policy = match &cli.command {
+        Command::Run(r) => {
+            for (k, v) in [
+                ("listen", &r.listen),
+                ("schedule", &r.schedule),
+                ("backup_period", &r.backup_period),
+                ("shutdown_grace", &r.shutdown_grace),
+            ] {
+                if let Some(v) = v {
+                    flags.insert(k, v.clone());
+                }
+            }
+            Some(&r.policy)
+        }
+        Command::Prune(p) => Some(&p.policy),
+        _ => None,
+    };
+    if let Some(p) = policy {
+        for (k, v) in [
+            ("keep_days", &p.keep_days),
+            ("keep_last", &p.keep_last),
+            ("keep_daily", &p.keep_daily),
+            ("keep_weekly", &p.keep_weekly),
+            ("keep_monthly", &p.keep_monthly),
+            ("timezone", &p.timezone),
+        ] {
+            if let Some(v) = v {
+                flags.insert(k, v.clone());
+            }
+        }
+    }
     let mut env = env.clone();
     // libpq's default passfile.
     if !env.contains_key("PGPASSFILE")
@@ -95,6 +128,9 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context_) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(args, &ctx).await,
+        Command::Maintenance(args) => cmd_maintenance(args, &ctx).await,
+        Command::Run(args) => cmd_run(args, settings, ctx).await,
+        Command::Prune(args) => cmd_prune(args, &settings),
     }
 }
 
@@ -507,4 +543,213 @@ fn cmd_config(action: &ConfigAction, settings: &Settings) {
             }
         }
     }
+}
+
+async fn cmd_maintenance(args: &crate::cli::MaintenanceArgs, ctx: &Context_) -> Result<()> {
+    let mut page = crate::maintenance::Page {
+        title: args.title.clone(),
+        retry_after: args.retry_after,
+        ..Default::default()
+    };
+    if let Some(m) = &args.message {
+        page.message = m.clone();
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(addr = %addr, retry_after = page.retry_after, "maintenance page listening");
+    crate::maintenance::serve(listener, page, ctx.shutdown.clone())
+        .await
+        .context("maintenance page server failed")?;
+    tracing::info!(
+        reason = ctx.shutdown.reason().map_or("none", |r| r.name()),
+        "maintenance page stopped"
+    );
+    Ok(())
+}
+async fn cmd_run(args: &RunArgs, settings: Settings, ctx: Context_) -> Result<()> {
+    use crate::daemon::{self, Daemon, Options};
+    settings.policy.validate()?;
+    LocalStore::open(&settings.backup_dir)?;
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| settings.database.clone());
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| crate::config::ConfigError::Invalid {
+            key: "listen",
+            from: settings.source("listen"),
+            message: format!("cannot listen on {}: {e}", settings.listen),
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        database = %database,
+        dir = %settings.backup_dir.display(),
+        host = %settings.host,
+        schedule = %settings.schedule.describe(),
+        timezone = %settings.timezone_name,
+        policy = %settings.policy,
+        api = if settings.api_token.is_some() { "read-write (token set)" } else { "read-only (no PGKEEP_API_TOKEN)" },
+        shutdown_grace = %format!("{}s", settings.shutdown_grace.as_secs()),
+        "pgkeep daemon starting"
+    );
+    tracing::info!(addr = %addr, "listening");
+    let opts = Options {
+        database,
+        child_env: backup::child_env(&ctx.env),
+        tmp_dir: ctx
+            .env
+            .get("TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp")),
+        path_env: ctx.env.get("PATH").map(Into::into),
+        clock: jiff::Timestamp::now,
+        settings: std::sync::Arc::new(settings),
+    };
+    let d = Daemon::new(opts, ctx.shutdown.clone());
+    daemon::run(d, listener).await?;
+    Ok(())
+}
+
+fn cmd_prune(args: &PruneArgs, settings: &Settings) -> Result<()> {
+    use crate::prune;
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| settings.database.clone());
+    let store = LocalStore::open(&settings.backup_dir)?;
+    let plan = prune::plan(
+        &store,
+        &settings.host,
+        &database,
+        jiff::Timestamp::now(),
+        &settings.policy,
+        &settings.timezone,
+        settings.partial_max_age,
+        &crate::verify::verified_state,
+    )?;
+    let applied = if args.apply {
+        Some(prune::apply(
+            &store,
+            &settings.host,
+            &plan,
+            &format!("pgkeep prune (pid {})", std::process::id()),
+        )?)
+    } else {
+        None
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "applied": args.apply,
+                "plan": plan,
+                "result": applied,
+            }))?
+        );
+        return Ok(());
+    }
+    print!("{}", render_prune(&plan, applied.as_ref(), settings));
+    Ok(())
+}
+
+/// The human output of `pgkeep prune`.
+pub fn render_prune(
+    plan: &crate::prune::Plan,
+    applied: Option<&crate::prune::Applied>,
+    settings: &Settings,
+) -> String {
+    let mut rows: Vec<[String; 5]> = vec![[
+        "ACTION".into(),
+        format!(
+            "TIME ({})",
+            settings
+                .timezone
+                .iana_name()
+                .unwrap_or(&settings.timezone_name)
+        ),
+        "STATUS".into(),
+        "ID".into(),
+        "RULE".into(),
+    ]];
+    let verb = |keep: bool| match (keep, applied.is_some()) {
+        (true, _) => "keep",
+        (false, true) => "deleted",
+        (false, false) => "delete",
+    };
+    for i in &plan.items {
+        rows.push([
+            verb(i.verdict.keep()).into(),
+            i.time
+                .to_zoned(settings.timezone.clone())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            match i.status {
+                Status::Good => "good".into(),
+                Status::Legacy => "legacy".into(),
+            },
+            i.id.clone(),
+            i.verdict.to_string(),
+        ]);
+    }
+    for f in &plan.unattributed {
+        rows.push([
+            "keep".into(),
+            "-".into(),
+            "legacy".into(),
+            f.clone(),
+            "database unknown from the file name: left alone".into(),
+        ]);
+    }
+    for o in &plan.orphans {
+        rows.push([
+            verb(false).into(),
+            "-".into(),
+            "orphan".into(),
+            o.file.clone(),
+            match o.age_seconds / 3600 {
+                h if h >= 48 => format!("{}, {} days old", o.kind, h / 24),
+                h => format!("{}, {h} hours old", o.kind),
+            },
+        ]);
+    }
+    let mut out = format!(
+        "database \"{}\" in {}, policy {}\n",
+        plan.database,
+        settings.backup_dir.display(),
+        plan.policy
+    );
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let mut line = String::new();
+        for (c, w) in widths.iter().enumerate() {
+            line.push_str(&format!("{:<w$}  ", r[c]));
+        }
+        line.push_str(&r[4]);
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let culled: Vec<_> = plan.to_delete().collect();
+    let bytes: u64 = culled.iter().map(|i| i.stored_bytes).sum();
+    match applied {
+        Some(a) => out.push_str(&format!(
+            "deleted {} of {} backups ({}) and {} leftover files\n",
+            a.deleted.len(),
+            plan.items.len(),
+            human_bytes(a.deleted_bytes),
+            a.orphans_removed.len()
+        )),
+        None => out.push_str(&format!(
+            "dry run: {} of {} backups ({}) and {} leftover files would be deleted; run with --apply to delete\n",
+            culled.len(),
+            plan.items.len(),
+            human_bytes(bytes),
+            plan.orphans.len()
+        )),
+    }
+    out
 }

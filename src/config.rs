@@ -261,6 +261,78 @@ pub const KEYS: &[Key] = &[
         secret: false,
         help: "`pgkeep check`: least free space in the backup directory, bytes with K/M/G/T suffix (default auto: twice the newest backup; 0 disables)",
     },
+    Key {
+        name: "schedule",
+        env: &["PGKEEP_SCHEDULE"],
+        secret: false,
+        help: "cron expression for `pgkeep run` (5 fields, or 6 with seconds; @daily..); default `0 1 * * *`",
+    },
+    Key {
+        name: "backup_period",
+        env: &["PGKEEP_BACKUP_PERIOD", "BACKUP_PERIOD"],
+        secret: false,
+        help: "run every interval instead of a cron schedule (1d, 12h, 90m, seconds)",
+    },
+    Key {
+        name: "timezone",
+        env: &["PGKEEP_TIMEZONE", "TZ"],
+        secret: false,
+        help: "time zone of the schedule and of retention days (IANA name); default: the system zone",
+    },
+    Key {
+        name: "keep_days",
+        env: &["PGKEEP_KEEP_DAYS"],
+        secret: false,
+        help: "keep backups up to N days older than the newest good backup (default 10; 0 off)",
+    },
+    Key {
+        name: "keep_last",
+        env: &["PGKEEP_KEEP_LAST"],
+        secret: false,
+        help: "never cull the newest N good backups (default 3)",
+    },
+    Key {
+        name: "keep_daily",
+        env: &["PGKEEP_KEEP_DAILY"],
+        secret: false,
+        help: "keep the newest backup of each of the last N days (default 0, off)",
+    },
+    Key {
+        name: "keep_weekly",
+        env: &["PGKEEP_KEEP_WEEKLY"],
+        secret: false,
+        help: "keep the newest backup of each of the last N ISO weeks (default 0, off)",
+    },
+    Key {
+        name: "keep_monthly",
+        env: &["PGKEEP_KEEP_MONTHLY"],
+        secret: false,
+        help: "keep the newest backup of each of the last N months (default 0, off)",
+    },
+    Key {
+        name: "partial_max_age",
+        env: &["PGKEEP_PARTIAL_MAX_AGE"],
+        secret: false,
+        help: "age after which leftover *.partial files are removed by culling (default 24h)",
+    },
+    Key {
+        name: "listen",
+        env: &["PGKEEP_LISTEN"],
+        secret: false,
+        help: "address of the HTTP API of `pgkeep run` (default 0.0.0.0:8080)",
+    },
+    Key {
+        name: "api_token",
+        env: &["PGKEEP_API_TOKEN"],
+        secret: true,
+        help: "bearer token of the HTTP API; without it the mutating endpoints are off",
+    },
+    Key {
+        name: "shutdown_grace",
+        env: &["PGKEEP_SHUTDOWN_GRACE"],
+        secret: false,
+        help: "on SIGTERM, how long a running backup may take to finish before it is aborted (default 25s)",
+    },
 ];
 
 fn key(name: &str) -> Option<&'static Key> {
@@ -364,6 +436,16 @@ pub struct Settings {
     pub pg_dump: Option<PathBuf>,
     pub min_dump_bytes: u64,
     pub log_format: LogFormat,
+    /// When `pgkeep run` backs up.
+    pub schedule: crate::daemon::schedule::Schedule,
+    pub timezone: jiff::tz::TimeZone,
+    /// The time zone as configured (or `system (<name>)`).
+    pub timezone_name: String,
+    pub policy: crate::retention::Policy,
+    pub partial_max_age: std::time::Duration,
+    pub listen: std::net::SocketAddr,
+    pub api_token: Option<Secret>,
+    pub shutdown_grace: std::time::Duration,
     pub notify: NotifySettings,
     pub check: CheckSettings,
 }
@@ -779,7 +861,104 @@ impl Settings {
             min_free,
         };
 
+        use crate::daemon::schedule::{self, Schedule};
+        let (timezone, timezone_name) = match get("timezone") {
+            Some(r) => (
+                schedule::parse_tz(&r.value).map_err(|m| invalid("timezone", m))?,
+                r.value.trim().trim_start_matches(':').to_string(),
+            ),
+            None => match jiff::tz::TimeZone::try_system() {
+                Ok(tz) => {
+                    let name = tz.iana_name().unwrap_or("local").to_string();
+                    (tz, format!("system ({name})"))
+                }
+                Err(_) => (jiff::tz::TimeZone::UTC, "UTC".to_string()),
+            },
+        };
+        let rank = |src: &Source| match src {
+            Source::Flag(_) => 3,
+            Source::Env(_) => 2,
+            Source::Uri(_) | Source::File(_) => 1,
+            Source::Default => 0,
+        };
+        let schedule = match (get("schedule"), get("backup_period")) {
+            (Some(c), Some(p)) if rank(&c.source) == rank(&p.source) => {
+                return Err(invalid(
+                    "schedule",
+                    format!(
+                        "both a cron schedule and backup_period (from {}) are set; set only one",
+                        p.source
+                    ),
+                ));
+            }
+            (Some(c), Some(p)) if rank(&p.source) > rank(&c.source) => {
+                Schedule::every(&p.value).map_err(|m| invalid("backup_period", m))?
+            }
+            (None, Some(p)) => {
+                Schedule::every(&p.value).map_err(|m| invalid("backup_period", m))?
+            }
+            (c, _) => {
+                let expr = c.map_or(schedule::DEFAULT_CRON, |r| r.value.as_str());
+                Schedule::cron(expr, timezone.clone(), &timezone_name)
+                    .map_err(|m| invalid("schedule", m))?
+            }
+        };
+        let count = |k: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match get(k) {
+                Some(r) => parse_num::<u32>(&r.value).map_err(|m| invalid(k, m)),
+                None => Ok(default),
+            }
+        };
+        let defaults = crate::retention::Policy::default();
+        let policy = crate::retention::Policy {
+            keep_days: count("keep_days", defaults.keep_days)?,
+            keep_last: count("keep_last", defaults.keep_last)?,
+            keep_daily: count("keep_daily", defaults.keep_daily)?,
+            keep_weekly: count("keep_weekly", defaults.keep_weekly)?,
+            keep_monthly: count("keep_monthly", defaults.keep_monthly)?,
+        };
+        let duration =
+            |k: &'static str, default: &str| -> Result<std::time::Duration, ConfigError> {
+                let text = get(k).map_or(default, |r| r.value.as_str());
+                if text.trim() == "0" {
+                    return Ok(std::time::Duration::ZERO);
+                }
+                let d = schedule::parse_period(text).map_err(|m| invalid(k, m))?;
+                Ok(d.unsigned_abs())
+            };
+        let partial_max_age = duration("partial_max_age", "24h")?;
+        if partial_max_age < std::time::Duration::from_secs(60) {
+            return Err(invalid(
+                "partial_max_age",
+                "must be at least 1 minute, so that a backup in progress is never removed".into(),
+            ));
+        }
+        let shutdown_grace = duration("shutdown_grace", "25s")?;
+        let listen_text = string("listen", "0.0.0.0:8080");
+        let listen = listen_text
+            .trim()
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                invalid(
+                    "listen",
+                    format!("`{listen_text}` is not an address:port such as 0.0.0.0:8080"),
+                )
+            })?;
+        let api_token = match get("api_token") {
+            Some(r) if r.value.trim().is_empty() => None,
+            Some(r) => Some(Secret::new(r.value.trim().to_string())),
+            None => None,
+        };
+
         Ok(Settings {
+            schedule,
+            timezone,
+            timezone_name,
+            policy,
+            partial_max_age,
+            listen,
+            api_token,
+            shutdown_grace,
             host,
             port,
             user,
@@ -942,6 +1121,39 @@ impl Settings {
                 MinFree::Auto => "auto (twice the newest backup)".into(),
                 MinFree::Bytes(n) => n.to_string(),
             },
+        );
+        let sched = self.schedule.describe();
+        match &self.schedule {
+            crate::daemon::schedule::Schedule::Cron { .. } => {
+                push("schedule", sched);
+                push("backup_period", "(not set)".into());
+            }
+            crate::daemon::schedule::Schedule::Every { .. } => {
+                push("schedule", "(interval)".into());
+                push("backup_period", sched);
+            }
+        }
+        push("timezone", self.timezone_name.clone());
+        push("keep_days", self.policy.keep_days.to_string());
+        push("keep_last", self.policy.keep_last.to_string());
+        push("keep_daily", self.policy.keep_daily.to_string());
+        push("keep_weekly", self.policy.keep_weekly.to_string());
+        push("keep_monthly", self.policy.keep_monthly.to_string());
+        push(
+            "partial_max_age",
+            format!("{}s", self.partial_max_age.as_secs()),
+        );
+        push("listen", self.listen.to_string());
+        push(
+            "api_token",
+            match &self.api_token {
+                Some(_) => "<redacted>".into(),
+                None => "(not set: mutating API endpoints off)".into(),
+            },
+        );
+        push(
+            "shutdown_grace",
+            format!("{}s", self.shutdown_grace.as_secs()),
         );
         rows
     }
@@ -1284,5 +1496,47 @@ mod tests {
         let shown = format!("{:?}", s.show());
         assert!(!shown.contains("hunter2"));
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn daemon_keys() {
+        use crate::daemon::schedule::Schedule;
+        let s = Settings::load(&inputs(
+            &[
+                ("BACKUP_PERIOD", "12h"),
+                ("PGKEEP_API_TOKEN", "tok-hunter2"),
+                ("PGKEEP_KEEP_DAYS", "7"),
+                ("TZ", "Europe/Berlin"),
+            ],
+            &[],
+        ))
+        .unwrap();
+        assert!(matches!(s.schedule, Schedule::Every { .. }));
+        assert_eq!(s.policy.keep_days, 7);
+        assert_eq!(s.policy.keep_last, 3);
+        assert_eq!(s.timezone_name, "Europe/Berlin");
+        assert_eq!(s.listen.to_string(), "0.0.0.0:8080");
+        let shown = format!("{:?} {s:?}", s.show());
+        assert!(!shown.contains("tok-hunter2"), "{shown}");
+
+        // A flag schedule beats the old pod's BACKUP_PERIOD; the same layer twice is refused.
+        let s = Settings::load(&inputs(
+            &[("BACKUP_PERIOD", "1d")],
+            &[("schedule", "0 3 * * *")],
+        ))
+        .unwrap();
+        assert!(matches!(s.schedule, Schedule::Cron { .. }));
+        let e = Settings::load(&inputs(
+            &[("BACKUP_PERIOD", "1d"), ("PGKEEP_SCHEDULE", "0 3 * * *")],
+            &[],
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("set only one"), "{e}");
+        let e = Settings::load(&inputs(&[("PGKEEP_SCHEDULE", "every day")], &[])).unwrap_err();
+        assert!(e.to_string().contains("PGKEEP_SCHEDULE"), "{e}");
+        let e = Settings::load(&inputs(&[("PGKEEP_LISTEN", "8080")], &[])).unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Settings::load(&inputs(&[("PGKEEP_PARTIAL_MAX_AGE", "5s")], &[])).unwrap_err();
+        assert!(e.to_string().contains("partial_max_age"), "{e}");
     }
 }

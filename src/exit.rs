@@ -5,6 +5,8 @@ use crate::config::ConfigError;
 use crate::lock::LockError;
 use crate::pg::PgError;
 use crate::pg::tools::ToolError;
+use crate::prune::PruneError;
+use crate::retention::PolicyError;
 use crate::storage::StorageError;
 
 pub const OK: u8 = 0;
@@ -58,6 +60,17 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 V::Tool(_) => TOOLS,
             };
         }
+        if let Some(e) = cause.downcast_ref::<PruneError>() {
+            match e {
+                PruneError::Policy(_) => return USAGE,
+                PruneError::Lock(LockError::Busy { .. }) => return BUSY,
+                PruneError::Storage(_) | PruneError::Catalog(_) => return STORAGE,
+                PruneError::Lock(_) => return FAILED,
+            }
+        }
+        if cause.downcast_ref::<PolicyError>().is_some() {
+            return USAGE;
+        }
         if cause.downcast_ref::<ConfigError>().is_some() {
             return USAGE;
         }
@@ -82,6 +95,70 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
 }
 
 /// The error as one line: context and causes joined, newlines removed.
+/// A cause whose text already ends the line (an error that prints its source) is not repeated.
 pub fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace('\n', " ")
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_inside_a_backup_error_map_to_storage_and_print_once() {
+        let io = std::io::Error::from_raw_os_error(13);
+        let e = anyhow::Error::new(BackupError::Storage(StorageError::NotWritable {
+            path: "/backups".into(),
+            source: io,
+        }))
+        .context("backup of database \"app\" failed");
+        assert_eq!(code_for(&e), STORAGE);
+        let line = one_line(&e);
+        assert_eq!(line.matches("os error 13").count(), 1, "{line}");
+        assert!(line.starts_with("backup of database \"app\" failed: backup directory /backups"));
+    }
+
+    #[test]
+    fn distinct_causes_are_all_kept() {
+        let e = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(one_line(&e), "outer: middle: inner");
+    }
+}
+
+#[cfg(test)]
+mod transparent_tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn transparent_backup_errors_keep_their_codes() {
+        let busy: anyhow::Result<()> = Err(BackupError::Lock(LockError::Busy {
+            holder: "backup x".into(),
+        }))
+        .context("backup of database \"d\" failed");
+        assert_eq!(code_for(&busy.unwrap_err()), BUSY);
+        let storage: anyhow::Result<()> = Err(BackupError::Storage(StorageError::Missing {
+            path: "/x".into(),
+        }))
+        .context("backup failed");
+        assert_eq!(code_for(&storage.unwrap_err()), STORAGE);
+        let empty: anyhow::Result<()> =
+            Err(PruneError::Policy(PolicyError::Empty)).context("prune");
+        assert_eq!(code_for(&empty.unwrap_err()), USAGE);
+        let busy: anyhow::Result<()> = Err(PruneError::Lock(LockError::Busy {
+            holder: "backup y".into(),
+        }))
+        .context("prune");
+        assert_eq!(code_for(&busy.unwrap_err()), BUSY);
+    }
 }

@@ -837,6 +837,12 @@ fn size_of(store: &LocalStore, name: &str) -> Option<u64> {
         .map(|m| m.len())
 }
 
+/// The verification state of a listed backup for retention (`prune::VerifiedFn`): `None` never
+/// verified, `Some(false)` its last verification failed.
+pub fn verified_state(e: &Entry) -> Option<bool> {
+    e.verification.as_ref().map(|v| v.ok)
+}
+
 /// The verification state of one database, for `/metrics` and `pgkeep check`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatabaseState {

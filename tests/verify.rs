@@ -582,3 +582,47 @@ fn check_low_free_space() {
     let (code, out) = check(&db, &[("PGKEEP_CHECK_MIN_FREE", "bogus")]);
     assert_eq!(code, 2, "{out}");
 }
+
+#[test]
+fn retention_learns_from_verification_and_culls_records_with_backups() {
+    let db = TestDb::create(SAMPLE);
+    let (oldest, _) = backup(&db, &[]);
+    let (middle, _) = backup(&db, &[]);
+    let (newest, _) = backup(&db, &[]);
+    std::fs::write(&newest, b"").unwrap();
+    db.pgkeep().args(["verify", "--all"]).assert().code(9);
+    let out = db
+        .pgkeep()
+        .env("PGKEEP_KEEP_DAYS", "0")
+        .env("PGKEEP_KEEP_LAST", "1")
+        .args(["prune", "--apply"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("failed verification"), "{text}");
+    // The failed newest does not count: the middle one is the newest good and stays.
+    let files = db.files();
+    let rel = |p: &Path| {
+        p.strip_prefix(&db.backup_dir)
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    assert!(files.contains(&rel(&middle)), "{files:?}");
+    assert!(
+        files.contains(&format!("{}.verify.json", rel(&middle))),
+        "{files:?}"
+    );
+    for gone in [&oldest, &newest] {
+        assert!(
+            !files.iter().any(|f| f.starts_with(&rel(gone))),
+            "{} and its record are culled: {files:?}",
+            rel(gone)
+        );
+    }
+}

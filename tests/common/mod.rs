@@ -137,8 +137,13 @@ impl TestDb {
 
     /// `pgkeep` with a clean environment configured like the old backup pod.
     pub fn pgkeep(&self) -> assert_cmd::Command {
+        assert_cmd::Command::from_std(self.command())
+    }
+
+    /// The same as a plain `std::process::Command`, for long-running children (the daemon).
+    pub fn command(&self) -> std::process::Command {
         let info = cluster();
-        let mut cmd = assert_cmd::Command::cargo_bin("pgkeep").unwrap();
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pgkeep"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TMPDIR", std::env::temp_dir())

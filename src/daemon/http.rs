@@ -1,0 +1,234 @@
+//! The daemon's HTTP endpoints: immediate backups and their listing (bearer token, compared in
+//! constant time; without a configured token the mutating endpoints are off), liveness,
+//! readiness and Prometheus metrics. The server takes a bound listener and stops on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{Daemon, StartError, Trigger};
+use crate::catalog;
+use crate::pg::ConnParams;
+use crate::storage::{LocalStore, Store};
+
+/// The routes, for `serve` and for tests.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/backups", get(list).post(trigger))
+        .route("/api/v1/backups/{id}", get(show))
+        .with_state(daemon)
+}
+
+/// Serve until the daemon's shutdown signal fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    daemon: Arc<Daemon>,
+) -> Result<(), std::io::Error> {
+    let mut shutdown = daemon.shutdown.clone();
+    axum::serve(listener, router(daemon))
+        .with_graceful_shutdown(async move {
+            shutdown.wait().await;
+        })
+        .await
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Check the bearer token. `mutating`: refuse outright when no token is configured.
+#[allow(clippy::result_large_err)]
+fn authorize(daemon: &Daemon, headers: &HeaderMap, mutating: bool) -> Result<(), Response> {
+    let Some(expected) = &daemon.settings().api_token else {
+        if mutating {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "the API is read-only: set PGKEEP_API_TOKEN to enable starting backups",
+            ));
+        }
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    // Compare digests: constant time, and the length of the token does not leak either.
+    let ok = given.is_some_and(|g| {
+        let a = Sha256::digest(g.as_bytes());
+        let b = Sha256::digest(expected.expose().as_bytes());
+        bool::from(a.ct_eq(&b))
+    });
+    if ok {
+        Ok(())
+    } else {
+        let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"pgkeep\""),
+        );
+        Err(r)
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(daemon): State<Arc<Daemon>>) -> Response {
+    let s = daemon.settings();
+    let dir = s.backup_dir.clone();
+    let storage = tokio::task::spawn_blocking(move || {
+        LocalStore::open(&dir).and_then(|store| store.check_writable())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()));
+    let params = ConnParams::from_settings(s, daemon.database());
+    let timeout = Duration::from_secs(s.connect_timeout.clamp(1, 10) + 1);
+    let database = match tokio::time::timeout(timeout, params.connect()).await {
+        Ok(Ok(_client)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "no answer from {} within {timeout:?}",
+            params.target()
+        )),
+    };
+    let check = |r: &Result<(), String>| match r {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "ok": false, "error": e }),
+    };
+    let ready = storage.is_ok() && database.is_ok();
+    let body = json!({
+        "ready": ready,
+        "checks": {
+            "config": { "ok": true },
+            "storage": check(&storage),
+            "database": check(&database),
+        }
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(daemon): State<Arc<Daemon>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        daemon.metrics_text(),
+    )
+        .into_response()
+}
+
+async fn catalog_entries(daemon: &Daemon) -> Result<Vec<catalog::Entry>, Response> {
+    let s = daemon.settings();
+    let dir = s.backup_dir.clone();
+    let host = s.host.clone();
+    let db = daemon.database().to_string();
+    tokio::task::spawn_blocking(move || {
+        let store = LocalStore::open(&dir).map_err(|e| e.to_string())?;
+        let mut entries = catalog::list(&store, Some(&host)).map_err(|e| e.to_string())?;
+        entries.retain(|e| e.database.as_deref() == Some(db.as_str()));
+        Ok::<_, String>(entries)
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+async fn list(State(daemon): State<Arc<Daemon>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&daemon, &headers, false) {
+        return r;
+    }
+    let backups = match catalog_entries(&daemon).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (running, attempts) = daemon.attempts();
+    axum::Json(json!({
+        "database": daemon.database(),
+        "running": running,
+        "attempts": attempts,
+        "backups": backups,
+    }))
+    .into_response()
+}
+
+async fn show(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&daemon, &headers, false) {
+        return r;
+    }
+    let (running, attempts) = daemon.attempts();
+    let attempt = running.into_iter().chain(attempts).find(|a| a.id == id);
+    let backup = match catalog_entries(&daemon).await {
+        Ok(b) => b.into_iter().find(|e| e.id == id),
+        Err(r) => return r,
+    };
+    if attempt.is_none() && backup.is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no backup or attempt with id {id}"),
+        );
+    }
+    axum::Json(json!({ "id": id, "attempt": attempt, "backup": backup })).into_response()
+}
+
+async fn trigger(State(daemon): State<Arc<Daemon>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&daemon, &headers, true) {
+        return r;
+    }
+    match daemon.start_backup(Trigger::Api) {
+        Ok((id, _handle)) => {
+            let location = format!("/api/v1/backups/{id}");
+            let mut r = (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({
+                    "id": id,
+                    "database": daemon.database(),
+                    "status": "running",
+                    "location": location,
+                })),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        Err(StartError::Busy { running, id }) => (
+            StatusCode::CONFLICT,
+            axum::Json(json!({
+                "error": format!("a backup is already running: {running}"),
+                "running": running,
+                "running_id": id,
+            })),
+        )
+            .into_response(),
+        Err(StartError::ShuttingDown) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+        Err(StartError::Failed(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}

@@ -1,0 +1,184 @@
+//! The daemon's numbers in the Prometheus text format, labelled by database, so that a missing
+//! or failing backup pages someone instead of being found on the day of a restore.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Per-database counters and gauges.
+#[derive(Debug, Default, Clone)]
+pub struct Db {
+    pub last_success: Option<f64>,
+    pub last_attempt: Option<f64>,
+    pub last_attempt_ok: Option<bool>,
+    pub last_duration: Option<f64>,
+    pub last_stored_bytes: Option<u64>,
+    pub last_raw_bytes: Option<u64>,
+    /// Attempts by result (`success`, `failure`, `aborted`, `skipped`).
+    pub results: BTreeMap<&'static str, u64>,
+    pub culled: u64,
+    pub orphans_removed: u64,
+    pub next_run: Option<f64>,
+    pub running: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    pub dbs: BTreeMap<String, Db>,
+}
+
+/// Result labels always exported, so that rate() and alerts see zeros instead of nothing.
+pub const RESULTS: [&str; 4] = ["success", "failure", "aborted", "skipped"];
+
+/// Escape a label value: backslash, double quote and newline.
+pub fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn db(&mut self, name: &str) -> &mut Db {
+        self.dbs.entry(name.to_string()).or_default()
+    }
+
+    /// The exposition text (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        type Get = fn(&Db) -> Option<f64>;
+        let gauges: [(&str, &str, &str, Get); 9] = [
+            (
+                "pgkeep_last_success_timestamp_seconds",
+                "gauge",
+                "Unix time the last successful backup finished.",
+                |d| d.last_success,
+            ),
+            (
+                "pgkeep_last_attempt_timestamp_seconds",
+                "gauge",
+                "Unix time the last backup attempt ended.",
+                |d| d.last_attempt,
+            ),
+            (
+                "pgkeep_last_attempt_success",
+                "gauge",
+                "1 if the last backup attempt succeeded, 0 if it failed.",
+                |d| d.last_attempt_ok.map(|ok| if ok { 1.0 } else { 0.0 }),
+            ),
+            (
+                "pgkeep_last_duration_seconds",
+                "gauge",
+                "Duration of the last successful backup.",
+                |d| d.last_duration,
+            ),
+            (
+                "pgkeep_last_stored_bytes",
+                "gauge",
+                "Size on storage of the last successful backup.",
+                |d| d.last_stored_bytes.map(|b| b as f64),
+            ),
+            (
+                "pgkeep_last_raw_bytes",
+                "gauge",
+                "Uncompressed dump size of the last successful backup.",
+                |d| d.last_raw_bytes.map(|b| b as f64),
+            ),
+            (
+                "pgkeep_next_run_timestamp_seconds",
+                "gauge",
+                "Unix time of the next scheduled backup.",
+                |d| d.next_run,
+            ),
+            (
+                "pgkeep_backup_running",
+                "gauge",
+                "1 while a backup of the database is running.",
+                |d| Some(if d.running { 1.0 } else { 0.0 }),
+            ),
+            (
+                "pgkeep_culled_backups_total",
+                "counter",
+                "Backups deleted by culling.",
+                |d| Some(d.culled as f64),
+            ),
+        ];
+        for (name, kind, help, get) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (db, d) in &self.dbs {
+                if let Some(v) = get(d) {
+                    let _ = writeln!(out, "{name}{{database=\"{}\"}} {}", escape(db), num(v));
+                }
+            }
+        }
+        let name = "pgkeep_orphans_removed_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Leftover partial files and data without manifest removed by culling."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (db, d) in &self.dbs {
+            let _ = writeln!(
+                out,
+                "{name}{{database=\"{}\"}} {}",
+                escape(db),
+                d.orphans_removed
+            );
+        }
+        let name = "pgkeep_backups_total";
+        let _ = writeln!(out, "# HELP {name} Backup attempts by result.");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (db, d) in &self.dbs {
+            for r in RESULTS {
+                let _ = writeln!(
+                    out,
+                    "{name}{{database=\"{}\",result=\"{r}\"}} {}",
+                    escape(db),
+                    d.results.get(r).copied().unwrap_or(0)
+                );
+            }
+        }
+        out
+    }
+}
+
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labelled_series_and_escapes() {
+        let mut m = Metrics::default();
+        let d = m.db("sbi\"x\\y\nz");
+        d.last_success = Some(1_790_000_000.0);
+        d.last_attempt_ok = Some(false);
+        d.last_duration = Some(1.5);
+        *d.results.entry("failure").or_default() += 2;
+        let text = m.render();
+        assert!(
+            text.contains(
+                "pgkeep_last_success_timestamp_seconds{database=\"sbi\\\"x\\\\y\\nz\"} 1790000000\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("pgkeep_last_attempt_success{database=\"sbi\\\"x\\\\y\\nz\"} 0\n"));
+        assert!(
+            text.contains("pgkeep_last_duration_seconds{database=\"sbi\\\"x\\\\y\\nz\"} 1.5\n")
+        );
+        assert!(text.contains("result=\"failure\"} 2\n"));
+        assert!(text.contains("result=\"success\"} 0\n"));
+        assert!(!text.contains("pgkeep_next_run_timestamp_seconds{"));
+        // Every sample line is `name{labels} value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').unwrap();
+            value.parse::<f64>().unwrap();
+        }
+    }
+}

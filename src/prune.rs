@@ -1,0 +1,335 @@
+//! Culling applied to a backup directory: turns the catalog into retention input, asks the pure
+//! retention function, and (only when told to) deletes what it culls, manifest first then data,
+//! plus leftover `*.partial` files and data files without manifest old enough not to be in progress.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::catalog::{self, CatalogError, Entry, MANIFEST_SUFFIX, Status};
+use crate::lock::{Lock, LockError};
+use crate::retention::{self, Backup, Decision, Kind, Policy, PolicyError, Verdict};
+use crate::storage::{LocalStore, ObjectInfo, PARTIAL_SUFFIX, StorageError, Store};
+
+#[derive(Debug, Error)]
+pub enum PruneError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// One backup of the plan with its decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub id: String,
+    pub time: Timestamp,
+    pub database: Option<String>,
+    pub status: Status,
+    pub file: String,
+    /// The manifest object, for good backups.
+    pub manifest: Option<String>,
+    pub stored_bytes: u64,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+/// A leftover object: a partial write or data without manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Orphan {
+    pub file: String,
+    pub bytes: u64,
+    pub age_seconds: u64,
+    pub kind: &'static str,
+}
+
+/// What culling would do (or did) in one backup directory for one database.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub database: String,
+    pub policy: Policy,
+    pub items: Vec<Item>,
+    /// Legacy files whose database cannot be told from their name: never touched.
+    pub unattributed: Vec<String>,
+    pub orphans: Vec<Orphan>,
+}
+
+impl Plan {
+    pub fn to_delete(&self) -> impl Iterator<Item = &Item> {
+        self.items.iter().filter(|i| !i.verdict.keep())
+    }
+}
+
+/// The verification state of a backup, when something knows it (wired in by the verifier).
+pub type VerifiedFn<'a> = &'a dyn Fn(&Entry) -> Option<bool>;
+
+/// Decide for every backup of `database` in the store. Changes nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn plan(
+    store: &dyn Store,
+    host: &str,
+    database: &str,
+    now: Timestamp,
+    policy: &Policy,
+    tz: &TimeZone,
+    partial_max_age: Duration,
+    verified: VerifiedFn<'_>,
+) -> Result<Plan, PruneError> {
+    policy.validate()?;
+    let entries = catalog::list(store, Some(host))?;
+    let mut unattributed = Vec::new();
+    let mut series: Vec<Entry> = Vec::new();
+    for e in entries {
+        match e.database.as_deref() {
+            Some(d) if d == database => series.push(e),
+            None => unattributed.push(e.file.clone()),
+            Some(_) => {}
+        }
+    }
+    let input: Vec<Backup> = series
+        .iter()
+        .map(|e| Backup {
+            id: e.id.clone(),
+            time: e.time,
+            kind: match e.status {
+                Status::Good => Kind::Good,
+                Status::Legacy => Kind::Legacy,
+            },
+            verified: verified(e),
+        })
+        .collect();
+    let decisions = retention::decide(&input, now, policy, tz)?;
+    let items = series
+        .into_iter()
+        .zip(decisions)
+        .map(|(e, Decision { verdict, .. })| Item {
+            manifest: e
+                .manifest
+                .as_ref()
+                .map(|_| format!("{}{MANIFEST_SUFFIX}", e.file)),
+            id: e.id,
+            time: e.time,
+            database: e.database,
+            status: e.status,
+            file: e.file,
+            stored_bytes: e.stored_bytes,
+            verdict,
+        })
+        .collect();
+    Ok(Plan {
+        database: database.to_string(),
+        policy: *policy,
+        items,
+        unattributed,
+        orphans: orphans(store, now, partial_max_age)?,
+    })
+}
+
+/// Partial objects and data files without manifest (other than legacy `.sql.gz`) older than
+/// `max_age`. Younger ones may belong to a backup in progress and are left alone.
+pub fn orphans(
+    store: &dyn Store,
+    now: Timestamp,
+    max_age: Duration,
+) -> Result<Vec<Orphan>, PruneError> {
+    let objects = store.list()?;
+    let names: std::collections::BTreeSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+    let mut out = Vec::new();
+    for o in &objects {
+        let kind = if o.name.ends_with(PARTIAL_SUFFIX) {
+            "partial file"
+        } else if [".sql.zst", ".sql", ".dump"]
+            .iter()
+            .any(|ext| o.name.ends_with(ext))
+            && !names.contains(format!("{}{MANIFEST_SUFFIX}", o.name).as_str())
+        {
+            "data file without manifest"
+        } else {
+            continue;
+        };
+        let age = age(o, now);
+        if age >= max_age {
+            out.push(Orphan {
+                file: o.name.clone(),
+                bytes: o.size,
+                age_seconds: age.as_secs(),
+                kind,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn age(o: &ObjectInfo, now: Timestamp) -> Duration {
+    let modified = Timestamp::try_from(o.modified).unwrap_or(now);
+    let d = now.duration_since(modified);
+    if d.is_negative() {
+        Duration::ZERO
+    } else {
+        d.unsigned_abs()
+    }
+}
+
+/// What `apply` did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Applied {
+    pub deleted: Vec<String>,
+    pub deleted_bytes: u64,
+    pub orphans_removed: Vec<String>,
+}
+
+/// Delete what the plan culls: manifest first (the backup stops existing), then the data;
+/// then the orphans. Holds the database's backup lock, so no backup of it commits meanwhile.
+pub fn apply(
+    store: &LocalStore,
+    host: &str,
+    plan: &Plan,
+    holder: &str,
+) -> Result<Applied, PruneError> {
+    let _lock = Lock::acquire(
+        &crate::backup::lock_path(store.root(), host, &plan.database),
+        holder,
+    )?;
+    let mut done = Applied::default();
+    for item in plan.to_delete() {
+        if let Some(m) = &item.manifest {
+            store.delete(m)?;
+        }
+        // The verification record goes with its backup.
+        let record = crate::verify::record_name(&item.file);
+        if store.exists(&record)? {
+            store.delete(&record)?;
+        }
+        store.delete(&item.file)?;
+        done.deleted.push(item.id.clone());
+        done.deleted_bytes += item.stored_bytes;
+    }
+    for o in &plan.orphans {
+        store.delete(&o.file)?;
+        done.orphans_removed.push(o.file.clone());
+    }
+    Ok(done)
+}
+
+/// Plan and apply in one step (used by the daemon after each successful backup).
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    dir: &Path,
+    host: &str,
+    database: &str,
+    now: Timestamp,
+    policy: &Policy,
+    tz: &TimeZone,
+    partial_max_age: Duration,
+    verified: VerifiedFn<'_>,
+) -> Result<(Plan, Applied), PruneError> {
+    let store = LocalStore::open(dir)?;
+    let plan = plan(
+        &store,
+        host,
+        database,
+        now,
+        policy,
+        tz,
+        partial_max_age,
+        verified,
+    )?;
+    let applied = apply(
+        &store,
+        host,
+        &plan,
+        &format!("pgkeep culling (pid {})", std::process::id()),
+    )?;
+    Ok((plan, applied))
+}
+
+/// The verification state when nothing is known: every backup unverified.
+pub fn unverified(_: &Entry) -> Option<bool> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(dir: &Path, name: &str, age_secs: u64) {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"x").unwrap();
+        let t = std::time::SystemTime::now() - Duration::from_secs(age_secs);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn orphans_only_when_old_enough_and_legacy_is_not_an_orphan() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        put(
+            d,
+            "2026-11-20/h-db_2026-11-20_01-00-00.sql.gz.partial",
+            3 * 86400,
+        );
+        put(d, "2026-11-25/h-db_2026-11-25_01-00-00.sql.gz.partial", 10);
+        put(d, "2026-11-20/h-db_2026-11-20_02-00-00.dump", 3 * 86400);
+        put(d, "2026-11-20/h-db_2026-11-20_03-00-00.sql.gz", 3 * 86400);
+        let store = LocalStore::open(d).unwrap();
+        let got = orphans(&store, Timestamp::now(), Duration::from_secs(86400)).unwrap();
+        let files: Vec<&str> = got.iter().map(|o| o.file.as_str()).collect();
+        assert_eq!(
+            files,
+            vec![
+                "2026-11-20/h-db_2026-11-20_01-00-00.sql.gz.partial",
+                "2026-11-20/h-db_2026-11-20_02-00-00.dump"
+            ]
+        );
+    }
+
+    #[test]
+    fn apply_deletes_legacy_and_orphans_but_keeps_the_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Old pod files for host `postgresql`, database `sbi`, 15 daily.
+        for i in 0..15 {
+            let t = Timestamp::from_second(1_790_000_000 - i * 86400).unwrap();
+            let (day, stem) = catalog::backup_stem("postgresql", "sbi", t);
+            put(d, &format!("{day}/{stem}.sql.gz"), 0);
+        }
+        put(d, "stray.sql.gz", 0);
+        put(d, "2020-01-01/x.sql.gz.partial", 86400 * 400);
+        let store = LocalStore::open(d).unwrap();
+        let now = Timestamp::from_second(1_790_000_000 + 3600).unwrap();
+        let p = plan(
+            &store,
+            "postgresql",
+            "sbi",
+            now,
+            &Policy::default(),
+            &TimeZone::UTC,
+            Duration::from_secs(86400),
+            &unverified,
+        )
+        .unwrap();
+        assert_eq!(p.items.len(), 15);
+        assert_eq!(p.to_delete().count(), 4);
+        assert_eq!(p.unattributed, vec!["stray.sql.gz".to_string()]);
+        let done = apply(&store, "postgresql", &p, "test").unwrap();
+        assert_eq!(done.deleted.len(), 4);
+        assert_eq!(done.orphans_removed.len(), 1);
+        let left = catalog::list(&store, Some("postgresql")).unwrap();
+        assert_eq!(left.len(), 12, "11 kept + the stray file");
+        assert!(!d.join("2020-01-01").exists());
+    }
+}

@@ -1,0 +1,590 @@
+//! `pgkeep run` end to end: the real binary on 127.0.0.1:0 against the real PostgreSQL. Catch-up
+//! at start, HTTP trigger, 409 on a concurrent trigger (in-process and across processes through
+//! the lock), metrics, the read-only API without a token, and SIGTERM both within and past the
+//! grace period. pg_dump is wrapped by a script that waits while a "hold" file exists, so a
+//! backup stays running exactly as long as a test needs.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const TOKEN: &str = "t0ken-with-Secret!";
+
+/// A pg_dump that waits while `hold` exists, then runs the real one.
+fn held_pg_dump(dir: &Path, hold: &Path) -> PathBuf {
+    let real = cluster().bindir.join("pg_dump");
+    script(
+        dir,
+        "pg_dump",
+        &format!(
+            "if [ \"$1\" = \"--version\" ]; then exec '{real}' --version; fi\n\
+             while [ -e '{hold}' ]; do sleep 0.05; done\n\
+             exec '{real}' \"$@\"",
+            real = real.display(),
+            hold = hold.display()
+        ),
+    )
+}
+
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Daemon {
+    fn start(db: &TestDb, env: &[(&str, &str)], args: &[&str]) -> Daemon {
+        let mut cmd = db.command();
+        cmd.env("PGKEEP_LOG_FORMAT", "json")
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "message": line }));
+                sink.lock().unwrap().push(v);
+            }
+        });
+        let mut d = Daemon {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            log,
+        };
+        let line = d.wait_log(|l| l["message"] == "listening", Duration::from_secs(30));
+        d.addr = line["addr"].as_str().unwrap().parse().unwrap();
+        d
+    }
+
+    /// Wait for a log line matching `pred`; panics with the log after `timeout`.
+    fn wait_log(
+        &mut self,
+        pred: impl Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            if Instant::now() > deadline {
+                panic!("log line not seen; log:\n{}", self.log_text());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(200));
+                panic!("daemon exited with {status}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn count_log(&self, message: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l["message"] == message)
+            .count()
+    }
+
+    fn log_text(&self) -> String {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn http(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        http(self.addr, method, path, token)
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.http("GET", path, Some(TOKEN));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Poll GET /api/v1/backups/{id} until the attempt is no longer running.
+    fn wait_attempt(&self, id: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.json(&format!("/api/v1/backups/{id}"));
+            if v["attempt"]["status"] != "running" {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "attempt {id} still running");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Wait for the exit status (up to 60 s).
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(200));
+                return s;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client over loopback.
+fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n{auth}\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn partials(db: &TestDb) -> Vec<String> {
+    db.files()
+        .into_iter()
+        .filter(|f| f.ends_with(".partial"))
+        .collect()
+}
+
+fn good_backups(db: &TestDb) -> Vec<String> {
+    db.files()
+        .into_iter()
+        .filter(|f| f.ends_with(".manifest.json"))
+        .collect()
+}
+
+#[test]
+fn catch_up_trigger_conflict_metrics_and_clean_stop() {
+    let db = TestDb::create(SAMPLE);
+    let tools = tempfile::tempdir().unwrap();
+    let hold = tools.path().join("hold");
+    let pg_dump = held_pg_dump(tools.path(), &hold);
+    // Twelve daily files of the old pod: after the first good backup, the two that are more than
+    // 10 days older than it are culled.
+    let now = jiff::Timestamp::now();
+    for i in 0..12 {
+        let t = now - jiff::SignedDuration::from_hours(24 * i + 1);
+        let (day, stem) = pgkeep::catalog::backup_stem("local", &db.name, t);
+        std::fs::create_dir_all(db.backup_dir.join(&day)).unwrap();
+        std::fs::write(
+            db.backup_dir.join(format!("{day}/{stem}.sql.gz")),
+            b"\x1f\x8b",
+        )
+        .unwrap();
+    }
+    let legacy = |db: &TestDb| {
+        db.files()
+            .iter()
+            .filter(|f| {
+                f.ends_with(".sql.gz") && !db.files().contains(&format!("{f}.manifest.json"))
+            })
+            .count()
+    };
+    assert_eq!(legacy(&db), 12);
+    let mut d = Daemon::start(
+        &db,
+        &[
+            ("PGKEEP_PG_DUMP", pg_dump.to_str().unwrap()),
+            ("PGKEEP_API_TOKEN", TOKEN),
+            ("PGKEEP_TIMEZONE", "Europe/Berlin"),
+        ],
+        // The newest old-pod file is an hour old: the run due 30 minutes after it was missed,
+        // so it is caught up at start; the next is 30 minutes away, after the test.
+        &["--backup-period", "30m"],
+    );
+    let start = d.wait_log(
+        |l| l["message"] == "pgkeep daemon starting",
+        Duration::from_secs(5),
+    );
+    assert_eq!(start["timezone"], "Europe/Berlin");
+    assert!(start["schedule"].as_str().unwrap().contains("every 30m"));
+    assert_eq!(start["policy"], "keep_days=10 keep_last=3");
+    let catch_up = d.wait_log(
+        |l| l["message"] == "catching up: backing up now",
+        Duration::from_secs(10),
+    );
+    assert!(
+        catch_up["reason"].as_str().unwrap().contains("missed"),
+        "{catch_up}"
+    );
+    d.wait_log(
+        |l| l["message"] == "backup complete",
+        Duration::from_secs(60),
+    );
+    let culling = d.wait_log(|l| l["message"] == "culling done", Duration::from_secs(30));
+    assert_eq!(culling["culled"], 2, "{culling}");
+    assert_eq!(legacy(&db), 10);
+    assert_eq!(d.count_log("culled backup"), 2);
+    d.wait_log(
+        |l| l["message"] == "next backup scheduled",
+        Duration::from_secs(10),
+    );
+    assert_eq!(good_backups(&db).len(), 1);
+
+    assert_eq!(d.http("GET", "/healthz", None).0, 200);
+    let (status, body) = d.http("GET", "/readyz", None);
+    assert_eq!(status, 200, "{body}");
+
+    // Wrong or missing token: 401, nothing started.
+    assert_eq!(d.http("POST", "/api/v1/backups", None).0, 401);
+    assert_eq!(d.http("POST", "/api/v1/backups", Some("t0ken")).0, 401);
+    assert_eq!(d.http("GET", "/api/v1/backups", None).0, 401);
+
+    // A held backup: the trigger answers at once with its id.
+    std::fs::write(&hold, b"").unwrap();
+    std::thread::sleep(Duration::from_millis(1100)); // a new second: a new backup id
+    let (status, body) = d.http("POST", "/api/v1/backups", Some(TOKEN));
+    assert_eq!(status, 202, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(v["status"], "running");
+
+    // A concurrent trigger gets 409 naming the running backup.
+    let (status, body) = d.http("POST", "/api/v1/backups", Some(TOKEN));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains(&id), "{body}");
+    // So does `pgkeep backup` beside the daemon, through the lock (exit 5).
+    db.pgkeep()
+        .arg("backup")
+        .env("PGKEEP_PG_DUMP", &pg_dump)
+        .assert()
+        .code(5)
+        .stderr(predicates::str::contains(
+            "another pgkeep run is in progress",
+        ));
+    let list = d.json("/api/v1/backups");
+    assert_eq!(list["running"]["id"], id.as_str());
+    let m = d.http("GET", "/metrics", None).1;
+    let running = format!("pgkeep_backup_running{{database=\"{}\"}}", db.name);
+    assert_eq!(metric(&m, &running), Some(1.0), "{m}");
+
+    std::fs::remove_file(&hold).unwrap();
+    let done = d.wait_attempt(&id);
+    assert_eq!(done["attempt"]["status"], "succeeded", "{done}");
+    assert_eq!(done["backup"]["status"], "good", "{done}");
+    assert_eq!(good_backups(&db).len(), 2);
+
+    let m = d.http("GET", "/metrics", None).1;
+    let ok = format!(
+        "pgkeep_backups_total{{database=\"{}\",result=\"success\"}}",
+        db.name
+    );
+    assert_eq!(metric(&m, &ok), Some(2.0), "{m}");
+    let failed = format!(
+        "pgkeep_backups_total{{database=\"{}\",result=\"failure\"}}",
+        db.name
+    );
+    assert_eq!(metric(&m, &failed), Some(0.0), "{m}");
+    let culled = format!("pgkeep_culled_backups_total{{database=\"{}\"}}", db.name);
+    assert_eq!(metric(&m, &culled), Some(2.0), "{m}");
+    let last = format!(
+        "pgkeep_last_success_timestamp_seconds{{database=\"{}\"}}",
+        db.name
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let t = metric(&m, &last).unwrap();
+    assert!((now - t).abs() < 120.0, "{t} vs {now}");
+    let next = format!(
+        "pgkeep_next_run_timestamp_seconds{{database=\"{}\"}}",
+        db.name
+    );
+    assert!(metric(&m, &next).unwrap() > now);
+    for name in [
+        "pgkeep_last_attempt_timestamp_seconds",
+        "pgkeep_last_attempt_success",
+        "pgkeep_last_duration_seconds",
+        "pgkeep_last_stored_bytes",
+        "pgkeep_last_raw_bytes",
+        "pgkeep_culled_backups_total",
+    ] {
+        assert!(
+            metric(&m, &format!("{name}{{database=\"{}\"}}", db.name)).is_some(),
+            "{name} missing:\n{m}"
+        );
+    }
+
+    // Verification results join the metrics, from the records beside the backups.
+    db.pgkeep().arg("verify").assert().success();
+    let m = d.http("GET", "/metrics", None).1;
+    let verified = format!("pgkeep_verify_last_ok{{database=\"{}\"}}", db.name);
+    assert_eq!(metric(&m, &verified), Some(1.0), "{m}");
+    let at = format!(
+        "pgkeep_verify_last_ok_timestamp_seconds{{database=\"{}\"}}",
+        db.name
+    );
+    assert!((now - metric(&m, &at).unwrap()).abs() < 120.0, "{m}");
+
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", d.log_text());
+    assert!(
+        !d.log_text().contains(TOKEN),
+        "the token must never be logged"
+    );
+}
+
+#[test]
+fn sigterm_past_the_grace_period_aborts_cleanly_and_the_api_is_read_only_without_token() {
+    let db = TestDb::create(SAMPLE);
+    let tools = tempfile::tempdir().unwrap();
+    let hold = tools.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    let pg_dump = held_pg_dump(tools.path(), &hold);
+    let mut d = Daemon::start(
+        &db,
+        &[
+            ("PGKEEP_PG_DUMP", pg_dump.to_str().unwrap()),
+            ("PGKEEP_SHUTDOWN_GRACE", "1s"),
+        ],
+        &[],
+    );
+    // The catch-up backup is running and held.
+    d.wait_log(
+        |l| l["message"] == "backup started",
+        Duration::from_secs(10),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while partials(&db).is_empty() {
+        assert!(Instant::now() < deadline, "no partial file appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Without a token the API is read-only.
+    let (status, body) = d.http("POST", "/api/v1/backups", None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("PGKEEP_API_TOKEN"), "{body}");
+    let (status, body) = d.http("GET", "/api/v1/backups", None);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["running"]["trigger"], "catch_up");
+
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", d.log_text());
+    assert_eq!(
+        d.count_log("grace period over: aborting the running backup"),
+        1
+    );
+    assert_eq!(
+        d.count_log("backup aborted at shutdown; nothing was kept"),
+        1
+    );
+    assert!(partials(&db).is_empty(), "{:?}", db.files());
+    assert!(good_backups(&db).is_empty(), "{:?}", db.files());
+    // No orphan pg_dump: the held script is gone.
+    let out = std::process::Command::new("pgrep")
+        .arg("-f")
+        .arg(pg_dump.to_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "pg_dump still running"
+    );
+    // The lock is free again.
+    db.pgkeep().arg("backup").assert().success();
+}
+
+#[test]
+fn sigterm_lets_a_running_backup_finish_within_the_grace_period() {
+    let db = TestDb::create(SAMPLE);
+    let tools = tempfile::tempdir().unwrap();
+    let hold = tools.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    let pg_dump = held_pg_dump(tools.path(), &hold);
+    let mut d = Daemon::start(
+        &db,
+        &[
+            ("PGKEEP_PG_DUMP", pg_dump.to_str().unwrap()),
+            ("PGKEEP_SHUTDOWN_GRACE", "5m"),
+        ],
+        &[],
+    );
+    d.wait_log(
+        |l| l["message"] == "backup started",
+        Duration::from_secs(10),
+    );
+    d.signal(libc::SIGTERM);
+    d.wait_log(
+        |l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("letting the running backup finish"))
+        },
+        Duration::from_secs(10),
+    );
+    // New backups are refused while stopping (the server is down or answers 503).
+    std::fs::remove_file(&hold).unwrap();
+    let status = d.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", d.log_text());
+    assert_eq!(d.count_log("backup complete"), 1, "{}", d.log_text());
+    assert_eq!(good_backups(&db).len(), 1);
+    assert!(partials(&db).is_empty());
+}
+
+#[test]
+fn twenty_failed_runs_delete_no_good_backup() {
+    let db = TestDb::create(SAMPLE);
+    // Three good backups, then make them look 30, 29 and 28 days old, plus one 45 days old
+    // that the policy (10 days before the newest good) does cull.
+    for _ in 0..4 {
+        db.pgkeep().arg("backup").assert().success();
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let mut manifests = good_backups(&db);
+    manifests.sort();
+    manifests.reverse();
+    let now = jiff::Timestamp::now();
+    for (m, days) in manifests.iter().zip([28, 29, 30, 45]) {
+        let p = db.backup_dir.join(m);
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        let t = now - jiff::SignedDuration::from_hours(24 * days);
+        v["started_at"] = serde_json::json!(t.to_string());
+        v["finished_at"] = serde_json::json!(t.to_string());
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+
+    let tools = tempfile::tempdir().unwrap();
+    let real = cluster().bindir.join("pg_dump");
+    let failing = script(
+        tools.path(),
+        "pg_dump",
+        &format!(
+            "if [ \"$1\" = \"--version\" ]; then exec '{}' --version; fi\n\
+             echo 'pg_dump: error: simulated failure' >&2; exit 1",
+            real.display()
+        ),
+    );
+    let mut d = Daemon::start(
+        &db,
+        &[
+            ("PGKEEP_PG_DUMP", failing.to_str().unwrap()),
+            ("BACKUP_PERIOD", "1"),
+        ],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while d.count_log("backup failed") < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} failures",
+            d.count_log("backup failed")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = d.http("GET", "/metrics", None).1;
+    let failed = format!(
+        "pgkeep_backups_total{{database=\"{}\",result=\"failure\"}}",
+        db.name
+    );
+    assert!(metric(&m, &failed).unwrap() >= 20.0, "{m}");
+    let ok = format!("pgkeep_last_attempt_success{{database=\"{}\"}}", db.name);
+    assert_eq!(metric(&m, &ok), Some(0.0));
+    let culled = format!("pgkeep_culled_backups_total{{database=\"{}\"}}", db.name);
+    assert_eq!(metric(&m, &culled), Some(0.0));
+    assert!(d.log_text().contains("simulated failure"));
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit().code(), Some(0));
+    assert_eq!(good_backups(&db).len(), 4, "failed runs never cull");
+
+    // Culling by hand after the failure streak: measured from the newest good backup, only
+    // the 45-day-old one goes.
+    let out = db.pgkeep().args(["prune", "--apply"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("deleted 1 of 4 backups"), "{text}");
+    assert_eq!(good_backups(&db).len(), 3);
+}
+
+#[test]
+fn readyz_reports_an_unreachable_database_while_healthz_stays_up() {
+    let db = TestDb::create("");
+    let mut d = Daemon::start(&db, &[("PGPORT", "1")], &["--schedule", "0 1 1 1 *"]);
+    // The catch-up run fails (nothing listens there) and is logged; the process stays up.
+    d.wait_log(|l| l["message"] == "backup failed", Duration::from_secs(30));
+    assert_eq!(d.http("GET", "/healthz", None).0, 200);
+    let (status, body) = d.http("GET", "/readyz", None);
+    assert_eq!(status, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["checks"]["storage"]["ok"], true, "{v}");
+    assert_eq!(v["checks"]["database"]["ok"], false, "{v}");
+    assert!(
+        v["checks"]["database"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach PostgreSQL"),
+        "{v}"
+    );
+    assert!(!body.contains(&db.password));
+    let m = d.http("GET", "/metrics", None).1;
+    let ok = format!("pgkeep_last_attempt_success{{database=\"{}\"}}", db.name);
+    assert_eq!(metric(&m, &ok), Some(0.0), "{m}");
+    d.signal(libc::SIGINT);
+    assert_eq!(d.wait_exit().code(), Some(0));
+}
