@@ -588,3 +588,109 @@ fn readyz_reports_an_unreachable_database_while_healthz_stays_up() {
     d.signal(libc::SIGINT);
     assert_eq!(d.wait_exit().code(), Some(0));
 }
+
+/// A loopback HTTP server that records `(path, body)` of every request and answers 200.
+fn recording_server() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            let body = serde_json::from_slice(&body)
+                .unwrap_or_else(|_| serde_json::json!({ "text": String::from_utf8_lossy(&body) }));
+            sink.lock().unwrap().push((path, body));
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (base, seen)
+}
+
+fn wait_for_request(
+    seen: &Mutex<Vec<(String, serde_json::Value)>>,
+    pred: impl Fn(&str, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((_, b)) = seen.lock().unwrap().iter().find(|(p, b)| pred(p, b)) {
+            return b.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "request not received: {:?}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_daemon_notifies_backups_culling_and_failures_and_pings_the_dead_man_switch() {
+    let db = TestDb::create(SAMPLE);
+    let (base, seen) = recording_server();
+    let mut d = Daemon::start(
+        &db,
+        &[
+            ("PGKEEP_NOTIFY_ON", "always"),
+            ("PGKEEP_NOTIFY_WEBHOOK_URL", &format!("{base}/hook")),
+            ("PGKEEP_NOTIFY_DEADMAN_URL", &format!("{base}/ping")),
+        ],
+        &["--backup-period", "1h"],
+    );
+    d.wait_log(|l| l["message"] == "culling done", Duration::from_secs(60));
+    let b = wait_for_request(&seen, |p, b| p == "/hook" && b["event"] == "backup.success");
+    assert_eq!(b["database"], db.name.as_str());
+    let c = wait_for_request(&seen, |p, b| p == "/hook" && b["event"] == "cull.success");
+    assert!(c["summary"].as_str().unwrap().contains("kept 1"), "{c}");
+    let ping = wait_for_request(&seen, |p, _| p == "/ping");
+    assert!(
+        ping["text"].as_str().unwrap().contains("succeeded"),
+        "{ping}"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit().code(), Some(0));
+
+    // A failing backup posts a failure and does not ping the switch.
+    let tools = tempfile::tempdir().unwrap();
+    let real = cluster().bindir.join("pg_dump");
+    let broken = script(
+        tools.path(),
+        "pg_dump",
+        &format!(
+            "if [ \"$1\" = \"--version\" ]; then exec '{}' --version; fi\necho 'pg_dump: error: boom' >&2\nexit 1",
+            real.display()
+        ),
+    );
+    let (base, seen) = recording_server();
+    let mut d = Daemon::start(
+        &db,
+        &[
+            ("PGKEEP_PG_DUMP", broken.to_str().unwrap()),
+            ("PGKEEP_NOTIFY_WEBHOOK_URL", &format!("{base}/hook")),
+            ("PGKEEP_NOTIFY_DEADMAN_URL", &format!("{base}/ping")),
+        ],
+        &["--backup-period", "1s"],
+    );
+    let f = wait_for_request(&seen, |p, b| p == "/hook" && b["event"] == "backup.failure");
+    assert!(f["summary"].as_str().unwrap().contains("boom"), "{f}");
+    assert!(!seen.lock().unwrap().iter().any(|(p, _)| p == "/ping"));
+    d.signal(libc::SIGTERM);
+    d.wait_exit();
+}

@@ -110,6 +110,7 @@ pub struct Daemon {
     state: Mutex<State>,
     pub(crate) metrics: Mutex<metrics::Metrics>,
     busy: watch::Sender<bool>,
+    notifier: Arc<crate::notify::Notifier>,
 }
 
 impl Daemon {
@@ -117,7 +118,9 @@ impl Daemon {
         let (busy, _) = watch::channel(false);
         let mut m = metrics::Metrics::default();
         m.db(&opts.database);
+        let notifier = Arc::new(crate::notify::Notifier::from_settings(&opts.settings));
         Arc::new(Daemon {
+            notifier,
             opts,
             shutdown,
             state: Mutex::new(State {
@@ -127,6 +130,14 @@ impl Daemon {
             metrics: Mutex::new(m),
             busy,
         })
+    }
+
+    /// Send a notification in the background: a slow or failing webhook never holds up the
+    /// daemon (failures are logged by the notifier).
+    fn tell(&self, event: crate::notify::Event) {
+        if self.notifier.is_configured() {
+            tokio::spawn(self.notifier.clone().notify_async(event));
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -315,6 +326,7 @@ impl Daemon {
         let result = match &res {
             Ok(done) => {
                 crate::commands::log_done(done);
+                self.tell(crate::commands::backup_event(done, &s.host));
                 attempt.status = AttemptStatus::Succeeded;
                 attempt.file = Some(done.manifest.file.clone());
                 attempt.stored_bytes = Some(done.manifest.stored_bytes);
@@ -347,6 +359,16 @@ impl Daemon {
             Err(e) => {
                 let msg = format!("backup of database \"{}\" failed: {e}", attempt.database);
                 tracing::error!(database = %attempt.database, id = %attempt.id, error = %msg, "backup failed");
+                self.tell(
+                    crate::notify::Event::new(
+                        crate::notify::Operation::Backup,
+                        crate::notify::Outcome::Failure,
+                        Some(&attempt.database),
+                        &s.host,
+                        msg.clone(),
+                    )
+                    .detail("id", attempt.id.clone()),
+                );
                 attempt.status = AttemptStatus::Failed;
                 attempt.error = Some(msg);
                 "failure"
@@ -409,12 +431,33 @@ impl Daemon {
                     policy = %plan.policy,
                     "culling done"
                 );
+                self.tell(crate::notify::Event::new(
+                    crate::notify::Operation::Cull,
+                    crate::notify::Outcome::Success,
+                    Some(&plan.database),
+                    &self.opts.settings.host,
+                    format!(
+                        "kept {kept}, culled {}, removed {} leftover file(s) ({})",
+                        applied.deleted.len(),
+                        applied.orphans_removed.len(),
+                        plan.policy
+                    ),
+                ));
                 let mut m = self.metrics.lock().expect("metrics lock");
                 let d = m.db(&plan.database);
                 d.culled += applied.deleted.len() as u64;
                 d.orphans_removed += applied.orphans_removed.len() as u64;
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "culling skipped"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "culling skipped");
+                self.tell(crate::notify::Event::new(
+                    crate::notify::Operation::Cull,
+                    crate::notify::Outcome::Failure,
+                    Some(self.database()),
+                    &self.opts.settings.host,
+                    format!("culling failed: {e}"),
+                ));
+            }
             Err(e) => tracing::warn!(error = %e, "culling task failed"),
         }
     }
