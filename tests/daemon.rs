@@ -589,8 +589,11 @@ fn readyz_reports_an_unreachable_database_while_healthz_stays_up() {
     assert_eq!(d.wait_exit().code(), Some(0));
 }
 
+/// Requests a recording server received: `(path, body)`.
+type Seen = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
 /// A loopback HTTP server that records `(path, body)` of every request and answers 200.
-fn recording_server() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+fn recording_server() -> (String, Seen) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
