@@ -376,6 +376,8 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&records)?);
+    } else if records.is_empty() {
+        println!("no backups");
     }
     let failed = records.iter().filter(|r| !r.ok).count();
     if failed == 0 && notifier.is_configured() {

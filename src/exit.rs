@@ -54,7 +54,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<crate::verify::VerifyError>() {
             use crate::verify::VerifyError as V;
             return match e {
-                V::NotFound(_) | V::NoBackups(_) => USAGE,
+                V::NotFound(_) => USAGE,
+                V::NoBackups(_) => FAILED,
                 V::Interrupted(r) => r.exit_code(),
                 V::Storage(_) | V::Catalog(_) | V::Record(_) => STORAGE,
                 V::Tool(_) => TOOLS,

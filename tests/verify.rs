@@ -626,3 +626,22 @@ fn retention_learns_from_verification_and_culls_records_with_backups() {
         );
     }
 }
+
+#[test]
+fn verify_without_backups_fails_and_an_unknown_id_is_a_usage_error() {
+    let db = TestDb::create("");
+    db.pgkeep()
+        .arg("verify")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no backups of database"));
+    db.pgkeep()
+        .args(["verify", "--all"])
+        .assert()
+        .success()
+        .stdout("no backups\n");
+    db.pgkeep()
+        .args(["verify", "--all", "--latest"])
+        .assert()
+        .code(2);
+}
