@@ -341,13 +341,13 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
             .with_context(|| format!("cannot verify {}", t.file))?;
         if let Err(e) = verify::record(&store, &rec) {
             // A read-only backup directory can still be verified; the result just is not kept.
-            tracing::warn!(id = %rec.id, "cannot record the result beside the backup: {e}");
+            tracing::warn!(id = %rec.id, error = %e, "cannot record the result beside the backup");
             unrecorded.get_or_insert(e);
         }
         if rec.ok {
-            tracing::info!(id = %rec.id, duration = %format!("{:.1}s", rec.duration_seconds), "verified: {}", rec.message);
+            tracing::info!(id = %rec.id, duration = %format!("{:.1}s", rec.duration_seconds), result = %rec.message, "backup verified");
         } else {
-            tracing::error!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), "verification failed: {}", rec.message);
+            tracing::error!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), error = %rec.message, "verification failed");
             if notifier.is_configured() {
                 let event = Event::new(
                     Operation::Verify,
