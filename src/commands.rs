@@ -91,6 +91,8 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context_) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(args, &ctx).await,
+        Command::Restore(args) => crate::restore_command::cmd_restore(args, &settings, &ctx).await,
+        Command::Cleanup(args) => crate::restore_command::cmd_cleanup(args, &settings).await,
     }
 }
 

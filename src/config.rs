@@ -1002,7 +1002,10 @@ mod tests {
         )
         .unwrap();
         let mut i = inputs(
-            &[("PGKEEP_POST_RESTORE", r#"[["oc","scale","deployment/server","--replicas=1"]]"#)],
+            &[(
+                "PGKEEP_POST_RESTORE",
+                r#"[["oc","scale","deployment/server","--replicas=1"]]"#,
+            )],
             &[],
         );
         i.config_file = Some(f.clone());
@@ -1020,7 +1023,10 @@ mod tests {
         // A flat list is a mistake (one command split into several?): refused with the shape.
         std::fs::write(&f, "pre_restore = [\"oc\", \"scale\"]\n").unwrap();
         let e = Settings::load(&i).unwrap_err().to_string();
-        assert!(e.contains("pre_restore") && e.contains("each a list of strings"), "{e}");
+        assert!(
+            e.contains("pre_restore") && e.contains("each a list of strings"),
+            "{e}"
+        );
         // Arrays stay refused for scalar keys.
         std::fs::write(&f, "host = [\"a\"]\n").unwrap();
         assert!(Settings::load(&i).is_err());
@@ -1033,7 +1039,10 @@ mod tests {
     #[test]
     fn admin_password_is_secret() {
         let s = Settings::load(&inputs(
-            &[("PGKEEP_ADMIN_USER", "boss"), ("PGKEEP_ADMIN_PASSWORD", "hunter3")],
+            &[
+                ("PGKEEP_ADMIN_USER", "boss"),
+                ("PGKEEP_ADMIN_PASSWORD", "hunter3"),
+            ],
             &[],
         ))
         .unwrap();

@@ -5,6 +5,7 @@ use crate::config::ConfigError;
 use crate::lock::LockError;
 use crate::pg::PgError;
 use crate::pg::tools::ToolError;
+use crate::restore::{LoadError, RestoreError};
 use crate::storage::StorageError;
 
 pub const OK: u8 = 0;
@@ -20,10 +21,31 @@ pub const STORAGE: u8 = 4;
 pub const BUSY: u8 = 5;
 /// No suitable PostgreSQL client tools.
 pub const TOOLS: u8 = 6;
+/// A restore stopped before changing anything: the file does not match its manifest or is
+/// incomplete, roles are missing on the target, the admin role lacks a privilege, or a
+/// pre-restore hook failed.
+pub const REFUSED: u8 = 7;
 
 /// Map an error chain to an exit code: the first classified error in the chain decides.
 pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<RestoreError>() {
+            match e {
+                RestoreError::Refused(_) => return REFUSED,
+                RestoreError::NoBackup(_) => return USAGE,
+                RestoreError::Interrupted { reason, .. } => return reason.exit_code(),
+                RestoreError::Load {
+                    source: LoadError::Interrupted(r),
+                    ..
+                } => {
+                    return r.exit_code();
+                }
+                RestoreError::Load { .. } | RestoreError::Swap(_) | RestoreError::Io { .. } => {
+                    return FAILED;
+                }
+                _ => continue,
+            }
+        }
         if let Some(e) = cause.downcast_ref::<BackupError>() {
             match e {
                 BackupError::Interrupted(r) => return r.exit_code(),

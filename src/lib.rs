@@ -13,5 +13,7 @@ pub mod lock;
 pub mod pg;
 pub mod pipeline;
 pub mod process;
+pub mod restore;
+pub mod restore_command;
 pub mod shutdown;
 pub mod storage;
