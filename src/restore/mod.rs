@@ -302,6 +302,7 @@ pub struct Preflight {
     /// The file was read fully: checksum matched (or, for legacy files, it decompressed and ended
     /// with pg_dump's trailer).
     pub file_check: String,
+    pub file_check_duration: Duration,
     /// Row counts seen in a legacy file (none for manifest backups: the manifest has them).
     pub legacy_rows: Option<BTreeMap<String, u64>>,
 }
@@ -531,7 +532,9 @@ pub fn check_file(
 
 /// Read-only preflight: file check, server, privileges, roles, tools, names. Changes nothing.
 pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
+    let t = Instant::now();
     let (file_check, legacy) = check_file(&req.backup)?;
+    let file_check_duration = t.elapsed();
     let maintenance_db = if req.target == "postgres" {
         "template1"
     } else {
@@ -669,6 +672,7 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
         scratch: scratch_name(&req.target, req.now),
         previous: previous_name(&req.target, req.now),
         file_check,
+        file_check_duration,
         legacy_rows: legacy.map(|(r, _)| r.tables),
     })
 }
@@ -932,6 +936,7 @@ pub async fn execute(req: &Request, pre: &Preflight) -> Result<Report, RestoreEr
         ),
     )?;
     let mut report = Report::default();
+    report.phases.push(("check file", pre.file_check_duration));
     if req.backup.is_legacy() {
         report.notes.push(
             "legacy file without manifest: no row counts recorded at backup time could be checked (counts were compared with the file's own data only)".into(),
