@@ -245,9 +245,10 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
         .await
         .with_context(|| format!("restore of \"{}\" refused in preflight", req.target))?;
     let plan = restore::plan(&req, &pre);
-    print!("{}", render_plan(&req, &pre, &plan));
+    let refusal = restore::refusal(&req, &pre);
     if args.target.dry_run {
-        match restore::refusal(&req, &pre) {
+        print!("{}", render_plan(&req, &pre, &plan));
+        match refusal {
             Some(why) => {
                 println!("Dry run: the restore would be REFUSED: {why}. Nothing was changed.")
             }
@@ -255,9 +256,10 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
         }
         return Ok(());
     }
-    if let Some(why) = restore::refusal(&req, &pre) {
+    if let Some(why) = refusal {
         return Err(restore::RestoreError::Refused(why).into());
     }
+    print!("{}", render_plan(&req, &pre, &plan));
     std::io::stdout().flush()?;
     if !args.target.yes {
         confirm(

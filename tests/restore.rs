@@ -478,6 +478,49 @@ fn admin_without_createdb_is_refused_naming_the_privilege() {
         .code(7)
         .stderr(predicate::str::contains("lacks CREATEDB"));
     assert_eq!(restore_copies(&db), before);
+
+    // With CREATEDB the owner restores its own database (no superuser needed), ending its own
+    // sessions; a session of another role needs pg_signal_backend, which preflight names.
+    psql(
+        "postgres",
+        &format!("ALTER ROLE {} CREATEDB", quote_ident(&db.user)),
+    );
+    db.sql_as_owner("DELETE FROM routes");
+    db.pgkeep().args(["restore", "--yes"]).assert().success();
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
+    let info = cluster();
+    let session = Command::new(info.bindir.join("psql"))
+        .args(["-X", "-h"])
+        .arg(&info.socket_dir)
+        .args([
+            "-p",
+            &info.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            &db.name,
+        ])
+        .args(["-c", "SELECT pg_sleep(30)"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while db.sessions() == 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    db.pgkeep()
+        .args(["restore", "--yes"])
+        .assert()
+        .code(7)
+        .stderr(predicate::str::contains("lacks pg_signal_backend"));
+    psql(
+        "postgres",
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}",
+            quote_literal(&db.name)
+        ),
+    );
+    let _ = session.wait_with_output();
 }
 
 #[test]
@@ -634,4 +677,121 @@ fn failed_pre_hook_stops_the_restore_and_post_hooks_still_run() {
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "pre\npost\n");
     assert_eq!(restore_copies(&db), before);
     assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "0");
+}
+
+/// The reusable load API (what `pgkeep verify --restore` builds on): a plain file cut at a
+/// statement boundary would load "successfully" with psql alone; the loader sees the missing
+/// trailer and kills psql before its input ends, so nothing commits.
+#[test]
+fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
+    use pgkeep::config::{Compression, Format};
+    use pgkeep::restore::{Input, LoadError, Loader, ScratchLoad, Tools};
+    let db = TestDb::create(SAMPLE);
+    backup(&db, &["--compression", "none"]);
+    let file = db
+        .files()
+        .into_iter()
+        .find(|f| f.ends_with(".sql"))
+        .unwrap();
+    let manifest: pgkeep::catalog::Manifest = serde_json::from_slice(
+        &std::fs::read(db.backup_dir.join(format!("{file}.manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    let full = std::fs::read_to_string(db.backup_dir.join(&file)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut_path = dir.path().join("cut.sql");
+    // Cut right after the routes data: complete statements, no trailer.
+    let end = full.find("\\.\n").unwrap() + 3;
+    std::fs::write(&cut_path, &full[..end]).unwrap();
+
+    let info = cluster();
+    let admin = pgkeep::pg::ConnParams {
+        host: info.socket_dir.display().to_string(),
+        port: info.port,
+        user: "postgres".into(),
+        password: None,
+        passfile: None,
+        dbname: "postgres".into(),
+        sslmode: pgkeep::config::SslMode::Disable,
+        sslrootcert: None,
+        connect_timeout: 10,
+    };
+    let tools = Tools {
+        psql: info.bindir.join("psql"),
+        pg_restore: info.bindir.join("pg_restore"),
+    };
+    let (_trigger, shutdown) = pgkeep::shutdown::channel();
+    let env = vec![("PATH".to_string(), std::env::var("PATH").unwrap())];
+    let loader = Loader {
+        admin: &admin,
+        tools: &tools,
+        child_env: &env,
+        passfile: None,
+        shutdown: &shutdown,
+        server_version_num: 150000,
+    };
+    let scratch = unique("scratch");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cut = Input {
+            path: cut_path.clone(),
+            format: Format::Plain,
+            compression: Compression::None,
+        };
+        loader
+            .create(&scratch, Some(&manifest.database_info))
+            .await
+            .unwrap();
+        let e = loader.load(&scratch, &cut, 1).await.unwrap_err();
+        assert!(matches!(e, LoadError::Incomplete(_)), "{e}");
+        assert_eq!(
+            psql(
+                &scratch,
+                "SELECT count(*) FROM pg_class WHERE relname = 'SBI_USER'"
+            )
+            .trim(),
+            "0",
+            "the partial load must not commit"
+        );
+        loader.drop(&scratch).await.unwrap();
+
+        let good = Input {
+            path: db.backup_dir.join(&file),
+            format: Format::Plain,
+            compression: Compression::None,
+        };
+        let checked = loader
+            .load_and_check(&ScratchLoad {
+                database: &scratch,
+                input: &good,
+                info: Some(&manifest.database_info),
+                expected: Some(&manifest.tables),
+                checks: &["SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'user300'".to_string()],
+                jobs: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(checked.rows_checked, 1300);
+        loader.drop(&scratch).await.unwrap();
+        // Wrong expectations are caught and the scratch database is dropped.
+        let mut wrong = manifest.tables.clone();
+        *wrong.get_mut("public.routes").unwrap() += 1;
+        let e = loader
+            .load_and_check(&ScratchLoad {
+                database: &scratch,
+                input: &good,
+                info: Some(&manifest.database_info),
+                expected: Some(&wrong),
+                checks: &[],
+                jobs: 1,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("public.routes has 1000 rows, expected 1001"),
+            "{e}"
+        );
+    });
+    assert!(!databases().contains(&scratch));
 }

@@ -385,6 +385,93 @@ pub fn roles_of(info: &DatabaseInfo) -> BTreeSet<String> {
     r
 }
 
+/// Roles the database itself needs: owner, grantees of database privileges, roles with
+/// database settings.
+pub fn roles_of_database(info: &DatabaseInfo) -> BTreeSet<String> {
+    let mut r = BTreeSet::new();
+    r.insert(info.owner.clone());
+    r.extend(
+        info.grants
+            .iter()
+            .filter(|g| g.grantee != "PUBLIC")
+            .map(|g| g.grantee.clone()),
+    );
+    r.extend(info.settings.iter().filter_map(|s| s.role.clone()));
+    r.retain(|n| !n.starts_with("pg_"));
+    r
+}
+
+/// Roles named by the dump's statements (a plain file is read through; a custom archive's
+/// schema is listed with `pg_restore --schema-only`).
+pub fn dump_roles(
+    backup: &Chosen,
+    pg_restore: &Path,
+    env: &[(String, String)],
+) -> Result<BTreeSet<String>, RestoreError> {
+    match backup.format {
+        Format::Plain => {
+            let input = backup.input();
+            let file = std::fs::File::open(&input.path).map_err(|e| RestoreError::Io {
+                context: format!("cannot open {}", input.path.display()),
+                source: e,
+            })?;
+            let reader =
+                pipeline::decoder(file, input.compression).map_err(|e| RestoreError::Io {
+                    context: format!("cannot read {}", input.path.display()),
+                    source: e,
+                })?;
+            Ok(roles_in_dump(std::io::BufReader::new(reader)))
+        }
+        Format::Custom => {
+            let spec = crate::process::Spec::new(pg_restore)
+                .envs(env.iter().cloned())
+                .arg("--schema-only")
+                .arg("--file=-")
+                .arg(&backup.path);
+            let (outcome, out) =
+                crate::process::output(&spec, None).map_err(|e| RestoreError::Io {
+                    context: "cannot run pg_restore".into(),
+                    source: e,
+                })?;
+            if !outcome.success() {
+                return Err(RestoreError::Refused(format!(
+                    "the archive's schema does not read: {}",
+                    outcome.describe()
+                )));
+            }
+            Ok(roles_in_dump(&out[..]))
+        }
+    }
+}
+
+/// Roles named by the statements of a plain dump read from `r` (COPY data skipped).
+fn roles_in_dump(mut r: impl std::io::BufRead) -> BTreeSet<String> {
+    let mut roles = BTreeSet::new();
+    let mut line = Vec::new();
+    let mut in_copy = false;
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if in_copy {
+            in_copy = line != b"\\.\n";
+            continue;
+        }
+        if line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;\n") {
+            in_copy = true;
+            continue;
+        }
+        if let Ok(text) = std::str::from_utf8(&line)
+            && let Some(role) = roles_in_line(text.trim_end())
+        {
+            roles.insert(role);
+        }
+    }
+    roles
+}
+
 /// The identifier at the start of `s` (quoted or not), unquoted.
 fn leading_ident(s: &str) -> Option<String> {
     let s = s.trim_start();
@@ -431,9 +518,12 @@ pub fn roles_in_line(line: &str) -> Option<String> {
     (role != "PUBLIC" && !role.starts_with("pg_")).then_some(role)
 }
 
+/// What reading a legacy file found: its row counts and trailer, and the roles it names.
+pub type LegacyScan = (pipeline::Report, BTreeSet<String>);
+
 /// Read a legacy plain file fully: it must decompress and end with pg_dump's trailer. Returns its
 /// row counts and the roles it references.
-pub fn scan_plain(input: &Input) -> Result<(pipeline::Report, BTreeSet<String>), RestoreError> {
+pub fn scan_plain(input: &Input) -> Result<LegacyScan, RestoreError> {
     let file = std::fs::File::open(&input.path).map_err(|e| RestoreError::Io {
         context: format!("cannot open {}", input.path.display()),
         source: e,
@@ -485,9 +575,7 @@ pub fn scan_plain(input: &Input) -> Result<(pipeline::Report, BTreeSet<String>),
 
 /// Check the file before anything else: the manifest's sha256 and size, or for legacy files a
 /// full read (decompress, trailer, row counts, roles).
-pub fn check_file(
-    backup: &Chosen,
-) -> Result<(String, Option<(pipeline::Report, BTreeSet<String>)>), RestoreError> {
+pub fn check_file(backup: &Chosen) -> Result<(String, Option<LegacyScan>), RestoreError> {
     match &backup.manifest {
         Some(m) => {
             let file = std::fs::File::open(&backup.path).map_err(|e| RestoreError::Io {
@@ -562,13 +650,16 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let live = client
         .query_opt(
             "SELECT pg_get_userbyid(d.datdba), d.datallowconn, pg_database_size(d.oid), \
-             (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) \
+             (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname), \
+             (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname \
+                AND NOT pg_has_role(current_user, a.usesysid, 'MEMBER')) \
              FROM pg_database d WHERE d.datname = $1",
             &[&req.target],
         )
         .await
         .map_err(|e| query_error("looking up the target database", e))?;
     let target_exists = live.is_some();
+    let foreign_sessions: i64 = live.as_ref().map_or(0, |r| r.get(4));
     let (live_owner, live_size, live_sessions) = match &live {
         Some(r) => (
             Some(r.get::<_, String>(0)),
@@ -592,21 +683,50 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
             "the server's defaults (legacy file, no live database)",
         ),
     };
-    let mut roles_needed = info.as_ref().map(roles_of).unwrap_or_default();
+    let major = tools::server_major(server.version_num);
+    let psql = tools::select("psql", major, None, &req.search)?;
+    let pg_restore = tools::sibling(&psql, "pg_restore", &req.search)?;
+    // Roles certainly needed: the owner, grantees and settings roles of the database, and the
+    // roles a legacy file names. The manifest's wider list (every role owning anything in the
+    // database, built-in objects included) is checked against the dump itself before a role is
+    // reported missing.
+    let mut roles_needed = info.as_ref().map(roles_of_database).unwrap_or_default();
     if let Some((_, roles)) = &legacy {
         roles_needed.extend(roles.iter().cloned());
     }
-    let names: Vec<String> = roles_needed.iter().cloned().collect();
-    let existing: BTreeSet<String> = client
-        .query(
-            "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)",
-            &[&names],
-        )
-        .await
-        .map_err(|e| query_error("looking up roles", e))?
-        .iter()
-        .map(|r| r.get(0))
+    let maybe: BTreeSet<String> = info
+        .as_ref()
+        .map(roles_of)
+        .unwrap_or_default()
+        .difference(&roles_needed)
+        .cloned()
         .collect();
+    let lookup = |names: Vec<String>| {
+        let client = &client;
+        async move {
+            client
+                .query(
+                    "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)",
+                    &[&names],
+                )
+                .await
+                .map_err(|e| query_error("looking up roles", e))
+                .map(|rows| rows.iter().map(|r| r.get(0)).collect::<BTreeSet<String>>())
+        }
+    };
+    let maybe_existing = lookup(maybe.iter().cloned().collect()).await?;
+    let maybe_missing: Vec<&String> = maybe.difference(&maybe_existing).collect();
+    if !maybe_missing.is_empty() {
+        let named = dump_roles(&req.backup, &pg_restore.path, &req.child_env)?;
+        roles_needed.extend(
+            maybe_missing
+                .into_iter()
+                .filter(|r| named.contains(*r))
+                .cloned(),
+        );
+    }
+    roles_needed.extend(maybe_existing.iter().cloned());
+    let existing = lookup(roles_needed.iter().cloned().collect()).await?;
     let roles_missing: Vec<String> = roles_needed.difference(&existing).cloned().collect();
 
     let mut missing_privileges = Vec::new();
@@ -623,7 +743,14 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
             ));
         }
         // Objects are given to their owners and grants made in their names: membership needed.
-        let check: Vec<String> = existing.iter().cloned().chain(live_owner.clone()).collect();
+        // Non-superusers must be able to act as the owners: of the restored database (CREATE
+        // DATABASE .. OWNER, its objects' ALTER .. OWNER TO) and of the live one (rename/drop).
+        let check: Vec<String> = info
+            .as_ref()
+            .map(|i| i.owner.clone())
+            .into_iter()
+            .chain(live_owner.clone())
+            .collect();
         let not_member: Vec<String> = client
             .query(
                 "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) AND NOT pg_has_role(current_user, oid, 'MEMBER') ORDER BY 1",
@@ -636,21 +763,18 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
             .collect();
         if !not_member.is_empty() {
             missing_privileges.push(format!(
-                "role \"{admin_user}\" is not a member of {} (needed to own, rename or drop their databases and objects; GRANT them to it or use a superuser)",
+                "role \"{admin_user}\" is not a member of {} (needed to give the restored database its owner and to rename or drop the live one; GRANT the role to it or use a superuser)",
                 not_member.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ")
             ));
         }
-        if target_exists && live_sessions > 0 && !signal {
+        if target_exists && foreign_sessions > 0 && !signal {
             missing_privileges.push(format!(
-                "role \"{admin_user}\" lacks pg_signal_backend (needed to end the {live_sessions} sessions of \"{}\"; GRANT pg_signal_backend TO {})",
+                "role \"{admin_user}\" lacks pg_signal_backend (needed to end the {foreign_sessions} sessions of other roles on \"{}\"; GRANT pg_signal_backend TO {})",
                 req.target,
                 quote_ident(&admin_user)
             ));
         }
     }
-    let major = tools::server_major(server.version_num);
-    let psql = tools::select("psql", major, None, &req.search)?;
-    let pg_restore = tools::sibling(&psql, "pg_restore", &req.search)?;
     Ok(Preflight {
         server_version: server.version,
         server_version_num: server.version_num,
