@@ -43,7 +43,14 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 RestoreError::Load { .. } | RestoreError::Swap(_) | RestoreError::Io { .. } => {
                     return FAILED;
                 }
-                _ => continue,
+                // `transparent` variants hide the inner error from the chain: map them here.
+                RestoreError::Pg(PgError::Query { .. }) => return FAILED,
+                RestoreError::Pg(_) => return CONNECTION,
+                RestoreError::Tool(_) => return TOOLS,
+                RestoreError::Storage(_) | RestoreError::Catalog(_) => return STORAGE,
+                RestoreError::Lock(LockError::Busy { .. }) => return BUSY,
+                RestoreError::Lock(_) => return FAILED,
+                RestoreError::WithHooks { .. } => continue,
             }
         }
         if let Some(e) = cause.downcast_ref::<BackupError>() {

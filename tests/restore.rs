@@ -795,3 +795,72 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
     });
     assert!(!databases().contains(&scratch));
 }
+
+#[test]
+fn backups_are_chosen_by_time_id_and_file() {
+    let db = TestDb::create(SAMPLE);
+    backup(&db, &[]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let between = jiff::Timestamp::now();
+    std::thread::sleep(Duration::from_millis(1100));
+    db.sql_as_owner("INSERT INTO routes VALUES (8000, 'second')");
+    backup(&db, &[]);
+    let mut data: Vec<String> = db
+        .files()
+        .into_iter()
+        .filter(|f| f.ends_with(".sql.gz"))
+        .collect();
+    data.sort();
+    let first_id = data[0]
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(".sql.gz")
+        .to_string();
+    db.sql_as_owner("DELETE FROM routes");
+
+    // --before picks the first backup.
+    restore(&db)
+        .args(["--yes", "--drop-previous", "--before", &between.to_string()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(&first_id));
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
+    // The default is the newest.
+    restore(&db)
+        .args(["--yes", "--drop-previous"])
+        .assert()
+        .success();
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1001");
+    // An id prefix and a file path.
+    restore(&db)
+        .args([
+            "--yes",
+            "--drop-previous",
+            "--backup",
+            &first_id[..first_id.len() - 9],
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ambiguous"));
+    restore(&db)
+        .args(["--yes", "--drop-previous", "--file"])
+        .arg(db.backup_dir.join(&data[0]))
+        .assert()
+        .success();
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
+    assert!(
+        restore_copies(&db).is_empty(),
+        "--drop-previous leaves nothing"
+    );
+    restore(&db)
+        .args(["--yes", "--backup", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no backup with id `nope`"));
+    // An unreachable target server: exit 3, nothing changed.
+    restore(&db)
+        .args(["--yes", "--target-host", "/nonexistent-socket-dir"])
+        .assert()
+        .code(3);
+}
