@@ -864,3 +864,50 @@ fn backups_are_chosen_by_time_id_and_file() {
         .assert()
         .code(3);
 }
+
+#[test]
+fn admin_role_from_a_passfile_entry_for_the_app_database_only() {
+    let db = TestDb::create(SAMPLE);
+    backup(&db, &[]);
+    db.sql_as_owner("DELETE FROM routes");
+    let admin = unique("admin");
+    let pw = "adm:in\\pw'secret";
+    psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {admin} LOGIN CREATEDB PASSWORD {};\nGRANT {} TO {admin};",
+            quote_literal(pw),
+            quote_ident(&db.user)
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let passfile = dir.path().join("pgpass");
+    std::fs::write(
+        &passfile,
+        format!(
+            "*:*:{}:{admin}:{}\n",
+            db.name,
+            pgkeep::pg::passfile::escape(pw)
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = db
+        .pgkeep()
+        .env("PGKEEP_ADMIN_USER", &admin)
+        .env("PGKEEP_ADMIN_PASSFILE", &passfile)
+        .args(["restore", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("as role \"{admin}\"")))
+        .get_output()
+        .clone();
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("secret"), "{all}");
+}

@@ -618,6 +618,19 @@ pub fn check_file(backup: &Chosen) -> Result<(String, Option<LegacyScan>), Resto
     }
 }
 
+/// The admin connection to `dbname`, its password resolved once: the configured one, else the
+/// passfile's entry for the maintenance database or for the target database (a passfile entry
+/// naming only the application database must also serve the scratch and maintenance ones).
+pub fn effective_admin(req: &Request, dbname: &str) -> ConnParams {
+    let mut admin = req.admin.with_dbname(dbname);
+    if admin.password.is_none() {
+        admin.password = admin
+            .resolve_password()
+            .or_else(|| req.admin.with_dbname(&req.target).resolve_password());
+    }
+    admin
+}
+
 /// Read-only preflight: file check, server, privileges, roles, tools, names. Changes nothing.
 pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let t = Instant::now();
@@ -629,7 +642,7 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
         "postgres"
     }
     .to_string();
-    let admin = req.admin.with_dbname(&maintenance_db);
+    let admin = effective_admin(req, &maintenance_db);
     let client = admin.connect().await?;
     let server = crate::pg::catalog::server_info(&client).await?;
     let ctx = "reading the admin role's privileges";
@@ -672,7 +685,7 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let (info, info_source) = match (&req.backup.manifest, target_exists) {
         (Some(m), _) => (Some(m.database_info.clone()), "the manifest"),
         (None, true) => {
-            let c = req.admin.with_dbname(&req.target).connect().await?;
+            let c = admin.with_dbname(&req.target).connect().await?;
             (
                 Some(crate::pg::catalog::database_info(&c).await?),
                 "the live database (the legacy file has no manifest)",
@@ -1135,9 +1148,11 @@ pub async fn execute(req: &Request, pre: &Preflight) -> Result<Report, RestoreEr
 }
 
 async fn run_core(req: &Request, pre: &Preflight, report: &mut Report) -> Result<(), RestoreError> {
-    let admin = req.admin.with_dbname(&pre.maintenance_db);
-    let passfile = match admin.resolve_password() {
-        Some(pw) if admin.password.is_some() => Some(
+    let admin = effective_admin(req, &pre.maintenance_db);
+    // Children (psql, pg_restore) connect to the scratch database: give them the password in a
+    // private passfile that matches any database name.
+    let passfile = match &admin.password {
+        Some(pw) => Some(
             crate::pg::passfile::PrivatePassfile::create(&req.tmp_dir, &pw).map_err(|source| {
                 RestoreError::Io {
                     context: format!(
