@@ -17,8 +17,9 @@
 #
 # Wall: the whole command (for the old methods including dropdb and createdb).
 # Downtime: the probe runs `psql -d bench -c "SELECT 1 FROM <table> LIMIT 1"` in a loop; the
-# downtime is the longest stretch between the last answer with a row before a failure and the
-# first answer with a row after it (so its resolution is one probe round trip, ~5-20 ms).
+# downtime is the longest gap between two answers that returned a row (failed, empty and
+# blocked queries all count as unavailable; the resolution is one probe round trip, ~10-30 ms,
+# which is also the floor of the figure).
 # "pgkeep says" is the downtime pgkeep itself reports (block connections .. rename committed).
 # After each restore the row count of the table is checked against the original.
 #
@@ -172,16 +173,17 @@ echo "backups: $(du -h "$gz" | cut -f1) plain+gzip, $(du -h "$dump" | cut -f1) c
 
 now() { date +%s.%N; }
 
-# The probe: one line per query, "<time> ok|fail".
+# The probe: one line per answered query, "<time of the answer> ok|fail". A query that blocks
+# (e.g. behind pg_restore's TRUNCATE of a table it is loading) counts as unavailable until it
+# answers, so the downtime is the longest gap between two answers that returned a row.
 start_probe() {
   : >"$dir/probe.log"
   (
     while :; do
-      t=$(now)
       if [[ $("$bindir/psql" -X -tAc "select 1 from $table limit 1" -d bench 2>/dev/null) == 1 ]]; then
-        echo "$t ok"
+        echo "$(now) ok"
       else
-        echo "$t fail"
+        echo "$(now) fail"
       fi
     done >>"$dir/probe.log"
   ) &
@@ -193,11 +195,10 @@ stop_probe() {
   kill "$probe_pid" 2>/dev/null || true
   wait "$probe_pid" 2>/dev/null || true
   probe_pid=""
-  # Longest stretch from the last ok before a failure to the first ok after it.
   awk '
-    $2 == "ok" { if (failing) { d = $1 - last_ok; if (d > max) max = d; failing = 0 } last_ok = $1 }
-    $2 == "fail" { if (last_ok != "") failing = 1 }
-    END { if (failing) max = -1; printf "%.3f\n", max }' "$dir/probe.log"
+    $2 == "ok" { if (last_ok != "") { d = $1 - last_ok; if (d > max) max = d } last_ok = $1; fails = 0 }
+    $2 == "fail" { fails = 1 }
+    END { if (fails) max = -1; printf "%.3f\n", max }' "$dir/probe.log"
 }
 
 declare -A walls downs says
@@ -231,6 +232,7 @@ for m in "${methods[@]}"; do
     said="-"
     if [[ -f $dir/pgkeep.out ]]; then
       said=$(sed -n 's/.*downtime (database unavailable): \([0-9.]*\)s.*/\1/p' "$dir/pgkeep.out")
+      grep -E '^  [a-z -]+ +[0-9.]+s$' "$dir/pgkeep.out" | sed 's/^/      /' >&2
       pk cleanup --yes >/dev/null
     fi
     echo "  $m run $r: wall ${t}s, downtime ${down}s (pgkeep says ${said})" >&2

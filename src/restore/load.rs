@@ -2,7 +2,17 @@
 //! properties (owner, encoding, collation, grants, settings), load the file (psql for plain
 //! dumps, pg_restore for custom archives), compare every table's row count with the manifest,
 //! run the user's checks, and drop it again. `pgkeep restore` builds on this; so can
-//! `pgkeep verify --restore` (create, load, check, drop).
+//! `pgkeep verify --restore` (create, load, check, drop):
+//!
+//! ```text
+//! let tools = Tools::find(server_version_num, &search)?;
+//! let loader = Loader { admin: &admin, tools: &tools, child_env: &env, passfile, shutdown: &shutdown,
+//!                       server_version_num };
+//! let name = crate::restore::scratch_name(&manifest.database, now); // `pgkeep cleanup` finds leftovers
+//! let checked = loader.load_and_check(&ScratchLoad { database: &name, input: &input,
+//!     info: Some(&manifest.database_info), expected: Some(&manifest.tables), checks: &[], jobs: 1 }).await?;
+//! loader.drop(&name).await?;   // load_and_check already dropped it on failure
+//! ```
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -79,6 +89,28 @@ pub struct Input {
 pub struct Tools {
     pub psql: PathBuf,
     pub pg_restore: PathBuf,
+}
+
+impl Tools {
+    /// psql and pg_restore for a server of `server_version_num` (same major, else the oldest
+    /// newer one; never an older one).
+    pub fn find(
+        server_version_num: u32,
+        search: &crate::pg::tools::Search,
+    ) -> Result<Tools, crate::pg::tools::ToolError> {
+        use crate::pg::tools;
+        let psql = tools::select(
+            "psql",
+            tools::server_major(server_version_num),
+            None,
+            search,
+        )?;
+        let pg_restore = tools::sibling(&psql, "pg_restore", search)?;
+        Ok(Tools {
+            psql: psql.path,
+            pg_restore: pg_restore.path,
+        })
+    }
 }
 
 /// Everything a load needs from its caller: the admin connection (its `dbname` is the

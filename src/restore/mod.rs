@@ -19,7 +19,7 @@ use crate::config::{Compression, Format};
 use crate::lock::{Lock, LockError};
 use crate::pg::catalog::DatabaseInfo;
 use crate::pg::ident::{quote_ident, quote_literal};
-use crate::pg::tools::{self, Search, ToolError};
+use crate::pg::tools::{Search, ToolError};
 use crate::pg::{ConnParams, PgError, query_error};
 use crate::pipeline::{self, Inspector};
 use crate::shutdown::{Reason, Shutdown};
@@ -696,9 +696,7 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
             "the server's defaults (legacy file, no live database)",
         ),
     };
-    let major = tools::server_major(server.version_num);
-    let psql = tools::select("psql", major, None, &req.search)?;
-    let pg_restore = tools::sibling(&psql, "pg_restore", &req.search)?;
+    let tools = Tools::find(server.version_num, &req.search)?;
     // Roles certainly needed: the owner, grantees and settings roles of the database, and the
     // roles a legacy file names. The manifest's wider list (every role owning anything in the
     // database, built-in objects included) is checked against the dump itself before a role is
@@ -730,7 +728,7 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let maybe_existing = lookup(maybe.iter().cloned().collect()).await?;
     let maybe_missing: Vec<&String> = maybe.difference(&maybe_existing).collect();
     if !maybe_missing.is_empty() {
-        let named = dump_roles(&req.backup, &pg_restore.path, &req.child_env)?;
+        let named = dump_roles(&req.backup, &tools.pg_restore, &req.child_env)?;
         roles_needed.extend(
             maybe_missing
                 .into_iter()
@@ -802,10 +800,7 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
         roles_needed,
         roles_missing,
         missing_privileges,
-        tools: Tools {
-            psql: psql.path,
-            pg_restore: pg_restore.path,
-        },
+        tools,
         scratch: scratch_name(&req.target, req.now),
         previous: previous_name(&req.target, req.now),
         file_check,
