@@ -1148,7 +1148,7 @@ async fn run_core(req: &Request, pre: &Preflight, report: &mut Report) -> Result
     // private passfile that matches any database name.
     let passfile = match &admin.password {
         Some(pw) => Some(
-            crate::pg::passfile::PrivatePassfile::create(&req.tmp_dir, &pw).map_err(|source| {
+            crate::pg::passfile::PrivatePassfile::create(&req.tmp_dir, pw).map_err(|source| {
                 RestoreError::Io {
                     context: format!(
                         "cannot create a private passfile in {}",
