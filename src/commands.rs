@@ -125,6 +125,8 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context_) -> Result<()> {
         Command::Maintenance(args) => cmd_maintenance(args, &ctx).await,
         Command::Run(args) => cmd_run(args, settings, ctx).await,
         Command::Prune(args) => cmd_prune(args, &settings),
+        Command::Restore(args) => crate::restore_command::cmd_restore(args, &settings, &ctx).await,
+        Command::Cleanup(args) => crate::restore_command::cmd_cleanup(args, &settings).await,
     }
 }
 

@@ -17,5 +17,7 @@ pub mod pipeline;
 pub mod process;
 pub mod prune;
 pub mod retention;
+pub mod restore;
+pub mod restore_command;
 pub mod shutdown;
 pub mod storage;
