@@ -971,3 +971,23 @@ fn sigterm_during_the_load_drops_the_scratch_database_and_keeps_live() {
     assert!(err.contains("interrupted"), "{err}");
     assert_eq!((restore_copies(&db), fingerprint(&db.name)), before);
 }
+
+#[test]
+fn failed_in_place_restore_says_the_database_is_gone() {
+    let db = TestDb::create(SAMPLE);
+    legacy_file(&db, |t| {
+        t.replacen(
+            "COPY public.routes",
+            "SELECT no_such_function();\nCOPY public.routes",
+            1,
+        )
+    });
+    restore(&db)
+        .args(["--yes", "--in-place"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no_such_function"))
+        .stderr(predicate::str::contains("had already dropped"));
+    assert!(!databases().contains(&db.name));
+    assert!(restore_copies(&db).is_empty());
+}
