@@ -911,3 +911,83 @@ fn admin_role_from_a_passfile_entry_for_the_app_database_only() {
     );
     assert!(!all.contains("secret"), "{all}");
 }
+
+#[test]
+fn sigterm_during_the_load_drops_the_scratch_database_and_keeps_live() {
+    let db = TestDb::create(SAMPLE);
+    legacy_file(&db, |t| {
+        t.replacen(
+            "COPY public.routes",
+            "SELECT pg_sleep(30);\nCOPY public.routes",
+            1,
+        )
+    });
+    db.sql_as_owner("INSERT INTO routes VALUES (9000, 'live only')");
+    let before = (restore_copies(&db), fingerprint(&db.name));
+    let info = cluster();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("pgkeep"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TMPDIR", std::env::temp_dir())
+        .env("DATABASE_SERVICE_NAME", &info.socket_dir)
+        .env("PGPORT", info.port.to_string())
+        .env("POSTGRESQL_USER", &db.user)
+        .env("POSTGRESQL_PASSWORD", &db.password)
+        .env("POSTGRESQL_DATABASE", &db.name)
+        .env("BACKUP_DIR", &db.backup_dir)
+        .env("PGKEEP_PG_BINDIR", &info.bindir)
+        .env("PGKEEP_ADMIN_USER", "postgres")
+        .args(["restore", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the load is running (the scratch database exists and psql sleeps in it).
+    let mut loading = false;
+    for _ in 0..200 {
+        if restore_copies(&db)
+            .iter()
+            .any(|d| d.contains("_restoring_"))
+            && psql(
+                "postgres",
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'",
+            )
+            .trim()
+                != "0"
+        {
+            loading = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(loading, "the load did not start");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(143), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!((restore_copies(&db), fingerprint(&db.name)), before);
+}
+
+#[test]
+fn failed_in_place_restore_says_the_database_is_gone() {
+    let db = TestDb::create(SAMPLE);
+    legacy_file(&db, |t| {
+        t.replacen(
+            "COPY public.routes",
+            "SELECT no_such_function();\nCOPY public.routes",
+            1,
+        )
+    });
+    restore(&db)
+        .args(["--yes", "--in-place"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no_such_function"))
+        .stderr(predicate::str::contains("had already dropped"));
+    assert!(!databases().contains(&db.name));
+    assert!(restore_copies(&db).is_empty());
+}

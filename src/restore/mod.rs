@@ -1257,24 +1257,20 @@ async fn run_core(req: &Request, pre: &Preflight, report: &mut Report) -> Result
 
     let t = Instant::now();
     if pre.target_exists && !in_place {
-        let since = Instant::now();
-        if let Err(e) = swap(&client, db, &pre.previous, &pre.scratch).await {
-            let _ = loader.drop(&pre.scratch).await;
-            return Err(RestoreError::Swap(format!(
-                "{e}; \"{db}\" was left as it was (connections allowed again) and the scratch database was dropped"
-            )));
+        match swap(&client, db, &pre.previous, &pre.scratch).await {
+            Ok(down) => report.downtime = Some(down),
+            Err(e) => {
+                let _ = loader.drop(&pre.scratch).await;
+                return Err(RestoreError::Swap(format!(
+                    "{e}; \"{db}\" was left as it was (connections allowed again) and the scratch database was dropped"
+                )));
+            }
         }
-        report.downtime = Some(since.elapsed());
         report.previous = Some(pre.previous.clone());
     } else {
-        let sql = format!(
-            "ALTER DATABASE {} RENAME TO {}",
-            quote_ident(&pre.scratch),
-            quote_ident(db)
-        );
-        if let Err(e) = exec(sql, format!("renaming the scratch database to \"{db}\"")).await {
+        if let Err(e) = rename_scratch(&client, &pre.scratch, db).await {
             let _ = loader.drop(&pre.scratch).await;
-            return Err(e);
+            return Err(RestoreError::Pg(e));
         }
         if let Some(since) = down_since {
             report.downtime = Some(since.elapsed());
@@ -1296,6 +1292,38 @@ async fn run_core(req: &Request, pre: &Preflight, report: &mut Report) -> Result
     Ok(())
 }
 
+/// Rename the scratch database to its final name, retrying while the load's own connections
+/// are still ending ("being accessed by other users").
+async fn rename_scratch(
+    client: &tokio_postgres::Client,
+    scratch: &str,
+    name: &str,
+) -> Result<(), PgError> {
+    let sql = format!(
+        "ALTER DATABASE {} RENAME TO {}",
+        quote_ident(scratch),
+        quote_ident(name)
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match client.batch_execute(&sql).await {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.as_db_error().is_some_and(|d| d.code().code() == "55006")
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => {
+                return Err(query_error(
+                    &format!("renaming the scratch database to \"{name}\""),
+                    e,
+                ));
+            }
+        }
+    }
+}
+
 /// Block, terminate, rename both in one transaction. On failure, connections to the live
 /// database are allowed again and it keeps its name.
 async fn swap(
@@ -1303,10 +1331,8 @@ async fn swap(
     live: &str,
     previous: &str,
     scratch: &str,
-) -> Result<(), String> {
-    let err = |what: &str, e: tokio_postgres::Error| {
-        format!("{what}: {}", crate::pg::query_error(what, e))
-    };
+) -> Result<Duration, String> {
+    let err = |what: &str, e: tokio_postgres::Error| crate::pg::query_error(what, e).to_string();
     let allowed: bool = client
         .query_one(
             "SELECT datallowconn FROM pg_database WHERE datname = $1",
@@ -1315,6 +1341,31 @@ async fn swap(
         .await
         .map_err(|e| err("reading the live database", e))?
         .get(0);
+    // The scratch database must have no sessions for its rename (the load's own connections may
+    // take a moment to end): wait for that before the downtime starts.
+    let scratch_deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&scratch],
+            )
+            .await
+            .map_err(|e| err("reading the scratch database's sessions", e))?
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        if Instant::now() > scratch_deadline {
+            client
+                .batch_execute(&terminate_sql(scratch))
+                .await
+                .map_err(|e| err("ending the scratch database's sessions", e))?;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let down = Instant::now();
     client
         .batch_execute(&block_sql(live))
         .await
@@ -1326,7 +1377,7 @@ async fn swap(
         }
         let sql = swap_sql(live, previous, scratch).join(";\n");
         match client.batch_execute(&sql).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(down.elapsed()),
             Err(e) => {
                 let _ = client.batch_execute("ROLLBACK").await;
                 let busy = e.as_db_error().is_some_and(|d| d.code().code() == "55006");
