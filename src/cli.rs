@@ -94,6 +94,16 @@ pub enum Command {
     /// Cull backups by the retention policy: prints every backup with keep/delete and the rule
     /// that decided; deletes only with --apply.
     Prune(PruneArgs),
+    /// Restore a backup safely: load it into a scratch database, check it, then swap it in.
+    ///
+    /// Nothing changes on the live database until the restored copy has loaded and passed its
+    /// checks (row counts equal the manifest's, --check-sql queries return rows); the swap
+    /// renames live -> <db>_before_restore_<time> and scratch -> <db> in one transaction.
+    /// Needs an admin role with CREATEDB or superuser (PGKEEP_ADMIN_USER / PGKEEP_ADMIN_PASSWORD).
+    Restore(RestoreArgs),
+    /// Drop the copies kept by restores (<db>_before_restore_<time>) and scratch databases left
+    /// by interrupted restores, after confirmation.
+    Cleanup(CleanupArgs),
 }
 
 /// Retention policy flags (see `pgkeep config keys` for their environment variables).
@@ -157,6 +167,74 @@ pub struct PruneArgs {
     pub policy: PolicyArgs,
 }
 
+/// Where a restore goes and how it is confirmed (shared by restore and cleanup).
+#[derive(Debug, Args, Default)]
+pub struct TargetArgs {
+    /// Restore into another server (host name or socket directory); default: the configured host.
+    #[arg(long, value_name = "HOST")]
+    pub target_host: Option<String>,
+    /// Port of the target server; default: the configured port.
+    #[arg(long, value_name = "PORT")]
+    pub target_port: Option<u16>,
+    /// Do not ask for confirmation (required when standard input is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the whole plan (steps, SQL, commands, hooks, space needed) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").multiple(false))]
+pub struct RestoreArgs {
+    /// Database whose backups are chosen from (default: the configured database).
+    #[arg(long, short = 'd', value_name = "NAME")]
+    pub database: Option<String>,
+    /// The newest good backup of the database (the default).
+    #[arg(long, group = "which")]
+    pub latest: bool,
+    /// The backup with this id (as `pgkeep list` shows it; a unique prefix is enough).
+    #[arg(long = "backup", value_name = "ID", group = "which")]
+    pub backup_id: Option<String>,
+    /// This backup file (its manifest is used when it lies beside it; an old pod's .sql.gz works).
+    #[arg(long, value_name = "PATH", group = "which")]
+    pub file: Option<PathBuf>,
+    /// The newest good backup started before this time (UTC: 2026-11-25, "2026-11-25 10:00" or RFC 3339).
+    #[arg(long, value_name = "TIME", group = "which")]
+    pub before: Option<String>,
+    /// Restore into this database instead of the backup's (a copy; the source is not touched).
+    #[arg(long, value_name = "NAME")]
+    pub target_database: Option<String>,
+    /// Drop, create and load the live database in place (for disks that cannot hold two
+    /// copies). The live database is GONE from the drop until the load finishes.
+    #[arg(long)]
+    pub in_place: bool,
+    /// Parallel pg_restore jobs (custom-format backups).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// A query that must return at least one row on the restored copy before it is swapped in
+    /// (repeatable), e.g. 'SELECT 1 FROM "SBI_USER" LIMIT 1'.
+    #[arg(long, value_name = "SQL")]
+    pub check_sql: Vec<String>,
+    /// Create roles the backup references that do not exist on the target (without passwords).
+    #[arg(long)]
+    pub create_roles: bool,
+    /// Drop the previous copy once the restore succeeded.
+    #[arg(long)]
+    pub drop_previous: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Only the copies of this database.
+    #[arg(long, short = 'd', value_name = "NAME")]
+    pub database: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// Database to back up (default: the configured database).
@@ -206,6 +284,14 @@ pub struct VerifyArgs {
     /// Print the verification records as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// After the checksum level passes, load the backup into a scratch database on the
+    /// configured server (as PGKEEP_ADMIN_USER if set), compare every table's row count with the
+    /// manifest, run the --check-sql queries, and drop the scratch database again.
+    #[arg(long)]
+    pub restore: bool,
+    /// With --restore: SQL that must return at least one row in the loaded copy (repeatable).
+    #[arg(long, value_name = "SQL", requires = "restore")]
+    pub check_sql: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -131,6 +131,8 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context_) -> Result<()> {
         Command::Maintenance(args) => cmd_maintenance(args, &ctx).await,
         Command::Run(args) => cmd_run(args, settings, ctx).await,
         Command::Prune(args) => cmd_prune(args, &settings),
+        Command::Restore(args) => crate::restore_command::cmd_restore(args, &settings, &ctx).await,
+        Command::Cleanup(args) => crate::restore_command::cmd_cleanup(args, &settings).await,
     }
 }
 
@@ -297,11 +299,11 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
         .unwrap_or_else(|| settings.database.clone());
     let all = verify::targets(&store, Some(&settings.host), jiff::Timestamp::now())?;
     let chosen: Vec<verify::Target> = if let Some(id) = &args.id {
-        vec![
-            verify::find(&all, id, &settings.backup_dir)
-                .ok_or_else(|| verify::VerifyError::NotFound(id.clone()))?
-                .clone(),
-        ]
+        let found = verify::find(&all, id, &settings.backup_dir);
+        if found.is_empty() {
+            return Err(verify::VerifyError::NotFound(id.clone()).into());
+        }
+        found
     } else if args.all {
         all.into_iter()
             .filter(|t| !t.settling)
@@ -329,6 +331,30 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
         now: jiff::Timestamp::now,
         shutdown: ctx.shutdown.clone(),
     };
+    // The restore level's admin connection and its private passfile (never a password in argv
+    // or the environment of children).
+    let admin = args.restore.then(|| {
+        let mut a = crate::restore_command::admin_params(settings, &Default::default());
+        if a.password.is_none() {
+            a.password = a.resolve_password();
+        }
+        a
+    });
+    let passfile = match admin.as_ref().and_then(|a| a.password.clone()) {
+        Some(pw) => {
+            let dir = ctx
+                .env
+                .get("TMPDIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/tmp"));
+            Some(
+                crate::pg::passfile::PrivatePassfile::create(&dir, &pw).with_context(|| {
+                    format!("cannot create a private passfile in {}", dir.display())
+                })?,
+            )
+        }
+        None => None,
+    };
     let notifier = Notifier::from_settings(settings);
     let mut records = Vec::new();
     let mut unrecorded = None;
@@ -337,8 +363,22 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
             return Err(verify::VerifyError::Interrupted(r).into());
         }
         tracing::info!(id = %t.id, file = %t.file, "verifying");
-        let rec = tokio::task::block_in_place(|| verify::verify(&req, t))
+        let mut rec = tokio::task::block_in_place(|| verify::verify(&req, t))
             .with_context(|| format!("cannot verify {}", t.file))?;
+        if let Some(admin) = &admin {
+            let rr = verify::RestoreRequest {
+                admin,
+                passfile: passfile.as_ref().map(|p| p.path()),
+                child_env: &req.child_env,
+                search: &req.search,
+                checks: &args.check_sql,
+                shutdown: &ctx.shutdown,
+                now: jiff::Timestamp::now(),
+            };
+            verify::restore_level(&store, &rr, &mut rec)
+                .await
+                .with_context(|| format!("cannot test-restore {}", t.file))?;
+        }
         if let Err(e) = verify::record(&store, &rec) {
             // A read-only backup directory can still be verified; the result just is not kept.
             tracing::warn!(id = %rec.id, error = %e, "cannot record the result beside the backup");
@@ -362,10 +402,11 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
             }
         }
         if !args.json {
+            // The file, not the id: backups of two formats started in the same second share an id.
             println!(
                 "{:<6}  {}  {}",
                 if rec.ok { "ok" } else { "FAILED" },
-                rec.id,
+                rec.file,
                 match &rec.failure {
                     Some(code) => format!("[{code}] {}", rec.message),
                     None => rec.message.clone(),

@@ -178,6 +178,42 @@ pub const KEYS: &[Key] = &[
         help: "smallest plausible raw dump size in bytes",
     },
     Key {
+        name: "admin_user",
+        env: &["PGKEEP_ADMIN_USER"],
+        secret: false,
+        help: "role for restore (creates, renames, drops databases: needs CREATEDB or superuser); default: user",
+    },
+    Key {
+        name: "admin_password",
+        env: &["PGKEEP_ADMIN_PASSWORD"],
+        secret: true,
+        help: "password of admin_user (prefer admin_passfile)",
+    },
+    Key {
+        name: "admin_passfile",
+        env: &["PGKEEP_ADMIN_PASSFILE"],
+        secret: false,
+        help: "libpq password file for admin_user (default: passfile)",
+    },
+    Key {
+        name: "pre_restore",
+        env: &["PGKEEP_PRE_RESTORE"],
+        secret: false,
+        help: "commands run before a restore changes anything: TOML array of argument arrays (env: JSON), e.g. [[\"oc\",\"scale\",\"deployment/server\",\"--replicas=0\"]]",
+    },
+    Key {
+        name: "post_restore",
+        env: &["PGKEEP_POST_RESTORE"],
+        secret: false,
+        help: "commands run after a restore, even a failed one when pre_restore ran (same form as pre_restore)",
+    },
+    Key {
+        name: "hook_timeout",
+        env: &["PGKEEP_HOOK_TIMEOUT"],
+        secret: false,
+        help: "seconds each restore hook may run before it is stopped (default 300)",
+    },
+    Key {
         name: "log_format",
         env: &["PGKEEP_LOG_FORMAT"],
         secret: false,
@@ -335,6 +371,10 @@ pub const KEYS: &[Key] = &[
     },
 ];
 
+/// Keys whose value is a list of commands (TOML arrays of string arrays); kept as JSON text in
+/// the raw layer so every layer (file, env, flags) carries them the same way.
+const COMMAND_LIST_KEYS: &[&str] = &["pre_restore", "post_restore"];
+
 fn key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)
 }
@@ -446,6 +486,14 @@ pub struct Settings {
     pub listen: std::net::SocketAddr,
     pub api_token: Option<Secret>,
     pub shutdown_grace: std::time::Duration,
+    /// Role for restores (`None`: the backup user).
+    pub admin_user: Option<String>,
+    pub admin_password: Option<Secret>,
+    pub admin_passfile: Option<PathBuf>,
+    /// Restore hooks: argument lists, run without a shell.
+    pub pre_restore: Vec<Vec<String>>,
+    pub post_restore: Vec<Vec<String>>,
+    pub hook_timeout: u64,
     pub notify: NotifySettings,
     pub check: CheckSettings,
 }
@@ -767,6 +815,21 @@ impl Settings {
             }
         };
         let path = |k: &'static str| get(k).map(|r| PathBuf::from(&r.value));
+        let commands = |k: &'static str| -> Result<Vec<Vec<String>>, ConfigError> {
+            match get(k) {
+                None => Ok(Vec::new()),
+                Some(r) => parse_commands(&r.value).map_err(|m| invalid(k, m)),
+            }
+        };
+        let pre_restore = commands("pre_restore")?;
+        let post_restore = commands("post_restore")?;
+        let hook_timeout = match get("hook_timeout") {
+            Some(r) => parse_num::<u64>(&r.value).map_err(|m| invalid("hook_timeout", m))?,
+            None => 300,
+        };
+        if hook_timeout == 0 {
+            return Err(invalid("hook_timeout", "0 is not a valid timeout".into()));
+        }
 
         let mut webhooks = Vec::new();
         for (k, format) in [
@@ -979,6 +1042,12 @@ impl Settings {
             log_format,
             notify,
             check,
+            admin_user: get("admin_user").map(|r| r.value.clone()),
+            admin_password: get("admin_password").map(|r| Secret::new(r.value.clone())),
+            admin_passfile: path("admin_passfile"),
+            pre_restore,
+            post_restore,
+            hook_timeout,
             values,
         })
     }
@@ -1155,6 +1224,35 @@ impl Settings {
             "shutdown_grace",
             format!("{}s", self.shutdown_grace.as_secs()),
         );
+        push(
+            "admin_user",
+            self.admin_user
+                .clone()
+                .unwrap_or_else(|| format!("(user: {})", self.user)),
+        );
+        push(
+            "admin_password",
+            match &self.admin_password {
+                Some(_) => "<redacted>".into(),
+                None => "(not set)".into(),
+            },
+        );
+        push(
+            "admin_passfile",
+            self.admin_passfile
+                .as_ref()
+                .map_or("(not set)".into(), |p| p.display().to_string()),
+        );
+        let show_cmds = |c: &Vec<Vec<String>>| {
+            if c.is_empty() {
+                "(none)".to_string()
+            } else {
+                serde_json::to_string(c).unwrap_or_default()
+            }
+        };
+        push("pre_restore", show_cmds(&self.pre_restore));
+        push("post_restore", show_cmds(&self.post_restore));
+        push("hook_timeout", self.hook_timeout.to_string());
         rows
     }
 
@@ -1199,6 +1297,12 @@ fn read_file(path: &Path) -> Result<BTreeMap<&'static str, Raw>, ConfigError> {
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Float(f) => f.to_string(),
+            toml::Value::Array(a) if COMMAND_LIST_KEYS.contains(&k.name) => {
+                serde_json::to_string(&toml::Value::Array(a)).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("key `{name}`: {e}"),
+                })?
+            }
             other => {
                 return Err(ConfigError::Parse {
                     path: path.to_path_buf(),
@@ -1216,6 +1320,33 @@ fn read_file(path: &Path) -> Result<BTreeMap<&'static str, Raw>, ConfigError> {
                 source: Source::File(path.to_path_buf()),
             },
         );
+    }
+    Ok(out)
+}
+
+/// Parse a list of commands from JSON: `[["oc", "scale", "deployment/x", "--replicas=0"], ...]`.
+pub fn parse_commands(text: &str) -> Result<Vec<Vec<String>>, String> {
+    const SHAPE: &str = "expected a list of commands, each a list of strings, e.g. [[\"oc\", \"scale\", \"deployment/server\", \"--replicas=0\"]]";
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e}); {SHAPE}"))?;
+    let outer = v.as_array().ok_or_else(|| SHAPE.to_string())?;
+    let mut out = Vec::new();
+    for (i, cmd) in outer.iter().enumerate() {
+        let argv = cmd
+            .as_array()
+            .ok_or_else(|| format!("command {} is not a list; {SHAPE}", i + 1))?;
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| a.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("command {} holds a non-string argument; {SHAPE}", i + 1))?;
+        if argv.first().is_none_or(|p| p.is_empty()) {
+            return Err(format!("command {} has no program; {SHAPE}", i + 1));
+        }
+        out.push(argv);
     }
     Ok(out)
 }
@@ -1488,6 +1619,65 @@ mod tests {
         assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
         assert_eq!(parse_duration("2w").unwrap().as_secs(), 14 * 86400);
         assert_eq!(parse_bytes("10MiB").unwrap(), 10 << 20);
+    }
+
+    #[test]
+    fn hooks_from_toml_arrays_and_json_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pgkeep.toml");
+        std::fs::write(
+            &f,
+            "pre_restore = [[\"oc\", \"scale\", \"deployment/server\", \"--replicas=0\"], [\"sleep\", \"1\"]]\nhook_timeout = 30\n",
+        )
+        .unwrap();
+        let mut i = inputs(
+            &[(
+                "PGKEEP_POST_RESTORE",
+                r#"[["oc","scale","deployment/server","--replicas=1"]]"#,
+            )],
+            &[],
+        );
+        i.config_file = Some(f.clone());
+        let s = Settings::load(&i).unwrap();
+        assert_eq!(
+            s.pre_restore,
+            vec![
+                vec!["oc", "scale", "deployment/server", "--replicas=0"],
+                vec!["sleep", "1"]
+            ]
+        );
+        assert_eq!(s.post_restore[0][3], "--replicas=1");
+        assert_eq!(s.hook_timeout, 30);
+
+        // A flat list is a mistake (one command split into several?): refused with the shape.
+        std::fs::write(&f, "pre_restore = [\"oc\", \"scale\"]\n").unwrap();
+        let e = Settings::load(&i).unwrap_err().to_string();
+        assert!(
+            e.contains("pre_restore") && e.contains("each a list of strings"),
+            "{e}"
+        );
+        // Arrays stay refused for scalar keys.
+        std::fs::write(&f, "host = [\"a\"]\n").unwrap();
+        assert!(Settings::load(&i).is_err());
+        let e = Settings::load(&inputs(&[("PGKEEP_PRE_RESTORE", "[[]]")], &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no program"), "{e}");
+    }
+
+    #[test]
+    fn admin_password_is_secret() {
+        let s = Settings::load(&inputs(
+            &[
+                ("PGKEEP_ADMIN_USER", "boss"),
+                ("PGKEEP_ADMIN_PASSWORD", "hunter3"),
+            ],
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(s.admin_user.as_deref(), Some("boss"));
+        assert!(!format!("{:?}", s.show()).contains("hunter3"));
+        assert!(!format!("{s:?}").contains("hunter3"));
     }
 
     #[test]

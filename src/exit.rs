@@ -6,6 +6,7 @@ use crate::lock::LockError;
 use crate::pg::PgError;
 use crate::pg::tools::ToolError;
 use crate::prune::PruneError;
+use crate::restore::{LoadError, RestoreError};
 use crate::retention::PolicyError;
 use crate::storage::StorageError;
 
@@ -22,6 +23,10 @@ pub const STORAGE: u8 = 4;
 pub const BUSY: u8 = 5;
 /// No suitable PostgreSQL client tools.
 pub const TOOLS: u8 = 6;
+/// A restore stopped before changing anything: the file does not match its manifest or is
+/// incomplete, roles are missing on the target, the admin role lacks a privilege, or a
+/// pre-restore hook failed.
+pub const REFUSED: u8 = 7;
 /// `pgkeep check` found problems (one line per reason on stdout).
 pub const UNHEALTHY: u8 = 8;
 /// `pgkeep verify` found at least one bad backup (one line per backup on stdout).
@@ -30,6 +35,30 @@ pub const BAD_BACKUP: u8 = 9;
 /// Map an error chain to an exit code: the first classified error in the chain decides.
 pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<RestoreError>() {
+            match e {
+                RestoreError::Refused(_) => return REFUSED,
+                RestoreError::NoBackup(_) => return USAGE,
+                RestoreError::Interrupted { reason, .. } => return reason.exit_code(),
+                RestoreError::Load {
+                    source: LoadError::Interrupted(r),
+                    ..
+                } => {
+                    return r.exit_code();
+                }
+                RestoreError::Load { .. } | RestoreError::Swap(_) | RestoreError::Io { .. } => {
+                    return FAILED;
+                }
+                // `transparent` variants hide the inner error from the chain: map them here.
+                RestoreError::Pg(PgError::Query { .. }) => return FAILED,
+                RestoreError::Pg(_) => return CONNECTION,
+                RestoreError::Tool(_) => return TOOLS,
+                RestoreError::Storage(_) | RestoreError::Catalog(_) => return STORAGE,
+                RestoreError::Lock(LockError::Busy { .. }) => return BUSY,
+                RestoreError::Lock(_) => return FAILED,
+                RestoreError::WithHooks { .. } => continue,
+            }
+        }
         if let Some(e) = cause.downcast_ref::<BackupError>() {
             match e {
                 BackupError::Interrupted(r) => return r.exit_code(),
@@ -59,6 +88,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 V::Interrupted(r) => r.exit_code(),
                 V::Storage(_) | V::Catalog(_) | V::Record(_) => STORAGE,
                 V::Tool(_) => TOOLS,
+                V::Pg(_) => CONNECTION,
+                V::Restore(_) => FAILED,
             };
         }
         if let Some(e) = cause.downcast_ref::<PruneError>() {

@@ -18,6 +18,8 @@ pub mod pg;
 pub mod pipeline;
 pub mod process;
 pub mod prune;
+pub mod restore;
+pub mod restore_command;
 pub mod retention;
 pub mod shutdown;
 pub mod storage;

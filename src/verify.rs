@@ -33,12 +33,16 @@ pub enum Level {
     /// Read every byte, compare size and sha256 with the manifest, decompress fully, check
     /// completeness and row counts.
     Checksum,
+    /// The checksum level, then load into a scratch database with the restore engine's loader,
+    /// compare every table's row count with the manifest, run the user's checks, drop it.
+    Restore,
 }
 
 impl Level {
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Checksum => "checksum",
+            Level::Restore => "restore",
         }
     }
 }
@@ -119,6 +123,12 @@ pub enum Failure {
     Archive(String),
     #[error("the backup cannot be read: {0}")]
     Read(String),
+    #[error("the test restore failed: {0}")]
+    RestoreLoad(String),
+    #[error("the test restore's row counts differ from the manifest: {0}")]
+    RestoreRows(String),
+    #[error("the test restore's check failed: {0}")]
+    RestoreCheck(String),
 }
 
 fn expected_note(expected: Option<u64>) -> String {
@@ -157,6 +167,9 @@ impl Failure {
             Failure::RowCounts(_) => "row-count",
             Failure::Archive(_) => "archive",
             Failure::Read(_) => "read-error",
+            Failure::RestoreLoad(_) => "restore-load",
+            Failure::RestoreRows(_) => "restore-row-count",
+            Failure::RestoreCheck(_) => "restore-check",
         }
     }
 }
@@ -178,6 +191,10 @@ pub enum VerifyError {
     Record(StorageError),
     #[error("interrupted by {} during verification", .0.name())]
     Interrupted(crate::shutdown::Reason),
+    #[error(transparent)]
+    Pg(#[from] crate::pg::PgError),
+    #[error("the test restore could not run: {0}")]
+    Restore(String),
 }
 
 /// `pgkeep verify` found bad backups (exit code `exit::BAD_BACKUP`).
@@ -325,8 +342,10 @@ pub fn targets(
     Ok(out)
 }
 
-/// Find one target by id, file name (relative to the backup directory) or path.
-pub fn find<'t>(targets: &'t [Target], wanted: &str, root: &std::path::Path) -> Option<&'t Target> {
+/// Find targets by id, file name (relative to the backup directory) or path. An id can name
+/// more than one file (backups of different formats started in the same second): all are
+/// returned.
+pub fn find(targets: &[Target], wanted: &str, root: &std::path::Path) -> Vec<Target> {
     let rel = std::path::Path::new(wanted)
         .strip_prefix(root)
         .ok()
@@ -337,10 +356,18 @@ pub fn find<'t>(targets: &'t [Target], wanted: &str, root: &std::path::Path) -> 
         .or_else(|| rel.strip_suffix(VERIFY_SUFFIX))
         .unwrap_or(&rel)
         .to_string();
+    if let Some(t) = targets.iter().find(|t| t.file == rel) {
+        return vec![t.clone()];
+    }
+    let by_id: Vec<Target> = targets.iter().filter(|t| t.id == rel).cloned().collect();
+    if !by_id.is_empty() {
+        return by_id;
+    }
     targets
         .iter()
-        .find(|t| t.id == rel || t.file == rel)
-        .or_else(|| targets.iter().find(|t| catalog::id_of(&t.file) == rel))
+        .filter(|t| catalog::id_of(&t.file) == rel)
+        .cloned()
+        .collect()
 }
 
 /// Verify one backup. A bad backup is an `Ok(Record)` with `ok == false`; `Err` means the
@@ -448,6 +475,118 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
         }
     }
     Ok(rec)
+}
+
+/// What a restore-level verification needs: the admin connection (its `dbname` is the
+/// maintenance database), a private passfile for children, the tools search, the user's checks.
+pub struct RestoreRequest<'a> {
+    pub admin: &'a crate::pg::ConnParams,
+    pub passfile: Option<&'a std::path::Path>,
+    pub child_env: &'a [(String, String)],
+    pub search: &'a Search,
+    /// SQL that must succeed (and return at least one row) in the loaded copy.
+    pub checks: &'a [String],
+    pub shutdown: &'a crate::shutdown::Shutdown,
+    pub now: Timestamp,
+}
+
+/// The restore level on top of a checksum-level record that passed: load the backup into a
+/// scratch database with the restore engine's loader, compare the row counts with the
+/// manifest's (legacy files: with the counts seen in the file), run the checks, drop the scratch
+/// database. Updates `rec`; `Err` when the test restore could not run at all (server
+/// unreachable, no client tools) rather than the backup being bad.
+pub async fn restore_level(
+    store: &LocalStore,
+    rr: &RestoreRequest<'_>,
+    rec: &mut Record,
+) -> Result<(), VerifyError> {
+    use crate::restore::load::{Input, LoadError, Loader, ScratchLoad, Tools};
+    rec.level = Level::Restore;
+    if !rec.ok {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let manifest = match read_manifest_bytes(store, &format!("{}{MANIFEST_SUFFIX}", rec.file))? {
+        Some(bytes) => Some(
+            parse_manifest(&rec.file, &bytes).map_err(|f| VerifyError::Restore(f.to_string()))?,
+        ),
+        None => None,
+    };
+    let client = rr.admin.connect().await?;
+    let server = crate::pg::catalog::server_info(&client).await?;
+    drop(client);
+    let tools = Tools::find(server.version_num, rr.search)?;
+    let loader = Loader {
+        admin: rr.admin,
+        tools: &tools,
+        child_env: rr.child_env,
+        passfile: rr.passfile,
+        shutdown: rr.shutdown,
+        server_version_num: server.version_num,
+    };
+    let input = Input {
+        path: store.path_of(&rec.file),
+        format: manifest.as_ref().map_or(Format::Plain, |m| m.format),
+        compression: manifest
+            .as_ref()
+            .map_or(Compression::Gzip, |m| m.compression),
+    };
+    let db = rec
+        .database
+        .clone()
+        .unwrap_or_else(|| "pgkeep_verify".to_string());
+    let scratch = crate::restore::scratch_name(&db, rr.now);
+    let res = loader
+        .load_and_check(&ScratchLoad {
+            database: &scratch,
+            input: &input,
+            info: manifest.as_ref().map(|m| &m.database_info),
+            expected: manifest.as_ref().map(|m| &m.tables),
+            checks: rr.checks,
+            jobs: 1,
+        })
+        .await;
+    let outcome = match res {
+        Ok(checked) => {
+            // It proved what it had to; the copy goes.
+            if let Err(e) = loader.drop(&scratch).await {
+                tracing::warn!(database = %scratch, error = %e, "cannot drop the scratch database");
+            }
+            Ok(format!(
+                "loaded into scratch database \"{scratch}\" in {:.1}s: {} rows in {} tables as recorded{}; dropped again",
+                checked.load.duration.as_secs_f64(),
+                checked.rows_checked,
+                checked.tables_checked,
+                if rr.checks.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} check(s) passed", rr.checks.len())
+                }
+            ))
+        }
+        Err(LoadError::Pg(e)) => return Err(e.into()),
+        Err(LoadError::Interrupted(r)) => return Err(VerifyError::Interrupted(r)),
+        Err(e @ LoadError::Io { .. }) => return Err(VerifyError::Restore(e.to_string())),
+        Err(e @ LoadError::RowCounts(_)) => Err(Failure::RestoreRows(
+            e.to_string()
+                .trim_start_matches("row counts differ from the backup's: ")
+                .to_string(),
+        )),
+        Err(e @ LoadError::CheckFailed { .. }) => Err(Failure::RestoreCheck(e.to_string())),
+        Err(e @ (LoadError::LoadFailed { .. } | LoadError::Incomplete(_))) => {
+            Err(Failure::RestoreLoad(e.to_string()))
+        }
+    };
+    rec.duration_seconds += started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(m) => rec.message = format!("{}; {m}", rec.message),
+        Err(f) => {
+            rec.ok = false;
+            rec.failure = Some(f.code().to_string());
+            rec.message = f.to_string();
+        }
+    }
+    Ok(())
 }
 
 /// Write the record beside its backup (`<file>.verify.json`, atomically replacing the previous
@@ -1042,6 +1181,31 @@ mod tests {
         trigger.fire(crate::shutdown::Reason::Terminate);
         assert!(matches!(verify(&req, &t), Err(VerifyError::Interrupted(_))));
         assert!(read_record(&store, file).is_none());
+    }
+
+    #[test]
+    fn find_by_file_id_or_path_and_all_files_of_a_shared_id() {
+        let t = |file: &str| Target {
+            id: catalog::id_of(file),
+            file: file.into(),
+            database: None,
+            time: Timestamp::UNIX_EPOCH,
+            status: None,
+            settling: false,
+        };
+        let all = vec![
+            t("d/h-a_2026-11-01_00-00-00.sql.gz"),
+            t("d/h-a_2026-11-01_00-00-00.dump"),
+            t("d/h-a_2026-11-02_00-00-00.sql.gz"),
+        ];
+        let root = std::path::Path::new("/backups");
+        assert_eq!(find(&all, "h-a_2026-11-01_00-00-00", root).len(), 2);
+        let one = find(&all, "/backups/d/h-a_2026-11-01_00-00-00.dump", root);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].file, "d/h-a_2026-11-01_00-00-00.dump");
+        let m = find(&all, "d/h-a_2026-11-02_00-00-00.sql.gz.manifest.json", root);
+        assert_eq!(m[0].file, "d/h-a_2026-11-02_00-00-00.sql.gz");
+        assert!(find(&all, "nope", root).is_empty());
     }
 
     #[test]

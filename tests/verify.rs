@@ -63,7 +63,13 @@ fn reseal(data: &Path, manifest: &Path) {
 
 /// `pgkeep verify ARGS` must fail with exit 9 and a line `FAILED  <id>  [code] ...`; returns stdout.
 fn verify_fails(db: &TestDb, args: &[&str], id: &str, code: &str) -> String {
-    let out = db.pgkeep().arg("verify").args(args).output().unwrap();
+    let out = db
+        .pgkeep()
+        .env("PGKEEP_ADMIN_USER", "postgres")
+        .arg("verify")
+        .args(args)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -250,7 +256,12 @@ fn a_deleted_manifest_is_detected() {
     let out = db.pgkeep().args(["verify", "--all"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&id_of(&dump)));
     age(&dump);
-    verify_fails(&db, &["--all"], &id_of(&dump), "manifest-missing");
+    verify_fails(
+        &db,
+        &["--all"],
+        &format!("{}.dump", id_of(&dump)),
+        "manifest-missing",
+    );
 
     // The old pod's own `pg_dump | gzip` files are legacy, not orphans: they verify as such.
     let info = cluster();
@@ -644,4 +655,85 @@ fn verify_without_backups_fails_and_an_unknown_id_is_a_usage_error() {
         .args(["verify", "--all", "--latest"])
         .assert()
         .code(2);
+}
+
+fn scratch_databases(db: &TestDb) -> String {
+    psql(
+        "postgres",
+        &format!(
+            "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '{}%restoring%'",
+            db.name
+        ),
+    )
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn restore_level_loads_counts_checks_and_drops_the_scratch_database() {
+    let db = TestDb::create(SAMPLE);
+    let (gz, _) = backup(&db, &[]);
+    let (dump, _) = backup(&db, &[("PGKEEP_FORMAT", "custom")]);
+    for data in [&gz, &dump] {
+        let out = db
+            .pgkeep()
+            .env("PGKEEP_ADMIN_USER", "postgres")
+            .args([
+                "verify",
+                "--restore",
+                "--check-sql",
+                "SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'user300'",
+                // The file, not the id: backups of two formats may share an id.
+                data.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("loaded into scratch database"), "{stdout}");
+        assert!(
+            stdout.contains("1300 rows in 2 tables as recorded, 1 check(s) passed"),
+            "{stdout}"
+        );
+        let r = record_of(data);
+        assert_eq!(r["level"], "restore");
+        assert_eq!(r["ok"], true);
+    }
+    assert_eq!(
+        scratch_databases(&db),
+        "",
+        "the scratch databases are dropped"
+    );
+
+    // A check that finds nothing fails the verification, and the copy is dropped too.
+    let line = verify_fails(
+        &db,
+        &[
+            "--restore",
+            "--check-sql",
+            "SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'nobody'",
+            gz.to_str().unwrap(),
+        ],
+        &format!("{}.sql.gz", id_of(&gz)),
+        "restore-check",
+    );
+    assert!(line.contains("nobody"), "{line}");
+    assert_eq!(scratch_databases(&db), "");
+
+    // A wrong row count in the manifest fails (caught before anything is loaded).
+    let manifest = PathBuf::from(format!("{}.manifest.json", gz.display()));
+    let mut m = manifest_json(&manifest);
+    m["tables"]["public.\"SBI_USER\""] = 299.into();
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    verify_fails(
+        &db,
+        &["--restore", gz.to_str().unwrap()],
+        &format!("{}.sql.gz", id_of(&gz)),
+        "row-count",
+    );
+    assert_eq!(scratch_databases(&db), "");
 }

@@ -1,5 +1,6 @@
 //! `pgkeep demo`: shows the main job end to end on a throwaway cluster, so a new user sees what
-//! pgkeep does in one command: make a school-bus database, back it up, list it, clean up.
+//! pgkeep does in one command: make a school-bus database, back it up, list it, damage it,
+//! restore it safely (showing the downtime), clean up.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +37,82 @@ pub fn load_sample(cluster: &TempCluster, db: &str) -> Result<()> {
         db,
         &format!("SET ROLE {};\n{SAMPLE}", quote_ident(APP_USER)),
     )?;
+    Ok(())
+}
+
+/// Rows of the sample tables, `-` for a table that is gone.
+fn counts(cluster: &TempCluster) -> Result<String> {
+    let out = cluster.psql(
+        APP_DB,
+        "SELECT string_agg(format('%s %s', t, coalesce((xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I', t), false, true, '')))[1]::text, '-')), ', ' ORDER BY t) \
+         FROM unnest(ARRAY['SBI_USER', 'routes', 'vehicles', 'inspections']) t WHERE to_regclass(quote_ident(t)) IS NOT NULL",
+    )?;
+    Ok(out.trim().to_string())
+}
+
+/// Damage the sample database, restore it with the swap strategy, show the data is back.
+async fn restore_demo(
+    cluster: &TempCluster,
+    settings: &Settings,
+    ctx: &Context_,
+    bindir: &std::path::Path,
+) -> Result<()> {
+    println!(
+        "\nNow an accident: table inspections is dropped (with its view) and users are deleted."
+    );
+    cluster.psql(
+        APP_DB,
+        "DROP TABLE inspections CASCADE; DELETE FROM \"SBI_USER\" WHERE id > 10;",
+    )?;
+    println!("  rows now: {}", counts(cluster)?);
+
+    println!("\n$ pgkeep restore --yes   (admin role: the cluster's superuser)");
+    let backup = crate::restore::choose(
+        &settings.backup_dir,
+        &settings.host,
+        APP_DB,
+        &crate::restore::Selector::Latest,
+    )?;
+    let mut admin = crate::pg::ConnParams::from_settings(settings, "postgres");
+    admin.user = "postgres".into();
+    admin.password = None;
+    let req = crate::restore::Request {
+        backup,
+        target: APP_DB.into(),
+        strategy: crate::restore::Strategy::Swap,
+        admin,
+        search: crate::pg::tools::Search {
+            bindir: Some(bindir.to_path_buf()),
+            path_env: None,
+        },
+        jobs: 1,
+        checks: vec!["SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'o''brien'".into()],
+        create_roles: false,
+        drop_previous: false,
+        pre_hooks: Vec::new(),
+        post_hooks: Vec::new(),
+        hook_timeout: std::time::Duration::from_secs(60),
+        child_env: crate::process::inherited_env(&ctx.env),
+        tmp_dir: cluster.dir().to_path_buf(),
+        shutdown: ctx.shutdown.clone(),
+        now: jiff::Timestamp::now(),
+    };
+    let pre = crate::restore::preflight(&req)
+        .await
+        .context("demo restore preflight failed")?;
+    let plan = crate::restore::plan(&req, &pre);
+    for (i, s) in plan.steps.iter().enumerate() {
+        println!("  {}. {}", i + 1, s.title);
+    }
+    let report = crate::restore::execute(&req, &pre)
+        .await
+        .context("demo restore failed")?;
+    print!("{}", crate::restore_command::render_report(&req, &report));
+    println!("  rows now: {}", counts(cluster)?);
+    println!(
+        "The data is back; the database was unavailable for {:.3}s (the old runbook: the whole load).",
+        report.downtime.map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    );
     Ok(())
 }
 
@@ -124,6 +201,9 @@ pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
     println!(
         "\nThe backup is a plain .sql.gz: `gunzip -c FILE | psql` restores it, and `sha256sum FILE` matches the manifest beside it."
     );
+
+    restore_demo(&cluster, &settings, &demo_ctx, &bindir).await?;
+
     if args.keep {
         println!(
             "Kept: cluster and backups under {}",

@@ -1,0 +1,796 @@
+//! Load a backup into a scratch database and prove it: create the database with the recorded
+//! properties (owner, encoding, collation, grants, settings), load the file (psql for plain
+//! dumps, pg_restore for custom archives), compare every table's row count with the manifest,
+//! run the user's checks, and drop it again. `pgkeep restore` builds on this; so can
+//! `pgkeep verify --restore` (create, load, check, drop):
+//!
+//! ```text
+//! let tools = Tools::find(server_version_num, &search)?;
+//! let loader = Loader { admin: &admin, tools: &tools, child_env: &env, passfile, shutdown: &shutdown,
+//!                       server_version_num };
+//! let name = crate::restore::scratch_name(&manifest.database, now); // `pgkeep cleanup` finds leftovers
+//! let checked = loader.load_and_check(&ScratchLoad { database: &name, input: &input,
+//!     info: Some(&manifest.database_info), expected: Some(&manifest.tables), checks: &[], jobs: 1 }).await?;
+//! loader.drop(&name).await?;   // load_and_check already dropped it on failure
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::config::{Compression, Format};
+use crate::pg::catalog::DatabaseInfo;
+use crate::pg::ident::{quote_ident, quote_literal};
+use crate::pg::{ConnParams, PgError, query_error};
+use crate::pipeline::{self, Inspector};
+use crate::process::{Running, Spec};
+use crate::shutdown::{Reason, Shutdown};
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    #[error("loading the backup into \"{database}\" failed: {message}")]
+    LoadFailed { database: String, message: String },
+    #[error("the file is incomplete, so its load was rolled back: {0}")]
+    Incomplete(String),
+    #[error("row counts differ from the backup's: {}", describe_mismatches(.0))]
+    RowCounts(Vec<Mismatch>),
+    #[error("check `{sql}` failed: {message}")]
+    CheckFailed { sql: String, message: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("interrupted by {} during the load", .0.name())]
+    Interrupted(Reason),
+}
+
+/// A table whose row count differs from the expected one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub table: String,
+    pub expected: u64,
+    /// `None` when the table does not exist after the load.
+    pub found: Option<u64>,
+}
+
+fn describe_mismatches(m: &[Mismatch]) -> String {
+    let mut parts: Vec<String> = m
+        .iter()
+        .take(5)
+        .map(|m| match m.found {
+            Some(f) => format!("{} has {f} rows, expected {}", m.table, m.expected),
+            None => format!("{} is missing (expected {} rows)", m.table, m.expected),
+        })
+        .collect();
+    if m.len() > 5 {
+        parts.push(format!("and {} more", m.len() - 5));
+    }
+    parts.join("; ")
+}
+
+/// What to load.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub path: PathBuf,
+    pub format: Format,
+    /// pgkeep's compression of a plain file (`None` for custom archives).
+    pub compression: Compression,
+}
+
+/// The client programs a load runs.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub psql: PathBuf,
+    pub pg_restore: PathBuf,
+}
+
+impl Tools {
+    /// psql and pg_restore for a server of `server_version_num` (same major, else the oldest
+    /// newer one; never an older one).
+    pub fn find(
+        server_version_num: u32,
+        search: &crate::pg::tools::Search,
+    ) -> Result<Tools, crate::pg::tools::ToolError> {
+        use crate::pg::tools;
+        let psql = tools::select(
+            "psql",
+            tools::server_major(server_version_num),
+            None,
+            search,
+        )?;
+        let pg_restore = tools::sibling(&psql, "pg_restore", search)?;
+        Ok(Tools {
+            psql: psql.path,
+            pg_restore: pg_restore.path,
+        })
+    }
+}
+
+/// Everything a load needs from its caller: the admin connection (its `dbname` is the
+/// maintenance database used for CREATE/DROP DATABASE), the client tools, the environment and
+/// passfile for children, and the shutdown signal.
+pub struct Loader<'a> {
+    pub admin: &'a ConnParams,
+    pub tools: &'a Tools,
+    /// Base environment of children (already free of secrets).
+    pub child_env: &'a [(String, String)],
+    /// A private passfile holding the admin password, if one is configured.
+    pub passfile: Option<&'a Path>,
+    pub shutdown: &'a Shutdown,
+    /// `WITH (FORCE)` on DROP DATABASE (PostgreSQL 13+).
+    pub server_version_num: u32,
+}
+
+/// Timings and counts of a load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadStats {
+    pub duration: Duration,
+    /// Bytes fed to psql (plain dumps).
+    pub raw_bytes: u64,
+    /// What the stream looked like (plain dumps): rows per table in the file, trailer seen.
+    pub report: Option<pipeline::Report>,
+}
+
+/// The outcome of `load_and_check`.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub create: Duration,
+    pub load: LoadStats,
+    pub count: Duration,
+    pub checks: Duration,
+    /// Tables and rows whose counts were compared (0 when nothing was expected).
+    pub tables_checked: usize,
+    pub rows_checked: u64,
+}
+
+/// A complete scratch load: what to load, where, what to expect.
+pub struct ScratchLoad<'a> {
+    pub database: &'a str,
+    pub input: &'a Input,
+    /// The recorded properties of the database; `None` creates it with the server defaults.
+    pub info: Option<&'a DatabaseInfo>,
+    /// Rows per table as the manifest records them; `None` (legacy files) compares with the
+    /// counts seen in the file itself while it streams.
+    pub expected: Option<&'a BTreeMap<String, u64>>,
+    pub checks: &'a [String],
+    /// pg_restore parallel jobs (custom archives).
+    pub jobs: usize,
+}
+
+/// `CREATE DATABASE` with the recorded owner, encoding and collation (from template0 so that
+/// any encoding and locale is allowed).
+pub fn create_database_sql(name: &str, info: Option<&DatabaseInfo>) -> String {
+    let mut sql = format!(
+        "CREATE DATABASE {} WITH TEMPLATE template0",
+        quote_ident(name)
+    );
+    if let Some(i) = info {
+        sql.push_str(&format!(
+            " OWNER {} ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+            quote_ident(&i.owner),
+            quote_literal(&i.encoding),
+            quote_literal(&i.collate),
+            quote_literal(&i.ctype)
+        ));
+    }
+    sql
+}
+
+/// The database-level grants (the runbook's GRANT step): reproduce the recorded ACL.
+pub fn grants_sql(name: &str, info: Option<&DatabaseInfo>) -> Vec<String> {
+    let Some(i) = info else { return Vec::new() };
+    let Some(_) = &i.acl else {
+        // Default ACL: nothing to do, a new database has it.
+        return Vec::new();
+    };
+    let db = quote_ident(name);
+    let mut out = vec![format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC")];
+    for g in &i.grants {
+        let grantee = if g.grantee == "PUBLIC" {
+            "PUBLIC".to_string()
+        } else {
+            quote_ident(&g.grantee)
+        };
+        out.push(format!(
+            "GRANT {} ON DATABASE {db} TO {grantee}{}",
+            g.privilege,
+            if g.grantable {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            }
+        ));
+    }
+    out
+}
+
+/// Settings whose values are lists of (possibly quoted) identifiers, as pg_dump treats them.
+const LIST_SETTINGS: &[&str] = &[
+    "search_path",
+    "temp_tablespaces",
+    "session_preload_libraries",
+    "local_preload_libraries",
+    "shared_preload_libraries",
+];
+
+/// Split a stored list value (`"$user", public`) into its elements.
+fn split_list(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = value.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
+            c if !quoted && c.is_whitespace() && cur.is_empty() => {}
+            c => cur.push(c),
+        }
+    }
+    out.push(cur.trim().to_string());
+    out
+}
+
+/// `ALTER DATABASE .. SET` and `ALTER ROLE .. IN DATABASE .. SET` for the recorded settings.
+pub fn settings_sql(name: &str, info: Option<&DatabaseInfo>) -> Vec<String> {
+    let Some(i) = info else { return Vec::new() };
+    let db = quote_ident(name);
+    let mut out = Vec::new();
+    for s in &i.settings {
+        for entry in &s.settings {
+            let Some((k, v)) = entry.split_once('=') else {
+                continue;
+            };
+            let value = if LIST_SETTINGS.contains(&k) {
+                split_list(v)
+                    .iter()
+                    .map(|e| quote_literal(e))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                quote_literal(v)
+            };
+            let target = match &s.role {
+                None => format!("ALTER DATABASE {db}"),
+                Some(r) => format!("ALTER ROLE {} IN DATABASE {db}", quote_ident(r)),
+            };
+            out.push(format!("{target} SET {} = {value}", quote_ident(k)));
+        }
+    }
+    out
+}
+
+/// `DROP DATABASE`, forcing other sessions out where the server allows it.
+pub fn drop_database_sql(name: &str, server_version_num: u32) -> String {
+    if server_version_num >= 130_000 {
+        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name))
+    } else {
+        format!("DROP DATABASE IF EXISTS {}", quote_ident(name))
+    }
+}
+
+/// The argument list of the load command, for plans and for running it.
+pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -> Spec {
+    match input.format {
+        Format::Plain => Spec::new(&tools.psql)
+            .arg("-X")
+            .arg("-q")
+            .arg("--no-password")
+            .arg("-v")
+            .arg("ON_ERROR_STOP=1")
+            .arg("--single-transaction")
+            .arg("-d")
+            .arg(conninfo_dbname(database))
+            .arg("-f")
+            .arg("-"),
+        Format::Custom => {
+            let mut s = Spec::new(&tools.pg_restore)
+                .arg("--exit-on-error")
+                .arg("--no-password")
+                .arg("-d")
+                .arg(conninfo_dbname(database));
+            if jobs > 1 {
+                s = s.arg(format!("--jobs={jobs}"));
+            } else {
+                s = s.arg("--single-transaction");
+            }
+            s.arg(&input.path)
+        }
+    }
+}
+
+/// `dbname='...'` as a conninfo string, so that any database name (even one with `=`) is taken
+/// as a name.
+pub fn conninfo_dbname(name: &str) -> String {
+    format!(
+        "dbname='{}'",
+        name.replace('\\', "\\\\").replace('\'', "\\'")
+    )
+}
+
+/// Split a table name as pg_dump prints it (`public."SBI_USER"`) into schema and name.
+pub fn parse_qualified(name: &str) -> Option<(String, String)> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = name.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    match parts.as_slice() {
+        [s, t] if !s.is_empty() && !t.is_empty() => Some((s.clone(), t.clone())),
+        _ => None,
+    }
+}
+
+/// Compare expected and actual counts; tables not expected are not compared.
+pub fn compare_counts(
+    expected: &BTreeMap<String, u64>,
+    actual: &BTreeMap<String, Option<u64>>,
+) -> Vec<Mismatch> {
+    expected
+        .iter()
+        .filter_map(|(t, &e)| {
+            let found = actual.get(t).copied().flatten();
+            (found != Some(e)).then(|| Mismatch {
+                table: t.clone(),
+                expected: e,
+                found,
+            })
+        })
+        .collect()
+}
+
+impl Loader<'_> {
+    fn params(&self, database: &str) -> ConnParams {
+        self.admin.with_dbname(database)
+    }
+
+    async fn admin_exec(&self, sql: &str, what: &str) -> Result<(), LoadError> {
+        let client = self.admin.connect().await?;
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| query_error(what, e))?;
+        Ok(())
+    }
+
+    /// Create the database with the recorded owner, encoding, collation and grants.
+    /// Settings are applied by [`Loader::apply_settings`] after the load (a recorded
+    /// `statement_timeout` or `default_transaction_read_only` must not hit the load).
+    pub async fn create(
+        &self,
+        database: &str,
+        info: Option<&DatabaseInfo>,
+    ) -> Result<(), LoadError> {
+        self.admin_exec(
+            &create_database_sql(database, info),
+            &format!("creating database \"{database}\""),
+        )
+        .await?;
+        let grants = grants_sql(database, info);
+        if !grants.is_empty()
+            && let Err(e) = self
+                .admin_exec(
+                    &grants.join(";\n"),
+                    &format!("granting privileges on \"{database}\""),
+                )
+                .await
+        {
+            let _ = self.drop(database).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Apply the recorded database and role-in-database settings.
+    pub async fn apply_settings(
+        &self,
+        database: &str,
+        info: Option<&DatabaseInfo>,
+    ) -> Result<(), LoadError> {
+        let sql = settings_sql(database, info);
+        if sql.is_empty() {
+            return Ok(());
+        }
+        self.admin_exec(
+            &sql.join(";\n"),
+            &format!("applying settings to \"{database}\""),
+        )
+        .await
+    }
+
+    /// Drop the database (sessions forced out).
+    pub async fn drop(&self, database: &str) -> Result<(), LoadError> {
+        self.admin_exec(
+            &drop_database_sql(database, self.server_version_num),
+            &format!("dropping database \"{database}\""),
+        )
+        .await
+    }
+
+    /// Load the file into `database`. A plain dump streams through the decoder into psql's stdin
+    /// while the inspector watches it: if it ends without pg_dump's trailer, psql is killed
+    /// before it sees the end of its input, so the single transaction never commits.
+    pub async fn load(
+        &self,
+        database: &str,
+        input: &Input,
+        jobs: usize,
+    ) -> Result<LoadStats, LoadError> {
+        let started = Instant::now();
+        let params = self.params(database);
+        let env = crate::backup::libpq_env(&params, self.child_env, self.passfile);
+        let spec = load_command(self.tools, input, database, jobs).envs(env);
+        let stdin = match input.format {
+            Format::Plain => Stdio::piped(),
+            Format::Custom => Stdio::null(),
+        };
+        let mut running =
+            Running::spawn_with_stdin(&spec, stdin, Stdio::null()).map_err(|source| {
+                LoadError::Io {
+                    context: format!("cannot start {}", spec.name()),
+                    source,
+                }
+            })?;
+        let killer = running.killer();
+        let input2 = input.clone();
+        let db = database.to_string();
+        let mut task = tokio::task::spawn_blocking(move || -> Result<LoadStats, LoadError> {
+            let mut stats = LoadStats::default();
+            let feed = match input2.format {
+                Format::Plain => {
+                    let pipe = running.take_stdin().expect("stdin is piped");
+                    Some(feed_plain(&input2, pipe, &running.killer()))
+                }
+                Format::Custom => None,
+            };
+            let outcome = running.wait().map_err(|source| LoadError::Io {
+                context: "cannot wait for the load".into(),
+                source,
+            })?;
+            if let Some(feed) = feed {
+                let (bytes, report, pipe) = feed?;
+                drop(pipe);
+                stats.raw_bytes = bytes;
+                // `None`: psql stopped reading early; its status below says why.
+                if let Some(report) = report {
+                    if let Some(reason) = report.incomplete_reason() {
+                        return Err(LoadError::Incomplete(reason));
+                    }
+                    stats.report = Some(report);
+                }
+            }
+            if !outcome.success() {
+                return Err(LoadError::LoadFailed {
+                    database: db,
+                    message: outcome.describe(),
+                });
+            }
+            Ok(stats)
+        });
+        let mut shutdown = self.shutdown.clone();
+        let joined = tokio::select! {
+            r = &mut task => r,
+            reason = shutdown.wait() => {
+                killer.terminate(Duration::from_secs(3));
+                let _ = task.await;
+                return Err(LoadError::Interrupted(reason));
+            }
+        };
+        let mut stats = joined.map_err(|e| LoadError::Io {
+            context: "the load task failed".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        stats.duration = started.elapsed();
+        Ok(stats)
+    }
+
+    /// Count the rows of the given tables (names as pg_dump prints them); `None` for a table
+    /// that does not exist.
+    pub async fn count_rows<'t>(
+        &self,
+        database: &str,
+        tables: impl IntoIterator<Item = &'t String>,
+    ) -> Result<BTreeMap<String, Option<u64>>, LoadError> {
+        let client = self.params(database).connect().await?;
+        let ctx = format!("counting rows in \"{database}\"");
+        let existing: std::collections::BTreeSet<(String, String)> = client
+            .query(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p', 'f')",
+                &[],
+            )
+            .await
+            .map_err(|e| query_error(&ctx, e))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut out = BTreeMap::new();
+        for t in tables {
+            let found = match parse_qualified(t) {
+                Some(key) if existing.contains(&key) => {
+                    let row = client
+                        .query_one(
+                            &format!(
+                                "SELECT count(*) FROM ONLY {}.{}",
+                                quote_ident(&key.0),
+                                quote_ident(&key.1)
+                            ),
+                            &[],
+                        )
+                        .await
+                        .map_err(|e| query_error(&ctx, e))?;
+                    Some(row.get::<_, i64>(0) as u64)
+                }
+                _ => None,
+            };
+            out.insert(t.clone(), found);
+        }
+        Ok(out)
+    }
+
+    /// Run the user's checks: each must return at least one row.
+    pub async fn run_checks(&self, database: &str, checks: &[String]) -> Result<(), LoadError> {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let client = self.params(database).connect().await?;
+        for sql in checks {
+            let msgs = client
+                .simple_query(sql)
+                .await
+                .map_err(|e| LoadError::CheckFailed {
+                    sql: sql.clone(),
+                    message: match e.as_db_error() {
+                        Some(db) => db.message().to_string(),
+                        None => crate::pg::error_text(&e),
+                    },
+                })?;
+            let rows = msgs
+                .iter()
+                .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+                .count();
+            if rows == 0 {
+                return Err(LoadError::CheckFailed {
+                    sql: sql.clone(),
+                    message: "it returned no rows".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Create, load, count and check; on any failure the scratch database is dropped. On
+    /// success it stays (with its recorded settings applied) for the caller to swap or drop.
+    pub async fn load_and_check(&self, req: &ScratchLoad<'_>) -> Result<Checked, LoadError> {
+        let t = Instant::now();
+        self.create(req.database, req.info).await?;
+        let create = t.elapsed();
+        match self.load_and_check_created(req, create).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                if let Err(d) = self.drop(req.database).await {
+                    tracing::warn!(database = %req.database, error = %d, "cannot drop the scratch database");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn load_and_check_created(
+        &self,
+        req: &ScratchLoad<'_>,
+        create: Duration,
+    ) -> Result<Checked, LoadError> {
+        tracing::info!(database = %req.database, file = %req.input.path.display(), "loading");
+        let load = self.load(req.database, req.input, req.jobs).await?;
+        tracing::info!(database = %req.database, duration = %format!("{:.1}s", load.duration.as_secs_f64()), "loaded");
+        let t = Instant::now();
+        let from_file = load.report.as_ref().map(|r| &r.tables);
+        let expected = req.expected.or(from_file);
+        let (tables_checked, rows_checked) = match expected {
+            Some(exp) => {
+                let actual = self.count_rows(req.database, exp.keys()).await?;
+                let mismatches = compare_counts(exp, &actual);
+                if !mismatches.is_empty() {
+                    return Err(LoadError::RowCounts(mismatches));
+                }
+                (exp.len(), exp.values().sum())
+            }
+            None => (0, 0),
+        };
+        let count = t.elapsed();
+        let t = Instant::now();
+        self.run_checks(req.database, req.checks).await?;
+        self.apply_settings(req.database, req.info).await?;
+        Ok(Checked {
+            create,
+            load,
+            count,
+            checks: t.elapsed(),
+            tables_checked,
+            rows_checked,
+        })
+    }
+}
+
+/// Feed a plain dump into psql's stdin, decompressing and inspecting it. Returns the bytes fed,
+/// the inspector's report (`None` when psql stopped reading early) and, for an incomplete file,
+/// the pipe still open: the caller closes it only after psql was killed and reaped, so an
+/// incomplete file never reaches psql's end of input (which would commit).
+#[allow(clippy::type_complexity)]
+fn feed_plain(
+    input: &Input,
+    mut pipe: std::process::ChildStdin,
+    killer: &crate::process::Killer,
+) -> Result<
+    (
+        u64,
+        Option<pipeline::Report>,
+        Option<std::process::ChildStdin>,
+    ),
+    LoadError,
+> {
+    let fail = |context: String, source: std::io::Error| {
+        killer.terminate(Duration::from_secs(2));
+        LoadError::Io { context, source }
+    };
+    let file = std::fs::File::open(&input.path)
+        .map_err(|e| fail(format!("cannot open {}", input.path.display()), e))?;
+    let mut reader = pipeline::decoder(file, input.compression)
+        .map_err(|e| fail(format!("cannot decompress {}", input.path.display()), e))?;
+    let mut inspector = Inspector::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                killer.terminate(Duration::from_secs(2));
+                return Err(LoadError::Incomplete(format!(
+                    "{} does not decompress: {e}",
+                    input.path.display()
+                )));
+            }
+        };
+        inspector.feed(&buf[..n]);
+        if pipe.write_all(&buf[..n]).is_err() {
+            // psql stopped reading: it failed; its exit status and stderr tell why.
+            return Ok((total, None, None));
+        }
+        total += n as u64;
+    }
+    let report = inspector.finish();
+    if report.incomplete_reason().is_some() {
+        killer.terminate(Duration::from_secs(2));
+        return Ok((total, Some(report), Some(pipe)));
+    }
+    drop(pipe);
+    Ok((total, Some(report), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::catalog::{DbSetting, Grant};
+
+    fn info() -> DatabaseInfo {
+        DatabaseInfo {
+            name: "sbi".into(),
+            owner: "sbi_app".into(),
+            encoding: "UTF8".into(),
+            collate: "C.UTF-8".into(),
+            ctype: "C.UTF-8".into(),
+            acl: Some(vec!["=Tc/sbi_app".into()]),
+            grants: vec![
+                Grant {
+                    grantee: "PUBLIC".into(),
+                    privilege: "CONNECT".into(),
+                    grantable: false,
+                },
+                Grant {
+                    grantee: "Read Only".into(),
+                    privilege: "CONNECT".into(),
+                    grantable: true,
+                },
+            ],
+            settings: vec![
+                DbSetting {
+                    role: None,
+                    settings: vec![
+                        "statement_timeout=5min".into(),
+                        "search_path=\"$user\", public, \"We\"\"ird\"".into(),
+                    ],
+                },
+                DbSetting {
+                    role: Some("sbi_app".into()),
+                    settings: vec!["work_mem=64MB".into()],
+                },
+            ],
+            extensions: vec![],
+            roles: vec![],
+            size_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn sql_for_recorded_properties() {
+        let i = info();
+        assert_eq!(
+            create_database_sql("sbi_x", Some(&i)),
+            "CREATE DATABASE \"sbi_x\" WITH TEMPLATE template0 OWNER \"sbi_app\" ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
+        );
+        assert_eq!(
+            grants_sql("sbi_x", Some(&i)),
+            vec![
+                "REVOKE ALL ON DATABASE \"sbi_x\" FROM PUBLIC",
+                "GRANT CONNECT ON DATABASE \"sbi_x\" TO PUBLIC",
+                "GRANT CONNECT ON DATABASE \"sbi_x\" TO \"Read Only\" WITH GRANT OPTION",
+            ]
+        );
+        assert_eq!(
+            settings_sql("sbi_x", Some(&i)),
+            vec![
+                "ALTER DATABASE \"sbi_x\" SET \"statement_timeout\" = '5min'",
+                "ALTER DATABASE \"sbi_x\" SET \"search_path\" = '$user', 'public', 'We\"ird'",
+                "ALTER ROLE \"sbi_app\" IN DATABASE \"sbi_x\" SET \"work_mem\" = '64MB'",
+            ]
+        );
+        let mut default_acl = i.clone();
+        default_acl.acl = None;
+        assert!(grants_sql("x", Some(&default_acl)).is_empty());
+        assert_eq!(
+            drop_database_sql("a\"b", 150000),
+            "DROP DATABASE IF EXISTS \"a\"\"b\" WITH (FORCE)"
+        );
+    }
+
+    #[test]
+    fn qualified_names_and_counts() {
+        assert_eq!(
+            parse_qualified("public.\"SBI_USER\""),
+            Some(("public".into(), "SBI_USER".into()))
+        );
+        assert_eq!(
+            parse_qualified("\"we.ird\".\"t \"\"q\"\"\""),
+            Some(("we.ird".into(), "t \"q\"".into()))
+        );
+        assert_eq!(parse_qualified("nodot"), None);
+        let exp: BTreeMap<String, u64> = [("a.t".to_string(), 3), ("a.u".to_string(), 0)].into();
+        let mut act: BTreeMap<String, Option<u64>> =
+            [("a.t".to_string(), Some(3)), ("a.u".to_string(), Some(0))].into();
+        assert!(compare_counts(&exp, &act).is_empty());
+        act.insert("a.t".into(), Some(2));
+        act.insert("a.u".into(), None);
+        let m = compare_counts(&exp, &act);
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            LoadError::RowCounts(m).to_string(),
+            "row counts differ from the backup's: a.t has 2 rows, expected 3; a.u is missing (expected 0 rows)"
+        );
+        assert_eq!(conninfo_dbname("it's\\x"), "dbname='it\\'s\\\\x'");
+    }
+}
