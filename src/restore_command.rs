@@ -275,9 +275,30 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
             &req.target,
         )?;
     }
-    let report = restore::execute(&req, &pre)
+    let notifier = crate::notify::Notifier::from_settings(settings);
+    let tell = |outcome: crate::notify::Outcome, summary: String| {
+        if notifier.is_configured() {
+            let event = crate::notify::Event::new(
+                crate::notify::Operation::Restore,
+                outcome,
+                Some(&req.target),
+                &settings.host,
+                summary,
+            )
+            .detail("backup", req.backup.id.clone());
+            tokio::task::block_in_place(|| notifier.notify(&event));
+        }
+    };
+    let report = match restore::execute(&req, &pre)
         .await
-        .with_context(|| format!("restore of \"{}\" failed", req.target))?;
+        .with_context(|| format!("restore of \"{}\" failed", req.target))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tell(crate::notify::Outcome::Failure, crate::exit::one_line(&e));
+            return Err(e);
+        }
+    };
     print!("{}", render_report(&req, &report));
     tracing::info!(
         database = %req.target,
@@ -287,13 +308,22 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
         "restore complete"
     );
     if let Some(h) = report.post_hooks.iter().find(|h| !h.ok) {
-        anyhow::bail!(
+        let msg = format!(
             "the restore of \"{}\" succeeded, but post-restore hook `{}` failed: {}",
             req.target,
             restore::hooks::show_argv(&h.argv),
             h.message
         );
+        tell(crate::notify::Outcome::Failure, msg.clone());
+        anyhow::bail!(msg);
     }
+    tell(
+        crate::notify::Outcome::Success,
+        format!(
+            "database \"{}\" restored from backup {}",
+            req.target, req.backup.id
+        ),
+    );
     Ok(())
 }
 

@@ -453,3 +453,24 @@ fn the_notifier_retries_server_errors_but_not_client_errors() {
     assert_eq!(d.len(), 1);
     assert!(d[0].ok && d[0].target.starts_with("dead-man"));
 }
+
+#[test]
+fn a_restore_is_notified() {
+    let server = Server::start();
+    let db = TestDb::create(SAMPLE);
+    db.pgkeep().arg("backup").assert().success();
+    db.pgkeep()
+        .env("PGKEEP_ADMIN_USER", "postgres")
+        .env("PGKEEP_NOTIFY_ON", "always")
+        .env("PGKEEP_NOTIFY_WEBHOOK_URL", server.url("/generic/r"))
+        .env("PGKEEP_NOTIFY_DEADMAN_URL", server.url("/ping/r"))
+        .args(["restore", "--yes"])
+        .assert()
+        .success();
+    let g = server.at("/generic")[0].json();
+    assert_eq!(g["event"], "restore.success");
+    assert_eq!(g["database"], db.name.as_str());
+    assert!(g["details"]["backup"].as_str().unwrap().contains(&db.name));
+    // The dead-man switch is for backups only.
+    assert!(server.at("/ping").is_empty());
+}
