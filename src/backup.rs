@@ -148,14 +148,10 @@ pub fn libpq_env(
 pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
     let s = req.settings;
     let store = LocalStore::open(&s.backup_dir)?;
-    let ext = catalog::extension(s.format, s.compression);
     let started_at = loop {
         let at = (req.now)();
         let (day, stem) = catalog::backup_stem(&s.host, &req.database, at);
-        let file = format!("{day}/{stem}{ext}");
-        if !store.exists(&file)?
-            && !store.exists(&format!("{file}{}", crate::storage::PARTIAL_SUFFIX))?
-        {
+        if !catalog::stem_taken(&store, &day, &stem)? {
             break at;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -169,10 +169,25 @@ pub fn extension(format: Format, compression: Compression) -> &'static str {
     }
 }
 
+/// Every data-file extension pgkeep writes.
+pub const DATA_EXTENSIONS: [&str; 4] = [".sql.gz", ".sql.zst", ".sql", ".dump"];
+
+/// True when a backup with this stem exists in any format, committed or still being written:
+/// ids are unique across formats.
+pub fn stem_taken(store: &dyn Store, day: &str, stem: &str) -> Result<bool, StorageError> {
+    for ext in DATA_EXTENSIONS {
+        let file = format!("{day}/{stem}{ext}");
+        if store.exists(&file)? || store.exists(&format!("{file}{PARTIAL_SUFFIX}"))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The id of a data file: its name without directory and extension.
 pub fn id_of(file: &str) -> String {
     let base = file.rsplit('/').next().unwrap_or(file);
-    for ext in [".sql.gz", ".sql.zst", ".sql", ".dump"] {
+    for ext in DATA_EXTENSIONS {
         if let Some(s) = base.strip_suffix(ext) {
             return s.to_string();
         }

@@ -23,7 +23,7 @@ use crate::storage::{LocalStore, PARTIAL_SUFFIX, StorageError, Store};
 pub const RECORD_VERSION: u32 = 1;
 
 /// Extensions of data files pgkeep writes.
-const DATA_EXTENSIONS: [&str; 4] = [".sql.gz", ".sql.zst", ".sql", ".dump"];
+use crate::catalog::DATA_EXTENSIONS;
 
 /// How deep a verification goes. `Checksum` reads the stored file; a `Restore` level (load into a
 /// scratch database and compare row counts) joins this enum with the restore engine's loader.

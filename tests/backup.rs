@@ -66,12 +66,18 @@ fn zstd_and_custom_formats_record_row_counts_and_read_back() {
         .args(["backup", "--compression", "zstd", "--level", "5"])
         .assert()
         .success();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Right after, in another format: ids are unique across formats.
     db.pgkeep()
         .args(["backup", "--format", "custom"])
         .assert()
         .success();
     let files = db.files();
+    let ids: std::collections::BTreeSet<String> = files
+        .iter()
+        .filter(|f| f.ends_with(".manifest.json"))
+        .map(|f| catalog_id(f))
+        .collect();
+    assert_eq!(ids.len(), 2, "{files:?}");
     let zst = files
         .iter()
         .find(|f| f.ends_with(".sql.zst"))
@@ -227,4 +233,8 @@ fn json_logs_have_one_line_per_completed_backup() {
     assert_eq!(done[0]["database"], db.name.as_str());
     assert_eq!(done[0]["sha256"].as_str().unwrap().len(), 12);
     assert!(done[0]["file"].as_str().unwrap().ends_with(".sql.gz"));
+}
+
+fn catalog_id(manifest: &str) -> String {
+    pgkeep::catalog::id_of(manifest.trim_end_matches(".manifest.json"))
 }

@@ -252,11 +252,18 @@ impl Daemon {
             }
             // Backup ids have a resolution of one second: a backup right after another in the
             // same second takes the next second instead of colliding with its name.
+            // The store is asked too: a `pgkeep backup` beside the daemon may have taken the id.
+            let store = crate::storage::LocalStore::open(&s.backup_dir).ok();
+            let taken = |day: &str, id: &str| {
+                store
+                    .as_ref()
+                    .is_some_and(|st| catalog::stem_taken(st, day, id).unwrap_or(false))
+            };
             let mut started_at = self.now();
-            let (_, mut id) = catalog::backup_stem(&s.host, &db, started_at);
-            while state.history.front().is_some_and(|last| last.id == id) {
+            let (mut day, mut id) = catalog::backup_stem(&s.host, &db, started_at);
+            while state.history.front().is_some_and(|last| last.id == id) || taken(&day, &id) {
                 started_at += jiff::SignedDuration::from_secs(1);
-                id = catalog::backup_stem(&s.host, &db, started_at).1;
+                (day, id) = catalog::backup_stem(&s.host, &db, started_at);
             }
             let attempt = Attempt {
                 id,
