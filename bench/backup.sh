@@ -22,7 +22,7 @@
 # (Exit status stays 0 when a target is missed: this measures, it does not gate.)
 #
 # Datasets:
-#   pgbench     `pgbench -i -s N` (mostly pgbench_accounts: narrow integer rows, compresses ~7-10x)
+#   pgbench     `pgbench -i -s N` (mostly pgbench_accounts: narrow rows, compresses ~35x)
 #   realistic   ../shared/datasets/realistic.sql with `psql -v rows=N` (text, jsonb, numbers,
 #               timestamps; compresses ~3.5x with gzip -6)
 #
@@ -108,9 +108,7 @@ fi
 
 # --- realistic.sql --------------------------------------------------------------------------
 if [[ $rows -gt 0 && -z $dataset_sql ]]; then
-  for c in "$repo/../shared/datasets/realistic.sql" /work/shared/datasets/realistic.sql; do
-    [[ -f $c ]] && { dataset_sql=$c; break; }
-  done
+  dataset_sql=$repo/../shared/datasets/realistic.sql
 fi
 [[ $rows -eq 0 || -f $dataset_sql ]] || die "realistic.sql not found; pass --dataset-sql PATH"
 
