@@ -352,6 +352,19 @@ struct Dumped {
     upload: Box<dyn crate::storage::Upload>,
 }
 
+/// Bytes the pipe from pg_dump may hold: with the default 64 KiB, a moment's delay in our reader
+/// (the compressor busy, a context switch) fills the pipe and stalls pg_dump and the server
+/// behind it; 1 MiB (the usual `/proc/sys/fs/pipe-max-size`) absorbs that.
+const PIPE_BYTES: i32 = 1024 * 1024;
+
+/// Best effort: a pipe that cannot grow (an unprivileged lower limit) still works, only slower.
+fn enlarge_pipe(pipe: &impl std::os::fd::AsFd) {
+    use nix::fcntl::{FcntlArg, fcntl};
+    if let Err(e) = fcntl(pipe, FcntlArg::F_SETPIPE_SZ(PIPE_BYTES)) {
+        tracing::debug!(error = %e, "cannot enlarge the pipe from pg_dump");
+    }
+}
+
 /// Plain format: stream pg_dump's stdout through the pipeline into the upload.
 fn stream_plain(
     mut running: Running,
@@ -361,6 +374,7 @@ fn stream_plain(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Dumped, BackupError> {
     let stdout = running.take_stdout().expect("stdout is piped");
+    enlarge_pipe(&stdout);
     let streamed = pipeline::run(stdout, upload, opts, progress);
     let wait = |running: Running| {
         running.wait().map_err(|source| BackupError::Io {

@@ -71,9 +71,9 @@ impl<W: Write + Send + 'static> Encoder<W> {
             Compression::Gzip => Encoder::Gzip(pargz::ParGzWriter::new(sink, level, threads)?),
             Compression::Zstd => {
                 let mut e = zstd::stream::write::Encoder::new(sink, level)?;
-                if threads > 1 {
-                    e.multithread(threads as u32)?;
-                }
+                // Even one worker compresses beside the reading thread rather than in it, so
+                // pg_dump's pipe keeps draining while a block is compressed (as with gzip).
+                e.multithread(threads.max(1) as u32)?;
                 e.include_checksum(true)?;
                 Encoder::Zstd(Box::new(e))
             }
@@ -205,15 +205,17 @@ mod tests {
     #[test]
     fn every_codec_round_trips_and_hashes_what_it_stores() {
         let data = sample();
-        for (c, level) in [
-            (Compression::Gzip, 6),
-            (Compression::Zstd, 3),
-            (Compression::None, 0),
+        for (c, level, threads) in [
+            (Compression::Gzip, 6, 2),
+            (Compression::Gzip, 6, 1),
+            (Compression::Zstd, 1, 2),
+            (Compression::Zstd, 3, 1),
+            (Compression::None, 0, 1),
         ] {
             let opts = Options {
                 compression: c,
                 level,
-                threads: 2,
+                threads,
                 inspect: true,
             };
             let out = run(&data[..], Vec::new(), &opts, &mut |_| {}).unwrap();
