@@ -632,6 +632,7 @@ async fn cmd_run(args: &RunArgs, settings: Settings, ctx: Context_) -> Result<()
         dir = %settings.backup_dir.display(),
         host = %settings.host,
         schedule = %settings.schedule.describe(),
+        verify_schedule = %settings.verify_schedule.as_ref().map_or("off".into(), |s| s.describe()),
         timezone = %settings.timezone_name,
         policy = %settings.policy,
         api = if settings.api_token.is_some() { "read-write (token set)" } else { "read-only (no PGKEEP_API_TOKEN)" },
