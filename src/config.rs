@@ -1711,6 +1711,32 @@ mod tests {
     }
 
     #[test]
+    fn verify_schedule_is_a_cron_in_the_zone_or_off() {
+        let s = Settings::load(&inputs(&[("TZ", "Europe/Berlin")], &[])).unwrap();
+        assert!(s.verify_schedule.is_none());
+        let s = Settings::load(&inputs(
+            &[
+                ("TZ", "Europe/Berlin"),
+                ("PGKEEP_VERIFY_SCHEDULE", "30 4 * * *"),
+            ],
+            &[],
+        ))
+        .unwrap();
+        let v = s.verify_schedule.as_ref().expect("a verify schedule");
+        // 04:30 in Berlin (winter) is 03:30 UTC.
+        assert_eq!(
+            v.next_after("2026-11-25T00:00:00Z".parse().unwrap()),
+            Some("2026-11-25T03:30:00Z".parse().unwrap())
+        );
+        let shown = format!("{:?}", s.show());
+        assert!(shown.contains("30 4 * * *"), "{shown}");
+        let e = Settings::load(&inputs(&[("PGKEEP_VERIFY_SCHEDULE", "61 4 * * *")], &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("verify_schedule"), "{e}");
+    }
+
+    #[test]
     fn daemon_keys() {
         use crate::daemon::schedule::Schedule;
         let s = Settings::load(&inputs(
