@@ -292,6 +292,12 @@ pub struct VerifyArgs {
     /// With --restore: SQL that must return at least one row in the loaded copy (repeatable).
     #[arg(long, value_name = "SQL", requires = "restore")]
     pub check_sql: Vec<String>,
+    /// With --restore: load into a throwaway cluster started with the local server binaries
+    /// (PGKEEP_PG_BINDIR, pg_config, /usr/lib/postgresql/*/bin) instead of the configured
+    /// server, which is not contacted; the roles the backup references are created there
+    /// (without passwords). The cluster is stopped and removed afterwards.
+    #[arg(long, requires = "restore")]
+    pub local: bool,
 }
 
 #[derive(Debug, Args)]

@@ -333,12 +333,40 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
     };
     // The restore level's admin connection and its private passfile (never a password in argv
     // or the environment of children).
-    let admin = args.restore.then(|| {
-        let mut a = crate::restore_command::admin_params(settings, &Default::default());
-        if a.password.is_none() {
-            a.password = a.resolve_password();
+    // --local: a throwaway cluster of the local server binaries stands in for the configured
+    // server, which is never contacted. Stopped and removed at the end (or on drop, on error).
+    let mut local = None;
+    if args.local {
+        let bindir = crate::cluster::server_bindir(settings.pg_bindir.as_deref())?;
+        tracing::info!(bindir = %bindir.display(), "starting a throwaway cluster for the test restore");
+        local = Some(
+            tokio::task::block_in_place(|| crate::cluster::TempCluster::start(&bindir))
+                .context("cannot start a throwaway cluster for verify --local")?,
+        );
+    }
+    let local_search = local.as_ref().map(|c| crate::pg::tools::Search {
+        bindir: Some(c.bindir().to_path_buf()),
+        path_env: req.search.path_env.clone(),
+    });
+    let admin = args.restore.then(|| match &local {
+        Some(c) => crate::pg::ConnParams {
+            host: c.socket_dir().display().to_string(),
+            port: c.port,
+            user: "postgres".into(),
+            password: None,
+            passfile: None,
+            dbname: "postgres".into(),
+            sslmode: crate::config::SslMode::Disable,
+            sslrootcert: None,
+            connect_timeout: settings.connect_timeout,
+        },
+        None => {
+            let mut a = crate::restore_command::admin_params(settings, &Default::default());
+            if a.password.is_none() {
+                a.password = a.resolve_password();
+            }
+            a
         }
-        a
     });
     let passfile = match admin.as_ref().and_then(|a| a.password.clone()) {
         Some(pw) => {
@@ -370,10 +398,11 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
                 admin,
                 passfile: passfile.as_ref().map(|p| p.path()),
                 child_env: &req.child_env,
-                search: &req.search,
+                search: local_search.as_ref().unwrap_or(&req.search),
                 checks: &args.check_sql,
                 shutdown: &ctx.shutdown,
                 now: jiff::Timestamp::now(),
+                create_roles: local.is_some(),
             };
             verify::restore_level(&store, &rr, &mut rec)
                 .await
@@ -414,6 +443,11 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
             );
         }
         records.push(rec);
+    }
+    if let Some(mut c) = local.take()
+        && let Err(e) = tokio::task::block_in_place(|| c.stop())
+    {
+        tracing::warn!(error = %format!("{e:#}"), "cannot stop the throwaway cluster cleanly");
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&records)?);
@@ -632,6 +666,7 @@ async fn cmd_run(args: &RunArgs, settings: Settings, ctx: Context_) -> Result<()
         dir = %settings.backup_dir.display(),
         host = %settings.host,
         schedule = %settings.schedule.describe(),
+        verify_schedule = %settings.verify_schedule.as_ref().map_or("off".into(), |s| s.describe()),
         timezone = %settings.timezone_name,
         policy = %settings.policy,
         api = if settings.api_token.is_some() { "read-write (token set)" } else { "read-only (no PGKEEP_API_TOKEN)" },

@@ -304,6 +304,12 @@ pub const KEYS: &[Key] = &[
         help: "cron expression for `pgkeep run` (5 fields, or 6 with seconds; @daily..); default `0 1 * * *`",
     },
     Key {
+        name: "verify_schedule",
+        env: &["PGKEEP_VERIFY_SCHEDULE"],
+        secret: false,
+        help: "cron expression (in `timezone`) at which `pgkeep run` verifies the newest backup; unset: off",
+    },
+    Key {
         name: "backup_period",
         env: &["PGKEEP_BACKUP_PERIOD", "BACKUP_PERIOD"],
         secret: false,
@@ -482,6 +488,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// When `pgkeep run` backs up.
     pub schedule: crate::daemon::schedule::Schedule,
+    /// When `pgkeep run` verifies the newest backup (`None`: never).
+    pub verify_schedule: Option<crate::daemon::schedule::Schedule>,
     pub timezone: jiff::tz::TimeZone,
     /// The time zone as configured (or `system (<name>)`).
     pub timezone_name: String,
@@ -970,6 +978,13 @@ impl Settings {
                     .map_err(|m| invalid("schedule", m))?
             }
         };
+        let verify_schedule = match get("verify_schedule") {
+            Some(r) if !r.value.trim().is_empty() => Some(
+                Schedule::cron(&r.value, timezone.clone(), &timezone_name)
+                    .map_err(|m| invalid("verify_schedule", m))?,
+            ),
+            _ => None,
+        };
         let count = |k: &'static str, default: u32| -> Result<u32, ConfigError> {
             match get(k) {
                 Some(r) => parse_num::<u32>(&r.value).map_err(|m| invalid(k, m)),
@@ -1019,6 +1034,7 @@ impl Settings {
 
         Ok(Settings {
             schedule,
+            verify_schedule,
             timezone,
             timezone_name,
             policy,
@@ -1206,6 +1222,12 @@ impl Settings {
                 push("backup_period", sched);
             }
         }
+        push(
+            "verify_schedule",
+            self.verify_schedule
+                .as_ref()
+                .map_or("(off)".into(), |s| s.describe()),
+        );
         push("timezone", self.timezone_name.clone());
         push("keep_days", self.policy.keep_days.to_string());
         push("keep_last", self.policy.keep_last.to_string());
@@ -1690,6 +1712,32 @@ mod tests {
         let shown = format!("{:?}", s.show());
         assert!(!shown.contains("hunter2"));
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn verify_schedule_is_a_cron_in_the_zone_or_off() {
+        let s = Settings::load(&inputs(&[("TZ", "Europe/Berlin")], &[])).unwrap();
+        assert!(s.verify_schedule.is_none());
+        let s = Settings::load(&inputs(
+            &[
+                ("TZ", "Europe/Berlin"),
+                ("PGKEEP_VERIFY_SCHEDULE", "30 4 * * *"),
+            ],
+            &[],
+        ))
+        .unwrap();
+        let v = s.verify_schedule.as_ref().expect("a verify schedule");
+        // 04:30 in Berlin (winter) is 03:30 UTC.
+        assert_eq!(
+            v.next_after("2026-11-25T00:00:00Z".parse().unwrap()),
+            Some("2026-11-25T03:30:00Z".parse().unwrap())
+        );
+        let shown = format!("{:?}", s.show());
+        assert!(shown.contains("30 4 * * *"), "{shown}");
+        let e = Settings::load(&inputs(&[("PGKEEP_VERIFY_SCHEDULE", "61 4 * * *")], &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("verify_schedule"), "{e}");
     }
 
     #[test]

@@ -488,6 +488,9 @@ pub struct RestoreRequest<'a> {
     pub checks: &'a [String],
     pub shutdown: &'a crate::shutdown::Shutdown,
     pub now: Timestamp,
+    /// The server is a throwaway cluster (`--local`): create the roles the backup references
+    /// first (no passwords, no login), so its owners and grants load.
+    pub create_roles: bool,
 }
 
 /// The restore level on top of a checksum-level record that passed: load the backup into a
@@ -514,6 +517,14 @@ pub async fn restore_level(
     };
     let client = rr.admin.connect().await?;
     let server = crate::pg::catalog::server_info(&client).await?;
+    if rr.create_roles
+        && let Some(m) = &manifest
+    {
+        let created = create_roles(&client, &rr.admin.user, &m.database_info.roles).await?;
+        if !created.is_empty() {
+            tracing::info!(roles = %created.join(", "), "created the backup's roles in the throwaway cluster");
+        }
+    }
     drop(client);
     let tools = Tools::find(server.version_num, rr.search)?;
     let loader = Loader {
@@ -587,6 +598,39 @@ pub async fn restore_level(
         }
     }
     Ok(())
+}
+
+/// Create the roles of `roles` that do not exist yet, without password and without login (a
+/// throwaway cluster only needs them to own objects and hold grants). The connecting superuser
+/// and the predefined `pg_*` roles are left alone. Returns the roles created.
+pub async fn create_roles(
+    client: &tokio_postgres::Client,
+    superuser: &str,
+    roles: &[String],
+) -> Result<Vec<String>, crate::pg::PgError> {
+    let mut created = Vec::new();
+    for role in roles {
+        if role == superuser || role == "postgres" || role.starts_with("pg_") {
+            continue;
+        }
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[role])
+            .await
+            .map_err(|e| crate::pg::query_error("looking up a role", e))?
+            .is_some();
+        if exists {
+            continue;
+        }
+        client
+            .batch_execute(&format!(
+                "CREATE ROLE {} NOLOGIN",
+                crate::pg::ident::quote_ident(role)
+            ))
+            .await
+            .map_err(|e| crate::pg::query_error(&format!("creating role \"{role}\""), e))?;
+        created.push(role.clone());
+    }
+    Ok(created)
 }
 
 /// Write the record beside its backup (`<file>.verify.json`, atomically replacing the previous

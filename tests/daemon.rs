@@ -697,3 +697,110 @@ fn the_daemon_notifies_backups_culling_and_failures_and_pings_the_dead_man_switc
     d.signal(libc::SIGTERM);
     d.wait_exit();
 }
+
+#[test]
+fn scheduled_verification_verifies_the_newest_backup_and_reports_a_stale_one() {
+    let db = TestDb::create(SAMPLE);
+    let (base, seen) = recording_server();
+    let hook = format!("{base}/hook");
+    let env = [
+        ("PGKEEP_VERIFY_SCHEDULE", "* * * * * *"),
+        ("PGKEEP_NOTIFY_ON", "always"),
+        ("PGKEEP_NOTIFY_WEBHOOK_URL", hook.as_str()),
+    ];
+    let mut d = Daemon::start(&db, &env, &["--backup-period", "1h"]);
+    let start = d.wait_log(
+        |l| l["message"] == "pgkeep daemon starting",
+        Duration::from_secs(5),
+    );
+    let sched = start["verify_schedule"].as_str().unwrap_or_default();
+    assert!(sched.contains("* * * * * *"), "{start}");
+    // The catch-up backup is made, then a tick verifies it.
+    let passed = d.wait_log(
+        |l| l["message"] == "scheduled verification passed",
+        Duration::from_secs(60),
+    );
+    let file = passed["file"].as_str().unwrap().to_string();
+    assert_eq!(good_backups(&db), vec![format!("{file}.manifest.json")]);
+    assert!(db.backup_dir.join(format!("{file}.verify.json")).exists());
+    let (_, text) = d.http("GET", "/metrics", None);
+    let label = format!("{{database=\"{}\"}}", db.name);
+    assert_eq!(
+        metric(&text, &format!("pgkeep_verify_last_ok{label}")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, &format!("pgkeep_verify_newest_too_old{label}")),
+        Some(0.0),
+        "{text}"
+    );
+    let ok = metric(
+        &text,
+        &format!(
+            "pgkeep_scheduled_verifications_total{{database=\"{}\",result=\"ok\"}}",
+            db.name
+        ),
+    )
+    .unwrap();
+    assert!(ok >= 1.0, "{text}");
+    assert!(
+        metric(
+            &text,
+            &format!("pgkeep_next_verify_timestamp_seconds{label}")
+        )
+        .is_some(),
+        "{text}"
+    );
+    let v = wait_for_request(&seen, |p, b| p == "/hook" && b["event"] == "verify.success");
+    assert_eq!(v["database"], db.name.as_str());
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit().code(), Some(0));
+
+    // The same backup, but the allowed age (check_max_age) is now shorter than its age: every
+    // tick reports it as too old instead of verifying it again.
+    std::thread::sleep(Duration::from_secs(3));
+    let record = db.backup_dir.join(format!("{file}.verify.json"));
+    let before = std::fs::read(&record).unwrap();
+    let (base, seen) = recording_server();
+    let hook = format!("{base}/hook");
+    let env = [
+        ("PGKEEP_VERIFY_SCHEDULE", "* * * * * *"),
+        ("PGKEEP_CHECK_MAX_AGE", "2s"),
+        ("PGKEEP_NOTIFY_WEBHOOK_URL", hook.as_str()),
+    ];
+    let mut d = Daemon::start(&db, &env, &["--backup-period", "1h"]);
+    let line = d.wait_log(
+        |l| l["message"] == "scheduled verification: the newest backup is too old",
+        Duration::from_secs(30),
+    );
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap()
+            .contains("backups are not being made"),
+        "{line}"
+    );
+    let f = wait_for_request(&seen, |p, b| p == "/hook" && b["event"] == "verify.failure");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("backups are not being made"),
+        "{f}"
+    );
+    assert_eq!(f["details"]["failure"], "too-old", "{f}");
+    let (_, text) = d.http("GET", "/metrics", None);
+    assert_eq!(
+        metric(&text, &format!("pgkeep_verify_newest_too_old{label}")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(d.count_log("scheduled verification passed"), 0);
+    // No new backup was made, and the old one was not verified again.
+    assert_eq!(good_backups(&db).len(), 1);
+    assert_eq!(std::fs::read(&record).unwrap(), before);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit().code(), Some(0));
+}

@@ -737,3 +737,100 @@ fn restore_level_loads_counts_checks_and_drops_the_scratch_database() {
     );
     assert_eq!(scratch_databases(&db), "");
 }
+
+#[test]
+fn restore_level_local_loads_into_a_throwaway_cluster_and_never_contacts_the_server() {
+    let db = TestDb::create(SAMPLE);
+    let (gz, _) = backup(&db, &[]);
+    let (dump, _) = backup(&db, &[("PGKEEP_FORMAT", "custom")]);
+    // A private TMPDIR (traversable by the postgres OS user) shows where the clusters went.
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The configured server is a socket directory that does not exist: any attempt to reach it
+    // would fail, so passing proves the production server was not used.
+    let nowhere = tempfile::tempdir().unwrap().path().join("no-server-here");
+    for data in [&gz, &dump] {
+        let out = db
+            .pgkeep()
+            .env("DATABASE_SERVICE_NAME", &nowhere)
+            .env("TMPDIR", tmp.path())
+            .args([
+                "verify",
+                "--restore",
+                "--local",
+                "--check-sql",
+                "SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'user300'",
+                data.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("1300 rows in 2 tables as recorded, 1 check(s) passed"),
+            "{stdout}"
+        );
+        // The backup's owner role does not exist in a fresh cluster: it was created there.
+        assert!(
+            stderr.contains("created the backup's roles") && stderr.contains(&db.user),
+            "{stderr}"
+        );
+        let r = record_of(data);
+        assert_eq!(r["level"], "restore");
+        assert_eq!(r["ok"], true);
+    }
+    // No scratch database ever appeared on the real server.
+    assert_eq!(scratch_databases(&db), "");
+
+    // Failures in the throwaway cluster have their own messages.
+    let nowhere_env = nowhere.to_str().unwrap();
+    let out = db
+        .pgkeep()
+        .env("DATABASE_SERVICE_NAME", nowhere_env)
+        .env("TMPDIR", tmp.path())
+        .args([
+            "verify",
+            "--restore",
+            "--local",
+            "--check-sql",
+            "SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'nobody'",
+            gz.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(9), "{stdout}");
+    assert!(
+        stdout.starts_with("FAILED") && stdout.contains("[restore-check]"),
+        "{stdout}"
+    );
+    let manifest = PathBuf::from(format!("{}.manifest.json", gz.display()));
+    let mut m = manifest_json(&manifest);
+    m["tables"]["public.\"SBI_USER\""] = 299.into();
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let out = db
+        .pgkeep()
+        .env("DATABASE_SERVICE_NAME", nowhere_env)
+        .env("TMPDIR", tmp.path())
+        .args(["verify", "--restore", "--local", gz.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(9), "{stdout}");
+    assert!(
+        stdout.contains("[row-count]") && stdout.contains("the manifest records 299"),
+        "{stdout}"
+    );
+    assert_eq!(scratch_databases(&db), "");
+    // Every throwaway cluster was stopped and removed.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

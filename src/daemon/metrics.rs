@@ -19,6 +19,12 @@ pub struct Db {
     pub orphans_removed: u64,
     pub next_run: Option<f64>,
     pub running: bool,
+    /// Scheduled verifications by result (`verifier::RESULTS`); only with a verify schedule.
+    pub verify_results: BTreeMap<&'static str, u64>,
+    /// Whether the last scheduled verification found the newest backup too old.
+    pub verify_newest_too_old: Option<bool>,
+    pub next_verify: Option<f64>,
+    pub verify_scheduled: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -45,7 +51,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         type Get = fn(&Db) -> Option<f64>;
-        let gauges: [(&str, &str, &str, Get); 9] = [
+        let gauges: [(&str, &str, &str, Get); 11] = [
             (
                 "pgkeep_last_success_timestamp_seconds",
                 "gauge",
@@ -95,6 +101,18 @@ impl Metrics {
                 |d| Some(if d.running { 1.0 } else { 0.0 }),
             ),
             (
+                "pgkeep_verify_newest_too_old",
+                "gauge",
+                "1 if the last scheduled verification found no backup as recent as the backup schedule allows.",
+                |d| d.verify_newest_too_old.map(|b| if b { 1.0 } else { 0.0 }),
+            ),
+            (
+                "pgkeep_next_verify_timestamp_seconds",
+                "gauge",
+                "Unix time of the next scheduled verification.",
+                |d| d.next_verify,
+            ),
+            (
                 "pgkeep_culled_backups_total",
                 "counter",
                 "Backups deleted by culling.",
@@ -135,6 +153,24 @@ impl Metrics {
                     escape(db),
                     d.results.get(r).copied().unwrap_or(0)
                 );
+            }
+        }
+        if self.dbs.values().any(|d| d.verify_scheduled) {
+            let name = "pgkeep_scheduled_verifications_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Scheduled verifications of the newest backup by result."
+            );
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (db, d) in self.dbs.iter().filter(|(_, d)| d.verify_scheduled) {
+                for r in super::verifier::RESULTS {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{database=\"{}\",result=\"{r}\"}} {}",
+                        escape(db),
+                        d.verify_results.get(r).copied().unwrap_or(0)
+                    );
+                }
             }
         }
         out

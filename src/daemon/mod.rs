@@ -7,6 +7,7 @@
 pub mod http;
 pub mod metrics;
 pub mod schedule;
+pub mod verifier;
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -588,8 +589,20 @@ pub async fn run(
 ) -> Result<(), std::io::Error> {
     let last = daemon.load_catalog();
     let server = tokio::spawn(http::serve(listener, daemon.clone()));
+    let verifier = daemon.settings().verify_schedule.clone().map(|s| {
+        daemon
+            .metrics
+            .lock()
+            .expect("metrics lock")
+            .db(daemon.database())
+            .verify_scheduled = true;
+        tokio::spawn(daemon.clone().verify_loop(s))
+    });
     daemon.clone().schedule_loop(last).await;
     daemon.idle().await;
+    if let Some(v) = verifier {
+        let _ = v.await;
+    }
     match server.await {
         Ok(r) => r?,
         Err(e) => return Err(std::io::Error::other(e.to_string())),
