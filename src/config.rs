@@ -423,7 +423,7 @@ impl Compression {
     /// gzip 6 is gzip's own default (libdeflate's 6 compresses a little better, at well under
     /// half the CPU). zstd is the fast choice: on a plain dump its level 1 comes within about 1%
     /// of level 3's size (and below `gzip -6`'s) at half the CPU, which keeps a backup close to
-    /// what pg_dump alone takes (see bench/backup.sh and docs/README-bench.md).
+    /// what pg_dump alone takes (see bench/backup.sh and the README's Benchmark section).
     pub fn default_level(self) -> i32 {
         match self {
             Compression::Gzip => 6,
