@@ -158,10 +158,7 @@ pub fn backup_request<'a>(
 }
 
 async fn cmd_backup(args: &BackupArgs, settings: &Settings, ctx: &Context_) -> Result<()> {
-    let database = args
-        .database
-        .clone()
-        .unwrap_or_else(|| settings.database.clone());
+    let database = settings.database_or(&args.database);
     let mut req = backup_request(settings, database.clone(), ctx);
     let bar = progress_bar();
     if let Some(bar) = &bar {
@@ -293,10 +290,7 @@ fn cmd_list(args: &ListArgs, settings: &Settings) -> Result<()> {
 
 async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> Result<()> {
     let store = LocalStore::open(&settings.backup_dir)?;
-    let database = args
-        .database
-        .clone()
-        .unwrap_or_else(|| settings.database.clone());
+    let database = settings.database_or(&args.database);
     let all = verify::targets(&store, Some(&settings.host), jiff::Timestamp::now())?;
     let chosen: Vec<verify::Target> = if let Some(id) = &args.id {
         let found = verify::find(&all, id, &settings.backup_dir);
@@ -484,10 +478,7 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
 
 fn cmd_check(args: &CheckArgs, settings: &Settings) -> Result<()> {
     use crate::storage::Store;
-    let database = args
-        .database
-        .clone()
-        .unwrap_or_else(|| settings.database.clone());
+    let database = settings.database_or(&args.database);
     let store = LocalStore::open(&settings.backup_dir)?;
     let entries = catalog::list(&store, Some(&settings.host))?;
     let health = crate::check::evaluate(
@@ -649,10 +640,7 @@ async fn cmd_run(args: &RunArgs, settings: Settings, ctx: Context_) -> Result<()
     use crate::daemon::{self, Daemon, Options};
     settings.policy.validate()?;
     LocalStore::open(&settings.backup_dir)?;
-    let database = args
-        .database
-        .clone()
-        .unwrap_or_else(|| settings.database.clone());
+    let database = settings.database_or(&args.database);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| crate::config::ConfigError::Invalid {
@@ -693,10 +681,7 @@ async fn cmd_run(args: &RunArgs, settings: Settings, ctx: Context_) -> Result<()
 
 fn cmd_prune(args: &PruneArgs, settings: &Settings) -> Result<()> {
     use crate::prune;
-    let database = args
-        .database
-        .clone()
-        .unwrap_or_else(|| settings.database.clone());
+    let database = settings.database_or(&args.database);
     let store = LocalStore::open(&settings.backup_dir)?;
     let plan = prune::plan(
         &store,

@@ -1072,6 +1072,11 @@ impl Settings {
         })
     }
 
+    /// The database a command works on: the one named by its flag, else the configured one.
+    pub fn database_or(&self, flag: &Option<String>) -> String {
+        flag.clone().unwrap_or_else(|| self.database.clone())
+    }
+
     /// Where the value of `key` came from.
     pub fn source(&self, key: &str) -> Source {
         self.values

@@ -189,10 +189,7 @@ pub fn render_report(req: &Request, report: &Report) -> String {
 }
 
 pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_) -> Result<()> {
-    let source_db = args
-        .database
-        .clone()
-        .unwrap_or_else(|| settings.database.clone());
+    let source_db = settings.database_or(&args.database);
     let selector = match (&args.backup_id, &args.file, &args.before) {
         (Some(id), _, _) => Selector::Id(id.clone()),
         (_, Some(f), _) => Selector::File(f.clone()),
