@@ -14,6 +14,15 @@ use common::*;
 /// The first UID of a typical OpenShift namespace range; not in /etc/passwd.
 const UID: u32 = 1_000_770_000;
 
+/// The tests of this file run one at a time: they share the arbitrary UID, and the first one
+/// checks that this UID left no file anywhere in /tmp, which a parallel test's running backup
+/// (its private passfile) would break.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -138,6 +147,7 @@ fn walk_all(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn backup_succeeds_as_an_arbitrary_uid_in_group_0_without_home_and_with_a_read_only_cwd() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: needs root to switch to an arbitrary UID");
         return;
@@ -234,6 +244,7 @@ fn backup_succeeds_as_an_arbitrary_uid_in_group_0_without_home_and_with_a_read_o
 
 #[test]
 fn a_backup_dir_the_uid_cannot_write_is_a_storage_error_naming_the_directory() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: needs root to switch to an arbitrary UID");
         return;
@@ -292,6 +303,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_volume_is_a_storage_error_and_leaves_no_partial_file() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: needs root to switch to an arbitrary UID and mount a tmpfs");
         return;
