@@ -444,32 +444,44 @@ pub fn dump_roles(
     }
 }
 
+/// Collects the roles named by a plain dump's statements, line by line (COPY data skipped).
+#[derive(Default)]
+struct RoleScanner {
+    roles: BTreeSet<String>,
+    in_copy: bool,
+}
+
+impl RoleScanner {
+    /// Look at one line, with its newline.
+    fn line(&mut self, line: &[u8]) {
+        if self.in_copy {
+            self.in_copy = line != b"\\.\n";
+            return;
+        }
+        if line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;\n") {
+            self.in_copy = true;
+            return;
+        }
+        if let Ok(text) = std::str::from_utf8(line)
+            && let Some(role) = roles_in_line(text.trim_end())
+        {
+            self.roles.insert(role);
+        }
+    }
+}
+
 /// Roles named by the statements of a plain dump read from `r` (COPY data skipped).
 fn roles_in_dump(mut r: impl std::io::BufRead) -> BTreeSet<String> {
-    let mut roles = BTreeSet::new();
+    let mut scanner = RoleScanner::default();
     let mut line = Vec::new();
-    let mut in_copy = false;
     loop {
         line.clear();
         match r.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        if in_copy {
-            in_copy = line != b"\\.\n";
-            continue;
-        }
-        if line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;\n") {
-            in_copy = true;
-            continue;
-        }
-        if let Ok(text) = std::str::from_utf8(&line)
-            && let Some(role) = roles_in_line(text.trim_end())
-        {
-            roles.insert(role);
+            Ok(_) => scanner.line(&line),
         }
     }
-    roles
+    scanner.roles
 }
 
 /// The identifier at the start of `s` (quoted or not), unquoted.
@@ -534,9 +546,8 @@ pub fn scan_plain(input: &Input) -> Result<LegacyScan, RestoreError> {
     })?;
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
     let mut inspector = Inspector::new();
-    let mut roles = BTreeSet::new();
+    let mut scanner = RoleScanner::default();
     let mut line = Vec::new();
-    let mut in_copy = false;
     loop {
         line.clear();
         let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line).map_err(|e| {
@@ -546,23 +557,9 @@ pub fn scan_plain(input: &Input) -> Result<LegacyScan, RestoreError> {
             break;
         }
         inspector.feed(&line);
-        // Only statements outside COPY data name roles.
-        if in_copy {
-            if line == b"\\.\n" {
-                in_copy = false;
-            }
-            continue;
-        }
-        if line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;\n") {
-            in_copy = true;
-            continue;
-        }
-        if let Ok(text) = std::str::from_utf8(&line)
-            && let Some(r) = roles_in_line(text.trim_end())
-        {
-            roles.insert(r);
-        }
+        scanner.line(&line);
     }
+    let roles = scanner.roles;
     let report = inspector.finish();
     if let Some(reason) = report.incomplete_reason() {
         return Err(RestoreError::Refused(format!(
