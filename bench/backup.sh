@@ -113,9 +113,8 @@ fi
 [[ $rows -eq 0 || -f $dataset_sql ]] || die "realistic.sql not found; pass --dataset-sql PATH"
 
 # --- the throwaway cluster ------------------------------------------------------------------
-as_server() {
-  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 keep_dir=0
 if [[ -n $workdir ]]; then
@@ -142,33 +141,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ $(id -u) -eq 0 ]]; then
-  id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' OS user to run the server"
-  chown postgres: "$dir"
-fi
-chmod 0700 "$dir"
-
-if [[ ! -f $data/PG_VERSION ]]; then
-  as_server "$bindir/initdb" -D "$data" -U postgres --auth-local=trust -E UTF8 \
-    --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
-  cat >>"$data/postgresql.conf" <<EOF
-listen_addresses = ''
-unix_socket_directories = '$dir'
-port = 5432
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-shared_buffers = 256MB
-max_wal_size = 4GB
-log_min_messages = warning
-EOF
-fi
-if as_server "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-  die "a server is already running in $data; stop it first"
-fi
-as_server "$bindir/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 120 start >/dev/null \
-  || { tail -n 20 "$dir/server.log" >&2; die "the server did not start"; }
-started=1
+bench_cluster_start
 postmaster=$(head -n 1 "$data/postmaster.pid")
 ticks=$(getconf CLK_TCK)
 

@@ -94,9 +94,8 @@ if [[ $rows -gt 0 && -z $dataset_sql ]]; then
   [[ -f $dataset_sql ]] || die "realistic.sql not found; pass --dataset-sql PATH"
 fi
 
-as_server() {
-  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/pgkeep-restore-bench-XXXXXX")
 data=$dir/data
@@ -115,27 +114,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ $(id -u) -eq 0 ]]; then
-  id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' OS user to run the server"
-  chown postgres: "$dir"
-fi
-chmod 0700 "$dir"
-as_server "$bindir/initdb" -D "$data" -U postgres --auth-local=trust -E UTF8 \
-  --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
-cat >>"$data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$dir'
-port = 5432
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-shared_buffers = 256MB
-max_wal_size = 4GB
-log_min_messages = warning
-CONF
-as_server "$bindir/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 120 start >/dev/null \
-  || { tail -n 20 "$dir/server.log" >&2; die "the server did not start"; }
-started=1
+bench_cluster_start
 
 export PGHOST=$dir PGPORT=5432 PGUSER=postgres
 psql_q() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
