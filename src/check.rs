@@ -148,8 +148,8 @@ pub fn evaluate(
                     "the newest backup {} is {:.0}% of the size of the one before ({} vs {} {what}; the minimum ratio is {})",
                     n.id,
                     ratio * 100.0,
-                    crate::commands::human_bytes(n.raw_bytes),
-                    crate::commands::human_bytes(p.raw_bytes),
+                    crate::app::human_bytes(n.raw_bytes),
+                    crate::app::human_bytes(p.raw_bytes),
                     cfg.min_size_ratio
                 ),
             });
@@ -223,8 +223,8 @@ pub fn evaluate(
             code: "low-space",
             message: format!(
                 "only {} free in {backup_dir}, below the threshold of {}{}",
-                crate::commands::human_bytes(free),
-                crate::commands::human_bytes(min),
+                crate::app::human_bytes(free),
+                crate::app::human_bytes(min),
                 if cfg.min_free == MinFree::Auto {
                     " (twice the newest backup)"
                 } else {

@@ -118,7 +118,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<ToolError>().is_some() {
             return TOOLS;
         }
-        if let Some(u) = cause.downcast_ref::<crate::commands::UsageError>() {
+        if let Some(u) = cause.downcast_ref::<crate::app::UsageError>() {
             let _ = u;
             return USAGE;
         }

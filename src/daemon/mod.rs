@@ -6,7 +6,6 @@
 
 pub mod http;
 pub mod metrics;
-pub mod schedule;
 pub mod verifier;
 
 use std::collections::VecDeque;
@@ -26,7 +25,7 @@ use crate::lock::{Lock, LockError};
 use crate::prune;
 use crate::shutdown::{self, Shutdown};
 use crate::storage::LocalStore;
-use schedule::{Next, Schedule};
+use crate::model::schedule::{Next, Schedule};
 
 /// How many finished attempts the API remembers.
 const HISTORY: usize = 50;
@@ -333,8 +332,8 @@ impl Daemon {
         let secs = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
         let result = match &res {
             Ok(done) => {
-                crate::commands::log_done(done);
-                self.tell(crate::commands::backup_event(done, &s.host));
+                crate::app::log_done(done);
+                self.tell(crate::app::backup_event(done, &s.host));
                 attempt.status = AttemptStatus::Succeeded;
                 attempt.file = Some(done.manifest.file.clone());
                 attempt.stored_bytes = Some(done.manifest.stored_bytes);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::Daemon;
-use super::schedule::Schedule;
+use crate::model::schedule::Schedule;
 use crate::config::Source;
 use crate::notify::{Event, Operation, Outcome};
 use crate::storage::LocalStore;
@@ -275,7 +275,7 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::schedule::parse_tz;
+    use crate::model::schedule::parse_tz;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -487,9 +487,9 @@ pub struct Settings {
     pub min_dump_bytes: u64,
     pub log_format: LogFormat,
     /// When `pgkeep run` backs up.
-    pub schedule: crate::daemon::schedule::Schedule,
+    pub schedule: crate::model::schedule::Schedule,
     /// When `pgkeep run` verifies the newest backup (`None`: never).
-    pub verify_schedule: Option<crate::daemon::schedule::Schedule>,
+    pub verify_schedule: Option<crate::model::schedule::Schedule>,
     pub timezone: jiff::tz::TimeZone,
     /// The time zone as configured (or `system (<name>)`).
     pub timezone_name: String,
@@ -936,7 +936,7 @@ impl Settings {
             min_free,
         };
 
-        use crate::daemon::schedule::{self, Schedule};
+        use crate::model::schedule::{self, Schedule};
         let (timezone, timezone_name) = match get("timezone") {
             Some(r) => (
                 schedule::parse_tz(&r.value).map_err(|m| invalid("timezone", m))?,
@@ -1218,11 +1218,11 @@ impl Settings {
         );
         let sched = self.schedule.describe();
         match &self.schedule {
-            crate::daemon::schedule::Schedule::Cron { .. } => {
+            crate::model::schedule::Schedule::Cron { .. } => {
                 push("schedule", sched);
                 push("backup_period", "(not set)".into());
             }
-            crate::daemon::schedule::Schedule::Every { .. } => {
+            crate::model::schedule::Schedule::Every { .. } => {
                 push("schedule", "(interval)".into());
                 push("backup_period", sched);
             }
@@ -1747,7 +1747,7 @@ mod tests {
 
     #[test]
     fn daemon_keys() {
-        use crate::daemon::schedule::Schedule;
+        use crate::model::schedule::Schedule;
         let s = Settings::load(&inputs(
             &[
                 ("BACKUP_PERIOD", "12h"),

@@ -1,6 +1,9 @@
 //! The commands behind the CLI: each turns parsed arguments and settings into calls of the lower
 //! layers, and is the only layer (with `main`) that writes to stdout.
 
+pub mod demo;
+pub mod restore;
+
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -127,12 +130,12 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context_) -> Result<()> {
             cmd_config(action, &settings);
             Ok(())
         }
-        Command::Demo(args) => crate::demo::run(args, &ctx).await,
+        Command::Demo(args) => demo::run(args, &ctx).await,
         Command::Maintenance(args) => cmd_maintenance(args, &ctx).await,
         Command::Run(args) => cmd_run(args, settings, ctx).await,
         Command::Prune(args) => cmd_prune(args, &settings),
-        Command::Restore(args) => crate::restore_command::cmd_restore(args, &settings, &ctx).await,
-        Command::Cleanup(args) => crate::restore_command::cmd_cleanup(args, &settings).await,
+        Command::Restore(args) => restore::cmd_restore(args, &settings, &ctx).await,
+        Command::Cleanup(args) => restore::cmd_cleanup(args, &settings).await,
     }
 }
 
@@ -355,7 +358,7 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
             connect_timeout: settings.connect_timeout,
         },
         None => {
-            let mut a = crate::restore_command::admin_params(settings, &Default::default());
+            let mut a = restore::admin_params(settings, &Default::default());
             if a.password.is_none() {
                 a.password = a.resolve_password();
             }

@@ -8,11 +8,11 @@ use anyhow::{Context, Result};
 
 use crate::cli::DemoArgs;
 use crate::cluster::{TempCluster, server_bindir};
-use crate::commands::{self, Context_};
+use crate::app::{self, Context_};
 use crate::config::{Inputs, Settings};
 use crate::pg::ident::{quote_ident, quote_literal};
 
-const SAMPLE: &str = include_str!("sample.sql");
+const SAMPLE: &str = include_str!("demo.sql");
 pub const APP_USER: &str = "sbi_app";
 pub const APP_DB: &str = "sbi";
 const APP_PASSWORD: &str = "demo:p@ss'word";
@@ -107,7 +107,7 @@ async fn restore_demo(
     let report = crate::restore::execute(&req, &pre)
         .await
         .context("demo restore failed")?;
-    print!("{}", crate::restore_command::render_report(&req, &report));
+    print!("{}", super::restore::render_report(&req, &report));
     println!("  rows now: {}", counts(cluster)?);
     println!(
         "The data is back; the database was unavailable for {:.3}s (the old runbook: the whole load).",
@@ -172,21 +172,21 @@ pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
         shutdown: ctx.shutdown.clone(),
     };
     println!("\n$ pgkeep backup");
-    let done = crate::backup::run(commands::backup_request(
+    let done = crate::backup::run(app::backup_request(
         &settings,
         APP_DB.into(),
         &demo_ctx,
     ))
     .await
     .context("demo backup failed")?;
-    commands::log_done(&done);
+    app::log_done(&done);
     let m = &done.manifest;
     println!(
         "  {} -> {} ({} of dump text compressed to {}) in {:.2}s, sha256 {}",
         m.database,
         done.path.display(),
-        commands::human_bytes(m.raw_bytes),
-        commands::human_bytes(m.stored_bytes),
+        app::human_bytes(m.raw_bytes),
+        app::human_bytes(m.stored_bytes),
         m.duration_seconds,
         &m.sha256[..16]
     );
@@ -195,8 +195,8 @@ pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
     }
 
     println!("\n$ pgkeep list");
-    let entries = commands::list_entries(&settings, None)?;
-    print!("{}", commands::render_list(&entries));
+    let entries = app::list_entries(&settings, None)?;
+    print!("{}", app::render_list(&entries));
 
     println!(
         "\nThe backup is a plain .sql.gz: `gunzip -c FILE | psql` restores it, and `sha256sum FILE` matches the manifest beside it."

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::cli::{CleanupArgs, RestoreArgs, TargetArgs};
-use crate::commands::{Context_, UsageError, human_bytes};
+use crate::app::{Context_, UsageError, human_bytes};
 use crate::config::Settings;
 use crate::pg::ConnParams;
 use crate::pg::tools::Search;
