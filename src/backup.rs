@@ -12,8 +12,9 @@ use jiff::Timestamp;
 use thiserror::Error;
 
 use crate::catalog::{self, MANIFEST_VERSION, Manifest};
-use crate::config::{Compression, Format, Settings};
+use crate::config::Settings;
 use crate::lock::{Lock, LockError};
+use crate::model::{Compression, Format};
 use crate::pg::catalog::{DatabaseInfo, ServerInfo};
 use crate::pg::passfile::PrivatePassfile;
 use crate::pg::tools::{self, Search, Tool, ToolError};

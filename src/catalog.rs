@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config::{Compression, Format};
+use crate::model::{Compression, Format};
 use crate::pg::catalog::DatabaseInfo;
 use crate::storage::{PARTIAL_SUFFIX, StorageError, Store};
 

@@ -10,7 +10,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::catalog::{Entry, Status};
-use crate::config::{CheckSettings, Format, MinFree};
+use crate::config::{CheckSettings, MinFree};
+use crate::model::Format;
 
 /// `pgkeep check` found problems (exit code `exit::UNHEALTHY`).
 #[derive(Debug, Error)]

@@ -3,11 +3,11 @@
 use crate::backup::BackupError;
 use crate::config::ConfigError;
 use crate::lock::LockError;
+use crate::model::PolicyError;
 use crate::pg::PgError;
 use crate::pg::tools::ToolError;
 use crate::prune::PruneError;
 use crate::restore::{LoadError, RestoreError};
-use crate::retention::PolicyError;
 use crate::storage::StorageError;
 
 pub const OK: u8 = 0;

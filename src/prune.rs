@@ -12,7 +12,8 @@ use thiserror::Error;
 
 use crate::catalog::{self, CatalogError, Entry, MANIFEST_SUFFIX, Status};
 use crate::lock::{Lock, LockError};
-use crate::retention::{self, Backup, Decision, Kind, Policy, PolicyError, Verdict};
+use crate::model::{Policy, PolicyError};
+use crate::retention::{self, Backup, Decision, Kind, Verdict};
 use crate::storage::{LocalStore, ObjectInfo, PARTIAL_SUFFIX, StorageError, Store};
 
 #[derive(Debug, Error)]

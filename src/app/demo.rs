@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 
+use crate::app::{self, Context_};
 use crate::cli::DemoArgs;
 use crate::cluster::{TempCluster, server_bindir};
-use crate::app::{self, Context_};
 use crate::config::{Inputs, Settings};
 use crate::pg::ident::{quote_ident, quote_literal};
 
@@ -172,13 +172,9 @@ pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
         shutdown: ctx.shutdown.clone(),
     };
     println!("\n$ pgkeep backup");
-    let done = crate::backup::run(app::backup_request(
-        &settings,
-        APP_DB.into(),
-        &demo_ctx,
-    ))
-    .await
-    .context("demo backup failed")?;
+    let done = crate::backup::run(app::backup_request(&settings, APP_DB.into(), &demo_ctx))
+        .await
+        .context("demo backup failed")?;
     app::log_done(&done);
     let m = &done.manifest;
     println!(

@@ -353,7 +353,7 @@ async fn cmd_verify(args: &VerifyArgs, settings: &Settings, ctx: &Context_) -> R
             password: None,
             passfile: None,
             dbname: "postgres".into(),
-            sslmode: crate::config::SslMode::Disable,
+            sslmode: crate::model::SslMode::Disable,
             sslrootcert: None,
             connect_timeout: settings.connect_timeout,
         },
@@ -538,7 +538,7 @@ pub fn render_list(entries: &[Entry]) -> String {
     ]];
     for e in entries {
         let format = match (e.format, e.compression) {
-            (crate::config::Format::Custom, _) => "custom".to_string(),
+            (crate::model::Format::Custom, _) => "custom".to_string(),
             (_, c) => format!(
                 "plain+{}",
                 serde_json::to_value(c)

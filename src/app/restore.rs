@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{CleanupArgs, RestoreArgs, TargetArgs};
 use crate::app::{Context_, UsageError, human_bytes};
+use crate::cli::{CleanupArgs, RestoreArgs, TargetArgs};
 use crate::config::Settings;
 use crate::pg::ConnParams;
 use crate::pg::tools::Search;

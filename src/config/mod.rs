@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub use crate::model::format::{Compression, Format};
+pub use crate::model::secret::{Secret, redact_url};
+pub use crate::model::tls::SslMode;
+
 /// Where an effective value came from; shown by `pgkeep config show`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -385,54 +389,6 @@ fn key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)
 }
 
-/// A secret string: `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Plain,
-    Custom,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Gzip,
-    Zstd,
-    None,
-}
-
-impl Compression {
-    /// gzip 6 is gzip's own default (libdeflate's 6 compresses a little better, at well under
-    /// half the CPU). zstd is the fast choice: on a plain dump its level 1 comes within about 1%
-    /// of level 3's size (and below `gzip -6`'s) at half the CPU, which keeps a backup close to
-    /// what pg_dump alone takes (see bench/backup.sh and the README's Benchmark section).
-    pub fn default_level(self) -> i32 {
-        match self {
-            Compression::Gzip => 6,
-            Compression::Zstd => 1,
-            Compression::None => 0,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -493,7 +449,7 @@ pub struct Settings {
     pub timezone: jiff::tz::TimeZone,
     /// The time zone as configured (or `system (<name>)`).
     pub timezone_name: String,
-    pub policy: crate::retention::Policy,
+    pub policy: crate::model::Policy,
     pub partial_max_age: std::time::Duration,
     pub listen: std::net::SocketAddr,
     pub api_token: Option<Secret>,
@@ -617,37 +573,6 @@ pub fn parse_bytes(v: &str) -> Result<u64, String> {
         _ => return Err(bad()),
     };
     Ok((n * mult as f64) as u64)
-}
-
-/// `scheme://host[:port]/<redacted>`: enough to tell targets apart, never the token.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("?", url));
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or(host);
-    format!("{scheme}://{host}/<redacted>")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    Disable,
-    Allow,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
-
-impl SslMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Allow => "allow",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
 }
 
 impl Settings {
@@ -991,8 +916,8 @@ impl Settings {
                 None => Ok(default),
             }
         };
-        let defaults = crate::retention::Policy::default();
-        let policy = crate::retention::Policy {
+        let defaults = crate::model::Policy::default();
+        let policy = crate::model::Policy {
             keep_days: count("keep_days", defaults.keep_days)?,
             keep_last: count("keep_last", defaults.keep_last)?,
             keep_daily: count("keep_daily", defaults.keep_daily)?,

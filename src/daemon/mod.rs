@@ -22,10 +22,10 @@ use crate::backup::{self, BackupError};
 use crate::catalog::{self, Status};
 use crate::config::Settings;
 use crate::lock::{Lock, LockError};
+use crate::model::schedule::{Next, Schedule};
 use crate::prune;
 use crate::shutdown::{self, Shutdown};
 use crate::storage::LocalStore;
-use crate::model::schedule::{Next, Schedule};
 
 /// How many finished attempts the API remembers.
 const HISTORY: usize = 50;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::Daemon;
-use crate::model::schedule::Schedule;
 use crate::config::Source;
+use crate::model::schedule::Schedule;
 use crate::notify::{Event, Operation, Outcome};
 use crate::storage::LocalStore;
 use crate::verify::{self, Record, VerifyError};

@@ -13,7 +13,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio_postgres::config::SslMode as PgSslMode;
 
-use crate::config::{Secret, Settings, SslMode};
+use crate::config::Settings;
+use crate::model::{Secret, SslMode};
 
 /// Why a connection or query failed, classified for exit codes and messages.
 #[derive(Debug, Error)]

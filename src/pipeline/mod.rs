@@ -9,7 +9,7 @@ use std::io::{self, Read, Write};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::config::Compression;
+use crate::model::Compression;
 pub use inspect::{Inspector, Report};
 
 /// Bytes read from the dump per step.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::config::{Compression, Format};
+use crate::model::{Compression, Format};
 use crate::pg::catalog::DatabaseInfo;
 use crate::pg::ident::{quote_ident, quote_literal};
 use crate::pg::{ConnParams, PgError, query_error};

@@ -15,8 +15,8 @@ use jiff::Timestamp;
 use thiserror::Error;
 
 use crate::catalog::{self, CatalogError, Entry, Manifest, Status};
-use crate::config::{Compression, Format};
 use crate::lock::{Lock, LockError};
+use crate::model::{Compression, Format};
 use crate::pg::catalog::DatabaseInfo;
 use crate::pg::ident::{quote_ident, quote_literal};
 use crate::pg::tools::{Search, ToolError};

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::catalog::{self, Entry, MANIFEST_SUFFIX, Manifest, Status, VERIFY_SUFFIX};
-use crate::config::{Compression, Format};
+use crate::model::{Compression, Format};
 use crate::pg::tools::{self, Search, ToolError};
 use crate::pipeline::{self, Inspector};
 use crate::storage::{LocalStore, PARTIAL_SUFFIX, StorageError, Store};
