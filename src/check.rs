@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::catalog::{Entry, Status};
 use crate::config::{CheckSettings, MinFree};
 use crate::model::Format;
+use crate::report;
 
 /// `pgkeep check` found problems (exit code `exit::UNHEALTHY`).
 #[derive(Debug, Error)]
@@ -41,30 +42,6 @@ pub struct Health {
     pub newest_good_age_seconds: Option<u64>,
     pub last_verified_ok_at: Option<Timestamp>,
     pub free_bytes: Option<u64>,
-}
-
-/// `3d 4h`, `5h 12m`, `42s`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let (days, hours, mins) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    let secs = s % 60;
-    let parts: Vec<String> = if days > 0 {
-        vec![format!("{days}d"), format!("{hours}h")]
-    } else if hours > 0 {
-        vec![format!("{hours}h"), format!("{mins}m")]
-    } else if mins > 0 {
-        vec![format!("{mins}m"), format!("{secs}s")]
-    } else {
-        return format!("{s}s");
-    };
-    // `8d`, not `8d 0h`.
-    let parts: Vec<String> = parts
-        .into_iter()
-        .enumerate()
-        .filter(|(i, p)| *i == 0 || !p.starts_with('0'))
-        .map(|(_, p)| p)
-        .collect();
-    parts.join(" ")
 }
 
 fn age(now: Timestamp, t: Timestamp) -> Duration {
@@ -121,8 +98,8 @@ pub fn evaluate(
             code: "stale",
             message: format!(
                 "the newest good backup of \"{database}\" is {} old, more than the allowed {}: {}",
-                human_duration(age(now, g.time)),
-                human_duration(cfg.max_age),
+                report::human_duration(age(now, g.time)),
+                report::human_duration(cfg.max_age),
                 g.id
             ),
         }),
@@ -149,8 +126,8 @@ pub fn evaluate(
                     "the newest backup {} is {:.0}% of the size of the one before ({} vs {} {what}; the minimum ratio is {})",
                     n.id,
                     ratio * 100.0,
-                    crate::app::human_bytes(n.raw_bytes),
-                    crate::app::human_bytes(p.raw_bytes),
+                    report::human_bytes(n.raw_bytes),
+                    report::human_bytes(p.raw_bytes),
                     cfg.min_size_ratio
                 ),
             });
@@ -190,12 +167,12 @@ pub fn evaluate(
                 message: if verified.is_empty() {
                     format!(
                         "no backup of \"{database}\" has ever been verified (run `pgkeep verify`; a good verification is required every {})",
-                        human_duration(max)
+                        report::human_duration(max)
                     )
                 } else {
                     format!(
                         "no backup of \"{database}\" has verified good yet (a good verification is required every {})",
-                        human_duration(max)
+                        report::human_duration(max)
                     )
                 },
             }),
@@ -203,8 +180,8 @@ pub fn evaluate(
                 code: "verify-stale",
                 message: format!(
                     "the last successful verification of a \"{database}\" backup was {} ago, more than the allowed {}",
-                    human_duration(age(now, t)),
-                    human_duration(max)
+                    report::human_duration(age(now, t)),
+                    report::human_duration(max)
                 ),
             }),
             _ => {}
@@ -224,8 +201,8 @@ pub fn evaluate(
             code: "low-space",
             message: format!(
                 "only {} free in {backup_dir}, below the threshold of {}{}",
-                crate::app::human_bytes(free),
-                crate::app::human_bytes(min),
+                report::human_bytes(free),
+                report::human_bytes(min),
                 if cfg.min_free == MinFree::Auto {
                     " (twice the newest backup)"
                 } else {
@@ -253,10 +230,19 @@ mod tests {
 
     #[test]
     fn durations_read_well() {
-        assert_eq!(human_duration(Duration::from_secs(8 * 86_400)), "8d");
-        assert_eq!(human_duration(Duration::from_secs(26 * 3600)), "1d 2h");
-        assert_eq!(human_duration(Duration::from_secs(3600 + 300)), "1h 5m");
-        assert_eq!(human_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(human_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(
+            report::human_duration(Duration::from_secs(8 * 86_400)),
+            "8d"
+        );
+        assert_eq!(
+            report::human_duration(Duration::from_secs(26 * 3600)),
+            "1d 2h"
+        );
+        assert_eq!(
+            report::human_duration(Duration::from_secs(3600 + 300)),
+            "1h 5m"
+        );
+        assert_eq!(report::human_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(report::human_duration(Duration::from_secs(42)), "42s");
     }
 }

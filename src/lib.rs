@@ -18,6 +18,7 @@ pub mod pg;
 pub mod pipeline;
 pub mod process;
 pub mod prune;
+pub mod report;
 pub mod restore;
 pub mod retention;
 pub mod shutdown;

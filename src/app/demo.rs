@@ -175,14 +175,14 @@ pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
     let done = crate::backup::run(app::backup_request(&settings, APP_DB.into(), &demo_ctx))
         .await
         .context("demo backup failed")?;
-    app::log_done(&done);
+    crate::report::log_done(&done.manifest, &done.path);
     let m = &done.manifest;
     println!(
         "  {} -> {} ({} of dump text compressed to {}) in {:.2}s, sha256 {}",
         m.database,
         done.path.display(),
-        app::human_bytes(m.raw_bytes),
-        app::human_bytes(m.stored_bytes),
+        crate::report::human_bytes(m.raw_bytes),
+        crate::report::human_bytes(m.stored_bytes),
         m.duration_seconds,
         &m.sha256[..16]
     );

@@ -18,6 +18,7 @@ use crate::cli::{
 };
 use crate::config::{Inputs, KEYS, Settings};
 use crate::notify::{Event, Notifier, Operation, Outcome};
+use crate::report;
 use crate::shutdown::Shutdown;
 use crate::storage::LocalStore;
 use crate::verify;
@@ -190,56 +191,15 @@ async fn cmd_backup(args: &BackupArgs, settings: &Settings, ctx: &Context_) -> R
             return Err(e);
         }
     };
-    log_done(&done);
+    report::log_done(&done.manifest, &done.path);
     if notifier.is_configured() {
-        let event = backup_event(&done, &settings.host);
+        let event = report::backup_event(&done.manifest, &settings.host);
         tokio::task::block_in_place(|| notifier.notify(&event));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&done.manifest)?);
     }
     Ok(())
-}
-
-/// The one log line per completed backup.
-pub fn log_done(done: &backup::Done) {
-    let m = &done.manifest;
-    tracing::info!(
-        database = %m.database,
-        file = %done.path.display(),
-        size = %human_bytes(m.stored_bytes),
-        size_bytes = m.stored_bytes,
-        raw_bytes = m.raw_bytes,
-        duration = %format!("{:.1}s", m.duration_seconds),
-        sha256 = %&m.sha256[..12],
-        tables = m.tables.len(),
-        rows = m.total_rows(),
-        id = %m.id,
-        "backup complete"
-    );
-}
-
-/// The notification event of a committed backup.
-pub fn backup_event(done: &backup::Done, host: &str) -> Event {
-    let m = &done.manifest;
-    Event::new(
-        Operation::Backup,
-        Outcome::Success,
-        Some(&m.database),
-        host,
-        format!(
-            "backup {} complete: {}, {} rows in {} tables, {:.1}s",
-            m.id,
-            human_bytes(m.stored_bytes),
-            m.total_rows(),
-            m.tables.len(),
-            m.duration_seconds
-        ),
-    )
-    .detail("file", m.file.clone())
-    .detail("size", human_bytes(m.stored_bytes))
-    .detail("duration", format!("{:.1}s", m.duration_seconds))
-    .detail("sha256", m.sha256.clone())
 }
 
 fn progress_bar() -> Option<indicatif::ProgressBar> {
@@ -255,21 +215,6 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     Some(bar)
-}
-
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 pub fn list_entries(settings: &Settings, database: Option<&str>) -> Result<Vec<Entry>> {
@@ -498,7 +443,7 @@ fn cmd_check(args: &CheckArgs, settings: &Settings) -> Result<()> {
         println!(
             "ok: the newest good backup of \"{database}\" is {} ({} old){}",
             health.newest_good.as_deref().unwrap_or("?"),
-            crate::check::human_duration(std::time::Duration::from_secs(
+            report::human_duration(std::time::Duration::from_secs(
                 health.newest_good_age_seconds.unwrap_or(0)
             )),
             health
@@ -554,7 +499,7 @@ pub fn render_list(entries: &[Entry]) -> String {
                 .to_string(),
             e.database.clone().unwrap_or_else(|| "?".into()),
             format.replace("plain+none", "plain"),
-            human_bytes(e.stored_bytes),
+            report::human_bytes(e.stored_bytes),
             e.duration_seconds
                 .map_or("-".into(), |d| format!("{d:.1}s")),
             match e.status {
@@ -806,14 +751,14 @@ pub fn render_prune(
             "deleted {} of {} backups ({}) and {} leftover files\n",
             a.deleted.len(),
             plan.items.len(),
-            human_bytes(a.deleted_bytes),
+            report::human_bytes(a.deleted_bytes),
             a.orphans_removed.len()
         )),
         None => out.push_str(&format!(
             "dry run: {} of {} backups ({}) and {} leftover files would be deleted; run with --apply to delete\n",
             culled.len(),
             plan.items.len(),
-            human_bytes(bytes),
+            report::human_bytes(bytes),
             plan.orphans.len()
         )),
     }

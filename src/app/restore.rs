@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::app::{Context_, UsageError, human_bytes};
+use crate::app::{Context_, UsageError};
 use crate::cli::{CleanupArgs, RestoreArgs, TargetArgs};
 use crate::config::Settings;
 use crate::pg::ConnParams;
 use crate::pg::tools::Search;
+use crate::report::human_bytes;
 use crate::restore::{self, Plan, Preflight, Report, Request, Selector, Strategy};
 
 /// The admin connection: PGKEEP_ADMIN_USER with its own password or passfile, else the backup

@@ -332,8 +332,8 @@ impl Daemon {
         let secs = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
         let result = match &res {
             Ok(done) => {
-                crate::app::log_done(done);
-                self.tell(crate::app::backup_event(done, &s.host));
+                crate::report::log_done(&done.manifest, &done.path);
+                self.tell(crate::report::backup_event(&done.manifest, &s.host));
                 attempt.status = AttemptStatus::Succeeded;
                 attempt.file = Some(done.manifest.file.clone());
                 attempt.stored_bytes = Some(done.manifest.stored_bytes);

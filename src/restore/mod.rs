@@ -1021,7 +1021,7 @@ pub fn plan(req: &Request, pre: &Preflight) -> Plan {
     let need = match (&b.manifest, pre.live_size) {
         (Some(m), _) => format!(
             "about {} free in the server's data directory (the database's size at backup time){}",
-            crate::app::human_bytes(m.database_info.size_bytes.max(0) as u64),
+            crate::report::human_bytes(m.database_info.size_bytes.max(0) as u64),
             if pre.target_exists && !in_place {
                 "; the previous copy stays until cleanup"
             } else {
@@ -1030,7 +1030,7 @@ pub fn plan(req: &Request, pre: &Preflight) -> Plan {
         ),
         (None, Some(s)) => format!(
             "about {} free in the server's data directory (the live database's size now)",
-            crate::app::human_bytes(s.max(0) as u64)
+            crate::report::human_bytes(s.max(0) as u64)
         ),
         (None, None) => "unknown (legacy file and no live database)".into(),
     };

@@ -943,11 +943,11 @@ fn check_managed(
     let r = content_verdict?;
     Ok(format!(
         "{} read back, sha256 matches the manifest, {}; {} rows in {} tables as recorded",
-        crate::app::human_bytes(stored_bytes),
+        crate::report::human_bytes(stored_bytes),
         match m.format {
             Format::Plain => format!(
                 "{} of dump decompressed with its completion trailer",
-                crate::app::human_bytes(raw_bytes)
+                crate::report::human_bytes(raw_bytes)
             ),
             Format::Custom => "every archive block replayed by pg_restore".to_string(),
         },
@@ -1005,8 +1005,8 @@ fn check_legacy(
     completeness(&report)?;
     Ok(format!(
         "legacy backup without manifest: {} decompressed to {} with its completion trailer ({} rows in {} tables); no checksum to compare",
-        crate::app::human_bytes(pass.stored_bytes),
-        crate::app::human_bytes(pass.raw_bytes),
+        crate::report::human_bytes(pass.stored_bytes),
+        crate::report::human_bytes(pass.raw_bytes),
         rec.rows,
         rec.tables
     ))
