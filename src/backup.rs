@@ -49,6 +49,25 @@ pub enum BackupError {
     Manifest(String),
 }
 
+impl crate::exit::ExitCode for BackupError {
+    fn exit_code(&self) -> u8 {
+        use crate::exit::{FAILED, STORAGE};
+        match self {
+            BackupError::Interrupted(r) => r.exit_code(),
+            BackupError::DumpFailed(_)
+            | BackupError::Incomplete(_)
+            | BackupError::Io { .. }
+            | BackupError::Manifest(_) => FAILED,
+            BackupError::Storage(e) => e.exit_code(),
+            // A lock file that cannot be used is a problem of the backup directory.
+            BackupError::Lock(LockError::Io { .. }) => STORAGE,
+            BackupError::Lock(e) => e.exit_code(),
+            BackupError::Pg(e) => e.exit_code(),
+            BackupError::Tool(e) => e.exit_code(),
+        }
+    }
+}
+
 /// Everything a backup needs, passed in by the command layer.
 pub struct Request<'a> {
     pub settings: &'a Settings,

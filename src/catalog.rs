@@ -23,6 +23,15 @@ pub enum CatalogError {
     BadManifest { name: String, message: String },
 }
 
+impl crate::exit::ExitCode for CatalogError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CatalogError::Storage(e) => e.exit_code(),
+            CatalogError::BadManifest { .. } => crate::exit::FAILED,
+        }
+    }
+}
+
 /// Everything known about one committed backup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {

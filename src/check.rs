@@ -22,6 +22,12 @@ pub struct Unhealthy {
     pub database: String,
 }
 
+impl crate::exit::ExitCode for Unhealthy {
+    fn exit_code(&self) -> u8 {
+        crate::exit::UNHEALTHY
+    }
+}
+
 /// One reason the backups are not healthy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("pgkeep: error: {msg}");
             }
-            ExitCode::from(exit::code_for(&e))
+            ExitCode::from(app::exit_code(&e))
         }
     }
 }

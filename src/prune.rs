@@ -28,6 +28,17 @@ pub enum PruneError {
     Lock(#[from] LockError),
 }
 
+impl crate::exit::ExitCode for PruneError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            PruneError::Policy(e) => e.exit_code(),
+            PruneError::Catalog(_) => crate::exit::STORAGE,
+            PruneError::Storage(e) => e.exit_code(),
+            PruneError::Lock(e) => e.exit_code(),
+        }
+    }
+}
+
 /// One backup of the plan with its decision.
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {

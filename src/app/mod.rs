@@ -2,14 +2,16 @@
 //! layers, and is the only layer (with `main`) that writes to stdout.
 
 pub mod demo;
+pub mod errors;
 pub mod restore;
+
+pub use errors::{UsageError, exit_code};
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use thiserror::Error;
 
 use crate::backup;
 use crate::catalog::{self, Entry, Status};
@@ -22,11 +24,6 @@ use crate::report;
 use crate::shutdown::Shutdown;
 use crate::storage::LocalStore;
 use crate::verify;
-
-/// A usage error found by a command (not by clap).
-#[derive(Debug, Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 /// What the process was started with.
 pub struct Context_ {

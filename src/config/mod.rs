@@ -61,6 +61,17 @@ pub enum ConfigError {
     },
 }
 
+impl crate::exit::ExitCode for ConfigError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            ConfigError::Read { .. }
+            | ConfigError::Parse { .. }
+            | ConfigError::UnknownKey { .. }
+            | ConfigError::Invalid { .. } => crate::exit::USAGE,
+        }
+    }
+}
+
 /// A key the configuration understands.
 pub struct Key {
     pub name: &'static str,

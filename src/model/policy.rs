@@ -63,6 +63,14 @@ pub enum PolicyError {
     Empty,
 }
 
+impl crate::exit::ExitCode for PolicyError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            PolicyError::Empty => crate::exit::USAGE,
+        }
+    }
+}
+
 impl Policy {
     /// Refuse a policy that would keep nothing.
     pub fn validate(&self) -> Result<(), PolicyError> {

@@ -35,6 +35,18 @@ pub enum PgError {
     Tls(String),
 }
 
+impl crate::exit::ExitCode for PgError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            PgError::Unreachable { .. }
+            | PgError::Auth { .. }
+            | PgError::NoDatabase { .. }
+            | PgError::Query { .. }
+            | PgError::Tls(_) => crate::exit::CONNECTION,
+        }
+    }
+}
+
 /// The parameters of one connection, shared by our own connections and libpq children.
 #[derive(Debug, Clone)]
 pub struct ConnParams {

@@ -23,6 +23,15 @@ pub enum PipelineError {
     Write(io::Error),
 }
 
+impl crate::exit::ExitCode for PipelineError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            PipelineError::Read(_) => crate::exit::FAILED,
+            PipelineError::Write(_) => crate::exit::STORAGE,
+        }
+    }
+}
+
 /// Counts and hashes the bytes that reach the sink.
 pub struct HashCount<W> {
     inner: W,

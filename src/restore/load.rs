@@ -51,6 +51,21 @@ pub enum LoadError {
     Interrupted(Reason),
 }
 
+impl crate::exit::ExitCode for LoadError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            LoadError::Interrupted(r) => r.exit_code(),
+            // A query that fails while loading is the load failing, not the connection.
+            LoadError::Pg(_)
+            | LoadError::LoadFailed { .. }
+            | LoadError::Incomplete(_)
+            | LoadError::RowCounts(_)
+            | LoadError::CheckFailed { .. }
+            | LoadError::Io { .. } => crate::exit::FAILED,
+        }
+    }
+}
+
 /// A table whose row count differs from the expected one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {

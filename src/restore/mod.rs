@@ -65,6 +65,26 @@ pub enum RestoreError {
     Interrupted { reason: Reason, state: String },
 }
 
+impl crate::exit::ExitCode for RestoreError {
+    fn exit_code(&self) -> u8 {
+        use crate::exit::{FAILED, REFUSED, STORAGE, USAGE};
+        match self {
+            RestoreError::Refused(_) => REFUSED,
+            RestoreError::NoBackup(_) => USAGE,
+            RestoreError::Interrupted { reason, .. } => reason.exit_code(),
+            RestoreError::Load { source, .. } => source.exit_code(),
+            RestoreError::Swap(_) | RestoreError::Io { .. } => FAILED,
+            // The connection worked; a statement of the restore failed.
+            RestoreError::Pg(PgError::Query { .. }) => FAILED,
+            RestoreError::Pg(e) => e.exit_code(),
+            RestoreError::Tool(e) => e.exit_code(),
+            RestoreError::Storage(_) | RestoreError::Catalog(_) => STORAGE,
+            RestoreError::Lock(e) => e.exit_code(),
+            RestoreError::WithHooks { source, .. } => source.exit_code(),
+        }
+    }
+}
+
 /// How a backup is chosen.
 #[derive(Debug, Clone)]
 pub enum Selector {

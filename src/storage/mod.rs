@@ -38,6 +38,19 @@ pub enum StorageError {
     NotFound { name: String },
 }
 
+impl crate::exit::ExitCode for StorageError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            StorageError::Missing { .. }
+            | StorageError::NotADirectory { .. }
+            | StorageError::NotWritable { .. }
+            | StorageError::Full { .. }
+            | StorageError::Io { .. }
+            | StorageError::NotFound { .. } => crate::exit::STORAGE,
+        }
+    }
+}
+
 impl StorageError {
     /// Classify an I/O error on `path`; ENOSPC and EDQUOT become `Full`.
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> StorageError {

@@ -131,6 +131,30 @@ pub enum Failure {
     RestoreCheck(String),
 }
 
+impl crate::exit::ExitCode for Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Empty { .. }
+            | Failure::DataMissing { .. }
+            | Failure::Truncated { .. }
+            | Failure::Grown { .. }
+            | Failure::Checksum { .. }
+            | Failure::ManifestChecksum { .. }
+            | Failure::ManifestMissing { .. }
+            | Failure::ManifestUnreadable { .. }
+            | Failure::Corrupt { .. }
+            | Failure::CutInCopy { .. }
+            | Failure::NoTrailer
+            | Failure::RowCounts(_)
+            | Failure::Archive(_)
+            | Failure::Read(_)
+            | Failure::RestoreLoad(_)
+            | Failure::RestoreRows(_)
+            | Failure::RestoreCheck(_) => crate::exit::BAD_BACKUP,
+        }
+    }
+}
+
 fn expected_note(expected: Option<u64>) -> String {
     match expected {
         Some(n) => format!("; the manifest records {n} bytes"),
@@ -197,12 +221,32 @@ pub enum VerifyError {
     Restore(String),
 }
 
+impl crate::exit::ExitCode for VerifyError {
+    fn exit_code(&self) -> u8 {
+        use crate::exit::{FAILED, STORAGE, USAGE};
+        match self {
+            VerifyError::NotFound(_) => USAGE,
+            VerifyError::NoBackups(_) | VerifyError::Restore(_) => FAILED,
+            VerifyError::Interrupted(r) => r.exit_code(),
+            VerifyError::Storage(_) | VerifyError::Catalog(_) | VerifyError::Record(_) => STORAGE,
+            VerifyError::Tool(e) => e.exit_code(),
+            VerifyError::Pg(e) => e.exit_code(),
+        }
+    }
+}
+
 /// `pgkeep verify` found bad backups (exit code `exit::BAD_BACKUP`).
 #[derive(Debug, Error)]
 #[error("{failed} of {total} verified backup(s) failed verification")]
 pub struct BadBackups {
     pub failed: usize,
     pub total: usize,
+}
+
+impl crate::exit::ExitCode for BadBackups {
+    fn exit_code(&self) -> u8 {
+        crate::exit::BAD_BACKUP
+    }
 }
 
 /// The verification record written beside the data file as `<file>.verify.json`.
