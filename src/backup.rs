@@ -2,7 +2,6 @@
 //! preflight (connect, versions, metadata), stream pg_dump into a partial object, check that the
 //! dump is complete, commit the data, then write the manifest (the commit point).
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,7 +19,7 @@ use crate::pg::passfile::PrivatePassfile;
 use crate::pg::tools::{self, Search, Tool, ToolError};
 use crate::pg::{ConnParams, PgError};
 use crate::pipeline::{self, PipelineError};
-use crate::process::{self, Running, Spec};
+use crate::process::{Running, Spec};
 use crate::shutdown::{Reason, Shutdown};
 use crate::storage::{LocalStore, StorageError, Store};
 
@@ -523,9 +522,4 @@ pub fn replay_custom(
         )));
     }
     Ok(inspector.finish())
-}
-
-/// Environment helper for tests and commands: a map snapshot to a child environment.
-pub fn child_env(env: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    process::inherited_env(env)
 }

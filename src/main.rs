@@ -42,7 +42,7 @@ fn run(cli: Cli, settings: Settings, env: BTreeMap<String, String>) -> anyhow::R
     rt.block_on(async move {
         let (trigger, shutdown) = shutdown::channel();
         shutdown::listen_for_signals(trigger)?;
-        app::run(cli, settings, app::Context_ { env, shutdown }).await
+        app::run(cli, settings, app::Context { env, shutdown }).await
     })
 }
 

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 
-use crate::app::{self, Context_};
+use super::context::Context;
 use crate::cli::DemoArgs;
 use crate::cluster::{TempCluster, server_bindir};
 use crate::config::{Inputs, Settings};
@@ -54,7 +54,7 @@ fn counts(cluster: &TempCluster) -> Result<String> {
 async fn restore_demo(
     cluster: &TempCluster,
     settings: &Settings,
-    ctx: &Context_,
+    ctx: &Context,
     bindir: &std::path::Path,
 ) -> Result<()> {
     println!(
@@ -92,7 +92,7 @@ async fn restore_demo(
         pre_hooks: Vec::new(),
         post_hooks: Vec::new(),
         hook_timeout: std::time::Duration::from_secs(60),
-        child_env: crate::process::inherited_env(&ctx.env),
+        child_env: ctx.child_env(),
         tmp_dir: cluster.dir().to_path_buf(),
         shutdown: ctx.shutdown.clone(),
         now: jiff::Timestamp::now(),
@@ -116,7 +116,7 @@ async fn restore_demo(
     Ok(())
 }
 
-pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
+pub async fn run(args: &DemoArgs, ctx: &Context) -> Result<()> {
     let bindir = server_bindir(ctx.env.get("PGKEEP_PG_BINDIR").map(std::path::Path::new))?;
     println!(
         "pgkeep demo: starting a throwaway PostgreSQL cluster with {}",
@@ -167,12 +167,12 @@ pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
         "  configured like the old backup pod: DATABASE_SERVICE_NAME, POSTGRESQL_USER, POSTGRESQL_PASSWORD, POSTGRESQL_DATABASE, BACKUP_DIR"
     );
 
-    let demo_ctx = Context_ {
+    let demo_ctx = Context {
         env,
         shutdown: ctx.shutdown.clone(),
     };
     println!("\n$ pgkeep backup");
-    let done = crate::backup::run(app::backup_request(&settings, APP_DB.into(), &demo_ctx))
+    let done = crate::backup::run(super::backup::request(&settings, APP_DB.into(), &demo_ctx))
         .await
         .context("demo backup failed")?;
     crate::report::log_done(&done.manifest, &done.path);
@@ -191,8 +191,8 @@ pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
     }
 
     println!("\n$ pgkeep list");
-    let entries = app::list_entries(&settings, None)?;
-    print!("{}", app::render_list(&entries));
+    let entries = super::list::entries(&settings, None)?;
+    print!("{}", super::list::render_list(&entries));
 
     println!(
         "\nThe backup is a plain .sql.gz: `gunzip -c FILE | psql` restores it, and `sha256sum FILE` matches the manifest beside it."
