@@ -1,16 +1,12 @@
-//! Where backups are kept. The `Store` trait is what every backend provides: an atomic put of a
+//! What every store provides (the `Store` trait, its objects and errors): an atomic put of a
 //! streamed object (written as `*.partial`, visible under its name only once committed), get,
-//! list and delete. The local filesystem backend is in `local`.
-
-pub mod local;
+//! list and delete.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use thiserror::Error;
-
-pub use local::LocalStore;
 
 /// Suffix of objects that are still being written.
 pub const PARTIAL_SUFFIX: &str = ".partial";
