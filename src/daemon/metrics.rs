@@ -19,7 +19,7 @@ pub struct Db {
     pub orphans_removed: u64,
     pub next_run: Option<f64>,
     pub running: bool,
-    /// Scheduled verifications by result (`verifier::RESULTS`); only with a verify schedule.
+    /// Scheduled verifications by result (`VERIFY_RESULTS`); only with a verify schedule.
     pub verify_results: BTreeMap<&'static str, u64>,
     /// Whether the last scheduled verification found the newest backup too old.
     pub verify_newest_too_old: Option<bool>,
@@ -34,6 +34,9 @@ pub struct Metrics {
 
 /// Result labels always exported, so that rate() and alerts see zeros instead of nothing.
 pub const RESULTS: [&str; 4] = ["success", "failure", "aborted", "skipped"];
+
+/// Result labels of `pgkeep_scheduled_verifications_total`, always exported.
+pub const VERIFY_RESULTS: [&str; 4] = ["ok", "failed", "too_old", "error"];
 
 /// Escape a label value: backslash, double quote and newline.
 pub fn escape(v: &str) -> String {
@@ -163,7 +166,7 @@ impl Metrics {
             );
             let _ = writeln!(out, "# TYPE {name} counter");
             for (db, d) in self.dbs.iter().filter(|(_, d)| d.verify_scheduled) {
-                for r in super::verifier::RESULTS {
+                for r in VERIFY_RESULTS {
                     let _ = writeln!(
                         out,
                         "{name}{{database=\"{}\",result=\"{r}\"}} {}",

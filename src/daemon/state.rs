@@ -1,28 +1,21 @@
-//! `pgkeep run`: the long-running process of the backup pod. It runs backups on a schedule
-//! (catching up a run missed while down), culls after every successful backup, serves the HTTP
-//! API (immediate backups, health, metrics), and on SIGTERM lets a running backup finish within a
-//! grace period before aborting it cleanly. Everything it needs is passed in: settings, the bound
-//! listener, the shutdown signal and the clock.
-
-pub mod http;
-pub mod metrics;
-pub mod verifier;
+//! The shared state of a running daemon: its options, the running backup attempt and the
+//! recent ones, the metrics, and the backup lifecycle (start, run, record, cull after a
+//! committed backup). The schedule loop, the HTTP server and the scheduled verification drive it.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::metrics::Metrics;
 use crate::backup::{self, BackupError};
 use crate::catalog::{self, Status};
 use crate::config::Settings;
 use crate::lock::{Lock, LockError};
-use crate::model::schedule::{Next, Schedule};
 use crate::prune;
 use crate::shutdown::{self, Shutdown};
 use crate::storage::LocalStore;
@@ -98,17 +91,18 @@ pub struct Options {
     pub clock: fn() -> Timestamp,
 }
 
-struct State {
+/// The running attempt and the finished ones, newest first.
+struct Attempts {
     running: Option<Attempt>,
     history: VecDeque<Attempt>,
 }
 
 /// The shared state of a running daemon.
 pub struct Daemon {
-    opts: Options,
-    shutdown: Shutdown,
-    state: Mutex<State>,
-    pub(crate) metrics: Mutex<metrics::Metrics>,
+    pub(super) opts: Options,
+    pub(super) shutdown: Shutdown,
+    state: Mutex<Attempts>,
+    pub(super) metrics: Mutex<Metrics>,
     busy: watch::Sender<bool>,
     notifier: Arc<crate::notify::Notifier>,
 }
@@ -116,14 +110,14 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(opts: Options, shutdown: Shutdown) -> Arc<Daemon> {
         let (busy, _) = watch::channel(false);
-        let mut m = metrics::Metrics::default();
+        let mut m = Metrics::default();
         m.db(&opts.database);
         let notifier = Arc::new(crate::notify::Notifier::from_settings(&opts.settings));
         Arc::new(Daemon {
             notifier,
             opts,
             shutdown,
-            state: Mutex::new(State {
+            state: Mutex::new(Attempts {
                 running: None,
                 history: VecDeque::new(),
             }),
@@ -134,7 +128,7 @@ impl Daemon {
 
     /// Send a notification in the background: a slow or failing webhook never holds up the
     /// daemon (failures are logged by the notifier).
-    fn tell(&self, event: crate::notify::Event) {
+    pub(super) fn tell(&self, event: crate::notify::Event) {
         if self.notifier.is_configured() {
             tokio::spawn(self.notifier.clone().notify_async(event));
         }
@@ -148,7 +142,7 @@ impl Daemon {
         &self.opts.database
     }
 
-    fn now(&self) -> Timestamp {
+    pub(super) fn now(&self) -> Timestamp {
         (self.opts.clock)()
     }
 
@@ -474,79 +468,6 @@ impl Daemon {
         let mut rx = self.busy.subscribe();
         let _ = rx.wait_for(|busy| !busy).await;
     }
-
-    fn set_next_run(&self, at: Timestamp) {
-        self.metrics
-            .lock()
-            .expect("metrics lock")
-            .db(self.database())
-            .next_run = Some(at.as_millisecond() as f64 / 1000.0);
-    }
-
-    /// Sleep until the wall-clock time `at` (re-checked every minute, so a clock jump or a
-    /// suspended host does not shift the schedule). False if shutdown came first.
-    async fn sleep_until(&self, at: Timestamp) -> bool {
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            let now = self.now();
-            if now >= at {
-                return true;
-            }
-            let left = at.duration_since(now).unsigned_abs();
-            let step = left.min(Duration::from_secs(60));
-            tokio::select! {
-                _ = tokio::time::sleep(step) => {}
-                _ = shutdown.wait() => return false,
-            }
-        }
-    }
-
-    /// The schedule loop: runs until shutdown.
-    pub async fn schedule_loop(self: Arc<Self>, last_backup: Option<Timestamp>) {
-        let schedule: Schedule = self.settings().schedule.clone();
-        let mut next: Next = schedule.at_start(self.now(), last_backup);
-        match &next.catch_up {
-            Some(why) => tracing::info!(reason = %why, "catching up: backing up now"),
-            None => {
-                tracing::info!(next_run = %local(&next.at, self.settings()), "next backup scheduled")
-            }
-        }
-        loop {
-            self.set_next_run(next.at);
-            if !self.sleep_until(next.at).await {
-                tracing::info!("stopping: no new backups will start");
-                break;
-            }
-            let trigger = if next.catch_up.is_some() {
-                Trigger::CatchUp
-            } else {
-                Trigger::Schedule
-            };
-            let started = self.now();
-            match self.start_backup(trigger) {
-                Ok((_, handle)) => {
-                    let _ = handle.await;
-                }
-                Err(StartError::Busy { running, .. }) => {
-                    let mut m = self.metrics.lock().expect("metrics lock");
-                    *m.db(self.database()).results.entry("skipped").or_default() += 1;
-                    tracing::warn!(running = %running, "scheduled backup skipped: a backup is already running");
-                }
-                Err(StartError::ShuttingDown) => break,
-                Err(StartError::Failed(e)) => {
-                    tracing::error!(error = %e, "scheduled backup could not start");
-                }
-            }
-            if self.shutdown.reason().is_some() {
-                break;
-            }
-            next = Next {
-                at: schedule.after_run(started, self.now()),
-                catch_up: None,
-            };
-            tracing::info!(next_run = %local(&next.at, self.settings()), "next backup scheduled");
-        }
-    }
 }
 
 /// Marks the daemon idle when a backup task ends, however it ends.
@@ -578,34 +499,4 @@ pub fn local(t: &Timestamp, s: &Settings) -> String {
         .to_zoned(s.timezone.clone())
         .strftime("%Y-%m-%d %H:%M:%S %Z")
         .to_string()
-}
-
-/// Run the daemon until `shutdown` fires: the schedule loop and the HTTP server on `listener`.
-/// Returns once a running backup has finished or been aborted, and the server has stopped.
-pub async fn run(
-    daemon: Arc<Daemon>,
-    listener: tokio::net::TcpListener,
-) -> Result<(), std::io::Error> {
-    let last = daemon.load_catalog();
-    let server = tokio::spawn(http::serve(listener, daemon.clone()));
-    let verifier = daemon.settings().verify_schedule.clone().map(|s| {
-        daemon
-            .metrics
-            .lock()
-            .expect("metrics lock")
-            .db(daemon.database())
-            .verify_scheduled = true;
-        tokio::spawn(daemon.clone().verify_loop(s))
-    });
-    daemon.clone().schedule_loop(last).await;
-    daemon.idle().await;
-    if let Some(v) = verifier {
-        let _ = v.await;
-    }
-    match server.await {
-        Ok(r) => r?,
-        Err(e) => return Err(std::io::Error::other(e.to_string())),
-    }
-    tracing::info!("stopped");
-    Ok(())
 }

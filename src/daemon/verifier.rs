@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::Daemon;
+use super::state::{Daemon, local};
 use crate::config::Source;
 use crate::model::schedule::Schedule;
 use crate::notify::{Event, Operation, Outcome};
@@ -96,9 +96,6 @@ enum Tick {
     },
 }
 
-/// Result labels of `pgkeep_scheduled_verifications_total`, always exported.
-pub const RESULTS: [&str; 4] = ["ok", "failed", "too_old", "error"];
-
 impl Daemon {
     /// Verify on `schedule` until shutdown. A tick that comes while a backup is being written
     /// waits for it, so the file just committed is the one verified.
@@ -106,7 +103,7 @@ impl Daemon {
         let mut at = schedule
             .next_after(self.now())
             .unwrap_or_else(|| self.now());
-        tracing::info!(next_verify = %super::local(&at, self.settings()), "next verification scheduled");
+        tracing::info!(next_verify = %local(&at, self.settings()), "next verification scheduled");
         loop {
             self.metrics
                 .lock()
