@@ -587,17 +587,14 @@ const MAX_FILE_LINES: usize = 800;
 /// Known exceptions, each with the reason it is allowed to stay for now.
 const SIZE_EXCEPTIONS: &[(&str, &str)] = &[
     ("config/mod.rs", "not split yet"),
-    ("verify/mod.rs", "not split yet"),
     ("config/mod.rs::from_values", "not split yet"),
     ("config/mod.rs::show", "not split yet"),
     ("backup.rs::run_at", "not split yet"),
     ("check.rs::evaluate", "not split yet"),
     ("retention.rs::decide", "not split yet"),
     ("daemon/verifier.rs::verify_newest", "not split yet"),
-    ("verify/mod.rs::check_managed", "not split yet"),
     ("daemon/metrics.rs::render", "not split yet"),
     ("daemon/state.rs::execute", "not split yet"),
-    ("verify/mod.rs::restore_level", "not split yet"),
 ];
 
 #[test]
