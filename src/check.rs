@@ -83,7 +83,40 @@ pub fn evaluate(
         .filter(|e| !failed_verification(e))
         .collect();
     let mut problems = Vec::new();
+    freshness(
+        &mut problems,
+        &committed,
+        &good,
+        database,
+        backup_dir,
+        now,
+        cfg,
+    );
+    shrinking(&mut problems, &committed, cfg);
+    let last_ok = verification(&mut problems, &mine, &committed, database, now, cfg);
+    free_space(&mut problems, &committed, free_bytes, backup_dir, cfg);
+    Health {
+        ok: problems.is_empty(),
+        database: database.to_string(),
+        checked_at: now,
+        newest_good: good.first().map(|e| e.id.clone()),
+        newest_good_age_seconds: good.first().map(|e| age(now, e.time).as_secs()),
+        last_verified_ok_at: last_ok,
+        free_bytes,
+        problems,
+    }
+}
 
+/// No good backup, or the newest good one older than `max_age`.
+fn freshness(
+    problems: &mut Vec<Problem>,
+    committed: &[&Entry],
+    good: &[&Entry],
+    database: &str,
+    backup_dir: &str,
+    now: Timestamp,
+    cfg: &CheckSettings,
+) {
     // Freshness.
     match good.first() {
         None => problems.push(Problem {
@@ -111,10 +144,12 @@ pub fn evaluate(
         }),
         Some(_) => {}
     }
+}
 
+fn shrinking(problems: &mut Vec<Problem>, committed: &[&Entry], cfg: &CheckSettings) {
     // Shrinking: the newest committed backup against the one before, when comparable.
     if cfg.min_size_ratio > 0.0
-        && let [newest, previous, ..] = committed.as_slice()
+        && let [newest, previous, ..] = committed
         && let (Some(n), Some(p)) = (&newest.manifest, &previous.manifest)
         && n.format == p.format
         && p.raw_bytes > 0
@@ -139,7 +174,18 @@ pub fn evaluate(
             });
         }
     }
+}
 
+/// The last verification failed, or none succeeded recently enough. Returns when one last
+/// succeeded.
+fn verification(
+    problems: &mut Vec<Problem>,
+    mine: &[&Entry],
+    committed: &[&Entry],
+    database: &str,
+    now: Timestamp,
+    cfg: &CheckSettings,
+) -> Option<Timestamp> {
     // Verification: the most recent one must have passed, and one must be recent enough.
     let verified: Vec<(&Entry, &crate::catalog::Verification)> = mine
         .iter()
@@ -193,7 +239,16 @@ pub fn evaluate(
             _ => {}
         }
     }
+    last_ok
+}
 
+fn free_space(
+    problems: &mut Vec<Problem>,
+    committed: &[&Entry],
+    free_bytes: Option<u64>,
+    backup_dir: &str,
+    cfg: &CheckSettings,
+) {
     // Free space.
     let threshold = match cfg.min_free {
         MinFree::Off => None,
@@ -216,17 +271,6 @@ pub fn evaluate(
                 }
             ),
         });
-    }
-
-    Health {
-        ok: problems.is_empty(),
-        database: database.to_string(),
-        checked_at: now,
-        newest_good: good.first().map(|e| e.id.clone()),
-        newest_good_age_seconds: good.first().map(|e| age(now, e.time).as_secs()),
-        last_verified_ok_at: last_ok,
-        free_bytes,
-        problems,
     }
 }
 
