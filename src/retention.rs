@@ -251,6 +251,28 @@ pub fn decide(
         }
     }
 
+    keep_tiers(backups, &order, &eligible, policy, tz, &mut rules);
+    Ok(backups
+        .iter()
+        .zip(rules)
+        .map(|(b, rules)| Decision {
+            id: b.id.clone(),
+            time: b.time,
+            verdict: verdict(b, rules, policy, anchor),
+        })
+        .collect())
+}
+
+/// The calendar tiers: the newest backup of each of the last N days, ISO weeks and months
+/// that have backups (a good backup represents its period before a legacy file does).
+fn keep_tiers(
+    backups: &[Backup],
+    order: &[usize],
+    eligible: &dyn Fn(&Backup) -> bool,
+    policy: &Policy,
+    tz: &TimeZone,
+    rules: &mut [Vec<Keep>],
+) {
     type PeriodOf = fn(&jiff::Zoned) -> String;
     type MakeKeep = fn(String) -> Keep;
     let tiers: [(u32, PeriodOf, MakeKeep); 3] = [
@@ -296,34 +318,34 @@ pub fn decide(
             rules[pick].push(make(period));
         }
     }
+}
 
-    Ok(backups
-        .iter()
-        .zip(rules)
-        .map(|(b, rules)| Decision {
-            id: b.id.clone(),
-            time: b.time,
-            verdict: if !rules.is_empty() {
-                Verdict::Keep { rules }
-            } else if b.kind == Kind::Good && b.verified == Some(false) {
-                Verdict::Delete {
-                    reason: Cull::FailedVerification,
-                }
-            } else if let (true, Some((anchor, from))) = (policy.keep_days > 0, anchor) {
-                Verdict::Delete {
-                    reason: Cull::Expired {
-                        days: policy.keep_days,
-                        anchor,
-                        from,
-                    },
-                }
-            } else {
-                Verdict::Delete {
-                    reason: Cull::NotKept,
-                }
+/// Keep by the rules that matched, else cull with the reason.
+fn verdict(
+    b: &Backup,
+    rules: Vec<Keep>,
+    policy: &Policy,
+    anchor: Option<(Timestamp, Anchor)>,
+) -> Verdict {
+    if !rules.is_empty() {
+        Verdict::Keep { rules }
+    } else if b.kind == Kind::Good && b.verified == Some(false) {
+        Verdict::Delete {
+            reason: Cull::FailedVerification,
+        }
+    } else if let (true, Some((anchor, from))) = (policy.keep_days > 0, anchor) {
+        Verdict::Delete {
+            reason: Cull::Expired {
+                days: policy.keep_days,
+                anchor,
+                from,
             },
-        })
-        .collect())
+        }
+    } else {
+        Verdict::Delete {
+            reason: Cull::NotKept,
+        }
+    }
 }
 
 #[cfg(test)]
