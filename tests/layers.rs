@@ -594,12 +594,6 @@ const SIZE_EXCEPTIONS: &[(&str, &str)] = &[
         "config/show.rs::show",
         "replaced by the key table, where each key's display is declared once",
     ),
-    ("backup.rs::run_at", "not split yet"),
-    ("check.rs::evaluate", "not split yet"),
-    ("retention.rs::decide", "not split yet"),
-    ("daemon/verifier.rs::verify_newest", "not split yet"),
-    ("daemon/metrics.rs::render", "not split yet"),
-    ("daemon/state.rs::execute", "not split yet"),
 ];
 
 #[test]

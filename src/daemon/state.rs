@@ -324,7 +324,40 @@ impl Daemon {
         let now = self.now();
         attempt.finished_at = Some(now);
         let secs = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
-        let result = match &res {
+        let result = self.record_result(&res, &mut attempt, now);
+        {
+            let mut m = self.metrics.lock().expect("metrics lock");
+            let d = m.db(&attempt.database);
+            d.last_attempt = Some(secs(now));
+            if result == "success" || result == "failure" {
+                d.last_attempt_ok = Some(result == "success");
+            }
+            *d.results.entry(result).or_default() += 1;
+        }
+        // Culling only after a committed backup, never after a failure.
+        if res.is_ok() && self.shutdown.reason().is_none() {
+            self.cull().await;
+        }
+        {
+            let mut state = self.state.lock().expect("state lock");
+            state.running = None;
+            state.history.push_front(attempt.clone());
+            state.history.truncate(HISTORY);
+        }
+        attempt
+    }
+
+    /// Log, notify and record in the attempt and the metrics how a backup attempt ended; the
+    /// result label.
+    fn record_result(
+        &self,
+        res: &Result<backup::Done, BackupError>,
+        attempt: &mut Attempt,
+        now: Timestamp,
+    ) -> &'static str {
+        let s = self.settings();
+        let secs = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
+        match res {
             Ok(done) => {
                 crate::report::log_done(&done.manifest, &done.path);
                 self.tell(crate::report::backup_event(&done.manifest, &s.host));
@@ -374,27 +407,7 @@ impl Daemon {
                 attempt.error = Some(msg);
                 "failure"
             }
-        };
-        {
-            let mut m = self.metrics.lock().expect("metrics lock");
-            let d = m.db(&attempt.database);
-            d.last_attempt = Some(secs(now));
-            if result == "success" || result == "failure" {
-                d.last_attempt_ok = Some(result == "success");
-            }
-            *d.results.entry(result).or_default() += 1;
         }
-        // Culling only after a committed backup, never after a failure.
-        if res.is_ok() && self.shutdown.reason().is_none() {
-            self.cull().await;
-        }
-        {
-            let mut state = self.state.lock().expect("state lock");
-            state.running = None;
-            state.history.push_front(attempt.clone());
-            state.history.truncate(HISTORY);
-        }
-        attempt
     }
 
     /// Cull the database's backups with the configured policy; failures are logged, not fatal.
