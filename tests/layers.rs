@@ -817,3 +817,63 @@ impl<'ast> Visit<'ast> for Probes {
         visit::visit_path_segment(self, s);
     }
 }
+
+/// Only the command layer writes to stdout or stderr or ends the process: every other layer
+/// returns values and typed errors (logs go through `tracing`).
+#[test]
+fn only_the_app_layer_prints_or_exits() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let krate = Crate::load(&root.join("lib.rs")).expect("src/ parses");
+    let mut found = Vec::new();
+    for file in krate.files.iter().filter(|f| !f.test) {
+        if file.module.first().map(String::as_str) == Some("app") {
+            continue;
+        }
+        let mut v = Prints {
+            file: &file.rel,
+            out: &mut found,
+        };
+        v.visit_file(&file.ast);
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+struct Prints<'a> {
+    file: &'a str,
+    out: &'a mut Vec<String>,
+}
+
+impl<'ast> Visit<'ast> for Prints<'_> {
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        if !is_test(&m.attrs) {
+            visit::visit_item_mod(self, m);
+        }
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        if let Some(last) = m.path.segments.last()
+            && ["print", "println", "eprint", "eprintln", "dbg"]
+                .contains(&last.ident.to_string().as_str())
+        {
+            self.out.push(format!(
+                "{}:{}: `{}!` outside the app layer",
+                self.file,
+                last.ident.span().start().line,
+                last.ident
+            ));
+        }
+        visit::visit_macro(self, m);
+    }
+
+    fn visit_path(&mut self, p: &'ast syn::Path) {
+        let names: Vec<String> = p.segments.iter().map(|s| s.ident.to_string()).collect();
+        if names.ends_with(&["process".to_string(), "exit".to_string()]) {
+            self.out.push(format!(
+                "{}:{}: `process::exit` outside the app layer",
+                self.file,
+                p.segments[0].ident.span().start().line
+            ));
+        }
+        visit::visit_path(self, p);
+    }
+}
