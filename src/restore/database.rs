@@ -3,7 +3,7 @@
 //! database again.
 
 use crate::pg::catalog::DatabaseInfo;
-use crate::pg::ident::{quote_ident, quote_literal};
+use crate::pg::ident::{quote_ident, quote_literal, split_quoted};
 
 /// `CREATE DATABASE` with the recorded owner, encoding and collation (from template0 so that
 /// any encoding and locale is allowed).
@@ -63,24 +63,10 @@ const LIST_SETTINGS: &[&str] = &[
 
 /// Split a stored list value (`"$user", public`) into its elements.
 fn split_list(value: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = value.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
-            c if !quoted && c.is_whitespace() && cur.is_empty() => {}
-            c => cur.push(c),
-        }
-    }
-    out.push(cur.trim().to_string());
-    out
+    split_quoted(value, ',')
+        .iter()
+        .map(|e| e.trim().to_string())
+        .collect()
 }
 
 /// `ALTER DATABASE .. SET` and `ALTER ROLE .. IN DATABASE .. SET` for the recorded settings.

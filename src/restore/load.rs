@@ -26,7 +26,7 @@ use super::database::{create_database_sql, drop_database_sql, grants_sql, settin
 
 use crate::model::{Compression, Format};
 use crate::pg::catalog::DatabaseInfo;
-use crate::pg::ident::quote_ident;
+use crate::pg::ident::{quote_ident, split_quoted};
 use crate::pg::{ConnParams, PgError, query_error};
 use crate::pipeline::{self, Inspector};
 use crate::process::{Running, Spec};
@@ -222,23 +222,7 @@ pub fn conninfo_dbname(name: &str) -> String {
 
 /// Split a table name as pg_dump prints it (`public."SBI_USER"`) into schema and name.
 pub fn parse_qualified(name: &str) -> Option<(String, String)> {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut chars = name.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    parts.push(cur);
-    match parts.as_slice() {
+    match split_quoted(name, '.').as_slice() {
         [s, t] if !s.is_empty() && !t.is_empty() => Some((s.clone(), t.clone())),
         _ => None,
     }

@@ -13,16 +13,8 @@ use crate::pipeline;
 
 /// Roles a backup references (built-in `pg_*` roles excluded).
 pub fn roles_of(info: &DatabaseInfo) -> BTreeSet<String> {
-    let mut r: BTreeSet<String> = info.roles.iter().cloned().collect();
-    r.insert(info.owner.clone());
-    r.extend(
-        info.grants
-            .iter()
-            .filter(|g| g.grantee != "PUBLIC")
-            .map(|g| g.grantee.clone()),
-    );
-    r.extend(info.settings.iter().filter_map(|s| s.role.clone()));
-    r.retain(|n| !n.starts_with("pg_"));
+    let mut r = roles_of_database(info);
+    r.extend(info.roles.iter().filter(|n| !n.starts_with("pg_")).cloned());
     r
 }
 
