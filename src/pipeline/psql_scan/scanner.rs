@@ -945,6 +945,8 @@ impl Scanner {
     fn end_meta(&mut self, end: u64) {
         self.st = St::Initial;
         self.meta_hold = None;
+        // A backslash line is no part of the statement's text psql sends.
+        self.comment_starts();
         let line = std::mem::take(&mut self.meta);
         let restrict = if self.meta_col0 && line.len() < META_MAX {
             parse_restrict(&line)
