@@ -258,11 +258,8 @@ impl Classifier {
 
     fn set(&mut self, t: Tok<'_>) {
         match (self.set, t) {
-            (SetStep::Name, Tok::Word { text, .. }) if text == b"session" || text == b"local" => {
-                if self.words == 3 && self.head(1) == b"session" && text == b"authorization" {
-                    self.set = SetStep::Done;
-                }
-            }
+            // SET SESSION / SET LOCAL: the name comes next.
+            (SetStep::Name, Tok::Word { text, .. }) if text == b"session" || text == b"local" => {}
             (SetStep::Name, Tok::Word { text, .. }) => {
                 self.set = match text {
                     b"names" => {
