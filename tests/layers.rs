@@ -294,6 +294,8 @@ fn strongly_connected(n: usize, edges: &BTreeMap<(usize, usize), Ref>) -> Vec<Ve
 struct SourceFile {
     /// The path below the crate's directory, e.g. `restore/plan.rs`.
     rel: String,
+    /// Its path on disk.
+    path: PathBuf,
     /// Its module path below the crate root (empty for the root).
     module: Vec<String>,
     /// Compiled only for tests (`#[cfg(test)] mod tests;`).
@@ -345,6 +347,7 @@ impl Crate {
         let items = ast.items.clone();
         self.files.push(SourceFile {
             rel,
+            path: path.to_path_buf(),
             module: module.clone(),
             test,
             ast,
@@ -380,6 +383,12 @@ impl Crate {
                 }
                 None => {
                     let name = m.ident.to_string();
+                    if let Some(path) = path_attr(&m.attrs) {
+                        // `#[path]` is relative to the directory of the declaring file.
+                        let here = self.dir_of(file);
+                        self.load_file(base, &here.join(path), child, test)?;
+                        continue;
+                    }
                     let candidates = [
                         dir.join(format!("{name}.rs")),
                         dir.join(&name).join("mod.rs"),
@@ -393,6 +402,16 @@ impl Crate {
             }
         }
         Ok(())
+    }
+
+    /// The directory of a loaded file.
+    fn dir_of(&self, file: usize) -> PathBuf {
+        let root = &self.files[0].path;
+        let base = root.parent().expect("a directory");
+        base.join(&self.files[file].rel)
+            .parent()
+            .expect("a directory")
+            .to_path_buf()
     }
 
     /// The file that holds the module a path (below the crate root) names: the longest prefix
@@ -639,6 +658,20 @@ fn every_module_says_why_it_exists_and_stays_small() {
 struct FnLengths<'a> {
     file: &'a str,
     out: &'a mut Vec<(usize, String)>,
+}
+
+/// The value of a `#[path = "..."]` attribute.
+fn path_attr(attrs: &[syn::Attribute]) -> Option<String> {
+    attrs.iter().find_map(|a| match &a.meta {
+        syn::Meta::NameValue(nv) if nv.path.is_ident("path") => match &nv.value {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) => Some(s.value()),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 fn is_test(attrs: &[syn::Attribute]) -> bool {

@@ -11,6 +11,7 @@ use crate::exit::{self, ExitCode, Probe, probe};
 use crate::pg::PgError;
 use crate::pg::tools::ToolError;
 use crate::pipeline::PipelineError;
+use crate::pipeline::guard::GuardError;
 use crate::prune::PruneError;
 use crate::restore::{LoadError, RestoreError};
 use crate::verify::{BadBackups, Failure, VerifyError};
@@ -41,6 +42,7 @@ const KNOWN: &[Probe] = &[
     probe::<Unhealthy>,
     probe::<crate::catalog::CatalogError>,
     probe::<PipelineError>,
+    probe::<GuardError>,
     probe::<PgError>,
     probe::<ToolError>,
     probe::<crate::storage::StorageError>,

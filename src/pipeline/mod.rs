@@ -1,8 +1,11 @@
 //! The backup stream: dump bytes -> inspector -> compressor -> sha256 + byte counter -> sink.
 //! Runs on plain threads with bounded buffers, so memory stays flat whatever the dump size.
 
+pub mod guard;
 pub mod inspect;
 pub mod pargz;
+pub mod preflight;
+pub mod psql_scan;
 
 use std::io::{self, Read, Write};
 

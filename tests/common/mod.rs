@@ -1,8 +1,14 @@
 //! Test harness shared by the integration tests: one throwaway PostgreSQL cluster per test
 //! binary (stopped and removed at exit), a fresh database and role per test, and a `pgkeep`
-//! command with a clean environment pointing at them.
+//! command with a clean environment pointing at them. `majors` adds one cluster per supported
+//! major (13-18) for the version matrix.
 
 #![allow(dead_code)]
+
+pub mod majors;
+
+#[allow(unused_imports)]
+pub use majors::{MAJORS, Major, cluster_of};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +19,7 @@ use pgkeep::cluster::{TempCluster, server_bindir};
 static CLUSTER: OnceLock<Mutex<Option<TempCluster>>> = OnceLock::new();
 static INFO: OnceLock<ClusterInfo> = OnceLock::new();
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+static EXTRA_CONF: OnceLock<String> = OnceLock::new();
 
 /// What tests need to know about the shared cluster.
 #[derive(Debug, Clone)]
@@ -30,6 +37,14 @@ extern "C" fn stop_cluster() {
     }
 }
 
+/// Extra `postgresql.conf` lines for this binary's cluster (e.g. `max_prepared_transactions`);
+/// every caller must pass the same lines, before or at the first use of the cluster.
+pub fn configure_cluster(conf: &str) -> &'static ClusterInfo {
+    let set = EXTRA_CONF.get_or_init(|| conf.to_string());
+    assert_eq!(set, conf, "the test cluster was configured differently");
+    cluster()
+}
+
 /// The cluster of this test binary, started on first use.
 pub fn cluster() -> &'static ClusterInfo {
     INFO.get_or_init(|| {
@@ -39,7 +54,8 @@ pub fn cluster() -> &'static ClusterInfo {
                 .map(Path::new),
         )
         .expect("PostgreSQL server binaries");
-        let c = TempCluster::start(&bindir).expect("start the test cluster");
+        let conf = EXTRA_CONF.get_or_init(String::new);
+        let c = TempCluster::start_with(&bindir, 5432, conf, "").expect("start the test cluster");
         let info = ClusterInfo {
             socket_dir: c.socket_dir().to_path_buf(),
             port: c.port,
@@ -67,6 +83,46 @@ pub fn try_psql(db: &str, sql: &str) -> anyhow::Result<String> {
     g.as_ref().expect("cluster running").psql(db, sql)
 }
 
+/// Run SQL as superuser on `db` of the server at `info` with the psql at `psql` (ON_ERROR_STOP,
+/// unaligned, tuples only); returns stdout.
+pub fn run_psql(psql: &Path, info: &ClusterInfo, db: &str, sql: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(psql)
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(&info.socket_dir)
+        .args(["-p", &info.port.to_string(), "-U", "postgres", "-d", db])
+        .env_clear()
+        .env("PGAPPNAME", "pgkeep-tests")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", psql.display()))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let sql = sql.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(sql.as_bytes()));
+    let out = child.wait_with_output()?;
+    let _ = writer.join();
+    if !out.status.success() {
+        anyhow::bail!(
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', " | ")
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// SQL as superuser on `db` of `server` (`None`: the binary's shared cluster); panics on failure.
+fn psql_on(server: Option<&'static Major>, db: &str, sql: &str) -> String {
+    match server {
+        Some(m) => m.psql(db, sql),
+        None => psql(db, sql),
+    }
+}
+
 /// A database of one test, owned by its own login role with a password.
 #[derive(Debug, Clone)]
 pub struct TestDb {
@@ -74,6 +130,8 @@ pub struct TestDb {
     pub user: String,
     pub password: String,
     pub backup_dir: PathBuf,
+    /// The server it lives on: `None` for the binary's shared cluster, else a major's cluster.
+    pub server: Option<&'static Major>,
     _tmp: std::sync::Arc<tempfile::TempDir>,
 }
 
@@ -89,8 +147,19 @@ pub fn unique(prefix: &str) -> String {
 impl TestDb {
     /// A new database `name` (quoted as needed) with owner `user` and `password`.
     pub fn create_named(name: &str, user: &str, password: &str) -> TestDb {
+        Self::create_named_in(None, name, user, password)
+    }
+
+    /// Like `create_named`, on `server` (`None`: the binary's shared cluster).
+    pub fn create_named_in(
+        server: Option<&'static Major>,
+        name: &str,
+        user: &str,
+        password: &str,
+    ) -> TestDb {
         use pgkeep::pg::ident::{quote_ident, quote_literal};
-        psql(
+        psql_on(
+            server,
             "postgres",
             &format!(
                 "CREATE ROLE {} LOGIN PASSWORD {};\nCREATE DATABASE {} OWNER {};",
@@ -108,25 +177,48 @@ impl TestDb {
             user: user.into(),
             password: password.into(),
             backup_dir,
+            server,
             _tmp: std::sync::Arc::new(tmp),
         }
     }
 
     /// A new database with generated names and the given SQL run as its owner.
     pub fn create(sql: &str) -> TestDb {
-        let db = TestDb::create_named(&unique("db"), &unique("role"), "pw-secret");
+        Self::create_in(None, sql)
+    }
+
+    /// Like `create`, on `server` (`None`: the binary's shared cluster).
+    pub fn create_in(server: Option<&'static Major>, sql: &str) -> TestDb {
+        let db = TestDb::create_named_in(server, &unique("db"), &unique("role"), "pw-secret");
         if !sql.is_empty() {
             db.sql_as_owner(sql);
         }
         db
     }
 
+    /// Connection facts of the server this database lives on.
+    pub fn info(&self) -> &'static ClusterInfo {
+        match self.server {
+            Some(m) => &m.info,
+            None => cluster(),
+        }
+    }
+
+    /// The client tools `pgkeep()` is given (`PGKEEP_PG_BINDIR`).
+    pub fn client_bindir(&self) -> &'static Path {
+        match self.server {
+            Some(m) => &m.clients,
+            None => &cluster().bindir,
+        }
+    }
+
     pub fn sql(&self, sql: &str) -> String {
-        psql(&self.name, sql)
+        psql_on(self.server, &self.name, sql)
     }
 
     pub fn sql_as_owner(&self, sql: &str) -> String {
-        psql(
+        psql_on(
+            self.server,
             &self.name,
             &format!(
                 "SET ROLE {};\n{sql}",
@@ -142,7 +234,7 @@ impl TestDb {
 
     /// The same as a plain `std::process::Command`, for long-running children (the daemon).
     pub fn command(&self) -> std::process::Command {
-        let info = cluster();
+        let info = self.info();
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pgkeep"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -153,7 +245,7 @@ impl TestDb {
             .env("POSTGRESQL_PASSWORD", &self.password)
             .env("POSTGRESQL_DATABASE", &self.name)
             .env("BACKUP_DIR", &self.backup_dir)
-            .env("PGKEEP_PG_BINDIR", &info.bindir);
+            .env("PGKEEP_PG_BINDIR", self.client_bindir());
         cmd
     }
 
@@ -167,7 +259,8 @@ impl TestDb {
 
     /// Sessions of this database other than ours.
     pub fn sessions(&self) -> u64 {
-        psql(
+        psql_on(
+            self.server,
             "postgres",
             &format!(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid()",
