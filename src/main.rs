@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use pgkeep::cli::Cli;
 use pgkeep::config::{LogFormat, Settings};
-use pgkeep::{commands, exit, shutdown};
+use pgkeep::{app, exit, shutdown};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let settings = Settings::load(&commands::inputs(&cli, &env));
+    let settings = Settings::load(&app::inputs(&cli, &env));
     let json = match &settings {
         Ok(s) => s.log_format == LogFormat::Json,
         Err(_) => matches!(cli.log_format, Some(pgkeep::cli::LogFormatArg::Json)),
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("pgkeep: error: {msg}");
             }
-            ExitCode::from(exit::code_for(&e))
+            ExitCode::from(app::exit_code(&e))
         }
     }
 }
@@ -42,7 +42,7 @@ fn run(cli: Cli, settings: Settings, env: BTreeMap<String, String>) -> anyhow::R
     rt.block_on(async move {
         let (trigger, shutdown) = shutdown::channel();
         shutdown::listen_for_signals(trigger)?;
-        commands::run(cli, settings, commands::Context_ { env, shutdown }).await
+        app::run(cli, settings, app::Context { env, shutdown }).await
     })
 }
 

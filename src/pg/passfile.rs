@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::config::Secret;
+use crate::model::Secret;
 
 /// Escape a field for a passfile line (`:` and `\` are escaped with `\`).
 pub fn escape(field: &str) -> String {

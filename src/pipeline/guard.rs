@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::psql_scan::{Event, Finding, ScanEnd, ScanOptions, Scanner, Statement};
-use crate::config::Compression;
+use crate::model::Compression;
 
 /// Bytes read from the decoder per step.
 const READ_BUF: usize = 256 * 1024;
@@ -53,6 +53,19 @@ pub enum GuardError {
     Write(io::Error),
     #[error("cannot make a random key: {0}")]
     Random(String),
+}
+
+impl crate::exit::ExitCode for GuardError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            // Refused before psql saw what it would act on.
+            GuardError::Refused(_) => crate::exit::REFUSED,
+            GuardError::Read(_)
+            | GuardError::Decode(_)
+            | GuardError::Write(_)
+            | GuardError::Random(_) => crate::exit::FAILED,
+        }
+    }
 }
 
 /// Which psql versions have `\restrict` (13.22+, 14.19+, 15.14+, 16.10+, 17.6+, 18beta3+ and

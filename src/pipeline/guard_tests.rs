@@ -1,3 +1,6 @@
+//! The guard's tests: a clean dump passes, nothing from a refused command on reaches psql, keys,
+//! restricted mode, the hash of the stored bytes, and the preflight scan.
+
 use std::io::Write;
 
 use super::*;

@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::config::Compression;
+use crate::model::Compression;
 pub use inspect::{Inspector, Report};
 
 /// Bytes read from the dump per step.
@@ -24,6 +24,15 @@ pub enum PipelineError {
     Read(io::Error),
     #[error("writing the backup failed: {0}")]
     Write(io::Error),
+}
+
+impl crate::exit::ExitCode for PipelineError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            PipelineError::Read(_) => crate::exit::FAILED,
+            PipelineError::Write(_) => crate::exit::STORAGE,
+        }
+    }
 }
 
 /// Counts and hashes the bytes that reach the sink.

@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use super::guard::{GuardError, HashingReader};
 use super::inspect::{Inspector, Report};
 use super::psql_scan::{Event, Finding, ScanEnd, ScanOptions, Scanner, Statement};
-use crate::config::Compression;
+use crate::model::Compression;
 
 /// Refusals and privileged statements kept in the report (the counts are complete).
 const KEEP: usize = 100;

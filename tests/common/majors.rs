@@ -56,7 +56,10 @@ fn fetch_majors() {
             .stdout(std::process::Stdio::null())
             .status()
             .expect("run .ci/pg-majors");
-        assert!(status.success(), ".ci/pg-majors failed (see its message above)");
+        assert!(
+            status.success(),
+            ".ci/pg-majors failed (see its message above)"
+        );
     });
 }
 

@@ -3,7 +3,7 @@
 //! standard_conforming_strings), and whether it needs more than the database owner's privilege.
 //! Fed the statement's tokens by the scanner; keeps only a few words, so memory stays bounded.
 
-use super::FindingKind;
+use super::finding::FindingKind;
 
 /// Bytes of a word, identifier or string kept for classification.
 pub(super) const TOKEN_MAX: usize = 64;

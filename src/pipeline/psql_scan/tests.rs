@@ -1,3 +1,6 @@
+//! The scanner's tests: psql's lexing rules case by case, statements and COPY blocks, stream
+//! ends, findings, and properties that hold however the input is split.
+
 use proptest::prelude::*;
 
 use super::*;
