@@ -719,6 +719,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
     let tools = Tools {
         psql: info.bindir.join("psql"),
         pg_restore: info.bindir.join("pg_restore"),
+        psql_version: "15.18".into(),
     };
     let (_trigger, shutdown) = pgkeep::shutdown::channel();
     let env = vec![("PATH".to_string(), std::env::var("PATH").unwrap())];
@@ -729,6 +730,8 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
         passfile: None,
         shutdown: &shutdown,
         server_version_num: 150000,
+        tmp_dir: dir.path(),
+        allow_unrestricted_psql: false,
     };
     let scratch = unique("scratch");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -737,6 +740,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
             path: cut_path.clone(),
             format: Format::Plain,
             compression: Compression::None,
+            sha256: None,
         };
         loader
             .create(&scratch, Some(&manifest.database_info))
@@ -759,6 +763,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
             path: db.backup_dir.join(&file),
             format: Format::Plain,
             compression: Compression::None,
+            sha256: None,
         };
         let checked = loader
             .load_and_check(&ScratchLoad {
@@ -768,6 +773,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
                 expected: Some(&manifest.tables),
                 checks: &["SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'user300'".to_string()],
                 jobs: 1,
+                run_as: &pgkeep::restore::RunAs::Admin,
             })
             .await
             .unwrap();
@@ -784,6 +790,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
                 expected: Some(&wrong),
                 checks: &[],
                 jobs: 1,
+                run_as: &pgkeep::restore::RunAs::Admin,
             })
             .await
             .unwrap_err();

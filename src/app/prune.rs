@@ -82,6 +82,7 @@ pub fn render_prune(
             match i.status {
                 Status::Good => "good".into(),
                 Status::Legacy => "legacy".into(),
+                Status::Uncommitted => "uncommitted".into(),
             },
             i.id.clone(),
             i.verdict.to_string(),

@@ -33,8 +33,11 @@ pub struct Chosen {
     pub compression: Compression,
     pub stored_bytes: u64,
     pub time: Option<Timestamp>,
-    /// `None` for legacy files (the old pod's `.sql.gz` without manifest).
+    /// `None` for legacy files (the old pod's `.sql.gz` without manifest) and for an
+    /// uncommitted file given with `--allow-unverified`.
     pub manifest: Option<Manifest>,
+    /// A pgkeep-made file whose manifest is missing ([`Status::Uncommitted`]).
+    pub uncommitted: bool,
 }
 
 impl Chosen {
@@ -47,6 +50,7 @@ impl Chosen {
             path: self.path.clone(),
             format: self.format,
             compression: self.compression,
+            sha256: self.manifest.as_ref().map(|m| m.sha256.clone()),
         }
     }
 }
@@ -60,7 +64,17 @@ fn from_entry(dir: &Path, e: &Entry) -> Chosen {
         stored_bytes: e.stored_bytes,
         time: Some(e.time),
         manifest: e.manifest.clone(),
+        uncommitted: e.status == Status::Uncommitted,
     }
+}
+
+/// The refusal of an uncommitted data file.
+fn uncommitted(path: &Path) -> RestoreError {
+    RestoreError::Refused(format!(
+        "{} is not a committed backup: pgkeep made it, but its manifest is missing (deleted, or the backup never finished), so neither its checksum nor its row counts can be checked; restore it anyway with --file {} --allow-unverified",
+        path.display(),
+        path.display()
+    ))
 }
 
 /// Parse `--before`: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` or `YYYY-MM-DD` (UTC).
@@ -85,18 +99,32 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
-/// Pick a backup of `database` from `dir`.
+/// Pick a backup of `database` from `dir`. Uncommitted files are never picked; one named by
+/// `--file` is taken only with `allow_unverified`.
 pub fn choose(
     dir: &Path,
     host_hint: &str,
     database: &str,
     selector: &Selector,
+    allow_unverified: bool,
 ) -> Result<Chosen, RestoreError> {
     if let Selector::File(p) = selector {
-        return chosen_file(dir, p);
+        let c = chosen_file(dir, p)?;
+        if c.uncommitted && !allow_unverified {
+            return Err(uncommitted(&c.path));
+        }
+        return Ok(c);
     }
     let store = LocalStore::open(dir)?;
-    let entries = catalog::list(&store, Some(host_hint))?;
+    let mut entries = catalog::list(&store, Some(host_hint))?;
+    if let Selector::Id(id) = selector
+        && let Some(e) = entries
+            .iter()
+            .find(|e| e.status == Status::Uncommitted && (e.id == *id || e.file == *id))
+    {
+        return Err(uncommitted(&dir.join(&e.file)));
+    }
+    entries.retain(|e| e.status != Status::Uncommitted);
     let of_db: Vec<&Entry> = entries
         .iter()
         .filter(|e| e.database.as_deref() == Some(database))
@@ -167,6 +195,13 @@ fn chosen_file(dir: &Path, p: &Path) -> Result<Chosen, RestoreError> {
     } else {
         None
     };
+    let uncommitted = manifest.is_none() && {
+        let mut head = Vec::new();
+        if let Ok(f) = std::fs::File::open(&path) {
+            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 10), &mut head);
+        }
+        catalog::made_by_pgkeep(&name, &head)
+    };
     let (format, compression) = match &manifest {
         Some(m) => (m.format, m.compression),
         None if name.ends_with(".gz") => (Format::Plain, Compression::Gzip),
@@ -188,6 +223,7 @@ fn chosen_file(dir: &Path, p: &Path) -> Result<Chosen, RestoreError> {
         stored_bytes: meta.len(),
         time: manifest.as_ref().map(|m| m.started_at),
         manifest,
+        uncommitted,
     })
 }
 

@@ -9,6 +9,7 @@ use super::database;
 use super::error::RestoreError;
 use super::hooks;
 use super::load::{LoadError, Loader, ScratchLoad};
+use super::load_role::RunAs;
 use super::preflight::{Preflight, refusal};
 use super::request::{Request, Strategy, effective_admin};
 use super::roles::create_role_sql;
@@ -182,6 +183,8 @@ async fn run_core(req: &Request, pre: &Preflight, report: &mut Report) -> Result
         passfile: passfile.as_ref().map(|p| p.path()),
         shutdown: &req.shutdown,
         server_version_num: pre.server_version_num,
+        tmp_dir: &req.tmp_dir,
+        allow_unrestricted_psql: req.load.allow_unrestricted_psql,
     };
     let client = admin.connect().await?;
     if req.create_roles && !pre.roles_missing.is_empty() {
@@ -258,8 +261,17 @@ async fn load_scratch(
     report: &mut Report,
     in_place: bool,
 ) -> Result<(), RestoreError> {
-    let input = req.backup.input();
+    let mut input = req.backup.input();
+    // The bytes loaded must be those the preflight read.
+    input.sha256 = Some(pre.file_sha256.clone());
     let expected = req.backup.manifest.as_ref().map(|m| &m.tables);
+    let run_as = match &pre.load_owner {
+        Some(owner) => RunAs::Owner {
+            owner: owner.clone(),
+            configured: req.load.configured.clone(),
+        },
+        None => RunAs::Admin,
+    };
     let scratch = ScratchLoad {
         database: &pre.scratch,
         input: &input,
@@ -267,6 +279,7 @@ async fn load_scratch(
         expected: expected.or(pre.legacy_rows.as_ref()),
         checks: &req.checks,
         jobs: req.jobs,
+        run_as: &run_as,
     };
     let checked = match loader.load_and_check(&scratch).await {
         Ok(c) => c,

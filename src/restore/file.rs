@@ -9,6 +9,7 @@ use super::error::RestoreError;
 use super::load::Input;
 use super::roles::RoleScanner;
 use crate::model::Format;
+use crate::pipeline::psql_scan::{ScanOptions, Statement};
 use crate::pipeline::{self, Inspector};
 
 /// What reading a legacy file found: its row counts and trailer, and the roles it names.
@@ -51,19 +52,110 @@ pub fn scan_plain(input: &Input) -> Result<LegacyScan, RestoreError> {
     Ok((report, roles))
 }
 
-/// Check the file before anything else: the manifest's sha256 and size, or for legacy files a
-/// full read (decompress, trailer, row counts, roles).
-pub fn check_file(backup: &Chosen) -> Result<(String, Option<LegacyScan>), RestoreError> {
+/// What the preflight read of a backup file found.
+#[derive(Debug, Clone, Default)]
+pub struct FileCheck {
+    pub summary: String,
+    /// sha256 of the stored bytes: the load feeds only bytes that hash the same.
+    pub sha256: String,
+    /// Row counts and roles of a legacy file.
+    pub legacy: Option<LegacyScan>,
+    /// Statements that need more than the database owner's privilege (plain dumps).
+    pub privileged: Vec<Statement>,
+    pub privileged_total: u64,
+}
+
+fn refused(path: &std::path::Path, why: String) -> RestoreError {
+    RestoreError::Refused(format!("{}: {why}", path.display()))
+}
+
+/// Read a plain file through the psql lexer: refuse meta-commands (line and start of each) and
+/// incomplete files, whatever a manifest says.
+fn vet_plain(backup: &Chosen) -> Result<pipeline::preflight::Preflight, RestoreError> {
+    let file = std::fs::File::open(&backup.path).map_err(|e| RestoreError::Io {
+        context: format!("cannot open {}", backup.path.display()),
+        source: e,
+    })?;
+    let pre = pipeline::preflight::scan(file, backup.compression, ScanOptions::default())
+        .map_err(|e| refused(&backup.path, e.to_string()))?;
+    if !pre.acceptable() {
+        let shown: Vec<String> = pre.refused.iter().take(3).map(|f| f.to_string()).collect();
+        let more = pre.refused_total.saturating_sub(shown.len() as u64);
+        return Err(refused(
+            &backup.path,
+            format!(
+                "the file holds what a backup never holds, so none of it is given to psql: {}{}",
+                shown.join("; "),
+                if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
+    let incomplete = pre.inspect.incomplete_reason().or_else(|| {
+        pre.end
+            .unterminated
+            .map(|what| format!("it ends inside a {what}"))
+    });
+    if let Some(reason) = incomplete {
+        return Err(refused(
+            &backup.path,
+            format!("the file is incomplete ({reason}), whatever its manifest says"),
+        ));
+    }
+    Ok(pre)
+}
+
+/// Which other backup's data this is, when its checksum is another manifest's.
+fn other_backup(backup: &Chosen, m: &crate::catalog::Manifest, sha256: &str) -> Option<String> {
+    let path = backup.path.to_string_lossy();
+    let root = path.strip_suffix(m.file.as_str())?;
+    let store = crate::storage::LocalStore::open(std::path::Path::new(root)).ok()?;
+    crate::catalog::list(&store, None)
+        .ok()?
+        .into_iter()
+        .find(|e| e.file != m.file && e.sha256.as_deref() == Some(sha256))
+        .map(|e| e.id)
+}
+
+/// Check the file before anything else: a plain file is read fully through the psql lexer
+/// (refused: meta-commands, incomplete content), then its size and sha256 are compared with the
+/// manifest's; a legacy file is also scanned for row counts and roles.
+pub fn check_file(backup: &Chosen) -> Result<FileCheck, RestoreError> {
+    let mut out = FileCheck::default();
+    let (bytes, sha) = if backup.format == Format::Plain {
+        let pre = vet_plain(backup)?;
+        out.privileged = pre.privileged.clone();
+        out.privileged_total = pre.privileged_total;
+        (pre.stored_bytes, pre.sha256)
+    } else {
+        let file = std::fs::File::open(&backup.path).map_err(|e| RestoreError::Io {
+            context: format!("cannot open {}", backup.path.display()),
+            source: e,
+        })?;
+        pipeline::hash_reader(file).map_err(|e| RestoreError::Io {
+            context: format!("cannot read {}", backup.path.display()),
+            source: e,
+        })?
+    };
+    out.sha256 = sha.clone();
     match &backup.manifest {
         Some(m) => {
-            let file = std::fs::File::open(&backup.path).map_err(|e| RestoreError::Io {
-                context: format!("cannot open {}", backup.path.display()),
-                source: e,
-            })?;
-            let (bytes, sha) = pipeline::hash_reader(file).map_err(|e| RestoreError::Io {
-                context: format!("cannot read {}", backup.path.display()),
-                source: e,
-            })?;
+            if let Some(other) = (sha != m.sha256)
+                .then(|| other_backup(backup, m, &sha))
+                .flatten()
+            {
+                return Err(refused(
+                    &backup.path,
+                    format!(
+                        "this is the data file of backup {other} (its manifest records this sha256 {}), not of backup {}: the data files were swapped or copied",
+                        &sha[..16],
+                        m.id
+                    ),
+                ));
+            }
             if bytes != m.stored_bytes || sha != m.sha256 {
                 return Err(RestoreError::Refused(format!(
                     "{} does not match its manifest (size {bytes}, sha256 {}; the manifest says size {}, sha256 {}): the file is damaged or truncated",
@@ -73,25 +165,25 @@ pub fn check_file(backup: &Chosen) -> Result<(String, Option<LegacyScan>), Resto
                     &m.sha256[..m.sha256.len().min(16)]
                 )));
             }
-            Ok((
-                format!("sha256 {} matches the manifest ({bytes} bytes)", &sha[..16]),
-                None,
-            ))
+            out.summary = format!("sha256 {} matches the manifest ({bytes} bytes)", &sha[..16]);
         }
         None if backup.format == Format::Plain => {
             let (report, roles) = scan_plain(&backup.input())?;
-            Ok((
-                format!(
-                    "legacy file (no manifest, no checksum): read fully, it decompresses and ends with pg_dump's trailer; {} tables, {} rows",
-                    report.tables.len(),
-                    report.tables.values().sum::<u64>()
-                ),
-                Some((report, roles)),
-            ))
+            out.summary = format!(
+                "{} (no manifest, no checksum): read fully, it decompresses and ends with pg_dump's trailer; {} tables, {} rows",
+                if backup.uncommitted {
+                    "uncommitted file, restored with --allow-unverified"
+                } else {
+                    "legacy file"
+                },
+                report.tables.len(),
+                report.tables.values().sum::<u64>()
+            );
+            out.legacy = Some((report, roles));
         }
-        None => Ok((
-            "custom archive without manifest: no checksum to compare".into(),
-            None,
-        )),
+        None => {
+            out.summary = "custom archive without manifest: no checksum to compare".into();
+        }
     }
+    Ok(out)
 }

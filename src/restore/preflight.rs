@@ -44,6 +44,12 @@ pub struct Preflight {
     pub file_check_duration: Duration,
     /// Row counts seen in a legacy file (none for manifest backups: the manifest has them).
     pub legacy_rows: Option<BTreeMap<String, u64>>,
+    /// sha256 of the file as checked: the load feeds only bytes that hash the same.
+    pub file_sha256: String,
+    /// The role the file's SQL runs as (`None`: the admin role).
+    pub load_owner: Option<String>,
+    /// Statements of the file that need more than the owner has, each a sentence.
+    pub needs_admin: Vec<String>,
 }
 
 /// The admin role as the server sees it.
@@ -70,7 +76,7 @@ const PRIVILEGES: &str = "reading the admin role's privileges";
 /// Read-only preflight: file check, server, privileges, roles, tools, names. Changes nothing.
 pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let t = Instant::now();
-    let (file_check, legacy) = check_file(&req.backup)?;
+    let checked = check_file(&req.backup)?;
     let file_check_duration = t.elapsed();
     let maintenance_db = if req.target == "postgres" {
         "template1"
@@ -83,9 +89,17 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let server = crate::pg::catalog::server_info(&client).await?;
     let me = admin_role(&client).await?;
     let live = live_database(&client, &req.target).await?;
-    let (info, info_source) = properties(req, &admin, live.is_some()).await?;
+    let (info, info_source) = properties(req, &admin, &client, live.is_some()).await?;
     let tools = Tools::find(server.version_num, &req.search)?;
-    let roles_needed = needed_roles(req, &client, info.as_ref(), legacy.as_ref(), &tools).await?;
+    let legacy = checked.legacy.as_ref();
+    let roles_needed = needed_roles(req, &client, info.as_ref(), legacy, &tools).await?;
+    let load_owner = (!req.load.as_admin)
+        .then(|| info.as_ref().map(|i| i.owner.clone()))
+        .flatten();
+    let needs_admin = match &load_owner {
+        Some(owner) => super::privilege::needs_admin(&client, owner, &checked, legacy).await?,
+        None => Vec::new(),
+    };
     let existing = lookup_roles(&client, roles_needed.iter().cloned().collect()).await?;
     let roles_missing: Vec<String> = roles_needed.difference(&existing).cloned().collect();
     let missing_privileges = if me.superuser {
@@ -118,9 +132,12 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
         tools,
         scratch: scratch_name(&req.target, req.now),
         previous: previous_name(&req.target, req.now),
-        file_check,
+        file_check: checked.summary.clone(),
         file_check_duration,
-        legacy_rows: legacy.map(|(r, _)| r.tables),
+        legacy_rows: legacy.map(|(r, _)| r.tables.clone()),
+        file_sha256: checked.sha256.clone(),
+        load_owner,
+        needs_admin,
     })
 }
 
@@ -170,8 +187,15 @@ async fn live_database(
 async fn properties(
     req: &Request,
     admin: &ConnParams,
+    client: &tokio_postgres::Client,
     target_exists: bool,
 ) -> Result<(Option<DatabaseInfo>, &'static str), RestoreError> {
+    if let (None, false, Some(owner)) = (&req.backup.manifest, target_exists, &req.load.owner) {
+        return Ok((
+            Some(default_info(client, &req.target, owner).await?),
+            "the server's defaults, owned by --owner (legacy file, no live database)",
+        ));
+    }
     Ok(match (&req.backup.manifest, target_exists) {
         (Some(m), _) => (Some(m.database_info.clone()), "the manifest"),
         (None, true) => {
@@ -185,6 +209,35 @@ async fn properties(
             None,
             "the server's defaults (legacy file, no live database)",
         ),
+    })
+}
+
+/// Properties of a new database `name` owned by `owner` with the server's defaults
+/// (template1's encoding and locale).
+pub async fn default_info(
+    client: &tokio_postgres::Client,
+    name: &str,
+    owner: &str,
+) -> Result<DatabaseInfo, PgError> {
+    let t = client
+        .query_one(
+            "SELECT pg_encoding_to_char(encoding)::text, datcollate::text, datctype::text FROM pg_database WHERE datname = 'template1'",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("reading the server's default encoding", e))?;
+    Ok(DatabaseInfo {
+        name: name.to_string(),
+        owner: owner.to_string(),
+        encoding: t.get(0),
+        collate: t.get(1),
+        ctype: t.get(2),
+        acl: None,
+        grants: Vec::new(),
+        settings: Vec::new(),
+        extensions: Vec::new(),
+        roles: Vec::new(),
+        size_bytes: 0,
     })
 }
 
@@ -300,6 +353,25 @@ async fn missing_privileges(
 pub fn refusal(req: &Request, pre: &Preflight) -> Option<String> {
     if !pre.missing_privileges.is_empty() {
         return Some(pre.missing_privileges.join("; "));
+    }
+    if !req.load.as_admin && pre.info.is_none() {
+        return Some("the legacy file's database does not exist, so no owner is known to run its SQL as: pass --owner ROLE (the role that owned the database), or --load-as-admin".into());
+    }
+    if let (Some(owner), false) = (&pre.load_owner, pre.needs_admin.is_empty()) {
+        return Some(format!(
+            "the backup holds statements that need more than the database owner \"{owner}\" may do: {}; pass --load-as-admin to run the file as the admin role",
+            pre.needs_admin.join("; ")
+        ));
+    }
+    if req.backup.format == crate::model::Format::Plain
+        && !pre.tools.psql_restricts()
+        && !req.load.allow_unrestricted_psql
+    {
+        return Some(format!(
+            "psql {} ({}) lacks restricted mode (\\restrict: 13.22+, 14.19+, 15.14+, 16.10+, 17.6+, 18), so pgkeep's filter of psql meta-commands would be the only line; install a newer psql or pass --allow-unrestricted-psql",
+            pre.tools.psql_version,
+            pre.tools.psql.display()
+        ));
     }
     if !pre.roles_missing.is_empty() && !req.create_roles {
         return Some(format!(

@@ -32,7 +32,14 @@ pub struct RestoreRequest<'a> {
     /// The server is a throwaway cluster (`--local`): create the roles the backup references
     /// first (no passwords, no login), so its owners and grants load.
     pub create_roles: bool,
+    /// Who runs the file's SQL and what psql may be used.
+    pub load: crate::restore::LoadPolicy,
+    /// Where private passfiles of load roles are written.
+    pub tmp_dir: &'a std::path::Path,
 }
+
+/// Owner of a legacy file's scratch database in a throwaway cluster (a role without login).
+const LOCAL_OWNER: &str = "pgkeep_verify_owner";
 
 /// The restore level on top of a checksum-level record that passed: load the backup into a
 /// scratch database with the restore engine's loader, compare the row counts with the
@@ -65,7 +72,6 @@ pub async fn restore_level(
             tracing::info!(roles = %created.join(", "), "created the backup's roles in the throwaway cluster");
         }
     }
-    drop(client);
     let tools = Tools::find(server.version_num, rr.search)?;
     let loader = Loader {
         admin: rr.admin,
@@ -74,14 +80,48 @@ pub async fn restore_level(
         passfile: rr.passfile,
         shutdown: rr.shutdown,
         server_version_num: server.version_num,
+        tmp_dir: rr.tmp_dir,
+        allow_unrestricted_psql: rr.load.allow_unrestricted_psql,
     };
-    let input = Input {
+    let mut input = Input {
         path: store.path_of(&rec.file),
         format: manifest.as_ref().map_or(Format::Plain, |m| m.format),
         compression: manifest
             .as_ref()
             .map_or(Compression::Gzip, |m| m.compression),
+        sha256: manifest.as_ref().map(|m| m.sha256.clone()),
     };
+    let legacy_info = match &manifest {
+        Some(_) => None,
+        None => legacy_info(&client, rr, rec).await?,
+    };
+    let info = manifest
+        .as_ref()
+        .map(|m| &m.database_info)
+        .or(legacy_info.as_ref());
+    let run_as = match (rr.load.as_admin, info) {
+        (false, Some(i)) => crate::restore::RunAs::Owner {
+            owner: i.owner.clone(),
+            configured: rr.load.configured.clone(),
+        },
+        (false, None) => {
+            return Err(VerifyError::Restore(
+                "the legacy file's database does not exist on the server, so no owner is known to load it as: verify it with --local, or pass --load-as-admin".into(),
+            ));
+        }
+        (true, _) => crate::restore::RunAs::Admin,
+    };
+    // The file is read through the psql lexer first (as a restore's preflight does).
+    if let Err(f) = vet(&input, rec, &client, &run_as).await? {
+        rec.ok = false;
+        rec.failure = Some(f.code().to_string());
+        rec.message = f.to_string();
+        return Ok(());
+    }
+    if input.sha256.is_none() {
+        input.sha256 = Some(rec.sha256.clone());
+    }
+    drop(client);
     let db = rec
         .database
         .clone()
@@ -91,10 +131,11 @@ pub async fn restore_level(
         .load_and_check(&ScratchLoad {
             database: &scratch,
             input: &input,
-            info: manifest.as_ref().map(|m| &m.database_info),
+            info,
             expected: manifest.as_ref().map(|m| &m.tables),
             checks: rr.checks,
             jobs: 1,
+            run_as: &run_as,
         })
         .await;
     let outcome = verdict(res, &loader, &scratch, rr.checks.len()).await?;
@@ -138,7 +179,12 @@ async fn verdict(
         }
         Err(LoadError::Pg(e)) => return Err(e.into()),
         Err(LoadError::Interrupted(r)) => return Err(VerifyError::Interrupted(r)),
-        Err(e @ LoadError::Io { .. }) => return Err(VerifyError::Restore(e.to_string())),
+        Err(e @ (LoadError::Io { .. } | LoadError::RoleRefused(_))) => {
+            return Err(VerifyError::Restore(e.to_string()));
+        }
+        Err(e @ (LoadError::Refused(_) | LoadError::Changed { .. })) => {
+            Err(Failure::RestoreLoad(e.to_string()))
+        }
         Err(e @ LoadError::RowCounts(_)) => Err(Failure::RestoreRows(
             e.to_string()
                 .trim_start_matches("row counts differ from the backup's: ")
@@ -149,6 +195,82 @@ async fn verdict(
             Err(Failure::RestoreLoad(e.to_string()))
         }
     })
+}
+
+/// The properties of a legacy file's scratch database: owned by the live database's owner,
+/// or in a throwaway cluster by a role without login made for it.
+async fn legacy_info(
+    client: &tokio_postgres::Client,
+    rr: &RestoreRequest<'_>,
+    rec: &Record,
+) -> Result<Option<crate::pg::catalog::DatabaseInfo>, VerifyError> {
+    let owner = if rr.create_roles {
+        create_roles(client, &rr.admin.user, &[LOCAL_OWNER.to_string()]).await?;
+        Some(LOCAL_OWNER.to_string())
+    } else {
+        match &rec.database {
+            Some(db) => client
+                .query_opt(
+                    "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+                    &[db],
+                )
+                .await
+                .map_err(|e| query_error("looking up the live database's owner", e))?
+                .map(|r| r.get(0)),
+            None => None,
+        }
+    };
+    match owner {
+        Some(o) => Ok(Some(
+            crate::restore::default_info(client, "pgkeep_verify", &o).await?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Read a plain file through the psql lexer: meta-commands and incomplete content make the
+/// backup bad; statements the owner may not run make the test restore impossible here.
+async fn vet(
+    input: &Input,
+    rec: &Record,
+    client: &tokio_postgres::Client,
+    run_as: &crate::restore::RunAs,
+) -> Result<Result<(), Failure>, VerifyError> {
+    if input.format != Format::Plain {
+        return Ok(Ok(()));
+    }
+    let file = std::fs::File::open(&input.path)
+        .map_err(|e| VerifyError::Restore(format!("cannot open {}: {e}", input.path.display())))?;
+    let pre = tokio::task::block_in_place(|| {
+        crate::pipeline::preflight::scan(file, input.compression, Default::default())
+    });
+    let pre = match pre {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(Failure::RestoreLoad(e.to_string()))),
+    };
+    if !pre.acceptable() {
+        let shown: Vec<String> = pre.refused.iter().take(3).map(|f| f.to_string()).collect();
+        return Ok(Err(Failure::RestoreLoad(format!(
+            "{} holds what a backup never holds, so none of it was given to psql: {}",
+            rec.file,
+            shown.join("; ")
+        ))));
+    }
+    if let crate::restore::RunAs::Owner { owner, .. } = run_as {
+        let checked = crate::restore::FileCheck {
+            privileged: pre.privileged.clone(),
+            privileged_total: pre.privileged_total,
+            ..Default::default()
+        };
+        let needs = crate::restore::needs_admin(client, owner, &checked, None).await?;
+        if !needs.is_empty() {
+            return Err(VerifyError::Restore(format!(
+                "the backup holds statements that need more than the database owner \"{owner}\" may do: {}; pass --load-as-admin to load it as the admin role",
+                needs.join("; ")
+            )));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Create the roles of `roles` that do not exist yet, without password and without login (a
