@@ -229,7 +229,7 @@ fn the_files_sql_runs_as_the_owner_and_the_load_role_is_dropped() {
     let db = TestDb::create(SAMPLE);
     backup(&db, &[]);
     // The configured user owns the database: the load connects as it.
-    restore(&db).assert().success();
+    restore(&db).arg("--drop-previous").assert().success();
     assert_eq!(users_count(&db), "300");
     // Another configured user: a temporary role granted the owner loads, and is dropped.
     let app = unique("app");

@@ -63,6 +63,8 @@ pub struct FileCheck {
     /// Statements that need more than the database owner's privilege (plain dumps).
     pub privileged: Vec<Statement>,
     pub privileged_total: u64,
+    /// Roles that own objects in the backup (`ALTER ... OWNER TO`).
+    pub owners: BTreeSet<String>,
 }
 
 fn refused(path: &std::path::Path, why: String) -> RestoreError {
@@ -71,13 +73,21 @@ fn refused(path: &std::path::Path, why: String) -> RestoreError {
 
 /// Read a plain file through the psql lexer: refuse meta-commands (line and start of each) and
 /// incomplete files, whatever a manifest says.
-fn vet_plain(backup: &Chosen) -> Result<pipeline::preflight::Preflight, RestoreError> {
+fn vet_plain(
+    backup: &Chosen,
+) -> Result<(pipeline::preflight::Preflight, BTreeSet<String>), RestoreError> {
     let file = std::fs::File::open(&backup.path).map_err(|e| RestoreError::Io {
         context: format!("cannot open {}", backup.path.display()),
         source: e,
     })?;
-    let pre = pipeline::preflight::scan(file, backup.compression, ScanOptions::default())
-        .map_err(|e| refused(&backup.path, e.to_string()))?;
+    let mut roles = RoleScanner::default();
+    let pre = pipeline::preflight::scan_with(
+        file,
+        backup.compression,
+        ScanOptions::default(),
+        &mut |chunk| roles.chunk(chunk),
+    )
+    .map_err(|e| refused(&backup.path, e.to_string()))?;
     if !pre.acceptable() {
         let shown: Vec<String> = pre.refused.iter().take(3).map(|f| f.to_string()).collect();
         let more = pre.refused_total.saturating_sub(shown.len() as u64);
@@ -105,7 +115,70 @@ fn vet_plain(backup: &Chosen) -> Result<pipeline::preflight::Preflight, RestoreE
             format!("the file is incomplete ({reason}), whatever its manifest says"),
         ));
     }
-    Ok(pre)
+    Ok((pre, roles.owners))
+}
+
+/// The statements of a custom archive's schema (as `pg_restore --schema-only` prints it): the
+/// owners of its objects and what needs more than the owner's privilege.
+pub fn custom_statements(
+    backup: &Chosen,
+    pg_restore: &std::path::Path,
+    env: &[(String, String)],
+    into: &mut FileCheck,
+) -> Result<(), RestoreError> {
+    let spec = crate::process::Spec::new(pg_restore)
+        .envs(env.iter().cloned())
+        .arg("--schema-only")
+        .arg("--file=-")
+        .arg(&backup.path);
+    let (outcome, out) = crate::process::output(&spec, None).map_err(|e| RestoreError::Io {
+        context: "cannot run pg_restore".into(),
+        source: e,
+    })?;
+    if !outcome.success() {
+        return Err(refused(
+            &backup.path,
+            format!("the archive's schema does not read: {}", outcome.describe()),
+        ));
+    }
+    let mut roles = RoleScanner::default();
+    let pre = pipeline::preflight::scan_with(
+        &out[..],
+        crate::model::Compression::None,
+        ScanOptions::default(),
+        &mut |chunk| roles.chunk(chunk),
+    )
+    .map_err(|e| refused(&backup.path, e.to_string()))?;
+    into.privileged = pre.privileged;
+    into.privileged_total = pre.privileged_total;
+    into.owners = roles.owners;
+    Ok(())
+}
+
+fn mismatch(
+    backup: &Chosen,
+    m: &crate::catalog::Manifest,
+    bytes: u64,
+    sha: &str,
+    detail: &dyn std::fmt::Display,
+) -> RestoreError {
+    if let Some(other) = other_backup(backup, m, sha) {
+        return refused(
+            &backup.path,
+            format!(
+                "this is the data file of backup {other} (its manifest records this sha256 {}), not of backup {}: the data files were swapped or copied",
+                &sha[..16],
+                m.id
+            ),
+        );
+    }
+    RestoreError::Refused(format!(
+        "{} does not match its manifest (size {bytes}, sha256 {}; the manifest says size {}, sha256 {}): the file is damaged or truncated ({detail})",
+        backup.path.display(),
+        &sha[..16],
+        m.stored_bytes,
+        &m.sha256[..m.sha256.len().min(16)]
+    ))
 }
 
 /// Which other backup's data this is, when its checksum is another manifest's.
@@ -126,7 +199,21 @@ fn other_backup(backup: &Chosen, m: &crate::catalog::Manifest, sha256: &str) -> 
 pub fn check_file(backup: &Chosen) -> Result<FileCheck, RestoreError> {
     let mut out = FileCheck::default();
     let (bytes, sha) = if backup.format == Format::Plain {
-        let pre = vet_plain(backup)?;
+        let pre = vet_plain(backup).map_err(|e| {
+            // A file that does not match its manifest says so first.
+            let file = std::fs::File::open(&backup.path).ok();
+            match (
+                &backup.manifest,
+                file.and_then(|f| pipeline::hash_reader(f).ok()),
+            ) {
+                (Some(m), Some((bytes, sha))) if sha != m.sha256 || bytes != m.stored_bytes => {
+                    mismatch(backup, m, bytes, &sha, &e)
+                }
+                _ => e,
+            }
+        })?;
+        let (pre, owners) = pre;
+        out.owners = owners;
         out.privileged = pre.privileged.clone();
         out.privileged_total = pre.privileged_total;
         (pre.stored_bytes, pre.sha256)
@@ -143,27 +230,8 @@ pub fn check_file(backup: &Chosen) -> Result<FileCheck, RestoreError> {
     out.sha256 = sha.clone();
     match &backup.manifest {
         Some(m) => {
-            if let Some(other) = (sha != m.sha256)
-                .then(|| other_backup(backup, m, &sha))
-                .flatten()
-            {
-                return Err(refused(
-                    &backup.path,
-                    format!(
-                        "this is the data file of backup {other} (its manifest records this sha256 {}), not of backup {}: the data files were swapped or copied",
-                        &sha[..16],
-                        m.id
-                    ),
-                ));
-            }
             if bytes != m.stored_bytes || sha != m.sha256 {
-                return Err(RestoreError::Refused(format!(
-                    "{} does not match its manifest (size {bytes}, sha256 {}; the manifest says size {}, sha256 {}): the file is damaged or truncated",
-                    backup.path.display(),
-                    &sha[..16],
-                    m.stored_bytes,
-                    &m.sha256[..m.sha256.len().min(16)]
-                )));
+                return Err(mismatch(backup, m, bytes, &sha, &"the content reads"));
             }
             out.summary = format!("sha256 {} matches the manifest ({bytes} bytes)", &sha[..16]);
         }

@@ -26,7 +26,7 @@ pub use choose::{Chosen, Selector, choose, parse_time};
 pub use database::{create_database_sql, drop_database_sql, grants_sql, settings_sql};
 pub use error::RestoreError;
 pub use execute::{Report, execute, lock_path};
-pub use file::{FileCheck, LegacyScan, check_file, scan_plain};
+pub use file::{FileCheck, LegacyScan, check_file, custom_statements, scan_plain};
 pub use leftovers::{Leftover, drop_leftover, leftovers};
 pub use load::{Checked, Input, LoadError, Loader, ScratchLoad, Tools};
 pub use load_role::{LoadRole, RunAs, TEMP_ROLE_PREFIX};

@@ -76,7 +76,7 @@ const PRIVILEGES: &str = "reading the admin role's privileges";
 /// Read-only preflight: file check, server, privileges, roles, tools, names. Changes nothing.
 pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let t = Instant::now();
-    let checked = check_file(&req.backup)?;
+    let mut checked = check_file(&req.backup)?;
     let file_check_duration = t.elapsed();
     let maintenance_db = if req.target == "postgres" {
         "template1"
@@ -91,11 +91,20 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let live = live_database(&client, &req.target).await?;
     let (info, info_source) = properties(req, &admin, &client, live.is_some()).await?;
     let tools = Tools::find(server.version_num, &req.search)?;
-    let legacy = checked.legacy.as_ref();
-    let roles_needed = needed_roles(req, &client, info.as_ref(), legacy, &tools).await?;
+    let roles_needed =
+        needed_roles(req, &client, info.as_ref(), checked.legacy.as_ref(), &tools).await?;
     let load_owner = (!req.load.as_admin)
         .then(|| info.as_ref().map(|i| i.owner.clone()))
         .flatten();
+    if load_owner.is_some() && req.backup.format == crate::model::Format::Custom {
+        super::file::custom_statements(
+            &req.backup,
+            &tools.pg_restore,
+            &req.child_env,
+            &mut checked,
+        )?;
+    }
+    let legacy = checked.legacy.as_ref();
     let needs_admin = match &load_owner {
         Some(owner) => super::privilege::needs_admin(&client, owner, &checked, legacy).await?,
         None => Vec::new(),

@@ -38,16 +38,40 @@ pub async fn needs_admin(
     _legacy: Option<&LegacyScan>,
 ) -> Result<Vec<String>, PgError> {
     let ctx = "reading what the database owner may do";
-    let superuser = client
+    let owner_row = client
         .query_opt(
             "SELECT rolsuper FROM pg_roles WHERE rolname = $1",
             &[&owner],
         )
         .await
-        .map_err(|e| query_error(ctx, e))?
-        .is_some_and(|r| r.get::<_, bool>(0));
-    if superuser || checked.privileged.is_empty() {
+        .map_err(|e| query_error(ctx, e))?;
+    if owner_row.as_ref().is_some_and(|r| r.get::<_, bool>(0)) {
         return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    if owner_row.is_some() && !checked.owners.is_empty() {
+        let owners: Vec<String> = checked.owners.iter().cloned().collect();
+        let foreign: Vec<String> = client
+            .query(
+                "SELECT r FROM unnest($1::text[]) r WHERE r <> $2 AND NOT EXISTS \
+                 (SELECT 1 FROM pg_roles p WHERE p.rolname = r AND pg_has_role($2, p.oid, 'MEMBER')) ORDER BY 1",
+                &[&owners, &owner],
+            )
+            .await
+            .map_err(|e| query_error(ctx, e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !foreign.is_empty() {
+            out.push(format!(
+                "objects owned by {} (roles \"{owner}\" is not a member of)",
+                foreign
+                    .iter()
+                    .map(|r| format!("\"{r}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
     }
     let trusted: Vec<String> = client
         .query(
@@ -59,7 +83,6 @@ pub async fn needs_admin(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let mut out = Vec::new();
     for s in &checked.privileged {
         let Some(p) = s.privilege else { continue };
         let needs = match p {

@@ -81,7 +81,11 @@ pub fn dump_roles(
 #[derive(Default)]
 pub(super) struct RoleScanner {
     pub(super) roles: BTreeSet<String>,
+    /// Roles named by `ALTER ... OWNER TO`: the owners of objects.
+    pub(super) owners: BTreeSet<String>,
     in_copy: bool,
+    /// The start of a line split across chunks ([`RoleScanner::chunk`]).
+    partial: Vec<u8>,
 }
 
 impl RoleScanner {
@@ -98,8 +102,26 @@ impl RoleScanner {
         if let Ok(text) = std::str::from_utf8(line)
             && let Some(role) = roles_in_line(text.trim_end())
         {
+            if line.starts_with(b"ALTER ") {
+                self.owners.insert(role.clone());
+            }
             self.roles.insert(role);
         }
+    }
+
+    /// Look at the next bytes of the stream, split anywhere.
+    pub(super) fn chunk(&mut self, mut data: &[u8]) {
+        while let Some(i) = data.iter().position(|&b| b == b'\n') {
+            if self.partial.is_empty() {
+                self.line(&data[..=i]);
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(&data[..=i]);
+                self.line(&line);
+            }
+            data = &data[i + 1..];
+        }
+        self.partial.extend_from_slice(data);
     }
 }
 

@@ -112,7 +112,16 @@ pub async fn restore_level(
         (true, _) => crate::restore::RunAs::Admin,
     };
     // The file is read through the psql lexer first (as a restore's preflight does).
-    if let Err(f) = vet(&input, rec, &client, &run_as).await? {
+    if let Err(f) = vet(
+        &input,
+        manifest.as_ref(),
+        rec,
+        &client,
+        &run_as,
+        (&tools, rr),
+    )
+    .await?
+    {
         rec.ok = false;
         rec.failure = Some(f.code().to_string());
         rec.message = f.to_string();
@@ -228,40 +237,43 @@ async fn legacy_info(
     }
 }
 
-/// Read a plain file through the psql lexer: meta-commands and incomplete content make the
-/// backup bad; statements the owner may not run make the test restore impossible here.
+/// Read the file as a restore's preflight does (`crate::restore::check_file`): refused content
+/// (psql meta-commands) and incomplete files make the backup bad; statements the owner may not
+/// run make the test restore impossible here without `--load-as-admin`.
 async fn vet(
     input: &Input,
+    manifest: Option<&crate::catalog::Manifest>,
     rec: &Record,
     client: &tokio_postgres::Client,
     run_as: &crate::restore::RunAs,
+    (tools, rr): (&Tools, &RestoreRequest<'_>),
 ) -> Result<Result<(), Failure>, VerifyError> {
-    if input.format != Format::Plain {
-        return Ok(Ok(()));
-    }
-    let file = std::fs::File::open(&input.path)
-        .map_err(|e| VerifyError::Restore(format!("cannot open {}: {e}", input.path.display())))?;
-    let pre = tokio::task::block_in_place(|| {
-        crate::pipeline::preflight::scan(file, input.compression, Default::default())
-    });
-    let pre = match pre {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(Failure::RestoreLoad(e.to_string()))),
+    let chosen = crate::restore::Chosen {
+        id: rec.id.clone(),
+        path: input.path.clone(),
+        format: input.format,
+        compression: input.compression,
+        stored_bytes: 0,
+        time: None,
+        manifest: manifest.cloned(),
+        uncommitted: false,
     };
-    if !pre.acceptable() {
-        let shown: Vec<String> = pre.refused.iter().take(3).map(|f| f.to_string()).collect();
-        return Ok(Err(Failure::RestoreLoad(format!(
-            "{} holds what a backup never holds, so none of it was given to psql: {}",
-            rec.file,
-            shown.join("; ")
-        ))));
-    }
+    let checked = tokio::task::block_in_place(|| {
+        let mut c = crate::restore::check_file(&chosen)?;
+        if input.format == Format::Custom && matches!(run_as, crate::restore::RunAs::Owner { .. }) {
+            crate::restore::custom_statements(&chosen, &tools.pg_restore, rr.child_env, &mut c)?;
+        }
+        Ok::<_, crate::restore::RestoreError>(c)
+    });
+    let checked = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = e.to_string();
+            let msg = msg.strip_suffix("; nothing was changed").unwrap_or(&msg);
+            return Ok(Err(Failure::RestoreLoad(msg.to_string())));
+        }
+    };
     if let crate::restore::RunAs::Owner { owner, .. } = run_as {
-        let checked = crate::restore::FileCheck {
-            privileged: pre.privileged.clone(),
-            privileged_total: pre.privileged_total,
-            ..Default::default()
-        };
         let needs = crate::restore::needs_admin(client, owner, &checked, None).await?;
         if !needs.is_empty() {
             return Err(VerifyError::Restore(format!(

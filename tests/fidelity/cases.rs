@@ -85,6 +85,7 @@ pub const SUPERUSER_OBJECTS: Case = Case {
 };
 pub const PRIVILEGES: Case = Case {
     smoke: true,
+    admin_load: Some("objects owned by a role the database owner is not a member of"),
     ..case(
         "privileges",
         "default privileges, table and column grants, a table grant chain, objects of a group role, comments",
