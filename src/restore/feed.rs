@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::process::ChildStdin;
 use std::time::Duration;
 
-use super::load::{Input, LoadError, LoadStats};
+use super::load_error::{Input, LoadError, LoadStats};
 use crate::pipeline::guard::{self, GuardError, GuardOptions, HashingReader};
 use crate::process::{Outcome, Running};
 

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::load::LoadError;
+use super::load_error::LoadError;
 use crate::model::Secret;
 use crate::pg::ident::{quote_ident, quote_literal};
 use crate::pg::passfile::PrivatePassfile;

@@ -13,6 +13,7 @@ mod file;
 pub mod hooks;
 mod leftovers;
 pub mod load;
+mod load_error;
 pub mod load_role;
 mod names;
 mod plan;

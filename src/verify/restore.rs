@@ -83,34 +83,19 @@ pub async fn restore_level(
         tmp_dir: rr.tmp_dir,
         allow_unrestricted_psql: rr.load.allow_unrestricted_psql,
     };
+    let m = manifest.as_ref();
     let mut input = Input {
         path: store.path_of(&rec.file),
-        format: manifest.as_ref().map_or(Format::Plain, |m| m.format),
-        compression: manifest
-            .as_ref()
-            .map_or(Compression::Gzip, |m| m.compression),
-        sha256: manifest.as_ref().map(|m| m.sha256.clone()),
+        format: m.map_or(Format::Plain, |m| m.format),
+        compression: m.map_or(Compression::Gzip, |m| m.compression),
+        sha256: m.map(|m| m.sha256.clone()),
     };
     let legacy_info = match &manifest {
         Some(_) => None,
         None => legacy_info(&client, rr, rec).await?,
     };
-    let info = manifest
-        .as_ref()
-        .map(|m| &m.database_info)
-        .or(legacy_info.as_ref());
-    let run_as = match (rr.load.as_admin, info) {
-        (false, Some(i)) => crate::restore::RunAs::Owner {
-            owner: i.owner.clone(),
-            configured: rr.load.configured.clone(),
-        },
-        (false, None) => {
-            return Err(VerifyError::Restore(
-                "the legacy file's database does not exist on the server, so no owner is known to load it as: verify it with --local, or pass --load-as-admin".into(),
-            ));
-        }
-        (true, _) => crate::restore::RunAs::Admin,
-    };
+    let info = m.map(|m| &m.database_info).or(legacy_info.as_ref());
+    let run_as = run_as(rr, info)?;
     // The file is read through the psql lexer first (as a restore's preflight does).
     if let Err(f) = vet(
         &input,
@@ -203,6 +188,25 @@ async fn verdict(
         Err(e @ (LoadError::LoadFailed { .. } | LoadError::Incomplete(_))) => {
             Err(Failure::RestoreLoad(e.to_string()))
         }
+    })
+}
+
+/// Who loads: the owner of the recorded (or live) database, or the admin role when asked.
+fn run_as(
+    rr: &RestoreRequest<'_>,
+    info: Option<&crate::pg::catalog::DatabaseInfo>,
+) -> Result<crate::restore::RunAs, VerifyError> {
+    Ok(match (rr.load.as_admin, info) {
+        (false, Some(i)) => crate::restore::RunAs::Owner {
+            owner: i.owner.clone(),
+            configured: rr.load.configured.clone(),
+        },
+        (false, None) => {
+            return Err(VerifyError::Restore(
+                "the legacy file's database does not exist on the server, so no owner is known to load it as: verify it with --local, or pass --load-as-admin".into(),
+            ));
+        }
+        (true, _) => crate::restore::RunAs::Admin,
     })
 }
 
