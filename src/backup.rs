@@ -228,10 +228,14 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     let shown = format!("{file} in {}", store.describe());
     let dumped = dump(&mut req, &pre.pg_dump, env, output, &shown).await?;
     drop(passfile);
-    if let Some(r) = req.shutdown.reason() {
-        return Err(BackupError::Interrupted(r));
+    let accepted = match req.shutdown.reason() {
+        Some(r) => Err(BackupError::Interrupted(r)),
+        None => check_plausible(&dumped, s.min_dump_bytes),
+    };
+    if let Err(e) = accepted {
+        dumped.output.abort();
+        return Err(e);
     }
-    check_plausible(&dumped, s.min_dump_bytes)?;
     let Dumped {
         raw_bytes,
         stored_bytes,
@@ -294,6 +298,44 @@ impl Output {
         match self {
             Output::Stream(upload) => upload.commit(),
             Output::Staged(staged) => staged.commit(store),
+        }
+    }
+
+    /// Give the data up. An abort that fails leaves an unfinished write, never a listed object;
+    /// culling removes it later.
+    fn abort(self) {
+        let aborted = match self {
+            Output::Stream(upload) => upload.abort(),
+            Output::Staged(staged) => staged.abort(),
+        };
+        if let Err(e) = aborted {
+            tracing::warn!(error = %e, "cannot remove the unfinished backup data; culling removes it later");
+        }
+    }
+}
+
+/// The upload as the pipeline's sink, still reachable by the caller: when the stream fails
+/// (and the pipeline drops its sink), the upload is aborted explicitly rather than dropped.
+#[derive(Clone)]
+struct SharedUpload(std::sync::Arc<std::sync::Mutex<Option<Box<dyn Upload>>>>);
+
+impl SharedUpload {
+    fn take(&self) -> Option<Box<dyn Upload>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl std::io::Write for SharedUpload {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(up) => up.write(buf),
+            None => Err(std::io::Error::other("the upload was given up")),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(up) => up.flush(),
+            None => Ok(()),
         }
     }
 }
@@ -379,7 +421,9 @@ async fn dump(
         r = &mut task => r,
         reason = shutdown.wait() => {
             killer.terminate(Duration::from_secs(3));
-            let _ = task.await;
+            if let Ok(Ok(dumped)) = task.await {
+                dumped.output.abort();
+            }
             return Err(BackupError::Interrupted(reason));
         }
     };
@@ -443,7 +487,13 @@ fn stream_plain(
 ) -> Result<Dumped, BackupError> {
     let stdout = running.take_stdout().expect("stdout is piped");
     enlarge_pipe(&stdout);
-    let streamed = pipeline::run(stdout, upload, opts, progress);
+    let shared = SharedUpload(std::sync::Arc::new(std::sync::Mutex::new(Some(upload))));
+    let streamed = pipeline::run(stdout, shared.clone(), opts, progress);
+    if streamed.is_err()
+        && let Some(upload) = shared.take()
+    {
+        Output::Stream(upload).abort();
+    }
     let wait = |running: Running| {
         running.wait().map_err(|source| BackupError::Io {
             context: "cannot wait for pg_dump".into(),
@@ -452,16 +502,21 @@ fn stream_plain(
     };
     match streamed {
         Ok(out) => {
-            let outcome = wait(running)?;
-            if !outcome.success() {
-                return Err(BackupError::DumpFailed(outcome.describe()));
+            let upload = out.sink.take().expect("the upload is kept until now");
+            let outcome = wait(running).and_then(|outcome| match outcome.success() {
+                true => Ok(()),
+                false => Err(BackupError::DumpFailed(outcome.describe())),
+            });
+            if let Err(e) = outcome {
+                Output::Stream(upload).abort();
+                return Err(e);
             }
             Ok(Dumped {
                 raw_bytes: out.raw_bytes,
                 stored_bytes: out.stored_bytes,
                 sha256: out.sha256,
                 report: out.report.expect("plain dumps are inspected"),
-                output: Output::Stream(out.sink),
+                output: Output::Stream(upload),
             })
         }
         Err(PipelineError::Write(e)) => {

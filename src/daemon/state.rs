@@ -157,9 +157,12 @@ impl Daemon {
         let s = self.settings();
         match crate::storage::open(&s.backup_dir)
             .map_err(crate::verify::VerifyError::from)
-            .and_then(|store| crate::verify::states(&*store))
+            .and_then(|store| Ok((crate::verify::states(&*store)?, store.free_bytes())))
         {
-            Ok(states) => text.push_str(&crate::verify::metrics_text(&states)),
+            Ok((states, free)) => {
+                text.push_str(&crate::verify::metrics_text(&states));
+                text.push_str(&super::metrics::free_bytes_text(free));
+            }
             Err(e) => tracing::debug!(error = %e, "no verification metrics"),
         }
         text

@@ -92,7 +92,8 @@ impl LocalStore {
     fn remove(&self, p: &Path) -> Result<(), StorageError> {
         match fs::remove_file(p) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Already gone (its directory too, perhaps): nothing to sync.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(StorageError::io("cannot delete", p.display(), e)),
         }
         if let Some(parent) = p.parent() {

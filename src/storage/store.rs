@@ -203,9 +203,13 @@ pub trait Store: Send + Sync + Any {
     fn free_bytes(&self) -> Option<u64>;
 }
 
+/// The most `/`-separated components a name may have (backups use two: `DAY/FILE`).
+pub const MAX_COMPONENTS: usize = 4;
+
 /// Refuse names a store could not keep the same way everywhere: empty, absolute, with empty,
-/// `.` or `..` components, control characters, or a component starting with `.pgkeep` (the
-/// stores' own bookkeeping: probes, locks, upload markers).
+/// `.` or `..` components, control characters, more than [`MAX_COMPONENTS`] components, or a
+/// component starting with `.pgkeep` (the stores' own bookkeeping: probes, locks, upload
+/// markers).
 pub fn check_name(name: &str) -> Result<(), StorageError> {
     let bad = |reason| {
         Err(StorageError::InvalidName {
@@ -221,6 +225,9 @@ pub fn check_name(name: &str) -> Result<(), StorageError> {
     }
     if name.chars().any(char::is_control) {
         return bad("it contains a control character");
+    }
+    if name.split('/').count() > MAX_COMPONENTS {
+        return bad("it has more than four components");
     }
     for part in name.split('/') {
         match part {
@@ -239,7 +246,12 @@ mod tests {
 
     #[test]
     fn names_are_checked() {
-        for ok in ["a", "2026-01-01/x.sql.gz", "sp ace/ü%+#'@,=;!~$&()[]{}", "a..b"] {
+        for ok in [
+            "a",
+            "2026-01-01/x.sql.gz",
+            "sp ace/ü%+#'@,=;!~$&()[]{}",
+            "a..b",
+        ] {
             check_name(ok).unwrap();
         }
         for bad in [
@@ -252,6 +264,7 @@ mod tests {
             "x\n",
             ".pgkeep-lock",
             "d/.pgkeep/u",
+            "a/b/c/d/e",
         ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
