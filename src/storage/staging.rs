@@ -154,6 +154,86 @@ pub fn local_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::{ObjectInfo, Unfinished};
+
+    /// A store that is not the local store (it only delegates to one), so staging takes the
+    /// path of every other backend: a temporary file, put into the store on commit.
+    struct Elsewhere(LocalStore);
+
+    impl Store for Elsewhere {
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+        fn check_writable(&self) -> Result<(), StorageError> {
+            self.0.check_writable()
+        }
+        fn create(&self, name: &str) -> Result<Box<dyn Upload>, StorageError> {
+            self.0.create(name)
+        }
+        fn put(&self, name: &str, data: &[u8]) -> Result<(), StorageError> {
+            self.0.put(name, data)
+        }
+        fn open(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>, StorageError> {
+            self.0.open(name)
+        }
+        fn stat(&self, name: &str) -> Result<Option<ObjectInfo>, StorageError> {
+            self.0.stat(name)
+        }
+        fn list(&self) -> Result<Vec<ObjectInfo>, StorageError> {
+            self.0.list()
+        }
+        fn delete(&self, name: &str) -> Result<(), StorageError> {
+            self.0.delete(name)
+        }
+        fn unfinished(&self) -> Result<Vec<Unfinished>, StorageError> {
+            self.0.unfinished()
+        }
+        fn discard(&self, u: &Unfinished) -> Result<(), StorageError> {
+            self.0.discard(u)
+        }
+        fn free_bytes(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    #[test]
+    fn other_stores_stage_through_a_private_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Elsewhere(LocalStore::open(dir.path()).unwrap());
+        let s = stage(&store, "d/a.dump", tmp.path()).unwrap();
+        assert!(s.path().starts_with(tmp.path()), "{}", s.path().display());
+        let mode = std::fs::metadata(s.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::write(s.path(), b"archive").unwrap();
+        assert!(store.list().unwrap().is_empty());
+        s.commit(&store).unwrap();
+        assert_eq!(store.list().unwrap()[0].name, "d/a.dump");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "staging file gone"
+        );
+        assert!(
+            stage(&store, "d/a.dump", tmp.path()).is_err(),
+            "no overwrite"
+        );
+
+        let f = local_file(&store, "d/a.dump", tmp.path()).unwrap();
+        assert!(f.is_copy());
+        assert!(f.path().starts_with(tmp.path()));
+        assert_eq!(std::fs::read(f.path()).unwrap(), b"archive");
+        let copy = f.path().to_path_buf();
+        drop(f);
+        assert!(!copy.exists(), "the fetched copy is removed");
+
+        let s = stage(&store, "d/b.dump", tmp.path()).unwrap();
+        std::fs::write(s.path(), b"half").unwrap();
+        s.abort().unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
 
     #[test]
     fn the_local_store_stages_in_place_and_aborts_clean() {

@@ -405,7 +405,7 @@ pub fn the_manifest_written_last_is_the_commit_point(b: &dyn Backend) {
     }
     // The manifest: now it is a backup.
     s.put(&m.manifest_name(), &json).unwrap();
-    assert_eq!(committed(s), [m.id.clone()]);
+    assert_eq!(committed(s), vec![m.id.clone()]);
     // Culling order: the manifest goes first and the backup is gone at once.
     s.delete(&m.manifest_name()).unwrap();
     assert!(committed(s).is_empty());
