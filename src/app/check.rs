@@ -16,7 +16,7 @@ pub fn run(args: &CheckArgs, settings: &Settings) -> Result<()> {
         &entries,
         &database,
         store.free_bytes(),
-        &settings.backup_dir.display().to_string(),
+        &store.describe(),
         jiff::Timestamp::now(),
         &settings.check,
     );
