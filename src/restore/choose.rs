@@ -155,7 +155,13 @@ fn chosen_file(store: &dyn Store, staging_dir: &Path, p: &Path) -> Result<Chosen
         let (size, manifest) = local_backup_file(p)?;
         (p.to_path_buf(), size, manifest, None)
     } else {
-        let name = p.to_string_lossy().into_owned();
+        // `./DAY/FILE` names the object `DAY/FILE`, as it named that file of the directory.
+        let name = p
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect::<PathBuf>()
+            .to_string_lossy()
+            .into_owned();
         let cannot = |e: String| {
             RestoreError::NoBackup(format!(
                 "cannot read backup file {}: {e}",

@@ -154,7 +154,7 @@ pub fn local_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{ObjectInfo, Unfinished};
+    use crate::storage::store::{ObjectInfo, Unfinished};
 
     /// A store that is not the local store (it only delegates to one), so staging takes the
     /// path of every other backend: a temporary file, put into the store on commit.
