@@ -325,34 +325,22 @@ pub struct DemoArgs {
     pub keep: bool,
 }
 
+/// Flags of `pgkeep maintenance` (each also a configuration key, see `pgkeep config keys`).
 #[derive(Debug, Args)]
 pub struct MaintenanceArgs {
-    /// Address to listen on (port 0 picks a free port; the bound address is logged).
-    #[arg(
-        long,
-        env = "PGKEEP_MAINTENANCE_LISTEN",
-        value_name = "ADDR",
-        default_value = "0.0.0.0:8081"
-    )]
-    pub listen: std::net::SocketAddr,
-    /// Page title and heading (plain text).
-    #[arg(
-        long,
-        env = "PGKEEP_MAINTENANCE_TITLE",
-        value_name = "TEXT",
-        default_value = "Down for maintenance"
-    )]
-    pub title: String,
-    /// Message on the page (plain text, HTML is escaped; a blank line starts a new paragraph).
-    #[arg(long, env = "PGKEEP_MAINTENANCE_MESSAGE", value_name = "TEXT")]
+    /// Address to listen on (port 0 picks a free port; the bound address is logged); key
+    /// maintenance_listen, default 0.0.0.0:8081.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Page title and heading (plain text); key maintenance_title.
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    /// Message on the page (plain text, HTML is escaped; a blank line starts a new paragraph);
+    /// key maintenance_message.
+    #[arg(long, value_name = "TEXT")]
     pub message: Option<String>,
-    /// Seconds clients are asked to wait before retrying (the Retry-After header).
-    #[arg(
-        long,
-        env = "PGKEEP_MAINTENANCE_RETRY_AFTER",
-        value_name = "SECONDS",
-        default_value_t = 300,
-        value_parser = clap::value_parser!(u64).range(0..=86_400)
-    )]
-    pub retry_after: u64,
+    /// How long clients are asked to wait before retrying (the Retry-After header): seconds or
+    /// a duration such as 5m, at most 1d; key maintenance_retry_after, default 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub retry_after: Option<String>,
 }
