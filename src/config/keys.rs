@@ -510,8 +510,14 @@ pub fn key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)
 }
 
-/// The known key nearest to a misspelt one, when it is near enough to be what was meant.
+/// The known key nearest to a misspelt one, when it is near enough to be what was meant: a key
+/// the name is the start of (`maintenance_retry`), else the one fewest edits away.
 pub(super) fn nearest(name: &str) -> Option<&'static str> {
+    if name.len() >= 4
+        && let Some(k) = KEYS.iter().find(|k| k.name.starts_with(name))
+    {
+        return Some(k.name);
+    }
     KEYS.iter()
         .map(|k| (strsim::levenshtein(name, k.name), k.name))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
