@@ -199,8 +199,10 @@ fn selector(args: &RestoreArgs) -> Result<Selector> {
 /// flag's, else the backup's, else the configured one), hooks, tools and the environment.
 fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Request> {
     let source_db = settings.database_or(&args.database);
+    let store = crate::storage::open(&settings.backup_dir)?;
     let backup = restore::choose(
-        &settings.backup_dir,
+        &*store,
+        &ctx.tmp_dir(),
         &settings.host,
         &source_db,
         &selector(args)?,
