@@ -308,3 +308,91 @@ fn window(mine: &[&Entry], inputs: &Inputs) -> Window {
         .and_then(|d| d.iter().filter(|d| d.verdict.keep()).map(|d| d.time).min());
     Window { policy, cutoff }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Verification;
+    use crate::config::MinFree;
+
+    fn entry(db: &str, time: Timestamp, verified: Option<bool>, status: Status) -> Entry {
+        Entry {
+            id: format!("h-{db}_{}", time.as_second()),
+            time,
+            database: Some(db.into()),
+            format: Format::Plain,
+            compression: Compression::Gzip,
+            stored_bytes: 1000,
+            duration_seconds: Some(1.5),
+            status,
+            file: format!("d/h-{db}_{}.sql.gz", time.as_second()),
+            sha256: None,
+            manifest: None,
+            verification: verified.map(|ok| Verification {
+                ok,
+                level: "checksum".into(),
+                checked_at: time + SignedDuration::from_hours(1),
+                failure: (!ok).then(|| "truncated".into()),
+                message: if ok { "proven" } else { "cut" }.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn verdicts_newest_good_window_and_history_per_database() {
+        let now: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let days = |n: i64| now - SignedDuration::from_hours(24 * n);
+        // Newest first, as the catalog lists them.
+        let entries = vec![
+            entry("a", days(1), Some(false), Status::Good),
+            entry("b", days(1), None, Status::Good),
+            entry("a", days(2), Some(true), Status::Good),
+            entry("a", days(3), None, Status::Good),
+            entry("a", days(40), None, Status::Legacy),
+        ];
+        let check = CheckSettings {
+            max_age: std::time::Duration::from_secs(86_400 * 2),
+            min_size_ratio: 0.0,
+            verify_max_age: None,
+            min_free: MinFree::Off,
+        };
+        let policy = Policy::default();
+        let databases = vec!["a".to_string(), "none".to_string()];
+        let s = summarize(&Inputs {
+            entries: &entries,
+            databases: &databases,
+            free_bytes: None,
+            backup_dir: "/b",
+            policy: &policy,
+            timezone: &jiff::tz::TimeZone::UTC,
+            check: &check,
+            catalog_read_at: now,
+            now,
+        });
+        assert_eq!(s.databases.len(), 2);
+        let a = &s.databases[0];
+        // The newest is bad: the newest good one is the verified one of two days ago.
+        assert_eq!(a.newest_good.as_ref().unwrap().time, days(2));
+        assert_eq!(a.newest_good_age_seconds, Some(2 * 86_400));
+        assert_eq!(
+            a.verdicts,
+            Verdicts {
+                good: 1,
+                bad: 1,
+                unverified: 1,
+                legacy: 1
+            }
+        );
+        assert_eq!(a.last_verification.as_ref().unwrap().0, entries[0].id);
+        let verdicts: Vec<Verdict> = a.history.iter().map(|r| r.verdict).collect();
+        assert_eq!(verdicts, [Verdict::Bad, Verdict::Good, Verdict::Unverified]);
+        assert_eq!(a.older_backups, 1);
+        // keep_days=10 from the newest good backup.
+        assert_eq!(a.retention.cutoff, Some(days(12)));
+        assert_eq!(a.retention.policy, "keep_days=10 keep_last=3");
+        // A database without backups is shown with its problem.
+        let none = &s.databases[1];
+        assert!(none.newest_good.is_none() && none.history.is_empty());
+        assert_eq!(none.problems[0].code, "no-backup");
+    }
+}

@@ -98,10 +98,7 @@ fn render(summary: &Summary, settings: &Settings, asked: bool) -> String {
     let free = summary
         .free_bytes
         .map_or_else(|| "unknown".into(), human_bytes);
-    out.push_str(&format!(
-        "backups in {}: {free} free\n",
-        summary.backup_dir
-    ));
+    out.push_str(&format!("backups in {}: {free} free\n", summary.backup_dir));
     for db in &summary.databases {
         out.push('\n');
         out.push_str(&render_database(db, settings, asked));
@@ -166,7 +163,11 @@ fn render_database(db: &Database, s: &Settings, asked: bool) -> String {
     if let Some((id, last)) = &db.last_verification {
         verdicts.push_str(&format!(
             "; last: {} ({}) {}, {id}: {}",
-            if last.failure.is_some() { "BAD" } else { "good" },
+            if last.failure.is_some() {
+                "BAD"
+            } else {
+                "good"
+            },
             last.level,
             at(last.checked_at, s),
             last.message

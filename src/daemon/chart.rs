@@ -7,7 +7,7 @@ use maud::{Markup, html};
 
 use crate::status::Verdict;
 
-const W: f64 = 640.0;
+const W: f64 = 520.0;
 const H: f64 = 170.0;
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 10.0;
@@ -158,7 +158,10 @@ mod tests {
         let svg = render(&c).into_string();
         assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
         assert!(svg.contains("class=\"pt bad\""), "{svg}");
-        assert!(svg.contains("<polyline class=\"series\" points=\""), "{svg}");
+        assert!(
+            svg.contains("<polyline class=\"series\" points=\""),
+            "{svg}"
+        );
         assert!(svg.contains("<rect class=\"keep\""), "{svg}");
         assert!(svg.contains("a&lt;script&gt;"), "{svg}");
         assert!(!svg.contains("<script"), "{svg}");

@@ -41,7 +41,7 @@
     const box = el.querySelector('.running');
     let text = box.querySelector('.text');
     const r = d.running;
-    text.textContent = 'Running: ' + r.id + ' (' + r.trigger + '), started ' + r.started_at + ', ' +
+    text.textContent = 'Running: ' + r.id + ' (' + r.trigger + '), started ' + r.started_at.slice(0, 19).replace('T', ' ') + ' UTC, ' +
       bytes(r.dumped_bytes) + ' dumped' + (r.expected_bytes ? ' of about ' + bytes(r.expected_bytes) : '');
     let p = box.querySelector('progress');
     if (!p) { p = document.createElement('progress'); box.appendChild(p); }

@@ -284,3 +284,59 @@ fn ago(now: Timestamp, then: Timestamp) -> String {
     let secs = now.duration_since(then).as_secs().max(0) as u64;
     format!("{} ago", human_duration(Duration::from_secs(secs)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{Failure, Verdicts, Window};
+
+    #[test]
+    fn names_and_errors_are_text() {
+        let now: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let evil = "<script>alert(1)</script>\"'&<img src=x>";
+        let db = Database {
+            name: evil.into(),
+            newest_good: None,
+            newest_good_age_seconds: None,
+            newest_good_raw_bytes: None,
+            verdicts: Verdicts::default(),
+            last_verification: None,
+            problems: Vec::new(),
+            retention: Window {
+                policy: "keep_days=10".into(),
+                cutoff: None,
+            },
+            history: Vec::new(),
+            older_backups: 0,
+            next_run: None,
+            running: None,
+            failures: vec![Failure {
+                id: "x".into(),
+                trigger: "api".into(),
+                at: now,
+                error: format!("backup of database \"{evil}\" failed"),
+            }],
+        };
+        let summary = Summary {
+            generated_at: now,
+            catalog_read_at: now,
+            backup_dir: "/b<i>".into(),
+            free_bytes: None,
+            databases: vec![db],
+        };
+        let view = View {
+            host: "h<b>",
+            tz: &TimeZone::UTC,
+            writable: true,
+        };
+        let html = render(&summary, &view, "n0nce").into_string();
+        assert_eq!(html.matches("<script").count(), 1, "{html}");
+        assert_eq!(html.matches("<script nonce=\"n0nce\">").count(), 1);
+        assert!(!html.contains("<img") && !html.contains("<i>") && !html.contains("<b>"));
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&amp;&lt;img src=x&gt;")
+        );
+        assert!(html.contains("data-db=\"&lt;script&gt;"), "{html}");
+        assert!(html.contains(">unknown<"), "free space unknown: {html}");
+    }
+}

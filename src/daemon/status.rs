@@ -79,7 +79,9 @@ impl Daemon {
     pub fn status(self: &Arc<Self>) -> Summary {
         let now = self.now();
         let listing = self.catalog.listing.lock().expect("catalog lock").clone();
-        let stale = listing.as_ref().is_none_or(|l| now.duration_since(l.read_at) > STALE);
+        let stale = listing
+            .as_ref()
+            .is_none_or(|l| now.duration_since(l.read_at) > STALE);
         if stale && !self.catalog.refreshing.swap(true, Ordering::SeqCst) {
             let this = self.clone();
             tokio::spawn(async move {

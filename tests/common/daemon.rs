@@ -152,7 +152,7 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
