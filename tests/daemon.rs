@@ -7,13 +7,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::daemon::{Daemon, TOKEN, held_pg_dump, http};
+use common::daemon::{Daemon, TOKEN, held_pg_dump};
 use common::*;
 
 fn metric(text: &str, name_and_labels: &str) -> Option<f64> {

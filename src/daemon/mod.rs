@@ -4,6 +4,7 @@
 //! backup finish within a grace period before aborting it cleanly. Everything it needs is passed in: settings, the bound
 //! listener, the shutdown signal and the clock.
 
+pub mod catalog;
 pub mod chart;
 pub mod http;
 pub mod metrics;

@@ -12,8 +12,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::catalog::CatalogCache;
 use super::metrics::Metrics;
-use super::status::CatalogCache;
 use crate::backup::{self, BackupError};
 use crate::catalog::{self, Status};
 use crate::config::Settings;

@@ -3,17 +3,14 @@
 //! and again in the background when a request finds it older than `STALE`, so a request never
 //! waits on the store), the running attempt with its progress, the next run and recent failures.
 
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::state::{AttemptStatus, Daemon};
-use crate::catalog::{self, Entry};
+use crate::catalog;
 use crate::status::{self, Failure, Running, Summary};
-use crate::storage::{LocalStore, Store};
+use crate::storage::LocalStore;
 
 /// A listing older than this is read again (in the background) when the page is requested, so
 /// backups and verifications made beside the daemon show up.
@@ -21,33 +18,6 @@ pub const STALE: SignedDuration = SignedDuration::from_secs(60);
 
 /// How many failed attempts a database shows.
 const FAILURES: usize = 5;
-
-/// The last listing of the backup location.
-#[derive(Debug, Clone)]
-struct Listing {
-    entries: Vec<Entry>,
-    free_bytes: Option<u64>,
-    read_at: Timestamp,
-}
-
-/// The listing the daemon keeps, and whether a background read is under way.
-#[derive(Default)]
-pub struct CatalogCache {
-    listing: Mutex<Option<Listing>>,
-    refreshing: AtomicBool,
-}
-
-impl CatalogCache {
-    /// Keep `entries`, read at `at`, with the free space of `dir` now.
-    pub fn store(&self, entries: Vec<Entry>, at: Timestamp, dir: &Path) {
-        let free_bytes = LocalStore::open(dir).ok().and_then(|s| s.free_bytes());
-        *self.listing.lock().expect("catalog lock") = Some(Listing {
-            entries,
-            free_bytes,
-            read_at: at,
-        });
-    }
-}
 
 impl Daemon {
     /// Read the backup location again (on a blocking thread); a failure keeps the old listing.
@@ -78,15 +48,15 @@ impl Daemon {
     /// the backup location when the listing is stale.
     pub fn status(self: &Arc<Self>) -> Summary {
         let now = self.now();
-        let listing = self.catalog.listing.lock().expect("catalog lock").clone();
+        let listing = self.catalog.get();
         let stale = listing
             .as_ref()
             .is_none_or(|l| now.duration_since(l.read_at) > STALE);
-        if stale && !self.catalog.refreshing.swap(true, Ordering::SeqCst) {
+        if stale && self.catalog.begin_refresh() {
             let this = self.clone();
             tokio::spawn(async move {
                 this.refresh_catalog().await;
-                this.catalog.refreshing.store(false, Ordering::SeqCst);
+                this.catalog.end_refresh();
             });
         }
         let s = self.settings();
