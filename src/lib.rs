@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod prune;
 pub mod restore;
 pub mod retention;
+pub mod status;
 pub mod verify;
 // services.
 pub mod notify;

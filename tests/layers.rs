@@ -39,6 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "retention",
             "check",
             "cluster",
+            "status",
         ],
     ),
     // Long-running servers: the daemon and the maintenance page.

@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod prune;
 pub mod restore;
 pub mod run;
+pub mod status;
 pub mod verify;
 
 use anyhow::Result;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context) -> Result<()> {
         Command::List(args) => list::run(args, &settings),
         Command::Verify(args) => verify::run(args, &settings, &ctx).await,
         Command::Check(args) => check::run(args, &settings),
+        Command::Status(args) => status::run(args, &settings),
         Command::Config { action } => {
             config::run(action, &settings);
             Ok(())
