@@ -320,6 +320,7 @@ mod tests {
             id: format!("h-{db}_{}", time.as_second()),
             time,
             database: Some(db.into()),
+            database_unknown: None,
             format: Format::Plain,
             compression: Compression::Gzip,
             stored_bytes: 1000,
