@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod majors;
+pub mod procs;
 
 #[allow(unused_imports)]
 pub use majors::{MAJORS, Major, cluster_of};
