@@ -13,9 +13,10 @@ use thiserror::Error;
 
 use crate::catalog::{self, MANIFEST_VERSION, Manifest};
 use crate::config::{Compression, Format, Settings};
+use crate::fault;
 use crate::lock::{Lock, LockError};
 use crate::pg::catalog::{DatabaseInfo, ServerInfo};
-use crate::pg::passfile::PrivatePassfile;
+use crate::pg::passfile::{self, PrivatePassfile};
 use crate::pg::tools::{self, Search, Tool, ToolError};
 use crate::pg::{ConnParams, PgError};
 use crate::pipeline::{self, PipelineError};
@@ -54,7 +55,7 @@ pub struct Request<'a> {
     pub database: String,
     /// The environment children may inherit (already filtered).
     pub child_env: Vec<(String, String)>,
-    /// Where private temporary files (the passfile) go.
+    /// TMPDIR. The backup writes nothing there (its passfile lives in memory).
     pub tmp_dir: PathBuf,
     /// The PATH used to find client tools.
     pub path_env: Option<std::ffi::OsString>,
@@ -138,7 +139,7 @@ pub fn libpq_env(
     match passfile.or(params.passfile.as_deref()) {
         Some(p) => set("PGPASSFILE", p.display().to_string()),
         // No password known: make sure libpq does not find one in an unexpected place.
-        None => set("PGPASSFILE", "/dev/null".to_string()),
+        None => set("PGPASSFILE", passfile::NONE.to_string()),
     }
     env
 }
@@ -170,15 +171,14 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     let ext = catalog::extension(s.format, s.compression);
     let file = format!("{day}/{stem}{ext}");
 
-    let _lock = Lock::acquire(
-        &lock_path(&s.backup_dir, &s.host, &req.database),
-        &format!(
-            "backup {stem} of database \"{}\" started {} by pid {}",
-            req.database,
-            started_at.round(jiff::Unit::Second).unwrap_or(started_at),
-            std::process::id()
-        ),
-    )?;
+    let holder = format!(
+        "backup {stem} of database \"{}\" started {} by pid {}",
+        req.database,
+        started_at.round(jiff::Unit::Second).unwrap_or(started_at),
+        std::process::id()
+    );
+    let lock = Lock::acquire(&lock_path(&s.backup_dir, &s.host, &req.database), &holder)?;
+    fault::point("backup.locked");
 
     let params = ConnParams::from_settings(s, &req.database);
     let pre = preflight(&params, s, req.path_env.clone()).await?;
@@ -189,15 +189,12 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     );
 
     let passfile = match params.resolve_password() {
-        Some(pw) if params.password.is_some() => Some(
-            PrivatePassfile::create(&req.tmp_dir, &pw).map_err(|source| BackupError::Io {
-                context: format!(
-                    "cannot create a private passfile in {}",
-                    req.tmp_dir.display()
-                ),
+        Some(pw) if params.password.is_some() => {
+            Some(PrivatePassfile::new(&pw).map_err(|source| BackupError::Io {
+                context: "cannot create a private passfile".into(),
                 source,
-            })?,
-        ),
+            })?)
+        }
         _ => None,
     };
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
@@ -221,6 +218,13 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
             .arg(path);
     }
 
+    // pg_dump holds the lock too, until it is reaped: one that outlived pgkeep still blocks the
+    // next backup of the database, which then names it.
+    let cannot_start = |source| BackupError::Io {
+        context: "cannot start pg_dump".into(),
+        source,
+    };
+    let spec = spec.inherit_fd(&lock).map_err(cannot_start)?;
     let running = Running::spawn(
         &spec,
         match s.format {
@@ -228,10 +232,9 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
             Format::Custom => Stdio::null(),
         },
     )
-    .map_err(|source| BackupError::Io {
-        context: "cannot start pg_dump".into(),
-        source,
-    })?;
+    .map_err(cannot_start)?;
+    lock.set_note(&format!("{holder}, pg_dump pid {}", running.pid()))?;
+    fault::point("backup.dump-started");
     let killer = running.killer();
     let opts = pipeline::Options {
         compression: match s.format {
@@ -260,6 +263,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     };
     let mut task = tokio::task::spawn_blocking(move || {
         let mut progress_fn = |n: u64| {
+            fault::point("backup.streamed");
             if let Some(p) = progress.as_mut() {
                 p(n)
             }
@@ -310,7 +314,9 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
             s.min_dump_bytes
         )));
     }
+    fault::point("backup.dumped");
     upload.commit()?;
+    fault::point("backup.data-renamed");
 
     let finished_at = (req.now)();
     let manifest = Manifest {
@@ -337,6 +343,8 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         database_info: pre.database,
     };
     commit_manifest(&store, &manifest)?;
+    fault::point("backup.committed");
+    drop(lock);
     Ok(Done {
         path: s.backup_dir.join(&file),
         manifest,
@@ -482,7 +490,10 @@ pub fn replay_custom(
     loop {
         match out.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => inspector.feed(&buf[..n]),
+            Ok(n) => {
+                fault::point("backup.replayed");
+                inspector.feed(&buf[..n]);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(source) => {
                 return Err(BackupError::Io {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod exit;
+pub mod fault;
 pub mod lock;
 pub mod maintenance;
 pub mod notify;

@@ -36,6 +36,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, settings: Settings, env: BTreeMap<String, String>) -> anyhow::Result<()> {
+    if let Some(point) = env.get("PGKEEP_FAULT_POINT") {
+        pgkeep::fault::arm(point)?;
+    }
+    remove_stale_passfiles(&env);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -44,6 +48,22 @@ fn run(cli: Cli, settings: Settings, env: BTreeMap<String, String>) -> anyhow::R
         shutdown::listen_for_signals(trigger)?;
         commands::run(cli, settings, commands::Context_ { env, shutdown }).await
     })
+}
+
+/// Older versions wrote passfiles into TMPDIR, and a killed run left its file there.
+fn remove_stale_passfiles(env: &BTreeMap<String, String>) {
+    let tmp = std::path::PathBuf::from(env.get("TMPDIR").map_or("/tmp", String::as_str));
+    match pgkeep::pg::passfile::remove_stale(&tmp) {
+        Ok(removed) if !removed.is_empty() => tracing::warn!(
+            dir = %tmp.display(),
+            "removed {} passfile(s) left in TMPDIR by an older pgkeep",
+            removed.len()
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::debug!(dir = %tmp.display(), error = %e, "cannot look for old passfiles")
+        }
+    }
 }
 
 fn init_logging(json: bool, verbose: u8, quiet: bool, env: &BTreeMap<String, String>) {

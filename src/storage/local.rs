@@ -167,6 +167,7 @@ impl Store for LocalStore {
         let mut up = self.create_replace(name)?;
         up.write_all(data)
             .map_err(|e| StorageError::io("cannot write", &self.path_of(name), e))?;
+        crate::fault::point("store.put-before-rename");
         up.commit()
     }
 
