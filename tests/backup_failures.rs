@@ -406,7 +406,7 @@ fn secrets_and_awkward_names() {
     let fake = fake_pg_dump(
         dir.path(),
         &format!(
-            "{{ echo \"ARGS: $*\"; env; echo \"PASSFILE MODE: $(stat -c %a \"$PGPASSFILE\")\"; }} > '{}'\nexec '{}' \"$@\"",
+            "{{ echo \"ARGS: $*\"; env; echo \"PASSFILE MODE: $(stat -L -c %a \"$PGPASSFILE\")\"; }} > '{}'\nexec '{}' \"$@\"",
             record.display(),
             real.display()
         ),
@@ -435,8 +435,8 @@ fn secrets_and_awkward_names() {
         .find_map(|l| l.strip_prefix("PGPASSFILE="))
         .unwrap();
     assert!(
-        !Path::new(passfile).exists(),
-        "the private passfile is removed"
+        passfile.starts_with("/proc/self/fd/"),
+        "the private passfile lives in memory, not on disk: {passfile}"
     );
 
     let m = db
@@ -479,4 +479,35 @@ fn an_older_pg_dump_is_refused_naming_what_was_found() {
             predicate::str::contains("the server is 15").and(predicate::str::contains("11.22")),
         );
     assert!(db.files().is_empty());
+}
+
+/// With no password known, libpq children are pointed at no passfile: their errors say what
+/// went wrong without `WARNING: password file "/dev/null" is not a plain file` in front.
+#[test]
+fn without_a_password_libpq_errors_carry_no_passfile_warning() {
+    let db = TestDb::create("");
+    let info = cluster();
+    let params = pgkeep::pg::ConnParams {
+        host: info.socket_dir.display().to_string(),
+        port: info.port,
+        user: db.user.clone(),
+        password: None,
+        passfile: None,
+        dbname: db.name.clone(),
+        sslmode: pgkeep::config::SslMode::Disable,
+        sslrootcert: None,
+        connect_timeout: 5,
+    };
+    let env = pgkeep::backup::libpq_env(&params, &[], None);
+    let spec = pgkeep::process::Spec::new(&info.bindir.join("psql"))
+        .envs(env)
+        .arg("-X")
+        .arg("-w")
+        .arg("-c")
+        .arg("SELECT 1");
+    let (outcome, _) = pgkeep::process::output(&spec, None).unwrap();
+    assert!(!outcome.success());
+    let err = outcome.describe();
+    assert!(err.contains("no password supplied"), "{err}");
+    assert!(!err.contains("WARNING"), "{err}");
 }

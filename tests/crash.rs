@@ -69,16 +69,15 @@ impl Crash {
             .stderr(Stdio::piped())
             .output()
             .unwrap();
-        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// `pgkeep list --json`: (file, status) of every entry.
     fn listed(&self) -> Vec<(String, String)> {
-        let out = self
-            .command()
-            .args(["list", "--json"])
-            .output()
-            .unwrap();
+        let out = self.command().args(["list", "--json"]).output().unwrap();
         assert!(
             out.status.success(),
             "list failed: {}",
@@ -133,7 +132,10 @@ impl Crash {
             "{what}: sessions left in pg_stat_activity"
         );
         let secrets = self.password_on_disk();
-        assert!(secrets.is_empty(), "{what}: the password is on disk: {secrets:?}");
+        assert!(
+            secrets.is_empty(),
+            "{what}: the password is on disk: {secrets:?}"
+        );
         self.check_listing(what);
         let before = self.committed().len();
         let (status, stderr) = Crash::run(&mut self.backup(flags));
@@ -207,7 +209,10 @@ fn custom_backup_killed_leaves_no_pg_dump_running() {
         "pg_dump (pid {}) outlived pgkeep: {left:?}",
         dump.pid
     );
-    c.check_after_kill("custom, killed while pg_dump waits", &["--format", "custom"]);
+    c.check_after_kill(
+        "custom, killed while pg_dump waits",
+        &["--format", "custom"],
+    );
 }
 
 /// Today every kill left the passfile in TMPDIR, in plain text.
@@ -226,7 +231,10 @@ fn killed_backup_leaves_no_password_on_disk() {
         "the password is on disk while the backup runs: {in_tmp:?}"
     );
     let after = c.password_on_disk();
-    assert!(after.is_empty(), "the password is on disk after the kill: {after:?}");
+    assert!(
+        after.is_empty(),
+        "the password is on disk after the kill: {after:?}"
+    );
     c.check_after_kill("gzip, killed while pg_dump waits", &[]);
 }
 
@@ -285,7 +293,11 @@ fn a_pg_dump_that_outlives_pgkeep_keeps_the_lock() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(orphans.len(), 1, "only the orphaned pg_dump is left: {orphans:?}");
+    assert_eq!(
+        orphans.len(),
+        1,
+        "only the orphaned pg_dump is left: {orphans:?}"
+    );
 
     let started = Instant::now();
     let out = assert_cmd::Command::from_std(c.backup(&["--format", "custom"]))
@@ -293,7 +305,11 @@ fn a_pg_dump_that_outlives_pgkeep_keeps_the_lock() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(5), "refused while the orphan runs: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "refused while the orphan runs: {stderr}"
+    );
     assert!(started.elapsed() < Duration::from_secs(15), "fails fast");
     assert!(
         stderr.contains(&format!("by pid {pgkeep_pid}")) && stderr.contains("pg_dump pid "),
@@ -339,8 +355,7 @@ fn kills_at_every_fault_point_of_every_format() {
                 continue;
             }
             let what = format!("{format} killed at {point}");
-            let (status, stderr) =
-                Crash::run(c.backup(flags).env("PGKEEP_FAULT_POINT", point));
+            let (status, stderr) = Crash::run(c.backup(flags).env("PGKEEP_FAULT_POINT", point));
             assert!(
                 killed_by_sigkill(status),
                 "{what}: the point was not reached ({status}): {stderr}"

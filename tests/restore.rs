@@ -912,6 +912,57 @@ fn admin_role_from_a_passfile_entry_for_the_app_database_only() {
     assert!(!all.contains("secret"), "{all}");
 }
 
+/// The admin password reaches pg_restore in a passfile that lives in memory: every parallel
+/// worker connects later than the leader and reads it again, as a role that needs its password.
+#[test]
+fn parallel_restore_workers_read_the_memory_passfile() {
+    let db = TestDb::create(SAMPLE);
+    for i in 0..6 {
+        db.sql_as_owner(&format!(
+            "CREATE TABLE t{i} AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 20000) g; ALTER TABLE t{i} ADD PRIMARY KEY (id);"
+        ));
+    }
+    backup(&db, &["--format", "custom"]);
+    db.sql_as_owner("DELETE FROM routes; DROP TABLE t3;");
+    let admin = unique("admin");
+    let pw = "memory:passfile\\pw'secret";
+    psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {admin} LOGIN CREATEDB PASSWORD {};\nGRANT {} TO {admin};",
+            quote_literal(pw),
+            quote_ident(&db.user)
+        ),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = db
+        .pgkeep()
+        .env("TMPDIR", tmp.path())
+        .env("PGKEEP_ADMIN_USER", &admin)
+        .env("PGKEEP_ADMIN_PASSWORD", pw)
+        .args(["restore", "--yes", "--jobs", "4"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("as role \"{admin}\"")))
+        .get_output()
+        .clone();
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
+    assert_eq!(db.sql("SELECT count(*) FROM t3").trim(), "20000");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("secret"), "{all}");
+    // TMPDIR holds the restore's lock file, and nothing with the password in it.
+    for e in std::fs::read_dir(tmp.path()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(name.ends_with(".lock"), "left in TMPDIR: {name}");
+        let text = std::fs::read(e.path()).unwrap();
+        assert!(!String::from_utf8_lossy(&text).contains("secret"), "{name}");
+    }
+}
+
 #[test]
 fn sigterm_during_the_load_drops_the_scratch_database_and_keeps_live() {
     let db = TestDb::create(SAMPLE);

@@ -95,10 +95,19 @@ impl TableLock {
         let psql = Command::new(info.bindir.join("psql"))
             .args(["-X", "-q", "-h"])
             .arg(&info.socket_dir)
-            .args(["-p", &info.port.to_string(), "-U", "postgres", "-d", &db.name])
+            .args([
+                "-p",
+                &info.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                &db.name,
+            ])
             .args([
                 "-c",
-                &format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);"),
+                &format!(
+                    "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);"
+                ),
             ])
             .env("PGAPPNAME", "pgkeep-tests-locker")
             .stdout(Stdio::null())
