@@ -865,21 +865,27 @@ fn backups_are_chosen_by_time_id_and_file() {
         .code(3);
 }
 
+/// A new admin role with CREATEDB and `password`, member of the database owner's role.
+fn admin_role(db: &TestDb, password: &str) -> String {
+    let admin = unique("admin");
+    psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {admin} LOGIN CREATEDB PASSWORD {};\nGRANT {} TO {admin};",
+            quote_literal(password),
+            quote_ident(&db.user)
+        ),
+    );
+    admin
+}
+
 #[test]
 fn admin_role_from_a_passfile_entry_for_the_app_database_only() {
     let db = TestDb::create(SAMPLE);
     backup(&db, &[]);
     db.sql_as_owner("DELETE FROM routes");
-    let admin = unique("admin");
     let pw = "adm:in\\pw'secret";
-    psql(
-        "postgres",
-        &format!(
-            "CREATE ROLE {admin} LOGIN CREATEDB PASSWORD {};\nGRANT {} TO {admin};",
-            quote_literal(pw),
-            quote_ident(&db.user)
-        ),
-    );
+    let admin = admin_role(&db, pw);
     let dir = tempfile::tempdir().unwrap();
     let passfile = dir.path().join("pgpass");
     std::fs::write(
@@ -893,17 +899,24 @@ fn admin_role_from_a_passfile_entry_for_the_app_database_only() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = db
-        .pgkeep()
-        .env("PGKEEP_ADMIN_USER", &admin)
-        .env("PGKEEP_ADMIN_PASSFILE", &passfile)
+    let mut cmd = db.pgkeep();
+    cmd.env("PGKEEP_ADMIN_PASSFILE", &passfile);
+    restore_as(cmd, &admin, &[]);
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
+}
+
+/// `restore --yes` as `admin` with `extra` flags: it succeeds, says which role it used, and no
+/// output holds the password (which contains "secret").
+fn restore_as(mut cmd: assert_cmd::Command, admin: &str, extra: &[&str]) {
+    let out = cmd
+        .env("PGKEEP_ADMIN_USER", admin)
         .args(["restore", "--yes"])
+        .args(extra)
         .assert()
         .success()
         .stdout(predicate::str::contains(format!("as role \"{admin}\"")))
         .get_output()
         .clone();
-    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -924,36 +937,15 @@ fn parallel_restore_workers_read_the_memory_passfile() {
     }
     backup(&db, &["--format", "custom"]);
     db.sql_as_owner("DELETE FROM routes; DROP TABLE t3;");
-    let admin = unique("admin");
     let pw = "memory:passfile\\pw'secret";
-    psql(
-        "postgres",
-        &format!(
-            "CREATE ROLE {admin} LOGIN CREATEDB PASSWORD {};\nGRANT {} TO {admin};",
-            quote_literal(pw),
-            quote_ident(&db.user)
-        ),
-    );
+    let admin = admin_role(&db, pw);
     let tmp = tempfile::tempdir().unwrap();
-    let out = db
-        .pgkeep()
-        .env("TMPDIR", tmp.path())
-        .env("PGKEEP_ADMIN_USER", &admin)
-        .env("PGKEEP_ADMIN_PASSWORD", pw)
-        .args(["restore", "--yes", "--jobs", "4"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("as role \"{admin}\"")))
-        .get_output()
-        .clone();
+    let mut cmd = db.pgkeep();
+    cmd.env("TMPDIR", tmp.path())
+        .env("PGKEEP_ADMIN_PASSWORD", pw);
+    restore_as(cmd, &admin, &["--jobs", "4"]);
     assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
     assert_eq!(db.sql("SELECT count(*) FROM t3").trim(), "20000");
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!all.contains("secret"), "{all}");
     // TMPDIR holds the restore's lock file, and nothing with the password in it.
     for e in std::fs::read_dir(tmp.path()).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
