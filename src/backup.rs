@@ -2,7 +2,6 @@
 //! preflight (connect, versions, metadata), stream pg_dump into a partial object, check that the
 //! dump is complete, commit the data, then write the manifest (the commit point).
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,15 +11,16 @@ use jiff::Timestamp;
 use thiserror::Error;
 
 use crate::catalog::{self, MANIFEST_VERSION, Manifest};
-use crate::config::{Compression, Format, Settings};
+use crate::config::Settings;
 use crate::fault;
 use crate::lock::{Lock, LockError};
+use crate::model::{Compression, Format};
 use crate::pg::catalog::{DatabaseInfo, ServerInfo};
 use crate::pg::passfile::{self, PrivatePassfile};
 use crate::pg::tools::{self, Search, Tool, ToolError};
 use crate::pg::{ConnParams, PgError};
 use crate::pipeline::{self, PipelineError};
-use crate::process::{self, Running, Spec};
+use crate::process::{Running, Spec};
 use crate::shutdown::{Reason, Shutdown};
 use crate::storage::{LocalStore, StorageError, Store};
 
@@ -49,14 +49,31 @@ pub enum BackupError {
     Manifest(String),
 }
 
+impl crate::exit::ExitCode for BackupError {
+    fn exit_code(&self) -> u8 {
+        use crate::exit::{FAILED, STORAGE};
+        match self {
+            BackupError::Interrupted(r) => r.exit_code(),
+            BackupError::DumpFailed(_)
+            | BackupError::Incomplete(_)
+            | BackupError::Io { .. }
+            | BackupError::Manifest(_) => FAILED,
+            BackupError::Storage(e) => e.exit_code(),
+            // A lock file that cannot be used is a problem of the backup directory.
+            BackupError::Lock(LockError::Io { .. }) => STORAGE,
+            BackupError::Lock(e) => e.exit_code(),
+            BackupError::Pg(e) => e.exit_code(),
+            BackupError::Tool(e) => e.exit_code(),
+        }
+    }
+}
+
 /// Everything a backup needs, passed in by the command layer.
 pub struct Request<'a> {
     pub settings: &'a Settings,
     pub database: String,
     /// The environment children may inherit (already filtered).
     pub child_env: Vec<(String, String)>,
-    /// TMPDIR. The backup writes nothing there (its passfile lives in memory).
-    pub tmp_dir: PathBuf,
     /// The PATH used to find client tools.
     pub path_env: Option<std::ffi::OsString>,
     pub shutdown: Shutdown,
@@ -198,9 +215,86 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         _ => None,
     };
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
-
     let upload = store.create(&file)?;
-    let mut spec = Spec::new(&pre.pg_dump.path)
+    let dumped = dump(
+        &mut req,
+        &pre.pg_dump,
+        env,
+        upload,
+        &s.backup_dir.join(&file),
+        (&lock, &holder),
+    )
+    .await?;
+    drop(passfile);
+    if let Some(r) = req.shutdown.reason() {
+        return Err(BackupError::Interrupted(r));
+    }
+    check_plausible(&dumped, s.min_dump_bytes)?;
+    let Dumped {
+        raw_bytes,
+        stored_bytes,
+        sha256,
+        report,
+        upload,
+    } = dumped;
+    fault::point("backup.dumped");
+    upload.commit()?;
+    fault::point("backup.data-renamed");
+
+    let finished_at = (req.now)();
+    let manifest = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        id: stem.clone(),
+        file: file.clone(),
+        database: req.database.clone(),
+        host: s.host.clone(),
+        port: s.port,
+        server_version: pre.server.version.clone(),
+        pg_dump_version: pre.pg_dump.version.clone(),
+        pgkeep_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        finished_at,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        format: s.format,
+        compression: stored_compression(s),
+        level: s.level,
+        stored_bytes,
+        raw_bytes,
+        sha256,
+        tables: report.tables,
+        large_objects: report.large_objects,
+        database_info: pre.database,
+    };
+    commit_manifest(&store, &manifest)?;
+    fault::point("backup.committed");
+    drop(lock);
+    Ok(Done {
+        path: s.backup_dir.join(&file),
+        manifest,
+    })
+}
+
+/// The compression pgkeep applies: the configured one for plain dumps; none for custom
+/// archives, which pg_dump compresses itself.
+fn stored_compression(s: &Settings) -> Compression {
+    match s.format {
+        Format::Plain => s.compression,
+        Format::Custom => Compression::None,
+    }
+}
+
+/// Run pg_dump into the upload (plain: streamed through the pipeline into `target`; custom:
+/// written by pg_dump itself, then read back), stopping it at once when shutdown fires.
+async fn dump(
+    req: &mut Request<'_>,
+    pg_dump: &Tool,
+    env: Vec<(String, String)>,
+    upload: Box<dyn crate::storage::Upload>,
+    target: &Path,
+    (lock, holder): (&Lock, &str),
+) -> Result<Dumped, BackupError> {
+    let s = req.settings;
+    let mut spec = Spec::new(&pg_dump.path)
         .envs(env.clone())
         .arg("--no-password")
         .arg(match s.format {
@@ -224,7 +318,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         context: "cannot start pg_dump".into(),
         source,
     };
-    let spec = spec.inherit_fd(&lock).map_err(cannot_start)?;
+    let spec = spec.inherit_fd(lock).map_err(cannot_start)?;
     let running = Running::spawn(
         &spec,
         match s.format {
@@ -237,20 +331,17 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     fault::point("backup.dump-started");
     let killer = running.killer();
     let opts = pipeline::Options {
-        compression: match s.format {
-            Format::Plain => s.compression,
-            Format::Custom => Compression::None,
-        },
+        compression: stored_compression(s),
         level: s.level,
         threads: s.threads,
         inspect: s.format == Format::Plain,
     };
     let mut progress = req.progress.take();
-    let target = s.backup_dir.join(&file);
+    let target = target.to_path_buf();
     let pg_restore = match s.format {
         Format::Custom => Some(
             tools::sibling(
-                &pre.pg_dump,
+                pg_dump,
                 "pg_restore",
                 &Search {
                     bindir: s.pg_bindir.clone(),
@@ -283,22 +374,17 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
             return Err(BackupError::Interrupted(reason));
         }
     };
-    let dumped = joined.map_err(|e| BackupError::Io {
+    joined.map_err(|e| BackupError::Io {
         context: "the backup task failed".into(),
         source: std::io::Error::other(e.to_string()),
-    })??;
-    drop(passfile);
-    if let Some(r) = req.shutdown.reason() {
-        return Err(BackupError::Interrupted(r));
-    }
-    let Dumped {
-        raw_bytes,
-        stored_bytes,
-        sha256,
-        report,
-        upload,
-    } = dumped;
-    if let Some(reason) = report.incomplete_reason() {
+    })?
+}
+
+/// The dump counts only if it is complete (trailer seen, no cut COPY block) and not implausibly
+/// small.
+fn check_plausible(dumped: &Dumped, min_dump_bytes: u64) -> Result<(), BackupError> {
+    let raw_bytes = dumped.raw_bytes;
+    if let Some(reason) = dumped.report.incomplete_reason() {
         let hint = if raw_bytes == 0 {
             " (pg_dump wrote nothing)"
         } else {
@@ -308,47 +394,12 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
             "{reason}{hint}; pg_dump exited 0 after {raw_bytes} bytes"
         )));
     }
-    if raw_bytes < s.min_dump_bytes {
+    if raw_bytes < min_dump_bytes {
         return Err(BackupError::Incomplete(format!(
-            "only {raw_bytes} bytes of dump, fewer than the plausible minimum of {}",
-            s.min_dump_bytes
+            "only {raw_bytes} bytes of dump, fewer than the plausible minimum of {min_dump_bytes}"
         )));
     }
-    fault::point("backup.dumped");
-    upload.commit()?;
-    fault::point("backup.data-renamed");
-
-    let finished_at = (req.now)();
-    let manifest = Manifest {
-        manifest_version: MANIFEST_VERSION,
-        id: stem.clone(),
-        file: file.clone(),
-        database: req.database.clone(),
-        host: s.host.clone(),
-        port: s.port,
-        server_version: pre.server.version.clone(),
-        pg_dump_version: pre.pg_dump.version.clone(),
-        pgkeep_version: env!("CARGO_PKG_VERSION").to_string(),
-        started_at,
-        finished_at,
-        duration_seconds: started.elapsed().as_secs_f64(),
-        format: s.format,
-        compression: opts.compression,
-        level: s.level,
-        stored_bytes,
-        raw_bytes,
-        sha256,
-        tables: report.tables,
-        large_objects: report.large_objects,
-        database_info: pre.database,
-    };
-    commit_manifest(&store, &manifest)?;
-    fault::point("backup.committed");
-    drop(lock);
-    Ok(Done {
-        path: s.backup_dir.join(&file),
-        manifest,
-    })
+    Ok(())
 }
 
 /// The result of dumping into the partial object.
@@ -514,9 +565,4 @@ pub fn replay_custom(
         )));
     }
     Ok(inspector.finish())
-}
-
-/// Environment helper for tests and commands: a map snapshot to a child environment.
-pub fn child_env(env: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    process::inherited_env(env)
 }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config::{Compression, Format};
+use crate::model::{Compression, Format};
 use crate::pg::catalog::DatabaseInfo;
 use crate::storage::{PARTIAL_SUFFIX, StorageError, Store};
 
@@ -21,6 +21,15 @@ pub enum CatalogError {
     Storage(#[from] StorageError),
     #[error("manifest {name} is unreadable: {message}")]
     BadManifest { name: String, message: String },
+}
+
+impl crate::exit::ExitCode for CatalogError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CatalogError::Storage(e) => e.exit_code(),
+            CatalogError::BadManifest { .. } => crate::exit::FAILED,
+        }
+    }
 }
 
 /// Everything known about one committed backup.

@@ -10,7 +10,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::catalog::{Entry, Status};
-use crate::config::{CheckSettings, Format, MinFree};
+use crate::config::{CheckSettings, MinFree};
+use crate::model::Format;
+use crate::report;
 
 /// `pgkeep check` found problems (exit code `exit::UNHEALTHY`).
 #[derive(Debug, Error)]
@@ -18,6 +20,12 @@ use crate::config::{CheckSettings, Format, MinFree};
 pub struct Unhealthy {
     pub count: usize,
     pub database: String,
+}
+
+impl crate::exit::ExitCode for Unhealthy {
+    fn exit_code(&self) -> u8 {
+        crate::exit::UNHEALTHY
+    }
 }
 
 /// One reason the backups are not healthy.
@@ -40,30 +48,6 @@ pub struct Health {
     pub newest_good_age_seconds: Option<u64>,
     pub last_verified_ok_at: Option<Timestamp>,
     pub free_bytes: Option<u64>,
-}
-
-/// `3d 4h`, `5h 12m`, `42s`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let (days, hours, mins) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    let secs = s % 60;
-    let parts: Vec<String> = if days > 0 {
-        vec![format!("{days}d"), format!("{hours}h")]
-    } else if hours > 0 {
-        vec![format!("{hours}h"), format!("{mins}m")]
-    } else if mins > 0 {
-        vec![format!("{mins}m"), format!("{secs}s")]
-    } else {
-        return format!("{s}s");
-    };
-    // `8d`, not `8d 0h`.
-    let parts: Vec<String> = parts
-        .into_iter()
-        .enumerate()
-        .filter(|(i, p)| *i == 0 || !p.starts_with('0'))
-        .map(|(_, p)| p)
-        .collect();
-    parts.join(" ")
 }
 
 fn age(now: Timestamp, t: Timestamp) -> Duration {
@@ -99,7 +83,40 @@ pub fn evaluate(
         .filter(|e| !failed_verification(e))
         .collect();
     let mut problems = Vec::new();
+    freshness(
+        &mut problems,
+        &committed,
+        &good,
+        database,
+        backup_dir,
+        now,
+        cfg,
+    );
+    shrinking(&mut problems, &committed, cfg);
+    let last_ok = verification(&mut problems, &mine, &committed, database, now, cfg);
+    free_space(&mut problems, &committed, free_bytes, backup_dir, cfg);
+    Health {
+        ok: problems.is_empty(),
+        database: database.to_string(),
+        checked_at: now,
+        newest_good: good.first().map(|e| e.id.clone()),
+        newest_good_age_seconds: good.first().map(|e| age(now, e.time).as_secs()),
+        last_verified_ok_at: last_ok,
+        free_bytes,
+        problems,
+    }
+}
 
+/// No good backup, or the newest good one older than `max_age`.
+fn freshness(
+    problems: &mut Vec<Problem>,
+    committed: &[&Entry],
+    good: &[&Entry],
+    database: &str,
+    backup_dir: &str,
+    now: Timestamp,
+    cfg: &CheckSettings,
+) {
     // Freshness.
     match good.first() {
         None => problems.push(Problem {
@@ -120,17 +137,19 @@ pub fn evaluate(
             code: "stale",
             message: format!(
                 "the newest good backup of \"{database}\" is {} old, more than the allowed {}: {}",
-                human_duration(age(now, g.time)),
-                human_duration(cfg.max_age),
+                report::human_duration(age(now, g.time)),
+                report::human_duration(cfg.max_age),
                 g.id
             ),
         }),
         Some(_) => {}
     }
+}
 
+fn shrinking(problems: &mut Vec<Problem>, committed: &[&Entry], cfg: &CheckSettings) {
     // Shrinking: the newest committed backup against the one before, when comparable.
     if cfg.min_size_ratio > 0.0
-        && let [newest, previous, ..] = committed.as_slice()
+        && let [newest, previous, ..] = committed
         && let (Some(n), Some(p)) = (&newest.manifest, &previous.manifest)
         && n.format == p.format
         && p.raw_bytes > 0
@@ -148,14 +167,25 @@ pub fn evaluate(
                     "the newest backup {} is {:.0}% of the size of the one before ({} vs {} {what}; the minimum ratio is {})",
                     n.id,
                     ratio * 100.0,
-                    crate::commands::human_bytes(n.raw_bytes),
-                    crate::commands::human_bytes(p.raw_bytes),
+                    report::human_bytes(n.raw_bytes),
+                    report::human_bytes(p.raw_bytes),
                     cfg.min_size_ratio
                 ),
             });
         }
     }
+}
 
+/// The last verification failed, or none succeeded recently enough. Returns when one last
+/// succeeded.
+fn verification(
+    problems: &mut Vec<Problem>,
+    mine: &[&Entry],
+    committed: &[&Entry],
+    database: &str,
+    now: Timestamp,
+    cfg: &CheckSettings,
+) -> Option<Timestamp> {
     // Verification: the most recent one must have passed, and one must be recent enough.
     let verified: Vec<(&Entry, &crate::catalog::Verification)> = mine
         .iter()
@@ -189,12 +219,12 @@ pub fn evaluate(
                 message: if verified.is_empty() {
                     format!(
                         "no backup of \"{database}\" has ever been verified (run `pgkeep verify`; a good verification is required every {})",
-                        human_duration(max)
+                        report::human_duration(max)
                     )
                 } else {
                     format!(
                         "no backup of \"{database}\" has verified good yet (a good verification is required every {})",
-                        human_duration(max)
+                        report::human_duration(max)
                     )
                 },
             }),
@@ -202,14 +232,23 @@ pub fn evaluate(
                 code: "verify-stale",
                 message: format!(
                     "the last successful verification of a \"{database}\" backup was {} ago, more than the allowed {}",
-                    human_duration(age(now, t)),
-                    human_duration(max)
+                    report::human_duration(age(now, t)),
+                    report::human_duration(max)
                 ),
             }),
             _ => {}
         }
     }
+    last_ok
+}
 
+fn free_space(
+    problems: &mut Vec<Problem>,
+    committed: &[&Entry],
+    free_bytes: Option<u64>,
+    backup_dir: &str,
+    cfg: &CheckSettings,
+) {
     // Free space.
     let threshold = match cfg.min_free {
         MinFree::Off => None,
@@ -223,8 +262,8 @@ pub fn evaluate(
             code: "low-space",
             message: format!(
                 "only {} free in {backup_dir}, below the threshold of {}{}",
-                crate::commands::human_bytes(free),
-                crate::commands::human_bytes(min),
+                report::human_bytes(free),
+                report::human_bytes(min),
                 if cfg.min_free == MinFree::Auto {
                     " (twice the newest backup)"
                 } else {
@@ -232,17 +271,6 @@ pub fn evaluate(
                 }
             ),
         });
-    }
-
-    Health {
-        ok: problems.is_empty(),
-        database: database.to_string(),
-        checked_at: now,
-        newest_good: good.first().map(|e| e.id.clone()),
-        newest_good_age_seconds: good.first().map(|e| age(now, e.time).as_secs()),
-        last_verified_ok_at: last_ok,
-        free_bytes,
-        problems,
     }
 }
 
@@ -252,10 +280,19 @@ mod tests {
 
     #[test]
     fn durations_read_well() {
-        assert_eq!(human_duration(Duration::from_secs(8 * 86_400)), "8d");
-        assert_eq!(human_duration(Duration::from_secs(26 * 3600)), "1d 2h");
-        assert_eq!(human_duration(Duration::from_secs(3600 + 300)), "1h 5m");
-        assert_eq!(human_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(human_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(
+            report::human_duration(Duration::from_secs(8 * 86_400)),
+            "8d"
+        );
+        assert_eq!(
+            report::human_duration(Duration::from_secs(26 * 3600)),
+            "1d 2h"
+        );
+        assert_eq!(
+            report::human_duration(Duration::from_secs(3600 + 300)),
+            "1h 5m"
+        );
+        assert_eq!(report::human_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(report::human_duration(Duration::from_secs(42)), "42s");
     }
 }

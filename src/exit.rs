@@ -1,14 +1,6 @@
-//! The one place where failures become process exit codes (documented in the README).
-
-use crate::backup::BackupError;
-use crate::config::ConfigError;
-use crate::lock::LockError;
-use crate::pg::PgError;
-use crate::pg::tools::ToolError;
-use crate::prune::PruneError;
-use crate::restore::{LoadError, RestoreError};
-use crate::retention::PolicyError;
-use crate::storage::StorageError;
+//! The one place where failures become process exit codes (documented in the README). Every
+//! error type says its own code ([`ExitCode`], an exhaustive `match` over its variants, so a new
+//! variant cannot fall through to 1 unnoticed); [`code_for`] asks the errors of a chain in order.
 
 pub const OK: u8 = 0;
 /// The operation failed (the dump failed or was incomplete, an unexpected error).
@@ -32,98 +24,27 @@ pub const UNHEALTHY: u8 = 8;
 /// `pgkeep verify` found at least one bad backup (one line per backup on stdout).
 pub const BAD_BACKUP: u8 = 9;
 
-/// Map an error chain to an exit code: the first classified error in the chain decides.
-pub fn code_for(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<RestoreError>() {
-            match e {
-                RestoreError::Refused(_) => return REFUSED,
-                RestoreError::NoBackup(_) => return USAGE,
-                RestoreError::Interrupted { reason, .. } => return reason.exit_code(),
-                RestoreError::Load {
-                    source: LoadError::Interrupted(r),
-                    ..
-                } => {
-                    return r.exit_code();
-                }
-                RestoreError::Load { .. } | RestoreError::Swap(_) | RestoreError::Io { .. } => {
-                    return FAILED;
-                }
-                // `transparent` variants hide the inner error from the chain: map them here.
-                RestoreError::Pg(PgError::Query { .. }) => return FAILED,
-                RestoreError::Pg(_) => return CONNECTION,
-                RestoreError::Tool(_) => return TOOLS,
-                RestoreError::Storage(_) | RestoreError::Catalog(_) => return STORAGE,
-                RestoreError::Lock(LockError::Busy { .. }) => return BUSY,
-                RestoreError::Lock(_) => return FAILED,
-                RestoreError::WithHooks { .. } => continue,
-            }
-        }
-        if let Some(e) = cause.downcast_ref::<BackupError>() {
-            match e {
-                BackupError::Interrupted(r) => return r.exit_code(),
-                BackupError::DumpFailed(_)
-                | BackupError::Incomplete(_)
-                | BackupError::Io { .. }
-                | BackupError::Manifest(_) => return FAILED,
-                // Transparent variants forward `source()` past the inner error: decide here.
-                BackupError::Storage(_) => return STORAGE,
-                BackupError::Lock(LockError::Busy { .. }) => return BUSY,
-                BackupError::Lock(_) => return STORAGE,
-                BackupError::Pg(_) => return CONNECTION,
-                BackupError::Tool(_) => return TOOLS,
-            }
-        }
-        if cause.downcast_ref::<crate::check::Unhealthy>().is_some() {
-            return UNHEALTHY;
-        }
-        if cause.downcast_ref::<crate::verify::BadBackups>().is_some() {
-            return BAD_BACKUP;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::verify::VerifyError>() {
-            use crate::verify::VerifyError as V;
-            return match e {
-                V::NotFound(_) => USAGE,
-                V::NoBackups(_) => FAILED,
-                V::Interrupted(r) => r.exit_code(),
-                V::Storage(_) | V::Catalog(_) | V::Record(_) => STORAGE,
-                V::Tool(_) => TOOLS,
-                V::Pg(_) => CONNECTION,
-                V::Restore(_) => FAILED,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<PruneError>() {
-            match e {
-                PruneError::Policy(_) => return USAGE,
-                PruneError::Lock(LockError::Busy { .. }) => return BUSY,
-                PruneError::Storage(_) | PruneError::Catalog(_) => return STORAGE,
-                PruneError::Lock(_) => return FAILED,
-            }
-        }
-        if cause.downcast_ref::<PolicyError>().is_some() {
-            return USAGE;
-        }
-        if cause.downcast_ref::<ConfigError>().is_some() {
-            return USAGE;
-        }
-        if cause.downcast_ref::<PgError>().is_some() {
-            return CONNECTION;
-        }
-        if cause.downcast_ref::<StorageError>().is_some() {
-            return STORAGE;
-        }
-        if let Some(LockError::Busy { .. }) = cause.downcast_ref::<LockError>() {
-            return BUSY;
-        }
-        if cause.downcast_ref::<ToolError>().is_some() {
-            return TOOLS;
-        }
-        if let Some(u) = cause.downcast_ref::<crate::commands::UsageError>() {
-            let _ = u;
-            return USAGE;
-        }
-    }
-    FAILED
+/// An error that knows the exit code it ends pgkeep with.
+pub trait ExitCode {
+    fn exit_code(&self) -> u8;
+}
+
+/// Asks one error of a chain for its code, if it is of a known type.
+pub type Probe = fn(&(dyn std::error::Error + 'static)) -> Option<u8>;
+
+/// The [`Probe`] of one error type.
+pub fn probe<E: ExitCode + std::error::Error + 'static>(
+    e: &(dyn std::error::Error + 'static),
+) -> Option<u8> {
+    e.downcast_ref::<E>().map(ExitCode::exit_code)
+}
+
+/// Map an error chain to an exit code: the first error in the chain whose type is `known`
+/// decides; a chain of none of them (plain context, I/O errors) is [`FAILED`].
+pub fn code_for(err: &anyhow::Error, known: &[Probe]) -> u8 {
+    err.chain()
+        .find_map(|cause| known.iter().find_map(|probe| probe(cause)))
+        .unwrap_or(FAILED)
 }
 
 /// The error as one line: context and causes joined, newlines removed.
@@ -146,51 +67,29 @@ pub fn one_line(err: &anyhow::Error) -> String {
 mod tests {
     use super::*;
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("busy")]
+    struct Busy;
+
+    impl ExitCode for Busy {
+        fn exit_code(&self) -> u8 {
+            BUSY
+        }
+    }
+
     #[test]
-    fn storage_errors_inside_a_backup_error_map_to_storage_and_print_once() {
-        let io = std::io::Error::from_raw_os_error(13);
-        let e = anyhow::Error::new(BackupError::Storage(StorageError::NotWritable {
-            path: "/backups".into(),
-            source: io,
-        }))
-        .context("backup of database \"app\" failed");
-        assert_eq!(code_for(&e), STORAGE);
-        let line = one_line(&e);
-        assert_eq!(line.matches("os error 13").count(), 1, "{line}");
-        assert!(line.starts_with("backup of database \"app\" failed: backup directory /backups"));
+    fn the_first_known_error_of_the_chain_decides() {
+        let known: &[Probe] = &[probe::<Busy>];
+        let e = anyhow::Error::new(Busy).context("outer");
+        assert_eq!(code_for(&e, known), BUSY);
+        assert_eq!(code_for(&e, &[]), FAILED);
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(code_for(&plain, known), FAILED);
     }
 
     #[test]
     fn distinct_causes_are_all_kept() {
         let e = anyhow::anyhow!("inner").context("middle").context("outer");
         assert_eq!(one_line(&e), "outer: middle: inner");
-    }
-}
-
-#[cfg(test)]
-mod transparent_tests {
-    use super::*;
-    use anyhow::Context;
-
-    #[test]
-    fn transparent_backup_errors_keep_their_codes() {
-        let busy: anyhow::Result<()> = Err(BackupError::Lock(LockError::Busy {
-            holder: "backup x".into(),
-        }))
-        .context("backup of database \"d\" failed");
-        assert_eq!(code_for(&busy.unwrap_err()), BUSY);
-        let storage: anyhow::Result<()> = Err(BackupError::Storage(StorageError::Missing {
-            path: "/x".into(),
-        }))
-        .context("backup failed");
-        assert_eq!(code_for(&storage.unwrap_err()), STORAGE);
-        let empty: anyhow::Result<()> =
-            Err(PruneError::Policy(PolicyError::Empty)).context("prune");
-        assert_eq!(code_for(&empty.unwrap_err()), USAGE);
-        let busy: anyhow::Result<()> = Err(PruneError::Lock(LockError::Busy {
-            holder: "backup y".into(),
-        }))
-        .context("prune");
-        assert_eq!(code_for(&busy.unwrap_err()), BUSY);
     }
 }

@@ -2,7 +2,7 @@
 //! tests can stop a run at an exact instant (between two renames, say) that a kill from outside
 //! would hit only by luck.
 //!
-//! `main.rs` arms at most one point at start from `PGKEEP_FAULT_POINT=name[:n]` (the `n`-th time
+//! The app layer arms at most one point at start from `PGKEEP_FAULT_POINT=name[:n]` (the `n`-th time
 //! the step is reached, default the first); lower layers only call [`point`] and never read the
 //! environment. Unarmed, a point costs one atomic load. An unknown name is refused at start, so
 //! a test cannot aim at a point that no longer exists and pass because nothing happened.
@@ -40,6 +40,16 @@ pub enum FaultError {
     Malformed(String),
     #[error("PGKEEP_FAULT_POINT: a fault point is armed already")]
     Armed,
+}
+
+impl crate::exit::ExitCode for FaultError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            FaultError::Unknown(_) | FaultError::Malformed(_) | FaultError::Armed => {
+                crate::exit::USAGE
+            }
+        }
+    }
 }
 
 struct Armed {

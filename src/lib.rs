@@ -1,27 +1,37 @@
 //! pgkeep: trustworthy logical backups of PostgreSQL databases. The library holds every layer;
-//! the binary only parses arguments, sets up logging and maps errors to exit codes.
+//! the binary only parses arguments, sets up logging and maps errors to exit codes. The modules
+//! are listed by layer, highest first; a layer only uses the ones below it (`tests/layers.rs`
+//! holds the table and checks every path against it).
 
-pub mod backup;
-pub mod catalog;
-pub mod check;
+// app: one file per verb; the only code that prints.
+pub mod app;
+// interface: the command line's definitions.
 pub mod cli;
-pub mod cluster;
-pub mod commands;
-pub mod config;
+// servers.
 pub mod daemon;
-pub mod demo;
-pub mod exit;
-pub mod fault;
-pub mod lock;
 pub mod maintenance;
+// engine.
+pub mod backup;
+pub mod check;
+pub mod cluster;
+pub mod prune;
+pub mod restore;
+pub mod retention;
+pub mod verify;
+// services.
 pub mod notify;
+pub mod report;
+// infrastructure.
+pub mod catalog;
+pub mod lock;
 pub mod pg;
 pub mod pipeline;
 pub mod process;
-pub mod prune;
-pub mod restore;
-pub mod restore_command;
-pub mod retention;
-pub mod shutdown;
 pub mod storage;
-pub mod verify;
+// config: parses into the domain types.
+pub mod config;
+// domain.
+pub mod exit;
+pub mod fault;
+pub mod model;
+pub mod shutdown;

@@ -28,6 +28,15 @@ pub enum LockError {
     },
 }
 
+impl crate::exit::ExitCode for LockError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            LockError::Busy { .. } => crate::exit::BUSY,
+            LockError::Io { .. } => crate::exit::FAILED,
+        }
+    }
+}
+
 /// A held lock; released on drop (or when the process dies).
 #[derive(Debug)]
 pub struct Lock {

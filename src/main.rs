@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use pgkeep::cli::Cli;
 use pgkeep::config::{LogFormat, Settings};
-use pgkeep::{commands, exit, shutdown};
+use pgkeep::{app, exit, shutdown};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let settings = Settings::load(&commands::inputs(&cli, &env));
+    let settings = Settings::load(&app::inputs(&cli, &env));
     let json = match &settings {
         Ok(s) => s.log_format == LogFormat::Json,
         Err(_) => matches!(cli.log_format, Some(pgkeep::cli::LogFormatArg::Json)),
@@ -30,40 +30,20 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("pgkeep: error: {msg}");
             }
-            ExitCode::from(exit::code_for(&e))
+            ExitCode::from(app::exit_code(&e))
         }
     }
 }
 
 fn run(cli: Cli, settings: Settings, env: BTreeMap<String, String>) -> anyhow::Result<()> {
-    if let Some(point) = env.get("PGKEEP_FAULT_POINT") {
-        pgkeep::fault::arm(point)?;
-    }
-    remove_stale_passfiles(&env);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let (trigger, shutdown) = shutdown::channel();
         shutdown::listen_for_signals(trigger)?;
-        commands::run(cli, settings, commands::Context_ { env, shutdown }).await
+        app::run(cli, settings, app::Context { env, shutdown }).await
     })
-}
-
-/// Older versions wrote passfiles into TMPDIR, and a killed run left its file there.
-fn remove_stale_passfiles(env: &BTreeMap<String, String>) {
-    let tmp = std::path::PathBuf::from(env.get("TMPDIR").map_or("/tmp", String::as_str));
-    match pgkeep::pg::passfile::remove_stale(&tmp) {
-        Ok(removed) if !removed.is_empty() => tracing::warn!(
-            dir = %tmp.display(),
-            "removed {} passfile(s) left in TMPDIR by an older pgkeep",
-            removed.len()
-        ),
-        Ok(_) => {}
-        Err(e) => {
-            tracing::debug!(dir = %tmp.display(), error = %e, "cannot look for old passfiles")
-        }
-    }
 }
 
 fn init_logging(json: bool, verbose: u8, quiet: bool, env: &BTreeMap<String, String>) {

@@ -11,7 +11,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::{NotifySettings, Secret, Settings, WebhookFormat, redact_url};
+use crate::config::{NotifySettings, Settings, WebhookFormat};
+use crate::model::{Secret, redact_url};
 
 /// What was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

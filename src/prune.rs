@@ -12,7 +12,8 @@ use thiserror::Error;
 
 use crate::catalog::{self, CatalogError, Entry, MANIFEST_SUFFIX, Status};
 use crate::lock::{Lock, LockError};
-use crate::retention::{self, Backup, Decision, Kind, Policy, PolicyError, Verdict};
+use crate::model::{Policy, PolicyError};
+use crate::retention::{self, Backup, Decision, Kind, Verdict};
 use crate::storage::{LocalStore, ObjectInfo, PARTIAL_SUFFIX, StorageError, Store};
 
 #[derive(Debug, Error)]
@@ -25,6 +26,17 @@ pub enum PruneError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Lock(#[from] LockError),
+}
+
+impl crate::exit::ExitCode for PruneError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            PruneError::Policy(e) => e.exit_code(),
+            PruneError::Catalog(_) => crate::exit::STORAGE,
+            PruneError::Storage(e) => e.exit_code(),
+            PruneError::Lock(e) => e.exit_code(),
+        }
+    }
 }
 
 /// One backup of the plan with its decision.

@@ -17,79 +17,8 @@ use std::fmt;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
-use thiserror::Error;
 
-/// How many backups to keep. Zero switches a rule off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Policy {
-    /// Keep every backup less than this many days older than the newest good backup.
-    pub keep_days: u32,
-    /// Never cull the newest N good backups.
-    pub keep_last: u32,
-    /// Keep the newest backup of each of the last N days that have backups.
-    pub keep_daily: u32,
-    /// Keep the newest backup of each of the last N ISO weeks that have backups.
-    pub keep_weekly: u32,
-    /// Keep the newest backup of each of the last N months that have backups.
-    pub keep_monthly: u32,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            keep_days: 10,
-            keep_last: 3,
-            keep_daily: 0,
-            keep_weekly: 0,
-            keep_monthly: 0,
-        }
-    }
-}
-
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = Vec::new();
-        for (name, v) in [
-            ("keep_days", self.keep_days),
-            ("keep_last", self.keep_last),
-            ("keep_daily", self.keep_daily),
-            ("keep_weekly", self.keep_weekly),
-            ("keep_monthly", self.keep_monthly),
-        ] {
-            if v > 0 {
-                parts.push(format!("{name}={v}"));
-            }
-        }
-        if parts.is_empty() {
-            f.write_str("(empty)")
-        } else {
-            f.write_str(&parts.join(" "))
-        }
-    }
-}
-
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum PolicyError {
-    #[error(
-        "the retention policy keeps nothing (keep_days, keep_last, keep_daily, keep_weekly and keep_monthly are all 0); refusing to cull"
-    )]
-    Empty,
-}
-
-impl Policy {
-    /// Refuse a policy that would keep nothing.
-    pub fn validate(&self) -> Result<(), PolicyError> {
-        if self.keep_days == 0
-            && self.keep_last == 0
-            && self.keep_daily == 0
-            && self.keep_weekly == 0
-            && self.keep_monthly == 0
-        {
-            return Err(PolicyError::Empty);
-        }
-        Ok(())
-    }
-}
+use crate::model::{Policy, PolicyError};
 
 /// What kind of backup an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -322,6 +251,28 @@ pub fn decide(
         }
     }
 
+    keep_tiers(backups, &order, &eligible, policy, tz, &mut rules);
+    Ok(backups
+        .iter()
+        .zip(rules)
+        .map(|(b, rules)| Decision {
+            id: b.id.clone(),
+            time: b.time,
+            verdict: verdict(b, rules, policy, anchor),
+        })
+        .collect())
+}
+
+/// The calendar tiers: the newest backup of each of the last N days, ISO weeks and months
+/// that have backups (a good backup represents its period before a legacy file does).
+fn keep_tiers(
+    backups: &[Backup],
+    order: &[usize],
+    eligible: &dyn Fn(&Backup) -> bool,
+    policy: &Policy,
+    tz: &TimeZone,
+    rules: &mut [Vec<Keep>],
+) {
     type PeriodOf = fn(&jiff::Zoned) -> String;
     type MakeKeep = fn(String) -> Keep;
     let tiers: [(u32, PeriodOf, MakeKeep); 3] = [
@@ -367,34 +318,34 @@ pub fn decide(
             rules[pick].push(make(period));
         }
     }
+}
 
-    Ok(backups
-        .iter()
-        .zip(rules)
-        .map(|(b, rules)| Decision {
-            id: b.id.clone(),
-            time: b.time,
-            verdict: if !rules.is_empty() {
-                Verdict::Keep { rules }
-            } else if b.kind == Kind::Good && b.verified == Some(false) {
-                Verdict::Delete {
-                    reason: Cull::FailedVerification,
-                }
-            } else if let (true, Some((anchor, from))) = (policy.keep_days > 0, anchor) {
-                Verdict::Delete {
-                    reason: Cull::Expired {
-                        days: policy.keep_days,
-                        anchor,
-                        from,
-                    },
-                }
-            } else {
-                Verdict::Delete {
-                    reason: Cull::NotKept,
-                }
+/// Keep by the rules that matched, else cull with the reason.
+fn verdict(
+    b: &Backup,
+    rules: Vec<Keep>,
+    policy: &Policy,
+    anchor: Option<(Timestamp, Anchor)>,
+) -> Verdict {
+    if !rules.is_empty() {
+        Verdict::Keep { rules }
+    } else if b.kind == Kind::Good && b.verified == Some(false) {
+        Verdict::Delete {
+            reason: Cull::FailedVerification,
+        }
+    } else if let (true, Some((anchor, from))) = (policy.keep_days > 0, anchor) {
+        Verdict::Delete {
+            reason: Cull::Expired {
+                days: policy.keep_days,
+                anchor,
+                from,
             },
-        })
-        .collect())
+        }
+    } else {
+        Verdict::Delete {
+            reason: Cull::NotKept,
+        }
+    }
 }
 
 #[cfg(test)]

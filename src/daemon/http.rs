@@ -14,7 +14,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Daemon, StartError, Trigger};
+use super::state::{Daemon, StartError, Trigger};
 use crate::catalog;
 use crate::pg::ConnParams;
 use crate::storage::{LocalStore, Store};

@@ -19,7 +19,7 @@ pub struct Db {
     pub orphans_removed: u64,
     pub next_run: Option<f64>,
     pub running: bool,
-    /// Scheduled verifications by result (`verifier::RESULTS`); only with a verify schedule.
+    /// Scheduled verifications by result (`VERIFY_RESULTS`); only with a verify schedule.
     pub verify_results: BTreeMap<&'static str, u64>,
     /// Whether the last scheduled verification found the newest backup too old.
     pub verify_newest_too_old: Option<bool>,
@@ -34,6 +34,9 @@ pub struct Metrics {
 
 /// Result labels always exported, so that rate() and alerts see zeros instead of nothing.
 pub const RESULTS: [&str; 4] = ["success", "failure", "aborted", "skipped"];
+
+/// Result labels of `pgkeep_scheduled_verifications_total`, always exported.
+pub const VERIFY_RESULTS: [&str; 4] = ["ok", "failed", "too_old", "error"];
 
 /// Escape a label value: backslash, double quote and newline.
 pub fn escape(v: &str) -> String {
@@ -50,76 +53,7 @@ impl Metrics {
     /// The exposition text (format 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        type Get = fn(&Db) -> Option<f64>;
-        let gauges: [(&str, &str, &str, Get); 11] = [
-            (
-                "pgkeep_last_success_timestamp_seconds",
-                "gauge",
-                "Unix time the last successful backup finished.",
-                |d| d.last_success,
-            ),
-            (
-                "pgkeep_last_attempt_timestamp_seconds",
-                "gauge",
-                "Unix time the last backup attempt ended.",
-                |d| d.last_attempt,
-            ),
-            (
-                "pgkeep_last_attempt_success",
-                "gauge",
-                "1 if the last backup attempt succeeded, 0 if it failed.",
-                |d| d.last_attempt_ok.map(|ok| if ok { 1.0 } else { 0.0 }),
-            ),
-            (
-                "pgkeep_last_duration_seconds",
-                "gauge",
-                "Duration of the last successful backup.",
-                |d| d.last_duration,
-            ),
-            (
-                "pgkeep_last_stored_bytes",
-                "gauge",
-                "Size on storage of the last successful backup.",
-                |d| d.last_stored_bytes.map(|b| b as f64),
-            ),
-            (
-                "pgkeep_last_raw_bytes",
-                "gauge",
-                "Uncompressed dump size of the last successful backup.",
-                |d| d.last_raw_bytes.map(|b| b as f64),
-            ),
-            (
-                "pgkeep_next_run_timestamp_seconds",
-                "gauge",
-                "Unix time of the next scheduled backup.",
-                |d| d.next_run,
-            ),
-            (
-                "pgkeep_backup_running",
-                "gauge",
-                "1 while a backup of the database is running.",
-                |d| Some(if d.running { 1.0 } else { 0.0 }),
-            ),
-            (
-                "pgkeep_verify_newest_too_old",
-                "gauge",
-                "1 if the last scheduled verification found no backup as recent as the backup schedule allows.",
-                |d| d.verify_newest_too_old.map(|b| if b { 1.0 } else { 0.0 }),
-            ),
-            (
-                "pgkeep_next_verify_timestamp_seconds",
-                "gauge",
-                "Unix time of the next scheduled verification.",
-                |d| d.next_verify,
-            ),
-            (
-                "pgkeep_culled_backups_total",
-                "counter",
-                "Backups deleted by culling.",
-                |d| Some(d.culled as f64),
-            ),
-        ];
-        for (name, kind, help, get) in gauges {
+        for (name, kind, help, get) in SERIES {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (db, d) in &self.dbs {
@@ -142,40 +76,125 @@ impl Metrics {
                 d.orphans_removed
             );
         }
-        let name = "pgkeep_backups_total";
-        let _ = writeln!(out, "# HELP {name} Backup attempts by result.");
+        self.by_result(
+            &mut out,
+            "pgkeep_backups_total",
+            "Backup attempts by result.",
+            &RESULTS,
+            |d| Some(&d.results),
+        );
+        if self.dbs.values().any(|d| d.verify_scheduled) {
+            self.by_result(
+                &mut out,
+                "pgkeep_scheduled_verifications_total",
+                "Scheduled verifications of the newest backup by result.",
+                &VERIFY_RESULTS,
+                |d| d.verify_scheduled.then_some(&d.verify_results),
+            );
+        }
+        out
+    }
+
+    /// A counter by result label, every label exported (zeros included) for each database whose
+    /// counts `get` returns.
+    fn by_result(
+        &self,
+        out: &mut String,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        get: fn(&Db) -> Option<&BTreeMap<&'static str, u64>>,
+    ) {
+        let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} counter");
-        for (db, d) in &self.dbs {
-            for r in RESULTS {
+        for (db, counts) in self
+            .dbs
+            .iter()
+            .filter_map(|(db, d)| get(d).map(|c| (db, c)))
+        {
+            for r in labels {
                 let _ = writeln!(
                     out,
                     "{name}{{database=\"{}\",result=\"{r}\"}} {}",
                     escape(db),
-                    d.results.get(r).copied().unwrap_or(0)
+                    counts.get(r).copied().unwrap_or(0)
                 );
             }
         }
-        if self.dbs.values().any(|d| d.verify_scheduled) {
-            let name = "pgkeep_scheduled_verifications_total";
-            let _ = writeln!(
-                out,
-                "# HELP {name} Scheduled verifications of the newest backup by result."
-            );
-            let _ = writeln!(out, "# TYPE {name} counter");
-            for (db, d) in self.dbs.iter().filter(|(_, d)| d.verify_scheduled) {
-                for r in super::verifier::RESULTS {
-                    let _ = writeln!(
-                        out,
-                        "{name}{{database=\"{}\",result=\"{r}\"}} {}",
-                        escape(db),
-                        d.verify_results.get(r).copied().unwrap_or(0)
-                    );
-                }
-            }
-        }
-        out
     }
 }
+
+type Get = fn(&Db) -> Option<f64>;
+
+/// The per-database gauges and plain counters: name, type, help, value.
+const SERIES: [(&str, &str, &str, Get); 11] = [
+    (
+        "pgkeep_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time the last successful backup finished.",
+        |d| d.last_success,
+    ),
+    (
+        "pgkeep_last_attempt_timestamp_seconds",
+        "gauge",
+        "Unix time the last backup attempt ended.",
+        |d| d.last_attempt,
+    ),
+    (
+        "pgkeep_last_attempt_success",
+        "gauge",
+        "1 if the last backup attempt succeeded, 0 if it failed.",
+        |d| d.last_attempt_ok.map(|ok| if ok { 1.0 } else { 0.0 }),
+    ),
+    (
+        "pgkeep_last_duration_seconds",
+        "gauge",
+        "Duration of the last successful backup.",
+        |d| d.last_duration,
+    ),
+    (
+        "pgkeep_last_stored_bytes",
+        "gauge",
+        "Size on storage of the last successful backup.",
+        |d| d.last_stored_bytes.map(|b| b as f64),
+    ),
+    (
+        "pgkeep_last_raw_bytes",
+        "gauge",
+        "Uncompressed dump size of the last successful backup.",
+        |d| d.last_raw_bytes.map(|b| b as f64),
+    ),
+    (
+        "pgkeep_next_run_timestamp_seconds",
+        "gauge",
+        "Unix time of the next scheduled backup.",
+        |d| d.next_run,
+    ),
+    (
+        "pgkeep_backup_running",
+        "gauge",
+        "1 while a backup of the database is running.",
+        |d| Some(if d.running { 1.0 } else { 0.0 }),
+    ),
+    (
+        "pgkeep_verify_newest_too_old",
+        "gauge",
+        "1 if the last scheduled verification found no backup as recent as the backup schedule allows.",
+        |d| d.verify_newest_too_old.map(|b| if b { 1.0 } else { 0.0 }),
+    ),
+    (
+        "pgkeep_next_verify_timestamp_seconds",
+        "gauge",
+        "Unix time of the next scheduled verification.",
+        |d| d.next_verify,
+    ),
+    (
+        "pgkeep_culled_backups_total",
+        "counter",
+        "Backups deleted by culling.",
+        |d| Some(d.culled as f64),
+    ),
+];
 
 fn num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::Daemon;
-use super::schedule::Schedule;
+use super::state::{Daemon, local};
 use crate::config::Source;
+use crate::model::schedule::Schedule;
 use crate::notify::{Event, Operation, Outcome};
 use crate::storage::LocalStore;
 use crate::verify::{self, Record, VerifyError};
@@ -96,9 +96,6 @@ enum Tick {
     },
 }
 
-/// Result labels of `pgkeep_scheduled_verifications_total`, always exported.
-pub const RESULTS: [&str; 4] = ["ok", "failed", "too_old", "error"];
-
 impl Daemon {
     /// Verify on `schedule` until shutdown. A tick that comes while a backup is being written
     /// waits for it, so the file just committed is the one verified.
@@ -106,7 +103,7 @@ impl Daemon {
         let mut at = schedule
             .next_after(self.now())
             .unwrap_or_else(|| self.now());
-        tracing::info!(next_verify = %super::local(&at, self.settings()), "next verification scheduled");
+        tracing::info!(next_verify = %local(&at, self.settings()), "next verification scheduled");
         loop {
             self.metrics
                 .lock()
@@ -172,8 +169,27 @@ impl Daemon {
             })
         })
         .await;
+        let Some((result, too_old_now)) = self.outcome(res, &db, allowed) else {
+            return;
+        };
+        let mut m = self.metrics.lock().expect("metrics lock");
+        let d = m.db(&db);
+        *d.verify_results.entry(result).or_default() += 1;
+        if too_old_now.is_some() {
+            d.verify_newest_too_old = too_old_now;
+        }
+    }
+
+    /// Log and notify what one tick found; the result label and whether the newest backup was
+    /// too old (`None` when the tick was interrupted and counts for nothing).
+    fn outcome(
+        &self,
+        res: Result<Result<Tick, VerifyError>, tokio::task::JoinError>,
+        db: &str,
+        allowed: SignedDuration,
+    ) -> Option<(&'static str, Option<bool>)> {
         let host = self.settings().host.clone();
-        let (result, too_old_now) = match res {
+        Some(match res {
             Ok(Ok(Tick::TooOld { reason, newest })) => {
                 tracing::error!(
                     database = %db,
@@ -182,13 +198,8 @@ impl Daemon {
                     error = %reason,
                     "scheduled verification: the newest backup is too old"
                 );
-                let mut e = Event::new(
-                    Operation::Verify,
-                    Outcome::Failure,
-                    Some(&db),
-                    &host,
-                    reason,
-                );
+                let mut e =
+                    Event::new(Operation::Verify, Outcome::Failure, Some(db), &host, reason);
                 if let Some(f) = newest {
                     e = e.detail("file", f);
                 }
@@ -199,52 +210,11 @@ impl Daemon {
                 if let Some(e) = unrecorded {
                     tracing::warn!(id = %rec.id, error = %e, "cannot record the result beside the backup");
                 }
-                if rec.ok {
-                    tracing::info!(
-                        database = %db,
-                        id = %rec.id,
-                        file = %rec.file,
-                        duration = %format!("{:.1}s", rec.duration_seconds),
-                        result = %rec.message,
-                        "scheduled verification passed"
-                    );
-                    self.tell(
-                        Event::new(
-                            Operation::Verify,
-                            Outcome::Success,
-                            Some(&db),
-                            &host,
-                            format!("backup {} verified: {}", rec.id, rec.message),
-                        )
-                        .detail("file", rec.file.clone()),
-                    );
-                    ("ok", Some(false))
-                } else {
-                    tracing::error!(
-                        database = %db,
-                        id = %rec.id,
-                        file = %rec.file,
-                        failure = rec.failure.as_deref().unwrap_or(""),
-                        error = %rec.message,
-                        "scheduled verification failed"
-                    );
-                    self.tell(
-                        Event::new(
-                            Operation::Verify,
-                            Outcome::Failure,
-                            Some(&db),
-                            &host,
-                            format!("backup {} is bad: {}", rec.id, rec.message),
-                        )
-                        .detail("file", rec.file.clone())
-                        .detail("failure", rec.failure.clone().unwrap_or_default()),
-                    );
-                    ("failed", Some(false))
-                }
+                self.tell_verified(&rec, db)
             }
             Ok(Err(VerifyError::Interrupted(r))) => {
                 tracing::info!(reason = r.name(), "scheduled verification interrupted");
-                return;
+                return None;
             }
             Ok(Err(e)) => {
                 let msg = format!("scheduled verification of database \"{db}\" could not run: {e}");
@@ -252,7 +222,7 @@ impl Daemon {
                 self.tell(Event::new(
                     Operation::Verify,
                     Outcome::Failure,
-                    Some(&db),
+                    Some(db),
                     &host,
                     msg,
                 ));
@@ -262,12 +232,53 @@ impl Daemon {
                 tracing::error!(database = %db, error = %e, "scheduled verification task failed");
                 ("error", None)
             }
-        };
-        let mut m = self.metrics.lock().expect("metrics lock");
-        let d = m.db(&db);
-        *d.verify_results.entry(result).or_default() += 1;
-        if too_old_now.is_some() {
-            d.verify_newest_too_old = too_old_now;
+        })
+    }
+
+    /// Log and notify a scheduled verification that ran.
+    fn tell_verified(&self, rec: &Record, db: &str) -> (&'static str, Option<bool>) {
+        let host = &self.settings().host;
+        if rec.ok {
+            tracing::info!(
+                database = %db,
+                id = %rec.id,
+                file = %rec.file,
+                duration = %format!("{:.1}s", rec.duration_seconds),
+                result = %rec.message,
+                "scheduled verification passed"
+            );
+            self.tell(
+                Event::new(
+                    Operation::Verify,
+                    Outcome::Success,
+                    Some(db),
+                    host,
+                    format!("backup {} verified: {}", rec.id, rec.message),
+                )
+                .detail("file", rec.file.clone()),
+            );
+            ("ok", Some(false))
+        } else {
+            tracing::error!(
+                database = %db,
+                id = %rec.id,
+                file = %rec.file,
+                failure = rec.failure.as_deref().unwrap_or(""),
+                error = %rec.message,
+                "scheduled verification failed"
+            );
+            self.tell(
+                Event::new(
+                    Operation::Verify,
+                    Outcome::Failure,
+                    Some(db),
+                    host,
+                    format!("backup {} is bad: {}", rec.id, rec.message),
+                )
+                .detail("file", rec.file.clone())
+                .detail("failure", rec.failure.clone().unwrap_or_default()),
+            );
+            ("failed", Some(false))
         }
     }
 }
@@ -275,7 +286,7 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::schedule::parse_tz;
+    use crate::model::schedule::parse_tz;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()

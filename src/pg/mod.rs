@@ -13,7 +13,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio_postgres::config::SslMode as PgSslMode;
 
-use crate::config::{Secret, Settings, SslMode};
+use crate::config::Settings;
+use crate::model::{Secret, SslMode};
 
 /// Why a connection or query failed, classified for exit codes and messages.
 #[derive(Debug, Error)]
@@ -32,6 +33,18 @@ pub enum PgError {
     Query { context: String, message: String },
     #[error("TLS setup failed: {0}")]
     Tls(String),
+}
+
+impl crate::exit::ExitCode for PgError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            PgError::Unreachable { .. }
+            | PgError::Auth { .. }
+            | PgError::NoDatabase { .. }
+            | PgError::Query { .. }
+            | PgError::Tls(_) => crate::exit::CONNECTION,
+        }
+    }
 }
 
 /// The parameters of one connection, shared by our own connections and libpq children.

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Secret;
+use crate::model::Secret;
 use crate::process::MemoryFile;
 
 /// `PGPASSFILE` for a child when no password is known: a path that cannot exist (`/dev/null` is
@@ -83,12 +83,6 @@ impl PrivatePassfile {
         Ok(PrivatePassfile {
             file: MemoryFile::new("passfile", line.as_bytes())?,
         })
-    }
-
-    /// The same as [`PrivatePassfile::new`]: `dir` is not used any more (nothing is written to
-    /// disk). Kept for the callers that still pass their TMPDIR.
-    pub fn create(_dir: &Path, password: &Secret) -> std::io::Result<PrivatePassfile> {
-        Self::new(password)
     }
 
     pub fn path(&self) -> &Path {

@@ -29,6 +29,16 @@ pub enum ToolError {
     },
 }
 
+impl crate::exit::ExitCode for ToolError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            ToolError::TooOld { .. } | ToolError::NotFound { .. } | ToolError::Unusable { .. } => {
+                crate::exit::TOOLS
+            }
+        }
+    }
+}
+
 /// A client program with its version.
 #[derive(Debug, Clone)]
 pub struct Tool {

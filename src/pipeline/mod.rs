@@ -1,15 +1,18 @@
 //! The backup stream: dump bytes -> inspector -> compressor -> sha256 + byte counter -> sink.
 //! Runs on plain threads with bounded buffers, so memory stays flat whatever the dump size.
 
+pub mod guard;
 pub mod inspect;
 pub mod pargz;
+pub mod preflight;
+pub mod psql_scan;
 
 use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::config::Compression;
+use crate::model::Compression;
 pub use inspect::{Inspector, Report};
 
 /// Bytes read from the dump per step.
@@ -21,6 +24,15 @@ pub enum PipelineError {
     Read(io::Error),
     #[error("writing the backup failed: {0}")]
     Write(io::Error),
+}
+
+impl crate::exit::ExitCode for PipelineError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            PipelineError::Read(_) => crate::exit::FAILED,
+            PipelineError::Write(_) => crate::exit::STORAGE,
+        }
+    }
 }
 
 /// Counts and hashes the bytes that reach the sink.

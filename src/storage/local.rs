@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{ObjectInfo, PARTIAL_SUFFIX, StorageError, Store, Upload};
+use super::store::{ObjectInfo, PARTIAL_SUFFIX, StorageError, Store, Upload};
 
 pub struct LocalStore {
     root: PathBuf,

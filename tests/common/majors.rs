@@ -32,12 +32,35 @@ pub fn bindir_of(major: u32) -> PathBuf {
         "PostgreSQL {major} is not in the matrix {MAJORS:?}"
     );
     let d = pg_root().join(major.to_string()).join("bin");
+    if !(d.join("postgres").is_file() && d.join("initdb").is_file()) {
+        fetch_majors();
+    }
     assert!(
         d.join("postgres").is_file() && d.join("initdb").is_file(),
         "PostgreSQL {major} is not installed at {}: run .ci/pg-majors (it fetches 13-18 into target/pg)",
         d.display()
     );
     d
+}
+
+/// Run `.ci/pg-majors` once per test process (serialized across test binaries by a lock file),
+/// so that `cargo test` on a fresh clone fetches the builds itself. Its failure is the test's.
+fn fetch_majors() {
+    static FETCH: Once = Once::new();
+    FETCH.call_once(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::create_dir_all(root.join("target")).expect("create target/");
+        let status = std::process::Command::new("flock")
+            .arg(root.join("target/pg-majors.lock"))
+            .arg(root.join(".ci/pg-majors"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run .ci/pg-majors");
+        assert!(
+            status.success(),
+            ".ci/pg-majors failed (see its message above)"
+        );
+    });
 }
 
 /// True when `major`'s build has its own pg_dump, pg_restore and psql (13 is a server-only build).

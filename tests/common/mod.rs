@@ -20,6 +20,7 @@ use pgkeep::cluster::{TempCluster, server_bindir};
 static CLUSTER: OnceLock<Mutex<Option<TempCluster>>> = OnceLock::new();
 static INFO: OnceLock<ClusterInfo> = OnceLock::new();
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+static EXTRA_CONF: OnceLock<String> = OnceLock::new();
 
 /// What tests need to know about the shared cluster.
 #[derive(Debug, Clone)]
@@ -37,6 +38,14 @@ extern "C" fn stop_cluster() {
     }
 }
 
+/// Extra `postgresql.conf` lines for this binary's cluster (e.g. `max_prepared_transactions`);
+/// every caller must pass the same lines, before or at the first use of the cluster.
+pub fn configure_cluster(conf: &str) -> &'static ClusterInfo {
+    let set = EXTRA_CONF.get_or_init(|| conf.to_string());
+    assert_eq!(set, conf, "the test cluster was configured differently");
+    cluster()
+}
+
 /// The cluster of this test binary, started on first use.
 pub fn cluster() -> &'static ClusterInfo {
     INFO.get_or_init(|| {
@@ -46,7 +55,8 @@ pub fn cluster() -> &'static ClusterInfo {
                 .map(Path::new),
         )
         .expect("PostgreSQL server binaries");
-        let c = TempCluster::start(&bindir).expect("start the test cluster");
+        let conf = EXTRA_CONF.get_or_init(String::new);
+        let c = TempCluster::start_with(&bindir, 5432, conf, "").expect("start the test cluster");
         let info = ClusterInfo {
             socket_dir: c.socket_dir().to_path_buf(),
             port: c.port,

@@ -1,18 +1,19 @@
-//! The `pgkeep restore` and `pgkeep cleanup` commands: turn flags and settings into a restore
-//! request, print the plan, ask for confirmation on a terminal, run it, print what happened.
-//! (Command layer: the only place besides `commands` and `main` that writes to stdout.)
+//! `pgkeep restore`: turn flags and settings into a restore request, print the plan, ask for
+//! confirmation on a terminal, run it, print what happened and notify.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 
-use crate::cli::{CleanupArgs, RestoreArgs, TargetArgs};
-use crate::commands::{Context_, UsageError, human_bytes};
+use super::context::Context;
+use super::errors::UsageError;
+use crate::cli::{RestoreArgs, TargetArgs};
 use crate::config::Settings;
+use crate::notify::{Event, Notifier, Operation, Outcome};
 use crate::pg::ConnParams;
 use crate::pg::tools::Search;
+use crate::report::human_bytes;
 use crate::restore::{self, Plan, Preflight, Report, Request, Selector, Strategy};
 
 /// The admin connection: PGKEEP_ADMIN_USER with its own password or passfile, else the backup
@@ -45,15 +46,8 @@ pub fn admin_params(settings: &Settings, target: &TargetArgs) -> ConnParams {
     p
 }
 
-fn tmp_dir(ctx: &Context_) -> PathBuf {
-    ctx.env
-        .get("TMPDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"))
-}
-
 /// Ask on the terminal; refuse without one.
-fn confirm(question: &str, expected: &str) -> Result<()> {
+pub fn confirm(question: &str, expected: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(UsageError(
             "refusing to go on without confirmation: standard input is not a terminal; pass --yes to confirm"
@@ -188,9 +182,9 @@ pub fn render_report(req: &Request, report: &Report) -> String {
     out
 }
 
-pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_) -> Result<()> {
-    let source_db = settings.database_or(&args.database);
-    let selector = match (&args.backup_id, &args.file, &args.before) {
+/// How the flags choose a backup.
+fn selector(args: &RestoreArgs) -> Result<Selector> {
+    Ok(match (&args.backup_id, &args.file, &args.before) {
         (Some(id), _, _) => Selector::Id(id.clone()),
         (_, Some(f), _) => Selector::File(f.clone()),
         (_, _, Some(t)) => Selector::Before(restore::parse_time(t).ok_or_else(|| {
@@ -199,8 +193,19 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
             ))
         })?),
         _ => Selector::Latest,
-    };
-    let backup = restore::choose(&settings.backup_dir, &settings.host, &source_db, &selector)?;
+    })
+}
+
+/// The restore request of the flags and settings: the chosen backup, the target database (the
+/// flag's, else the backup's, else the configured one), hooks, tools and the environment.
+fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Request> {
+    let source_db = settings.database_or(&args.database);
+    let backup = restore::choose(
+        &settings.backup_dir,
+        &settings.host,
+        &source_db,
+        &selector(args)?,
+    )?;
     let target =
         args.target_database
             .clone()
@@ -212,7 +217,7 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
     if target.is_empty() {
         return Err(UsageError("the target database name is empty".into()).into());
     }
-    let req = Request {
+    Ok(Request {
         backup,
         target,
         strategy: if args.in_place {
@@ -223,7 +228,7 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
         admin: admin_params(settings, &args.target),
         search: Search {
             bindir: settings.pg_bindir.clone(),
-            path_env: ctx.env.get("PATH").map(Into::into),
+            path_env: ctx.path_env(),
         },
         jobs: args.jobs as usize,
         checks: args.check_sql.clone(),
@@ -232,11 +237,15 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
         pre_hooks: settings.pre_restore.clone(),
         post_hooks: settings.post_restore.clone(),
         hook_timeout: Duration::from_secs(settings.hook_timeout),
-        child_env: crate::process::inherited_env(&ctx.env),
-        tmp_dir: tmp_dir(ctx),
+        child_env: ctx.child_env(),
+        tmp_dir: ctx.tmp_dir(),
         shutdown: ctx.shutdown.clone(),
         now: jiff::Timestamp::now(),
-    };
+    })
+}
+
+pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<()> {
+    let req = request(args, settings, ctx)?;
     tracing::info!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
     let pre = restore::preflight(&req)
         .await
@@ -272,11 +281,16 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
             &req.target,
         )?;
     }
-    let notifier = crate::notify::Notifier::from_settings(settings);
-    let tell = |outcome: crate::notify::Outcome, summary: String| {
+    execute(&req, &pre, settings).await
+}
+
+/// Run the confirmed restore; print and log what it did, and notify of its outcome.
+async fn execute(req: &Request, pre: &Preflight, settings: &Settings) -> Result<()> {
+    let notifier = Notifier::from_settings(settings);
+    let tell = |outcome: Outcome, summary: String| {
         if notifier.is_configured() {
-            let event = crate::notify::Event::new(
-                crate::notify::Operation::Restore,
+            let event = Event::new(
+                Operation::Restore,
                 outcome,
                 Some(&req.target),
                 &settings.host,
@@ -286,17 +300,17 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
             tokio::task::block_in_place(|| notifier.notify(&event));
         }
     };
-    let report = match restore::execute(&req, &pre)
+    let report = match restore::execute(req, pre)
         .await
         .with_context(|| format!("restore of \"{}\" failed", req.target))
     {
         Ok(r) => r,
         Err(e) => {
-            tell(crate::notify::Outcome::Failure, crate::exit::one_line(&e));
+            tell(Outcome::Failure, crate::exit::one_line(&e));
             return Err(e);
         }
     };
-    print!("{}", render_report(&req, &report));
+    print!("{}", render_report(req, &report));
     tracing::info!(
         database = %req.target,
         backup = %req.backup.id,
@@ -311,55 +325,15 @@ pub async fn cmd_restore(args: &RestoreArgs, settings: &Settings, ctx: &Context_
             restore::hooks::show_argv(&h.argv),
             h.message
         );
-        tell(crate::notify::Outcome::Failure, msg.clone());
+        tell(Outcome::Failure, msg.clone());
         anyhow::bail!(msg);
     }
     tell(
-        crate::notify::Outcome::Success,
+        Outcome::Success,
         format!(
             "database \"{}\" restored from backup {}",
             req.target, req.backup.id
         ),
     );
-    Ok(())
-}
-
-pub async fn cmd_cleanup(args: &CleanupArgs, settings: &Settings) -> Result<()> {
-    let admin = admin_params(settings, &args.target);
-    let found = restore::leftovers(&admin, args.database.as_deref()).await?;
-    if found.is_empty() {
-        println!("Nothing to clean up on {}.", admin.target());
-        return Ok(());
-    }
-    println!("Kept copies on {}:", admin.target());
-    for l in &found {
-        println!(
-            "  {:<50} {:>10}  {}{}",
-            l.name,
-            human_bytes(l.size.max(0) as u64),
-            l.kind,
-            if l.sessions > 0 {
-                format!(" ({} sessions)", l.sessions)
-            } else {
-                String::new()
-            }
-        );
-    }
-    if args.target.dry_run {
-        println!("Dry run: nothing was dropped.");
-        return Ok(());
-    }
-    if !args.target.yes {
-        confirm(
-            &format!("Type \"drop {}\" to drop them:", found.len()),
-            &format!("drop {}", found.len()),
-        )?;
-    }
-    for l in &found {
-        restore::drop_leftover(&admin, &l.name)
-            .await
-            .with_context(|| format!("cleanup stopped at \"{}\"", l.name))?;
-        println!("dropped {}", l.name);
-    }
     Ok(())
 }

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 
+use super::context::Context;
 use crate::cli::DemoArgs;
 use crate::cluster::{TempCluster, server_bindir};
-use crate::commands::{self, Context_};
 use crate::config::{Inputs, Settings};
 use crate::pg::ident::{quote_ident, quote_literal};
 
-const SAMPLE: &str = include_str!("sample.sql");
+const SAMPLE: &str = include_str!("demo.sql");
 pub const APP_USER: &str = "sbi_app";
 pub const APP_DB: &str = "sbi";
 const APP_PASSWORD: &str = "demo:p@ss'word";
@@ -54,7 +54,7 @@ fn counts(cluster: &TempCluster) -> Result<String> {
 async fn restore_demo(
     cluster: &TempCluster,
     settings: &Settings,
-    ctx: &Context_,
+    ctx: &Context,
     bindir: &std::path::Path,
 ) -> Result<()> {
     println!(
@@ -92,7 +92,7 @@ async fn restore_demo(
         pre_hooks: Vec::new(),
         post_hooks: Vec::new(),
         hook_timeout: std::time::Duration::from_secs(60),
-        child_env: crate::process::inherited_env(&ctx.env),
+        child_env: ctx.child_env(),
         tmp_dir: cluster.dir().to_path_buf(),
         shutdown: ctx.shutdown.clone(),
         now: jiff::Timestamp::now(),
@@ -107,7 +107,7 @@ async fn restore_demo(
     let report = crate::restore::execute(&req, &pre)
         .await
         .context("demo restore failed")?;
-    print!("{}", crate::restore_command::render_report(&req, &report));
+    print!("{}", super::restore::render_report(&req, &report));
     println!("  rows now: {}", counts(cluster)?);
     println!(
         "The data is back; the database was unavailable for {:.3}s (the old runbook: the whole load).",
@@ -116,7 +116,7 @@ async fn restore_demo(
     Ok(())
 }
 
-pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
+pub async fn run(args: &DemoArgs, ctx: &Context) -> Result<()> {
     let bindir = server_bindir(ctx.env.get("PGKEEP_PG_BINDIR").map(std::path::Path::new))?;
     println!(
         "pgkeep demo: starting a throwaway PostgreSQL cluster with {}",
@@ -167,26 +167,22 @@ pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
         "  configured like the old backup pod: DATABASE_SERVICE_NAME, POSTGRESQL_USER, POSTGRESQL_PASSWORD, POSTGRESQL_DATABASE, BACKUP_DIR"
     );
 
-    let demo_ctx = Context_ {
+    let demo_ctx = Context {
         env,
         shutdown: ctx.shutdown.clone(),
     };
     println!("\n$ pgkeep backup");
-    let done = crate::backup::run(commands::backup_request(
-        &settings,
-        APP_DB.into(),
-        &demo_ctx,
-    ))
-    .await
-    .context("demo backup failed")?;
-    commands::log_done(&done);
+    let done = crate::backup::run(super::backup::request(&settings, APP_DB.into(), &demo_ctx))
+        .await
+        .context("demo backup failed")?;
+    crate::report::log_done(&done.manifest, &done.path);
     let m = &done.manifest;
     println!(
         "  {} -> {} ({} of dump text compressed to {}) in {:.2}s, sha256 {}",
         m.database,
         done.path.display(),
-        commands::human_bytes(m.raw_bytes),
-        commands::human_bytes(m.stored_bytes),
+        crate::report::human_bytes(m.raw_bytes),
+        crate::report::human_bytes(m.stored_bytes),
         m.duration_seconds,
         &m.sha256[..16]
     );
@@ -195,8 +191,8 @@ pub async fn run(args: &DemoArgs, ctx: &Context_) -> Result<()> {
     }
 
     println!("\n$ pgkeep list");
-    let entries = commands::list_entries(&settings, None)?;
-    print!("{}", commands::render_list(&entries));
+    let entries = super::list::entries(&settings, None)?;
+    print!("{}", super::list::render_list(&entries));
 
     println!(
         "\nThe backup is a plain .sql.gz: `gunzip -c FILE | psql` restores it, and `sha256sum FILE` matches the manifest beside it."

@@ -1,0 +1,50 @@
+//! `pgkeep cleanup`: list the copies kept by restores and the scratch databases of interrupted
+//! ones, and drop them after confirmation.
+
+use anyhow::{Context as _, Result};
+
+use super::restore::{admin_params, confirm};
+use crate::cli::CleanupArgs;
+use crate::config::Settings;
+use crate::report::human_bytes;
+use crate::restore;
+
+pub async fn run(args: &CleanupArgs, settings: &Settings) -> Result<()> {
+    let admin = admin_params(settings, &args.target);
+    let found = restore::leftovers(&admin, args.database.as_deref()).await?;
+    if found.is_empty() {
+        println!("Nothing to clean up on {}.", admin.target());
+        return Ok(());
+    }
+    println!("Kept copies on {}:", admin.target());
+    for l in &found {
+        println!(
+            "  {:<50} {:>10}  {}{}",
+            l.name,
+            human_bytes(l.size.max(0) as u64),
+            l.kind,
+            if l.sessions > 0 {
+                format!(" ({} sessions)", l.sessions)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if args.target.dry_run {
+        println!("Dry run: nothing was dropped.");
+        return Ok(());
+    }
+    if !args.target.yes {
+        confirm(
+            &format!("Type \"drop {}\" to drop them:", found.len()),
+            &format!("drop {}", found.len()),
+        )?;
+    }
+    for l in &found {
+        restore::drop_leftover(&admin, &l.name)
+            .await
+            .with_context(|| format!("cleanup stopped at \"{}\"", l.name))?;
+        println!("dropped {}", l.name);
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! `pgkeep list`: the backups in BACKUP_DIR, newest first, as a table or JSON.
+
+use anyhow::Result;
+
+use crate::catalog::{self, Entry, Status};
+use crate::cli::ListArgs;
+use crate::config::Settings;
+use crate::report;
+use crate::storage::LocalStore;
+
+/// The listed backups of the configured host, optionally of one database (legacy files whose
+/// database is unknown included).
+pub fn entries(settings: &Settings, database: Option<&str>) -> Result<Vec<Entry>> {
+    let store = LocalStore::open(&settings.backup_dir)?;
+    let mut entries = catalog::list(&store, Some(&settings.host))?;
+    if let Some(db) = database {
+        entries.retain(|e| e.database.as_deref() == Some(db) || e.database.is_none());
+    }
+    Ok(entries)
+}
+
+pub fn run(args: &ListArgs, settings: &Settings) -> Result<()> {
+    let entries = entries(settings, args.database.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(());
+    }
+    print!("{}", render_list(&entries));
+    Ok(())
+}
+
+/// The human table of `pgkeep list`.
+pub fn render_list(entries: &[Entry]) -> String {
+    let mut rows: Vec<[String; 8]> = vec![[
+        "TIME (UTC)".to_string(),
+        "DATABASE".into(),
+        "FORMAT".into(),
+        "SIZE".into(),
+        "DURATION".into(),
+        "STATUS".into(),
+        "VERIFIED".into(),
+        "ID".into(),
+    ]];
+    for e in entries {
+        let format = match (e.format, e.compression) {
+            (crate::model::Format::Custom, _) => "custom".to_string(),
+            (_, c) => format!(
+                "plain+{}",
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            ),
+        };
+        rows.push([
+            e.time
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            e.database.clone().unwrap_or_else(|| "?".into()),
+            format.replace("plain+none", "plain"),
+            report::human_bytes(e.stored_bytes),
+            e.duration_seconds
+                .map_or("-".into(), |d| format!("{d:.1}s")),
+            match e.status {
+                Status::Good => "good".into(),
+                Status::Legacy if e.verification.is_some() => "legacy".into(),
+                Status::Legacy => "legacy (unverified)".into(),
+            },
+            match &e.verification {
+                None => "-".into(),
+                Some(v) => format!(
+                    "{} {}",
+                    if v.ok {
+                        "ok".to_string()
+                    } else {
+                        format!("FAILED ({})", v.failure.as_deref().unwrap_or("?"))
+                    },
+                    v.checked_at
+                        .to_zoned(jiff::tz::TimeZone::UTC)
+                        .strftime("%Y-%m-%d %H:%M")
+                ),
+            },
+            e.id.clone(),
+        ]);
+    }
+    if entries.is_empty() {
+        return "no backups\n".into();
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,148 @@
+//! `pgkeep prune`: what the retention policy keeps and culls, with the rule behind each
+//! decision; deletes only with `--apply`.
+
+use anyhow::Result;
+
+use crate::catalog::Status;
+use crate::cli::PruneArgs;
+use crate::config::Settings;
+use crate::prune;
+use crate::report;
+use crate::storage::LocalStore;
+
+pub fn run(args: &PruneArgs, settings: &Settings) -> Result<()> {
+    let database = settings.database_or(&args.database);
+    let store = LocalStore::open(&settings.backup_dir)?;
+    let plan = prune::plan(
+        &store,
+        &settings.host,
+        &database,
+        jiff::Timestamp::now(),
+        &settings.policy,
+        &settings.timezone,
+        settings.partial_max_age,
+        &crate::verify::verified_state,
+    )?;
+    let applied = if args.apply {
+        Some(prune::apply(
+            &store,
+            &settings.host,
+            &plan,
+            &format!("pgkeep prune (pid {})", std::process::id()),
+        )?)
+    } else {
+        None
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "applied": args.apply,
+                "plan": plan,
+                "result": applied,
+            }))?
+        );
+        return Ok(());
+    }
+    print!("{}", render_prune(&plan, applied.as_ref(), settings));
+    Ok(())
+}
+
+/// The human output of `pgkeep prune`.
+pub fn render_prune(
+    plan: &prune::Plan,
+    applied: Option<&prune::Applied>,
+    settings: &Settings,
+) -> String {
+    let mut rows: Vec<[String; 5]> = vec![[
+        "ACTION".into(),
+        format!(
+            "TIME ({})",
+            settings
+                .timezone
+                .iana_name()
+                .unwrap_or(&settings.timezone_name)
+        ),
+        "STATUS".into(),
+        "ID".into(),
+        "RULE".into(),
+    ]];
+    let verb = |keep: bool| match (keep, applied.is_some()) {
+        (true, _) => "keep",
+        (false, true) => "deleted",
+        (false, false) => "delete",
+    };
+    for i in &plan.items {
+        rows.push([
+            verb(i.verdict.keep()).into(),
+            i.time
+                .to_zoned(settings.timezone.clone())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            match i.status {
+                Status::Good => "good".into(),
+                Status::Legacy => "legacy".into(),
+            },
+            i.id.clone(),
+            i.verdict.to_string(),
+        ]);
+    }
+    for f in &plan.unattributed {
+        rows.push([
+            "keep".into(),
+            "-".into(),
+            "legacy".into(),
+            f.clone(),
+            "database unknown from the file name: left alone".into(),
+        ]);
+    }
+    for o in &plan.orphans {
+        rows.push([
+            verb(false).into(),
+            "-".into(),
+            "orphan".into(),
+            o.file.clone(),
+            match o.age_seconds / 3600 {
+                h if h >= 48 => format!("{}, {} days old", o.kind, h / 24),
+                h => format!("{}, {h} hours old", o.kind),
+            },
+        ]);
+    }
+    let mut out = format!(
+        "database \"{}\" in {}, policy {}\n",
+        plan.database,
+        settings.backup_dir.display(),
+        plan.policy
+    );
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let mut line = String::new();
+        for (c, w) in widths.iter().enumerate() {
+            line.push_str(&format!("{:<w$}  ", r[c]));
+        }
+        line.push_str(&r[4]);
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let culled: Vec<_> = plan.to_delete().collect();
+    let bytes: u64 = culled.iter().map(|i| i.stored_bytes).sum();
+    match applied {
+        Some(a) => out.push_str(&format!(
+            "deleted {} of {} backups ({}) and {} leftover files\n",
+            a.deleted.len(),
+            plan.items.len(),
+            report::human_bytes(a.deleted_bytes),
+            a.orphans_removed.len()
+        )),
+        None => out.push_str(&format!(
+            "dry run: {} of {} backups ({}) and {} leftover files would be deleted; run with --apply to delete\n",
+            culled.len(),
+            plan.items.len(),
+            report::human_bytes(bytes),
+            plan.orphans.len()
+        )),
+    }
+    out
+}

@@ -1,0 +1,300 @@
+//! The loader's tests: layers and their precedence, the old pod's variables, URIs, errors that
+//! name key and source without leaking secrets, and every typed group.
+
+use std::path::PathBuf;
+
+use super::*;
+
+fn inputs(env: &[(&str, &str)], flags: &[(&'static str, &str)]) -> Inputs {
+    Inputs {
+        config_file: None,
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        flags: flags.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+    }
+}
+
+#[test]
+fn old_pod_variables_are_understood() {
+    let s = Settings::load(&inputs(
+        &[
+            ("DATABASE_SERVICE_NAME", "postgresql"),
+            ("POSTGRESQL_USER", "sbi"),
+            ("POSTGRESQL_PASSWORD", "s3cr:et@"),
+            ("POSTGRESQL_DATABASE", "sbidb"),
+            ("BACKUP_DIR", "/backups/"),
+        ],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(s.host, "postgresql");
+    assert_eq!(s.user, "sbi");
+    assert_eq!(s.password.as_ref().unwrap().expose(), "s3cr:et@");
+    assert_eq!(s.database, "sbidb");
+    assert_eq!(s.backup_dir, PathBuf::from("/backups/"));
+    assert_eq!(s.source("user"), Source::Env("POSTGRESQL_USER".into()));
+}
+
+#[test]
+fn precedence_pgkeep_then_seed_then_libpq_then_flags_win() {
+    let s = Settings::load(&inputs(
+        &[
+            ("PGUSER", "libpq"),
+            ("POSTGRESQL_USER", "seed"),
+            ("PGHOST", "libpqhost"),
+            ("PGKEEP_DATABASE", "mine"),
+            ("POSTGRESQL_DATABASE", "seeddb"),
+            ("PGPORT", "6543"),
+        ],
+        &[("host", "flaghost")],
+    ))
+    .unwrap();
+    assert_eq!(s.user, "seed");
+    assert_eq!(s.database, "mine");
+    assert_eq!(s.host, "flaghost");
+    assert_eq!(s.source("host"), Source::Flag("host".into()));
+    assert_eq!(s.port, 6543);
+}
+
+#[test]
+fn uri_parts_fill_keys_below_separate_keys() {
+    let s = Settings::load(&inputs(
+        &[
+            (
+                "PGKEEP_URI",
+                "postgresql://u%40x:p%3Aw%40d@db.example:5433/app%20db?sslmode=require",
+            ),
+            ("PGKEEP_PORT", "7000"),
+        ],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(s.user, "u@x");
+    assert_eq!(s.password.unwrap().expose(), "p:w@d");
+    assert_eq!(s.host, "db.example");
+    assert_eq!(s.port, 7000);
+    assert_eq!(s.database, "app db");
+    assert_eq!(s.sslmode, SslMode::Require);
+}
+
+#[test]
+fn bad_values_name_the_key_and_source() {
+    let e = Settings::load(&inputs(&[("PGPORT", "abc")], &[])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid value for port (from env PGPORT): `abc` is not a valid number"
+    );
+    let e = Settings::load(&inputs(&[], &[("compression", "lz5")])).unwrap_err();
+    assert!(e.to_string().contains("--compression"), "{e}");
+}
+
+#[test]
+fn uri_errors_do_not_leak_the_uri() {
+    let e = Settings::load(&inputs(&[("PGKEEP_URI", "mysql://u:hunter2@h/db")], &[])).unwrap_err();
+    assert!(!e.to_string().contains("hunter2"));
+}
+
+#[test]
+fn file_layer_and_unknown_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("pgkeep.toml");
+    std::fs::write(&f, "host = \"filehost\"\nport = 5999\nlevel = 9\n").unwrap();
+    let mut i = inputs(&[("PGHOST", "envhost")], &[]);
+    i.config_file = Some(f.clone());
+    let s = Settings::load(&i).unwrap();
+    assert_eq!(s.host, "envhost");
+    assert_eq!(s.port, 5999);
+    assert_eq!(s.level, 9);
+    assert_eq!(s.source("port"), Source::File(f.clone()));
+
+    std::fs::write(&f, "hots = \"x\"\n").unwrap();
+    let e = Settings::load(&i).unwrap_err();
+    assert!(e.to_string().contains("unknown key `hots`"), "{e}");
+}
+
+#[test]
+fn notify_and_check_keys() {
+    let s = Settings::load(&inputs(
+        &[
+            (
+                "PGKEEP_NOTIFY_SLACK_URL",
+                "https://hooks.slack.com/services/T0/B0/tok3n https://second.example/x",
+            ),
+            (
+                "PGKEEP_NOTIFY_TEAMS_URL",
+                "https://teams.example/wf?sig=sekr1t",
+            ),
+            (
+                "PGKEEP_NOTIFY_DEADMAN_URL",
+                "https://hc-ping.com/uuid-s3cret",
+            ),
+            ("PGKEEP_NOTIFY_ON", "always"),
+            ("PGKEEP_CHECK_MAX_AGE", "1d12h"),
+            ("PGKEEP_CHECK_VERIFY_MAX_AGE", "0"),
+            ("PGKEEP_CHECK_MIN_FREE", "1.5G"),
+        ],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(s.notify.webhooks.len(), 3);
+    assert!(s.notify.on_success);
+    assert_eq!(s.check.max_age.as_secs(), 36 * 3600);
+    assert_eq!(s.check.verify_max_age, None);
+    assert_eq!(s.check.min_free, MinFree::Bytes(1610612736));
+    let shown = format!("{:?} {s:?}", s.show());
+    for secret in ["tok3n", "sekr1t", "s3cret"] {
+        assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+    }
+    assert!(
+        shown.contains("https://hooks.slack.com/<redacted>"),
+        "{shown}"
+    );
+    let e = Settings::load(&inputs(
+        &[("PGKEEP_NOTIFY_WEBHOOK_URL", "ftp://h/t0ken")],
+        &[],
+    ))
+    .unwrap_err();
+    assert!(!e.to_string().contains("t0ken"), "{e}");
+    assert!(Settings::load(&inputs(&[("PGKEEP_CHECK_MAX_AGE", "soon")], &[])).is_err());
+    assert!(Settings::load(&inputs(&[("PGKEEP_CHECK_MIN_SIZE_RATIO", "2")], &[])).is_err());
+    assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+    assert_eq!(parse_duration("2w").unwrap().as_secs(), 14 * 86400);
+    assert_eq!(parse_bytes("10MiB").unwrap(), 10 << 20);
+}
+
+#[test]
+fn hooks_from_toml_arrays_and_json_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("pgkeep.toml");
+    std::fs::write(
+        &f,
+        "pre_restore = [[\"oc\", \"scale\", \"deployment/server\", \"--replicas=0\"], [\"sleep\", \"1\"]]\nhook_timeout = 30\n",
+    )
+    .unwrap();
+    let mut i = inputs(
+        &[(
+            "PGKEEP_POST_RESTORE",
+            r#"[["oc","scale","deployment/server","--replicas=1"]]"#,
+        )],
+        &[],
+    );
+    i.config_file = Some(f.clone());
+    let s = Settings::load(&i).unwrap();
+    assert_eq!(
+        s.pre_restore,
+        vec![
+            vec!["oc", "scale", "deployment/server", "--replicas=0"],
+            vec!["sleep", "1"]
+        ]
+    );
+    assert_eq!(s.post_restore[0][3], "--replicas=1");
+    assert_eq!(s.hook_timeout, 30);
+
+    // A flat list is a mistake (one command split into several?): refused with the shape.
+    std::fs::write(&f, "pre_restore = [\"oc\", \"scale\"]\n").unwrap();
+    let e = Settings::load(&i).unwrap_err().to_string();
+    assert!(
+        e.contains("pre_restore") && e.contains("each a list of strings"),
+        "{e}"
+    );
+    // Arrays stay refused for scalar keys.
+    std::fs::write(&f, "host = [\"a\"]\n").unwrap();
+    assert!(Settings::load(&i).is_err());
+    let e = Settings::load(&inputs(&[("PGKEEP_PRE_RESTORE", "[[]]")], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no program"), "{e}");
+}
+
+#[test]
+fn admin_password_is_secret() {
+    let s = Settings::load(&inputs(
+        &[
+            ("PGKEEP_ADMIN_USER", "boss"),
+            ("PGKEEP_ADMIN_PASSWORD", "hunter3"),
+        ],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(s.admin_user.as_deref(), Some("boss"));
+    assert!(!format!("{:?}", s.show()).contains("hunter3"));
+    assert!(!format!("{s:?}").contains("hunter3"));
+}
+
+#[test]
+fn show_redacts_password() {
+    let s = Settings::load(&inputs(&[("PGPASSWORD", "hunter2")], &[])).unwrap();
+    let shown = format!("{:?}", s.show());
+    assert!(!shown.contains("hunter2"));
+    assert!(!format!("{s:?}").contains("hunter2"));
+}
+
+#[test]
+fn verify_schedule_is_a_cron_in_the_zone_or_off() {
+    let s = Settings::load(&inputs(&[("TZ", "Europe/Berlin")], &[])).unwrap();
+    assert!(s.verify_schedule.is_none());
+    let s = Settings::load(&inputs(
+        &[
+            ("TZ", "Europe/Berlin"),
+            ("PGKEEP_VERIFY_SCHEDULE", "30 4 * * *"),
+        ],
+        &[],
+    ))
+    .unwrap();
+    let v = s.verify_schedule.as_ref().expect("a verify schedule");
+    // 04:30 in Berlin (winter) is 03:30 UTC.
+    assert_eq!(
+        v.next_after("2026-11-25T00:00:00Z".parse().unwrap()),
+        Some("2026-11-25T03:30:00Z".parse().unwrap())
+    );
+    let shown = format!("{:?}", s.show());
+    assert!(shown.contains("30 4 * * *"), "{shown}");
+    let e = Settings::load(&inputs(&[("PGKEEP_VERIFY_SCHEDULE", "61 4 * * *")], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("verify_schedule"), "{e}");
+}
+
+#[test]
+fn daemon_keys() {
+    use crate::model::schedule::Schedule;
+    let s = Settings::load(&inputs(
+        &[
+            ("BACKUP_PERIOD", "12h"),
+            ("PGKEEP_API_TOKEN", "tok-hunter2"),
+            ("PGKEEP_KEEP_DAYS", "7"),
+            ("TZ", "Europe/Berlin"),
+        ],
+        &[],
+    ))
+    .unwrap();
+    assert!(matches!(s.schedule, Schedule::Every { .. }));
+    assert_eq!(s.policy.keep_days, 7);
+    assert_eq!(s.policy.keep_last, 3);
+    assert_eq!(s.timezone_name, "Europe/Berlin");
+    assert_eq!(s.listen.to_string(), "0.0.0.0:8080");
+    let shown = format!("{:?} {s:?}", s.show());
+    assert!(!shown.contains("tok-hunter2"), "{shown}");
+
+    // A flag schedule beats the old pod's BACKUP_PERIOD; the same layer twice is refused.
+    let s = Settings::load(&inputs(
+        &[("BACKUP_PERIOD", "1d")],
+        &[("schedule", "0 3 * * *")],
+    ))
+    .unwrap();
+    assert!(matches!(s.schedule, Schedule::Cron { .. }));
+    let e = Settings::load(&inputs(
+        &[("BACKUP_PERIOD", "1d"), ("PGKEEP_SCHEDULE", "0 3 * * *")],
+        &[],
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("set only one"), "{e}");
+    let e = Settings::load(&inputs(&[("PGKEEP_SCHEDULE", "every day")], &[])).unwrap_err();
+    assert!(e.to_string().contains("PGKEEP_SCHEDULE"), "{e}");
+    let e = Settings::load(&inputs(&[("PGKEEP_LISTEN", "8080")], &[])).unwrap_err();
+    assert!(e.to_string().contains("listen"), "{e}");
+    let e = Settings::load(&inputs(&[("PGKEEP_PARTIAL_MAX_AGE", "5s")], &[])).unwrap_err();
+    assert!(e.to_string().contains("partial_max_age"), "{e}");
+}

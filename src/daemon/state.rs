@@ -1,0 +1,512 @@
+//! The shared state of a running daemon: its options, the running backup attempt and the
+//! recent ones, the metrics, and the backup lifecycle (start, run, record, cull after a
+//! committed backup). The schedule loop, the HTTP server and the scheduled verification drive it.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::metrics::Metrics;
+use crate::backup::{self, BackupError};
+use crate::catalog::{self, Status};
+use crate::config::Settings;
+use crate::lock::{Lock, LockError};
+use crate::prune;
+use crate::shutdown::{self, Shutdown};
+use crate::storage::LocalStore;
+
+/// How many finished attempts the API remembers.
+const HISTORY: usize = 50;
+
+/// What started a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Schedule,
+    CatchUp,
+    Api,
+}
+
+impl Trigger {
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::CatchUp => "catch_up",
+            Trigger::Api => "api",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Aborted,
+}
+
+/// One backup attempt of this process, as shown by the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub id: String,
+    pub database: String,
+    pub trigger: Trigger,
+    pub status: AttemptStatus,
+    pub started_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why a backup could not be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// A backup of the database is running (in this process, or another holding the lock).
+    Busy { running: String, id: Option<String> },
+    /// The process is shutting down.
+    ShuttingDown,
+    /// The lock could not be checked.
+    Failed(String),
+}
+
+/// Everything the daemon is started with.
+pub struct Options {
+    pub settings: Arc<Settings>,
+    pub database: String,
+    /// The environment children may inherit (already filtered).
+    pub child_env: Vec<(String, String)>,
+    pub path_env: Option<OsString>,
+    pub clock: fn() -> Timestamp,
+}
+
+/// The running attempt and the finished ones, newest first.
+struct Attempts {
+    running: Option<Attempt>,
+    history: VecDeque<Attempt>,
+}
+
+/// The shared state of a running daemon.
+pub struct Daemon {
+    pub(super) opts: Options,
+    pub(super) shutdown: Shutdown,
+    state: Mutex<Attempts>,
+    pub(super) metrics: Mutex<Metrics>,
+    busy: watch::Sender<bool>,
+    notifier: Arc<crate::notify::Notifier>,
+}
+
+impl Daemon {
+    pub fn new(opts: Options, shutdown: Shutdown) -> Arc<Daemon> {
+        let (busy, _) = watch::channel(false);
+        let mut m = Metrics::default();
+        m.db(&opts.database);
+        let notifier = Arc::new(crate::notify::Notifier::from_settings(&opts.settings));
+        Arc::new(Daemon {
+            notifier,
+            opts,
+            shutdown,
+            state: Mutex::new(Attempts {
+                running: None,
+                history: VecDeque::new(),
+            }),
+            metrics: Mutex::new(m),
+            busy,
+        })
+    }
+
+    /// Send a notification in the background: a slow or failing webhook never holds up the
+    /// daemon (failures are logged by the notifier).
+    pub(super) fn tell(&self, event: crate::notify::Event) {
+        if self.notifier.is_configured() {
+            tokio::spawn(self.notifier.clone().notify_async(event));
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.opts.settings
+    }
+
+    pub fn database(&self) -> &str {
+        &self.opts.database
+    }
+
+    pub(super) fn now(&self) -> Timestamp {
+        (self.opts.clock)()
+    }
+
+    /// The running attempt and the finished ones, newest first.
+    pub fn attempts(&self) -> (Option<Attempt>, Vec<Attempt>) {
+        let s = self.state.lock().expect("state lock");
+        (s.running.clone(), s.history.iter().cloned().collect())
+    }
+
+    pub fn metrics_text(&self) -> String {
+        let mut text = self.metrics.lock().expect("metrics lock").render();
+        // Verification results come from the records beside the backups.
+        let s = self.settings();
+        match LocalStore::open(&s.backup_dir)
+            .map_err(crate::verify::VerifyError::from)
+            .and_then(|store| crate::verify::states(&store))
+        {
+            Ok(states) => text.push_str(&crate::verify::metrics_text(&states)),
+            Err(e) => tracing::debug!(error = %e, "no verification metrics"),
+        }
+        text
+    }
+
+    /// Fill the metrics from the catalog, so a restart does not reset "last success".
+    /// Returns the start time of the newest backup of the database (good or legacy).
+    pub fn load_catalog(&self) -> Option<Timestamp> {
+        let s = self.settings();
+        let entries = LocalStore::open(&s.backup_dir)
+            .map_err(|e| e.to_string())
+            .and_then(|store| catalog::list(&store, Some(&s.host)).map_err(|e| e.to_string()));
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the backup catalog");
+                return None;
+            }
+        };
+        let mine: Vec<_> = entries
+            .iter()
+            .filter(|e| e.database.as_deref() == Some(self.database()))
+            .collect();
+        if let Some(m) = mine
+            .iter()
+            .find(|e| e.status == Status::Good)
+            .and_then(|e| e.manifest.as_ref())
+        {
+            let mut metrics = self.metrics.lock().expect("metrics lock");
+            let d = metrics.db(self.database());
+            d.last_success = Some(m.finished_at.as_millisecond() as f64 / 1000.0);
+            d.last_duration = Some(m.duration_seconds);
+            d.last_stored_bytes = Some(m.stored_bytes);
+            d.last_raw_bytes = Some(m.raw_bytes);
+        }
+        mine.first().map(|e| e.time)
+    }
+
+    /// Start a backup now. Answers at once with its id; the returned handle resolves when the
+    /// attempt has ended (committed, failed, or aborted at shutdown) and culling after it is done.
+    pub fn start_backup(
+        self: &Arc<Self>,
+        trigger: Trigger,
+    ) -> Result<(String, tokio::task::JoinHandle<Attempt>), StartError> {
+        if self.shutdown.reason().is_some() {
+            return Err(StartError::ShuttingDown);
+        }
+        let s = self.settings();
+        let db = self.database().to_string();
+        let attempt = {
+            let mut state = self.state.lock().expect("state lock");
+            if let Some(r) = &state.running {
+                return Err(StartError::Busy {
+                    running: format!(
+                        "backup {} of database \"{}\" ({} backup started {})",
+                        r.id,
+                        r.database,
+                        match r.trigger {
+                            Trigger::Api => "API",
+                            Trigger::Schedule => "scheduled",
+                            Trigger::CatchUp => "catch-up",
+                        },
+                        r.started_at
+                            .round(jiff::Unit::Second)
+                            .unwrap_or(r.started_at)
+                    ),
+                    id: Some(r.id.clone()),
+                });
+            }
+            // Another process (`pgkeep backup` beside the daemon) may hold the lock.
+            match Lock::acquire(
+                &backup::lock_path(&s.backup_dir, &s.host, &db),
+                &format!("pgkeep run (pid {}) checking the lock", std::process::id()),
+            ) {
+                Ok(lock) => drop(lock),
+                Err(LockError::Busy { holder }) => {
+                    return Err(StartError::Busy {
+                        running: holder,
+                        id: None,
+                    });
+                }
+                Err(e) => return Err(StartError::Failed(e.to_string())),
+            }
+            // Backup ids have a resolution of one second: a backup right after another in the
+            // same second takes the next second instead of colliding with its name.
+            // The store is asked too: a `pgkeep backup` beside the daemon may have taken the id.
+            let store = crate::storage::LocalStore::open(&s.backup_dir).ok();
+            let taken = |day: &str, id: &str| {
+                store
+                    .as_ref()
+                    .is_some_and(|st| catalog::stem_taken(st, day, id).unwrap_or(false))
+            };
+            let mut started_at = self.now();
+            let (mut day, mut id) = catalog::backup_stem(&s.host, &db, started_at);
+            while state.history.front().is_some_and(|last| last.id == id) || taken(&day, &id) {
+                started_at += jiff::SignedDuration::from_secs(1);
+                (day, id) = catalog::backup_stem(&s.host, &db, started_at);
+            }
+            let attempt = Attempt {
+                id,
+                database: db.clone(),
+                trigger,
+                status: AttemptStatus::Running,
+                started_at,
+                finished_at: None,
+                file: None,
+                stored_bytes: None,
+                error: None,
+            };
+            state.running = Some(attempt.clone());
+            attempt
+        };
+        self.busy.send_replace(true);
+        self.metrics.lock().expect("metrics lock").db(&db).running = true;
+        let id = attempt.id.clone();
+        let this = self.clone();
+        let handle = tokio::spawn(async move { this.execute(attempt).await });
+        Ok((id, handle))
+    }
+
+    async fn execute(self: Arc<Self>, mut attempt: Attempt) -> Attempt {
+        // Whatever happens (even a panic in the task), the daemon does not stay "busy" forever.
+        let _release = Release(self.clone());
+        let s = self.opts.settings.clone();
+        tracing::info!(
+            database = %attempt.database,
+            id = %attempt.id,
+            trigger = attempt.trigger.name(),
+            "backup started"
+        );
+        // The backup sees its own stop signal: fired only when the grace period after the
+        // process's shutdown has passed.
+        let (stop, stop_rx) = shutdown::channel();
+        let grace = s.shutdown_grace;
+        let mut process_shutdown = self.shutdown.clone();
+        let id = attempt.id.clone();
+        let watcher = tokio::spawn(async move {
+            let reason = process_shutdown.wait().await;
+            tracing::info!(
+                id = %id,
+                grace = %format!("{}s", grace.as_secs()),
+                "{} received: letting the running backup finish within the grace period",
+                reason.name()
+            );
+            tokio::time::sleep(grace).await;
+            tracing::warn!(id = %id, "grace period over: aborting the running backup");
+            stop.fire(reason);
+        });
+        let req = backup::Request {
+            settings: &s,
+            database: attempt.database.clone(),
+            child_env: self.opts.child_env.clone(),
+            path_env: self.opts.path_env.clone(),
+            shutdown: stop_rx,
+            progress: None,
+            now: self.opts.clock,
+        };
+        let res = backup::run_at(req, attempt.started_at).await;
+        watcher.abort();
+        let now = self.now();
+        attempt.finished_at = Some(now);
+        let secs = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
+        let result = self.record_result(&res, &mut attempt, now);
+        {
+            let mut m = self.metrics.lock().expect("metrics lock");
+            let d = m.db(&attempt.database);
+            d.last_attempt = Some(secs(now));
+            if result == "success" || result == "failure" {
+                d.last_attempt_ok = Some(result == "success");
+            }
+            *d.results.entry(result).or_default() += 1;
+        }
+        // Culling only after a committed backup, never after a failure.
+        if res.is_ok() && self.shutdown.reason().is_none() {
+            self.cull().await;
+        }
+        {
+            let mut state = self.state.lock().expect("state lock");
+            state.running = None;
+            state.history.push_front(attempt.clone());
+            state.history.truncate(HISTORY);
+        }
+        attempt
+    }
+
+    /// Log, notify and record in the attempt and the metrics how a backup attempt ended; the
+    /// result label.
+    fn record_result(
+        &self,
+        res: &Result<backup::Done, BackupError>,
+        attempt: &mut Attempt,
+        now: Timestamp,
+    ) -> &'static str {
+        let s = self.settings();
+        let secs = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
+        match res {
+            Ok(done) => {
+                crate::report::log_done(&done.manifest, &done.path);
+                self.tell(crate::report::backup_event(&done.manifest, &s.host));
+                attempt.status = AttemptStatus::Succeeded;
+                attempt.file = Some(done.manifest.file.clone());
+                attempt.stored_bytes = Some(done.manifest.stored_bytes);
+                let mut m = self.metrics.lock().expect("metrics lock");
+                let d = m.db(&attempt.database);
+                d.last_success = Some(secs(now));
+                d.last_duration = Some(done.manifest.duration_seconds);
+                d.last_stored_bytes = Some(done.manifest.stored_bytes);
+                d.last_raw_bytes = Some(done.manifest.raw_bytes);
+                "success"
+            }
+            Err(e @ BackupError::Interrupted(_)) => {
+                attempt.status = AttemptStatus::Aborted;
+                attempt.error = Some(e.to_string());
+                tracing::warn!(
+                    database = %attempt.database,
+                    id = %attempt.id,
+                    "backup aborted at shutdown; nothing was kept"
+                );
+                "aborted"
+            }
+            Err(e @ BackupError::Lock(LockError::Busy { .. })) => {
+                // Another process took the lock between our check and the backup's start.
+                let msg = format!("backup of database \"{}\" skipped: {e}", attempt.database);
+                tracing::warn!(database = %attempt.database, id = %attempt.id, error = %msg, "backup skipped");
+                attempt.status = AttemptStatus::Failed;
+                attempt.error = Some(msg);
+                "skipped"
+            }
+            Err(e) => {
+                let msg = format!("backup of database \"{}\" failed: {e}", attempt.database);
+                tracing::error!(database = %attempt.database, id = %attempt.id, error = %msg, "backup failed");
+                self.tell(
+                    crate::notify::Event::new(
+                        crate::notify::Operation::Backup,
+                        crate::notify::Outcome::Failure,
+                        Some(&attempt.database),
+                        &s.host,
+                        msg.clone(),
+                    )
+                    .detail("id", attempt.id.clone()),
+                );
+                attempt.status = AttemptStatus::Failed;
+                attempt.error = Some(msg);
+                "failure"
+            }
+        }
+    }
+
+    /// Cull the database's backups with the configured policy; failures are logged, not fatal.
+    pub async fn cull(&self) {
+        let s = self.opts.settings.clone();
+        let db = self.database().to_string();
+        let now = self.now();
+        let res = tokio::task::spawn_blocking(move || {
+            prune::run(
+                &s.backup_dir,
+                &s.host,
+                &db,
+                now,
+                &s.policy,
+                &s.timezone,
+                s.partial_max_age,
+                &crate::verify::verified_state,
+            )
+        })
+        .await;
+        match res {
+            Ok(Ok((plan, applied))) => {
+                for item in plan.to_delete() {
+                    tracing::info!(database = %plan.database, id = %item.id, file = %item.file, reason = %item.verdict, "culled backup");
+                }
+                for o in &plan.orphans {
+                    tracing::info!(file = %o.file, kind = o.kind, age = %format!("{}s", o.age_seconds), "removed leftover file");
+                }
+                let kept = plan.items.len() - applied.deleted.len();
+                tracing::info!(
+                    database = %plan.database,
+                    kept,
+                    culled = applied.deleted.len(),
+                    orphans = applied.orphans_removed.len(),
+                    policy = %plan.policy,
+                    "culling done"
+                );
+                self.tell(crate::notify::Event::new(
+                    crate::notify::Operation::Cull,
+                    crate::notify::Outcome::Success,
+                    Some(&plan.database),
+                    &self.opts.settings.host,
+                    format!(
+                        "kept {kept}, culled {}, removed {} leftover file(s) ({})",
+                        applied.deleted.len(),
+                        applied.orphans_removed.len(),
+                        plan.policy
+                    ),
+                ));
+                let mut m = self.metrics.lock().expect("metrics lock");
+                let d = m.db(&plan.database);
+                d.culled += applied.deleted.len() as u64;
+                d.orphans_removed += applied.orphans_removed.len() as u64;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "culling skipped");
+                self.tell(crate::notify::Event::new(
+                    crate::notify::Operation::Cull,
+                    crate::notify::Outcome::Failure,
+                    Some(self.database()),
+                    &self.opts.settings.host,
+                    format!("culling failed: {e}"),
+                ));
+            }
+            Err(e) => tracing::warn!(error = %e, "culling task failed"),
+        }
+    }
+
+    /// Resolve once no backup is running.
+    pub async fn idle(&self) {
+        let mut rx = self.busy.subscribe();
+        let _ = rx.wait_for(|busy| !busy).await;
+    }
+}
+
+/// Marks the daemon idle when a backup task ends, however it ends.
+struct Release(Arc<Daemon>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let d = &self.0;
+        if let Ok(mut state) = d.state.lock()
+            && let Some(mut a) = state.running.take()
+        {
+            // Only reached when the task ended without recording its result.
+            a.status = AttemptStatus::Failed;
+            a.error = Some("the backup task ended unexpectedly".into());
+            state.history.push_front(a);
+            state.history.truncate(HISTORY);
+        }
+        if let Ok(mut m) = d.metrics.lock() {
+            m.db(d.database()).running = false;
+        }
+        d.busy.send_replace(false);
+    }
+}
+
+/// A time for logs, in the configured zone.
+pub fn local(t: &Timestamp, s: &Settings) -> String {
+    t.round(jiff::Unit::Second)
+        .unwrap_or(*t)
+        .to_zoned(s.timezone.clone())
+        .strftime("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}

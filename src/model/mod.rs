@@ -1,0 +1,15 @@
+//! Domain types: the values pgkeep's layers pass each other (formats, schedules, policies,
+//! secrets), defined once below every layer that uses them, so the configuration only parses
+//! into them and depends on nothing above it.
+
+pub mod format;
+pub mod policy;
+pub mod schedule;
+pub mod secret;
+pub mod tls;
+
+pub use format::{Compression, Format};
+pub use policy::{Policy, PolicyError};
+pub use schedule::Schedule;
+pub use secret::{Secret, redact_url};
+pub use tls::SslMode;

@@ -1,0 +1,459 @@
+//! Stands between a stored plain backup and psql's stdin, so that what is checked is exactly what
+//! is loaded: the sha256 runs on the stored bytes as they are read ([`HashingReader`], placed
+//! before decompression), the psql lexer on the decompressed bytes as they are written to psql
+//! ([`Guard`], [`GuardWriter`]). A refused meta-command never reaches psql: bytes are forwarded
+//! only up to the scanner's safe point, so psql never receives the backslash of a refused
+//! command, nor the end of the line on which it would act.
+//!
+//! Restricted mode is the second line: with a [`RestrictKey`], the stream opens with
+//! `\restrict KEY \\ ` (on line 1, so psql's line numbers stay those of the file), after which
+//! psql refuses every meta-command but `\unrestrict KEY`. The dump's own `\restrict` and
+//! `\unrestrict` lines are always replaced by comments: psql refuses a second `\restrict` and an
+//! `\unrestrict` with another key, and a psql without `\restrict` does not know them.
+//!
+//! How psql must run for the guard's reasoning to hold: `psql -X -v ON_ERROR_STOP=1 -f -`
+//! (no psqlrc; the first failing statement ends psql, so COPY data is never read as SQL after a
+//! refused COPY), `standard_conforming_strings` pinned to [`ScanOptions`]'s value
+//! (`PGOPTIONS=-c standard_conforming_strings=on`) and an ASCII-safe `PGCLIENTENCODING` (the
+//! database's encoding). On any error the caller must kill psql *before* closing its stdin:
+//! at the end of its input psql would run what it holds and commit.
+//!
+//! ```text
+//! let mut stdin = child.stdin.take();
+//! match guard::feed_psql(File::open(path)?, compression, &mut stdin, opts) {
+//!     Ok(feed) if feed.sha256 == manifest.sha256 => drop(stdin),          // psql may finish
+//!     Ok(_) | Err(_) => { kill(child); wait(child); drop(stdin) }        // never commits
+//! }
+//! ```
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use super::psql_scan::{Event, Finding, ScanEnd, ScanOptions, Scanner, Statement};
+use crate::model::Compression;
+
+/// Bytes read from the decoder per step.
+const READ_BUF: usize = 256 * 1024;
+/// Statements needing more than the owner's privilege kept for the report.
+const PRIVILEGED_MAX: usize = 1000;
+
+/// Where a stream is refused or fails.
+#[derive(Debug, Error)]
+pub enum GuardError {
+    #[error("the backup holds a {}; nothing from there on reached psql", .0)]
+    Refused(Finding),
+    #[error("reading the backup failed: {0}")]
+    Read(io::Error),
+    #[error("the backup does not decompress: {0}")]
+    Decode(io::Error),
+    #[error("writing to psql failed: {0}")]
+    Write(io::Error),
+    #[error("cannot make a random key: {0}")]
+    Random(String),
+}
+
+impl crate::exit::ExitCode for GuardError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            // Refused before psql saw what it would act on.
+            GuardError::Refused(_) => crate::exit::REFUSED,
+            GuardError::Read(_)
+            | GuardError::Decode(_)
+            | GuardError::Write(_)
+            | GuardError::Random(_) => crate::exit::FAILED,
+        }
+    }
+}
+
+/// Which psql versions have `\restrict` (13.22+, 14.19+, 15.14+, 16.10+, 17.6+, 18beta3+ and
+/// later majors), from a version as `psql --version` prints it (`15.18`, `18beta3`, `19devel`).
+pub fn psql_supports_restrict(version: &str) -> bool {
+    let digits = |s: &str| -> Option<u32> {
+        let d: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+        d.parse().ok()
+    };
+    let Some(major) = digits(version) else {
+        return false;
+    };
+    let rest = &version[major.to_string().len()..];
+    let minor = rest.strip_prefix('.').and_then(digits);
+    let min_minor = match major {
+        0..=12 => return false,
+        13 => 22,
+        14 => 19,
+        15 => 14,
+        16 => 10,
+        17 => 6,
+        18 => {
+            return minor.is_some()
+                || rest.starts_with("rc")
+                || rest
+                    .strip_prefix("beta")
+                    .and_then(digits)
+                    .is_some_and(|b| b >= 3);
+        }
+        _ => return true,
+    };
+    minor.is_some_and(|m| m >= min_minor)
+}
+
+/// pgkeep's own `\restrict` key: random, alphanumeric, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RestrictKey(String);
+
+impl std::fmt::Debug for RestrictKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RestrictKey(..)")
+    }
+}
+
+impl RestrictKey {
+    /// 32 characters from the operating system's CSPRNG (about 190 bits).
+    pub fn random() -> Result<RestrictKey, GuardError> {
+        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut key = String::with_capacity(32);
+        while key.len() < 32 {
+            let mut buf = [0u8; 64];
+            getrandom::fill(&mut buf).map_err(|e| GuardError::Random(e.to_string()))?;
+            // 248 = 4 * 62: rejecting the rest keeps every character equally likely.
+            for b in buf.into_iter().filter(|&b| b < 248) {
+                if key.len() < 32 {
+                    key.push(ALNUM[(b % 62) as usize] as char);
+                }
+            }
+        }
+        Ok(RestrictKey(key))
+    }
+
+    /// The first bytes given to psql: restricts the session, then goes on with line 1.
+    fn prefix(&self) -> Vec<u8> {
+        format!("\\restrict {} \\\\ ", self.0).into_bytes()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How to guard a load.
+#[derive(Debug, Clone, Default)]
+pub struct GuardOptions {
+    pub scan: ScanOptions,
+    /// Open the session in restricted mode with this key (a psql for which
+    /// [`psql_supports_restrict`] holds).
+    pub restrict_key: Option<RestrictKey>,
+}
+
+/// What the guard saw of a stream it let through.
+#[derive(Debug, Clone, Default)]
+pub struct GuardReport {
+    /// Bytes of the (decompressed) stream.
+    pub raw_bytes: u64,
+    /// Bytes written to psql (with the restricted-mode opening and rewritten lines).
+    pub written: u64,
+    pub end: ScanEnd,
+    /// pg_dump's `\restrict` / `\unrestrict` lines seen (and replaced).
+    pub pg_dump_restrict: bool,
+    pub pg_dump_unrestrict: bool,
+    /// Statements needing more than the owner's privilege (the first 1000).
+    pub privileged: Vec<Statement>,
+}
+
+/// The psql lexer on the bytes given to psql, with the restricted-mode rewrites.
+#[derive(Debug)]
+pub struct Guard {
+    scanner: Scanner,
+    prefix: Option<Vec<u8>>,
+    /// Bytes fed but not yet forwarded, starting at stream offset `pending_off`.
+    pending: Vec<u8>,
+    pending_off: u64,
+    /// pg_dump restrict lines to replace: `(start, end)`.
+    rewrites: VecDeque<(u64, u64)>,
+    refusal: Option<Finding>,
+    report: GuardReport,
+}
+
+/// What replaces pg_dump's own restrict lines.
+const REPLACED_RESTRICT: &[u8] = b"-- pg_dump restrict line (replaced by pgkeep)";
+
+impl Guard {
+    pub fn new(opts: GuardOptions) -> Guard {
+        Guard {
+            scanner: Scanner::new(opts.scan),
+            prefix: opts.restrict_key.as_ref().map(RestrictKey::prefix),
+            pending: Vec::new(),
+            pending_off: 0,
+            rewrites: VecDeque::new(),
+            refusal: None,
+            report: GuardReport::default(),
+        }
+    }
+
+    /// Take the next bytes of the stream and write to `out` what may reach psql.
+    pub fn feed<W: Write + ?Sized>(&mut self, data: &[u8], out: &mut W) -> Result<(), GuardError> {
+        if let Some(f) = &self.refusal {
+            return Err(GuardError::Refused(f.clone()));
+        }
+        self.write_prefix(out)?;
+        self.scanner.feed(data);
+        self.absorb_events();
+        let base = self.pending_off + self.pending.len() as u64;
+        if self.pending.is_empty() && self.rewrites.is_empty() {
+            // The common case: forward straight from `data`, keep only what is held.
+            let safe = self.safe_point();
+            let n = (safe - base) as usize;
+            write(out, &data[..n], &mut self.report.written)?;
+            self.pending.extend_from_slice(&data[n..]);
+            self.pending_off = safe;
+        } else {
+            self.pending.extend_from_slice(data);
+            self.flush(out)?;
+        }
+        match &self.refusal {
+            Some(f) => Err(GuardError::Refused(f.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The stream ended: forward the rest and report.
+    pub fn finish<W: Write + ?Sized>(mut self, out: &mut W) -> Result<GuardReport, GuardError> {
+        if let Some(f) = self.refusal.take() {
+            return Err(GuardError::Refused(f));
+        }
+        self.write_prefix(out)?;
+        let end = self.scanner.finish();
+        self.absorb_events();
+        self.flush(out)?;
+        if let Some(f) = self.refusal.take() {
+            return Err(GuardError::Refused(f));
+        }
+        out.flush().map_err(GuardError::Write)?;
+        self.report.raw_bytes = end.bytes;
+        self.report.end = end;
+        Ok(self.report)
+    }
+
+    fn write_prefix<W: Write + ?Sized>(&mut self, out: &mut W) -> Result<(), GuardError> {
+        match self.prefix.take() {
+            Some(p) => write(out, &p, &mut self.report.written),
+            None => Ok(()),
+        }
+    }
+
+    fn absorb_events(&mut self) {
+        for ev in self.scanner.take_events() {
+            match ev {
+                Event::Refused(f) => {
+                    if self.refusal.is_none() {
+                        self.refusal = Some(f);
+                    }
+                }
+                Event::PgDumpRestrict {
+                    start,
+                    end,
+                    unrestrict,
+                    ..
+                } => {
+                    self.rewrites.push_back((start, end));
+                    if unrestrict {
+                        self.report.pg_dump_unrestrict = true;
+                    } else {
+                        self.report.pg_dump_restrict = true;
+                    }
+                }
+                Event::Statement(s) => {
+                    if s.privilege.is_some() && self.report.privileged.len() < PRIVILEGED_MAX {
+                        self.report.privileged.push(s);
+                    }
+                }
+                Event::CopyData { .. } => {}
+            }
+        }
+    }
+
+    /// Up to where bytes may be forwarded: the scanner's safe point, and never past a refusal
+    /// (a refusal decided after some of its line was forwarded stops right here: psql acts on
+    /// a line only when its end arrives, and that end is still held).
+    fn safe_point(&self) -> u64 {
+        let safe = self.scanner.safe_len();
+        match &self.refusal {
+            Some(f) => safe.min(f.offset.max(self.pending_off)),
+            None => safe,
+        }
+    }
+
+    fn flush<W: Write + ?Sized>(&mut self, out: &mut W) -> Result<(), GuardError> {
+        let safe = self.safe_point();
+        let at = |off: u64, this: &Guard| (off - this.pending_off) as usize;
+        let mut pos = 0usize;
+        while let Some(&(start, end)) = self.rewrites.front() {
+            if end > safe {
+                break;
+            }
+            let (s, e) = (at(start, self), at(end, self));
+            write(out, &self.pending[pos..s], &mut self.report.written)?;
+            write(out, REPLACED_RESTRICT, &mut self.report.written)?;
+            if self.pending[s..e].ends_with(b"\n") {
+                write(out, b"\n", &mut self.report.written)?;
+            }
+            pos = e;
+            self.rewrites.pop_front();
+        }
+        let upto = at(safe, self).max(pos);
+        write(out, &self.pending[pos..upto], &mut self.report.written)?;
+        self.pending.drain(..upto);
+        self.pending_off += upto as u64;
+        Ok(())
+    }
+}
+
+fn write<W: Write + ?Sized>(out: &mut W, b: &[u8], count: &mut u64) -> Result<(), GuardError> {
+    if b.is_empty() {
+        return Ok(());
+    }
+    out.write_all(b).map_err(GuardError::Write)?;
+    *count += b.len() as u64;
+    Ok(())
+}
+
+/// A `Write` adapter in front of psql's stdin that runs a [`Guard`]. A refusal comes back as an
+/// `io::Error` whose inner error is the [`GuardError`].
+#[derive(Debug)]
+pub struct GuardWriter<W: Write> {
+    guard: Guard,
+    inner: W,
+}
+
+impl<W: Write> GuardWriter<W> {
+    pub fn new(inner: W, opts: GuardOptions) -> GuardWriter<W> {
+        GuardWriter {
+            guard: Guard::new(opts),
+            inner,
+        }
+    }
+
+    /// End of the stream: forward the rest. The writer comes back in both cases, so that the
+    /// caller decides when psql sees the end of its input.
+    #[allow(clippy::result_large_err)]
+    pub fn finish(self) -> Result<(GuardReport, W), (GuardError, W)> {
+        let mut inner = self.inner;
+        match self.guard.finish(&mut inner) {
+            Ok(r) => Ok((r, inner)),
+            Err(e) => Err((e, inner)),
+        }
+    }
+}
+
+impl<W: Write> Write for GuardWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.guard
+            .feed(buf, &mut self.inner)
+            .map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Hashes and counts the stored bytes read through it; place it before the decoder.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    failed: bool,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> HashingReader<R> {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            failed: false,
+        }
+    }
+
+    /// Whether reading the inner stream (not decoding it) failed.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Read what the decoder left (trailing bytes count, as they do in the stored file's
+    /// checksum), then return the byte count and the hex sha256.
+    pub fn finish(mut self) -> io::Result<(u64, String)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((self.bytes, hex::encode(self.hasher.finalize())))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.failed = true;
+            }
+        })?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// The outcome of [`feed_psql`].
+#[derive(Debug, Clone)]
+pub struct LoadFeed {
+    /// Size and sha256 of the stored bytes, to compare with the manifest.
+    pub stored_bytes: u64,
+    pub sha256: String,
+    pub guard: GuardReport,
+}
+
+/// Feed a stored plain backup to psql: read `stored` once, hashing it, decompress, guard, and
+/// write to `sink` (psql's stdin, which stays open: see the module documentation).
+pub fn feed_psql<R: Read, W: Write + ?Sized>(
+    stored: R,
+    compression: Compression,
+    sink: &mut W,
+    opts: GuardOptions,
+) -> Result<LoadFeed, GuardError> {
+    let mut stored = HashingReader::new(stored);
+    let mut guard = Guard::new(opts);
+    let failed = {
+        let mut dec = super::decoder(&mut stored, compression).map_err(GuardError::Decode)?;
+        let mut buf = vec![0u8; READ_BUF];
+        loop {
+            match dec.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => guard.feed(&buf[..n], sink)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Some(e),
+            }
+        }
+    };
+    if let Some(e) = failed {
+        // The decoders pass the stored file's read errors through; anything else is theirs.
+        return Err(if stored.failed() {
+            GuardError::Read(e)
+        } else {
+            GuardError::Decode(e)
+        });
+    }
+    let (stored_bytes, sha256) = stored.finish().map_err(GuardError::Read)?;
+    let report = guard.finish(sink)?;
+    Ok(LoadFeed {
+        stored_bytes,
+        sha256,
+        guard: report,
+    })
+}
+
+#[cfg(test)]
+#[path = "guard_tests.rs"]
+mod tests;

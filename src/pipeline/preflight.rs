@@ -1,0 +1,110 @@
+//! The preflight read of a plain backup: the whole file through the same decoder and psql lexer
+//! the load uses, before anything changes, so that a restore can refuse a file (naming the line
+//! and the start of each refused command) and list the statements that need more than the
+//! database owner's privilege.
+
+use std::io::{self, Read};
+
+use super::guard::{GuardError, HashingReader};
+use super::inspect::{Inspector, Report};
+use super::psql_scan::{Event, Finding, ScanEnd, ScanOptions, Scanner, Statement};
+use crate::model::Compression;
+
+/// Refusals and privileged statements kept in the report (the counts are complete).
+const KEEP: usize = 100;
+
+/// What the preflight found in a plain backup.
+#[derive(Debug, Clone, Default)]
+pub struct Preflight {
+    /// Refused content, first ones first (after the first, positions are best effort: psql
+    /// would have run the refused command, which the scanner does not model).
+    pub refused: Vec<Finding>,
+    pub refused_total: u64,
+    /// Statements that need more than the database owner's privilege (COPY PROGRAM, server
+    /// files, event triggers, publications FOR ALL, roles, extensions, SET ROLE, ...).
+    pub privileged: Vec<Statement>,
+    pub privileged_total: u64,
+    /// pg_dump's `\restrict KEY` line (pg_dump 13.22+, 14.19+, 15.14+, 16.10+, 17.6+, 18)
+    /// and its `\unrestrict KEY`.
+    pub pg_dump_restrict: bool,
+    pub pg_dump_unrestrict: bool,
+    /// Rows per table, the completion trailer, truncation: the same inspector a backup runs.
+    pub inspect: Report,
+    pub end: ScanEnd,
+    pub stored_bytes: u64,
+    pub sha256: String,
+}
+
+impl Preflight {
+    /// Whether psql may be given this file.
+    pub fn acceptable(&self) -> bool {
+        self.refused_total == 0
+    }
+}
+
+/// Read a whole stored plain backup (any compression pgkeep writes) and scan it.
+pub fn scan<R: Read>(
+    stored: R,
+    compression: Compression,
+    opts: ScanOptions,
+) -> Result<Preflight, GuardError> {
+    let mut stored = HashingReader::new(stored);
+    let mut scanner = Scanner::new(opts);
+    let mut inspector = Inspector::new();
+    let mut out = Preflight::default();
+    let failed = {
+        let mut dec = super::decoder(&mut stored, compression).map_err(GuardError::Decode)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match dec.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => {
+                    scanner.feed(&buf[..n]);
+                    inspector.feed(&buf[..n]);
+                    absorb(&mut out, scanner.take_events());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Some(e),
+            }
+        }
+    };
+    if let Some(e) = failed {
+        return Err(if stored.failed() {
+            GuardError::Read(e)
+        } else {
+            GuardError::Decode(e)
+        });
+    }
+    out.end = scanner.finish();
+    absorb(&mut out, scanner.take_events());
+    out.inspect = inspector.finish();
+    (out.stored_bytes, out.sha256) = stored.finish().map_err(GuardError::Read)?;
+    Ok(out)
+}
+
+fn absorb(out: &mut Preflight, events: Vec<Event>) {
+    for ev in events {
+        match ev {
+            Event::Refused(f) => {
+                out.refused_total += 1;
+                if out.refused.len() < KEEP {
+                    out.refused.push(f);
+                }
+            }
+            Event::Statement(s) if s.privilege.is_some() => {
+                out.privileged_total += 1;
+                if out.privileged.len() < KEEP {
+                    out.privileged.push(s);
+                }
+            }
+            Event::PgDumpRestrict { unrestrict, .. } => {
+                if unrestrict {
+                    out.pg_dump_unrestrict = true;
+                } else {
+                    out.pg_dump_restrict = true;
+                }
+            }
+            _ => {}
+        }
+    }
+}

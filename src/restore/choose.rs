@@ -1,0 +1,209 @@
+//! Which backup a restore loads: the newest good one of the database, one by id or time, or a
+//! file (with its manifest when it lies beside it, or an old pod's `.sql.gz` without one).
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+
+use super::error::RestoreError;
+use super::load::Input;
+use crate::catalog::{self, CatalogError, Entry, Manifest, Status};
+use crate::model::{Compression, Format};
+use crate::storage::LocalStore;
+
+/// How a backup is chosen.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    /// The newest good backup of the database (the newest legacy file when there is none).
+    Latest,
+    /// A backup id (or a unique prefix of one).
+    Id(String),
+    /// A file, inside the backup directory or not; its manifest is used when it lies beside it.
+    File(PathBuf),
+    /// The newest good backup started before this time.
+    Before(Timestamp),
+}
+
+/// The chosen backup.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub id: String,
+    pub path: PathBuf,
+    pub format: Format,
+    pub compression: Compression,
+    pub stored_bytes: u64,
+    pub time: Option<Timestamp>,
+    /// `None` for legacy files (the old pod's `.sql.gz` without manifest).
+    pub manifest: Option<Manifest>,
+}
+
+impl Chosen {
+    pub fn is_legacy(&self) -> bool {
+        self.manifest.is_none()
+    }
+
+    pub fn input(&self) -> Input {
+        Input {
+            path: self.path.clone(),
+            format: self.format,
+            compression: self.compression,
+        }
+    }
+}
+
+fn from_entry(dir: &Path, e: &Entry) -> Chosen {
+    Chosen {
+        id: e.id.clone(),
+        path: dir.join(&e.file),
+        format: e.format,
+        compression: e.compression,
+        stored_bytes: e.stored_bytes,
+        time: Some(e.time),
+        manifest: e.manifest.clone(),
+    }
+}
+
+/// Parse `--before`: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` or `YYYY-MM-DD` (UTC).
+pub fn parse_time(s: &str) -> Option<Timestamp> {
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Some(t);
+    }
+    let utc = |dt: jiff::civil::DateTime| dt.to_zoned(jiff::tz::TimeZone::UTC).ok();
+    for f in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(dt) = jiff::civil::DateTime::strptime(f, s) {
+            return utc(dt).map(|z| z.timestamp());
+        }
+    }
+    jiff::civil::Date::strptime("%Y-%m-%d", s)
+        .ok()
+        .and_then(|d| utc(d.to_datetime(jiff::civil::Time::midnight())))
+        .map(|z| z.timestamp())
+}
+
+/// Pick a backup of `database` from `dir`.
+pub fn choose(
+    dir: &Path,
+    host_hint: &str,
+    database: &str,
+    selector: &Selector,
+) -> Result<Chosen, RestoreError> {
+    if let Selector::File(p) = selector {
+        return chosen_file(dir, p);
+    }
+    let store = LocalStore::open(dir)?;
+    let entries = catalog::list(&store, Some(host_hint))?;
+    let of_db: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.database.as_deref() == Some(database))
+        .collect();
+    let none = |what: String| RestoreError::NoBackup(format!("{what} in {}", dir.display()));
+    match selector {
+        Selector::Latest => of_db
+            .iter()
+            .find(|e| e.status == Status::Good)
+            .or_else(|| of_db.first())
+            .map(|e| from_entry(dir, e))
+            .ok_or_else(|| none(format!("no backup of database \"{database}\""))),
+        Selector::Before(t) => of_db
+            .iter()
+            .find(|e| e.status == Status::Good && e.time < *t)
+            .or_else(|| of_db.iter().find(|e| e.time < *t))
+            .map(|e| from_entry(dir, e))
+            .ok_or_else(|| none(format!("no backup of database \"{database}\" before {t}"))),
+        Selector::Id(id) => {
+            if let Some(e) = entries.iter().find(|e| e.id == *id) {
+                return Ok(from_entry(dir, e));
+            }
+            let matches: Vec<&Entry> = entries
+                .iter()
+                .filter(|e| e.id.starts_with(id.as_str()))
+                .collect();
+            match matches.as_slice() {
+                [e] => Ok(from_entry(dir, e)),
+                [] => Err(none(format!("no backup with id `{id}`"))),
+                many => Err(RestoreError::NoBackup(format!(
+                    "backup id `{id}` is ambiguous: {}",
+                    many.iter()
+                        .map(|e| e.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
+        }
+        Selector::File(_) => unreachable!(),
+    }
+}
+
+fn chosen_file(dir: &Path, p: &Path) -> Result<Chosen, RestoreError> {
+    let path = if p.is_file() || p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    };
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        RestoreError::NoBackup(format!("cannot read backup file {}: {e}", path.display()))
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let manifest_path = PathBuf::from(format!("{}{}", path.display(), catalog::MANIFEST_SUFFIX));
+    let manifest = if manifest_path.is_file() {
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| RestoreError::Io {
+            context: format!("cannot read {}", manifest_path.display()),
+            source: e,
+        })?;
+        Some(
+            serde_json::from_str::<Manifest>(&text).map_err(|e| CatalogError::BadManifest {
+                name: manifest_path.display().to_string(),
+                message: e.to_string(),
+            })?,
+        )
+    } else {
+        None
+    };
+    let (format, compression) = match &manifest {
+        Some(m) => (m.format, m.compression),
+        None if name.ends_with(".gz") => (Format::Plain, Compression::Gzip),
+        None if name.ends_with(".zst") => (Format::Plain, Compression::Zstd),
+        None if name.ends_with(".dump") => (Format::Custom, Compression::None),
+        None if name.ends_with(".sql") => (Format::Plain, Compression::None),
+        None => {
+            return Err(RestoreError::NoBackup(format!(
+                "{} is not a backup file pgkeep can restore (.sql.gz, .sql.zst, .sql or .dump)",
+                path.display()
+            )));
+        }
+    };
+    Ok(Chosen {
+        id: catalog::id_of(&name),
+        path,
+        format,
+        compression,
+        stored_bytes: meta.len(),
+        time: manifest.as_ref().map(|m| m.started_at),
+        manifest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_for_before() {
+        let t = parse_time("2026-11-25").unwrap();
+        assert_eq!(t.to_string(), "2026-11-25T00:00:00Z");
+        assert_eq!(
+            parse_time("2026-11-25 10:30").unwrap().to_string(),
+            "2026-11-25T10:30:00Z"
+        );
+        assert!(parse_time("2026-11-25T10:30:00+01:00").is_some());
+        assert!(parse_time("yesterday").is_none());
+    }
+}

@@ -1,0 +1,315 @@
+//! The read-only preflight of a restore: the file proven, then on the target server the admin
+//! role's privileges, the live database, the properties the restored copy gets, the roles the
+//! backup needs and the client tools; and whether all that forbids the restore. Changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::error::RestoreError;
+use super::file::{LegacyScan, check_file};
+use super::load::Tools;
+use super::names::{previous_name, scratch_name};
+use super::request::{Request, effective_admin};
+use super::roles::{dump_roles, roles_of, roles_of_database};
+use crate::pg::catalog::DatabaseInfo;
+use crate::pg::ident::quote_ident;
+use crate::pg::{ConnParams, PgError, query_error};
+
+/// What a read-only preflight found.
+#[derive(Debug, Clone)]
+pub struct Preflight {
+    pub server_version: String,
+    pub server_version_num: u32,
+    pub admin_user: String,
+    pub superuser: bool,
+    pub maintenance_db: String,
+    /// The target database exists (it is "live").
+    pub target_exists: bool,
+    /// Sessions connected to the live database now.
+    pub live_sessions: i64,
+    pub live_size: Option<i64>,
+    /// Properties the scratch database gets: the manifest's, else the live database's.
+    pub info: Option<DatabaseInfo>,
+    pub info_source: &'static str,
+    pub roles_needed: BTreeSet<String>,
+    pub roles_missing: Vec<String>,
+    /// Privileges the admin role lacks, each a sentence.
+    pub missing_privileges: Vec<String>,
+    pub tools: Tools,
+    pub scratch: String,
+    pub previous: String,
+    /// The file was read fully: checksum matched (or, for legacy files, it decompressed and ended
+    /// with pg_dump's trailer).
+    pub file_check: String,
+    pub file_check_duration: Duration,
+    /// Row counts seen in a legacy file (none for manifest backups: the manifest has them).
+    pub legacy_rows: Option<BTreeMap<String, u64>>,
+}
+
+/// The admin role as the server sees it.
+struct AdminRole {
+    user: String,
+    superuser: bool,
+    createdb: bool,
+    createrole: bool,
+    /// Member of `pg_signal_backend`: may end other roles' sessions.
+    signal: bool,
+}
+
+/// The live database, when the target exists.
+struct Live {
+    owner: String,
+    size: i64,
+    sessions: i64,
+    /// Sessions of roles the admin role is not a member of.
+    foreign_sessions: i64,
+}
+
+const PRIVILEGES: &str = "reading the admin role's privileges";
+
+/// Read-only preflight: file check, server, privileges, roles, tools, names. Changes nothing.
+pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
+    let t = Instant::now();
+    let (file_check, legacy) = check_file(&req.backup)?;
+    let file_check_duration = t.elapsed();
+    let maintenance_db = if req.target == "postgres" {
+        "template1"
+    } else {
+        "postgres"
+    }
+    .to_string();
+    let admin = effective_admin(req, &maintenance_db);
+    let client = admin.connect().await?;
+    let server = crate::pg::catalog::server_info(&client).await?;
+    let me = admin_role(&client).await?;
+    let live = live_database(&client, &req.target).await?;
+    let (info, info_source) = properties(req, &admin, live.is_some()).await?;
+    let tools = Tools::find(server.version_num, &req.search)?;
+    let roles_needed = needed_roles(req, &client, info.as_ref(), legacy.as_ref(), &tools).await?;
+    let existing = lookup_roles(&client, roles_needed.iter().cloned().collect()).await?;
+    let roles_missing: Vec<String> = roles_needed.difference(&existing).cloned().collect();
+    let missing_privileges = if me.superuser {
+        Vec::new()
+    } else {
+        missing_privileges(
+            req,
+            &client,
+            &me,
+            info.as_ref(),
+            live.as_ref(),
+            &roles_missing,
+        )
+        .await?
+    };
+    Ok(Preflight {
+        server_version: server.version,
+        server_version_num: server.version_num,
+        admin_user: me.user,
+        superuser: me.superuser,
+        maintenance_db,
+        target_exists: live.is_some(),
+        live_sessions: live.as_ref().map_or(0, |l| l.sessions),
+        live_size: live.as_ref().map(|l| l.size),
+        info,
+        info_source,
+        roles_needed,
+        roles_missing,
+        missing_privileges,
+        tools,
+        scratch: scratch_name(&req.target, req.now),
+        previous: previous_name(&req.target, req.now),
+        file_check,
+        file_check_duration,
+        legacy_rows: legacy.map(|(r, _)| r.tables),
+    })
+}
+
+async fn admin_role(client: &tokio_postgres::Client) -> Result<AdminRole, PgError> {
+    let me = client
+        .query_one(
+            "SELECT current_user::text, rolsuper, rolcreatedb, rolcreaterole, \
+             pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') \
+             FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(PRIVILEGES, e))?;
+    Ok(AdminRole {
+        user: me.get(0),
+        superuser: me.get(1),
+        createdb: me.get(2),
+        createrole: me.get(3),
+        signal: me.get(4),
+    })
+}
+
+async fn live_database(
+    client: &tokio_postgres::Client,
+    target: &str,
+) -> Result<Option<Live>, PgError> {
+    let live = client
+        .query_opt(
+            "SELECT pg_get_userbyid(d.datdba), d.datallowconn, pg_database_size(d.oid), \
+             (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname), \
+             (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname \
+                AND NOT pg_has_role(current_user, a.usesysid, 'MEMBER')) \
+             FROM pg_database d WHERE d.datname = $1",
+            &[&target],
+        )
+        .await
+        .map_err(|e| query_error("looking up the target database", e))?;
+    Ok(live.map(|r| Live {
+        owner: r.get(0),
+        size: r.get(2),
+        sessions: r.get(3),
+        foreign_sessions: r.get(4),
+    }))
+}
+
+/// The properties the restored database gets: the manifest's, else the live database's.
+async fn properties(
+    req: &Request,
+    admin: &ConnParams,
+    target_exists: bool,
+) -> Result<(Option<DatabaseInfo>, &'static str), RestoreError> {
+    Ok(match (&req.backup.manifest, target_exists) {
+        (Some(m), _) => (Some(m.database_info.clone()), "the manifest"),
+        (None, true) => {
+            let c = admin.with_dbname(&req.target).connect().await?;
+            (
+                Some(crate::pg::catalog::database_info(&c).await?),
+                "the live database (the legacy file has no manifest)",
+            )
+        }
+        (None, false) => (
+            None,
+            "the server's defaults (legacy file, no live database)",
+        ),
+    })
+}
+
+/// The roles of `names` that exist on the server.
+async fn lookup_roles(
+    client: &tokio_postgres::Client,
+    names: Vec<String>,
+) -> Result<BTreeSet<String>, PgError> {
+    client
+        .query(
+            "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)",
+            &[&names],
+        )
+        .await
+        .map_err(|e| query_error("looking up roles", e))
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect::<BTreeSet<String>>())
+}
+
+/// Roles certainly needed: the owner, grantees and settings roles of the database, and the roles
+/// a legacy file names. The manifest's wider list (every role owning anything in the database,
+/// built-in objects included) is checked against the dump itself before a role is reported
+/// missing.
+async fn needed_roles(
+    req: &Request,
+    client: &tokio_postgres::Client,
+    info: Option<&DatabaseInfo>,
+    legacy: Option<&LegacyScan>,
+    tools: &Tools,
+) -> Result<BTreeSet<String>, RestoreError> {
+    let mut roles_needed = info.map(roles_of_database).unwrap_or_default();
+    if let Some((_, roles)) = legacy {
+        roles_needed.extend(roles.iter().cloned());
+    }
+    let maybe: BTreeSet<String> = info
+        .map(roles_of)
+        .unwrap_or_default()
+        .difference(&roles_needed)
+        .cloned()
+        .collect();
+    let maybe_existing = lookup_roles(client, maybe.iter().cloned().collect()).await?;
+    let maybe_missing: Vec<&String> = maybe.difference(&maybe_existing).collect();
+    if !maybe_missing.is_empty() {
+        let named = dump_roles(&req.backup, &tools.pg_restore, &req.child_env)?;
+        roles_needed.extend(
+            maybe_missing
+                .into_iter()
+                .filter(|r| named.contains(*r))
+                .cloned(),
+        );
+    }
+    roles_needed.extend(maybe_existing.iter().cloned());
+    Ok(roles_needed)
+}
+
+/// Privileges a non-superuser admin role lacks for this restore, each a sentence.
+async fn missing_privileges(
+    req: &Request,
+    client: &tokio_postgres::Client,
+    me: &AdminRole,
+    info: Option<&DatabaseInfo>,
+    live: Option<&Live>,
+    roles_missing: &[String],
+) -> Result<Vec<String>, PgError> {
+    let admin_user = &me.user;
+    let mut missing = Vec::new();
+    if !me.createdb {
+        missing.push(format!(
+            "role \"{admin_user}\" lacks CREATEDB (needed to create the scratch database; ALTER ROLE {} CREATEDB, or set PGKEEP_ADMIN_USER to a role that has it)",
+            quote_ident(admin_user)
+        ));
+    }
+    if req.create_roles && !roles_missing.is_empty() && !me.createrole {
+        missing.push(format!(
+            "role \"{admin_user}\" lacks CREATEROLE (needed by --create-roles)"
+        ));
+    }
+    // Objects are given to their owners and grants made in their names: membership needed.
+    // Non-superusers must be able to act as the owners: of the restored database (CREATE
+    // DATABASE .. OWNER, its objects' ALTER .. OWNER TO) and of the live one (rename/drop).
+    let check: Vec<String> = info
+        .map(|i| i.owner.clone())
+        .into_iter()
+        .chain(live.map(|l| l.owner.clone()))
+        .collect();
+    let not_member: Vec<String> = client
+        .query(
+            "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) AND NOT pg_has_role(current_user, oid, 'MEMBER') ORDER BY 1",
+            &[&check],
+        )
+        .await
+        .map_err(|e| query_error(PRIVILEGES, e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !not_member.is_empty() {
+        missing.push(format!(
+            "role \"{admin_user}\" is not a member of {} (needed to give the restored database its owner and to rename or drop the live one; GRANT the role to it or use a superuser)",
+            not_member.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let foreign_sessions = live.map_or(0, |l| l.foreign_sessions);
+    if live.is_some() && foreign_sessions > 0 && !me.signal {
+        missing.push(format!(
+            "role \"{admin_user}\" lacks pg_signal_backend (needed to end the {foreign_sessions} sessions of other roles on \"{}\"; GRANT pg_signal_backend TO {})",
+            req.target,
+            quote_ident(admin_user)
+        ));
+    }
+    Ok(missing)
+}
+
+/// Why preflight forbids the restore, if it does.
+pub fn refusal(req: &Request, pre: &Preflight) -> Option<String> {
+    if !pre.missing_privileges.is_empty() {
+        return Some(pre.missing_privileges.join("; "));
+    }
+    if !pre.roles_missing.is_empty() && !req.create_roles {
+        return Some(format!(
+            "the backup references roles that do not exist on the target server: {} (create them, or pass --create-roles to create them without passwords)",
+            pre.roles_missing
+                .iter()
+                .map(|r| format!("\"{r}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    None
+}

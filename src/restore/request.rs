@@ -1,0 +1,56 @@
+//! What a restore is asked to do (passed in by the command layer), and the admin connection it
+//! makes with it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::choose::Chosen;
+use crate::pg::ConnParams;
+use crate::pg::tools::Search;
+use crate::shutdown::Shutdown;
+
+/// Restore strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Swap,
+    InPlace,
+}
+
+/// Everything a restore needs, passed in by the command layer.
+pub struct Request {
+    pub backup: Chosen,
+    /// The database to restore into.
+    pub target: String,
+    pub strategy: Strategy,
+    /// Admin connection to the target server (its dbname is ignored: a maintenance database is
+    /// used).
+    pub admin: ConnParams,
+    pub search: Search,
+    pub jobs: usize,
+    pub checks: Vec<String>,
+    pub create_roles: bool,
+    pub drop_previous: bool,
+    pub pre_hooks: Vec<Vec<String>>,
+    pub post_hooks: Vec<Vec<String>>,
+    pub hook_timeout: Duration,
+    /// Environment children may see (free of secrets).
+    pub child_env: Vec<(String, String)>,
+    pub tmp_dir: PathBuf,
+    pub shutdown: Shutdown,
+    pub now: Timestamp,
+}
+
+/// The admin connection to `dbname`, its password resolved once: the configured one, else the
+/// passfile's entry for the maintenance database or for the target database (a passfile entry
+/// naming only the application database must also serve the scratch and maintenance ones).
+pub fn effective_admin(req: &Request, dbname: &str) -> ConnParams {
+    let mut admin = req.admin.with_dbname(dbname);
+    if admin.password.is_none() {
+        admin.password = admin
+            .resolve_password()
+            .or_else(|| req.admin.with_dbname(&req.target).resolve_password());
+    }
+    admin
+}

@@ -1,0 +1,151 @@
+//! Reading a stored backup back: its manifest, its size, and one pass over a plain backup that
+//! hashes every byte while decompressing and inspecting the dump (stopping at a shutdown).
+
+use std::io::{self, Read};
+
+use sha2::{Digest, Sha256};
+
+use super::error::VerifyError;
+use super::failure::Failure;
+use crate::catalog::{self, Manifest};
+use crate::model::Compression;
+use crate::pipeline::{self, Inspector};
+use crate::shutdown::Shutdown;
+use crate::storage::{LocalStore, StorageError, Store};
+
+pub(super) fn read_manifest_bytes(
+    store: &dyn Store,
+    name: &str,
+) -> Result<Option<Vec<u8>>, VerifyError> {
+    match store.open(name) {
+        Ok(mut r) => {
+            let mut bytes = Vec::new();
+            r.read_to_end(&mut bytes)
+                .map_err(|e| StorageError::io("cannot read", std::path::Path::new(name), e))?;
+            Ok(Some(bytes))
+        }
+        Err(StorageError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn parse_manifest(name: &str, bytes: &[u8]) -> Result<Manifest, Failure> {
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| Failure::ManifestUnreadable {
+        name: name.to_string(),
+        message: e.to_string(),
+    })?;
+    if m.manifest_version > catalog::MANIFEST_VERSION {
+        return Err(Failure::ManifestUnreadable {
+            name: name.to_string(),
+            message: format!(
+                "manifest version {} is newer than this pgkeep understands",
+                m.manifest_version
+            ),
+        });
+    }
+    Ok(m)
+}
+
+/// gzip members written by pgkeep's compressor (libdeflate) carry OS byte 255 ("unknown");
+/// GNU gzip, as used by the old backup pod, writes 3 (Unix).
+pub(super) fn written_by_pgkeep(store: &dyn Store, file: &str) -> bool {
+    let mut head = [0u8; 10];
+    match store.open(file) {
+        Ok(mut r) => {
+            r.read_exact(&mut head).is_ok() && head[..3] == [0x1f, 0x8b, 8] && head[9] == 255
+        }
+        Err(_) => false,
+    }
+}
+
+/// A reader that hashes and counts what passes through it.
+pub(super) struct Hashing<'s, R> {
+    pub(super) inner: R,
+    pub(super) shutdown: &'s Shutdown,
+    pub(super) hasher: Sha256,
+    pub(super) bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.shutdown.reason().is_some() {
+            return Err(io::Error::other("interrupted"));
+        }
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// What one pass over a plain backup found.
+pub(super) struct PlainPass {
+    pub(super) stored_bytes: u64,
+    pub(super) sha256: String,
+    pub(super) raw_bytes: u64,
+    /// `Err(message)` when decompression failed.
+    pub(super) decoded: Result<pipeline::Report, String>,
+}
+
+/// Read the stored file once: hash every byte while decompressing and inspecting the dump.
+pub(super) fn plain_pass(
+    store: &dyn Store,
+    file: &str,
+    compression: Compression,
+    shutdown: &Shutdown,
+) -> Result<PlainPass, Failure> {
+    let r = store.open(file).map_err(|e| Failure::Read(e.to_string()))?;
+    let mut hashing = Hashing {
+        inner: r,
+        shutdown,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let mut raw = 0u64;
+    let decoded = {
+        let mut inspector = Inspector::new();
+        let res = (|| -> io::Result<()> {
+            let mut dec = pipeline::decoder(&mut hashing, compression)?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                match dec.read(&mut buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => {
+                        inspector.feed(&buf[..n]);
+                        raw += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        })();
+        match res {
+            Ok(()) => Ok(inspector.finish()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    // Whatever the decoder left unread still counts toward size and checksum.
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Failure::Read(e.to_string()))?;
+    Ok(PlainPass {
+        stored_bytes: hashing.bytes,
+        sha256: hex::encode(hashing.hasher.finalize()),
+        raw_bytes: raw,
+        decoded,
+    })
+}
+
+pub(super) fn compression_name(c: Compression) -> &'static str {
+    match c {
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+        Compression::None => "none",
+    }
+}
+
+/// The size of a stored file, `None` if it does not exist.
+pub(super) fn size_of(store: &LocalStore, name: &str) -> Option<u64> {
+    std::fs::metadata(store.path_of(name))
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+}

@@ -1,0 +1,185 @@
+//! The restore level of a verification: load a backup that passed the checksum level into a
+//! scratch database with the restore engine's loader, compare every table's row count with the
+//! manifest, run the user's checks, and drop the copy again.
+
+use std::time::Instant;
+
+use jiff::Timestamp;
+
+use super::error::VerifyError;
+use super::failure::Failure;
+use super::read::{parse_manifest, read_manifest_bytes};
+use super::record::{Level, Record};
+use crate::catalog::MANIFEST_SUFFIX;
+use crate::model::{Compression, Format};
+use crate::pg::tools::Search;
+use crate::pg::{ConnParams, PgError, query_error};
+use crate::restore::{Checked, Input, LoadError, Loader, ScratchLoad, Tools, scratch_name};
+use crate::shutdown::Shutdown;
+use crate::storage::LocalStore;
+
+/// What a restore-level verification needs: the admin connection (its `dbname` is the
+/// maintenance database), a private passfile for children, the tools search, the user's checks.
+pub struct RestoreRequest<'a> {
+    pub admin: &'a ConnParams,
+    pub passfile: Option<&'a std::path::Path>,
+    pub child_env: &'a [(String, String)],
+    pub search: &'a Search,
+    /// SQL that must succeed (and return at least one row) in the loaded copy.
+    pub checks: &'a [String],
+    pub shutdown: &'a Shutdown,
+    pub now: Timestamp,
+    /// The server is a throwaway cluster (`--local`): create the roles the backup references
+    /// first (no passwords, no login), so its owners and grants load.
+    pub create_roles: bool,
+}
+
+/// The restore level on top of a checksum-level record that passed: load the backup into a
+/// scratch database with the restore engine's loader, compare the row counts with the
+/// manifest's (legacy files: with the counts seen in the file), run the checks, drop the scratch
+/// database. Updates `rec`; `Err` when the test restore could not run at all (server
+/// unreachable, no client tools) rather than the backup being bad.
+pub async fn restore_level(
+    store: &LocalStore,
+    rr: &RestoreRequest<'_>,
+    rec: &mut Record,
+) -> Result<(), VerifyError> {
+    rec.level = Level::Restore;
+    if !rec.ok {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let manifest = match read_manifest_bytes(store, &format!("{}{MANIFEST_SUFFIX}", rec.file))? {
+        Some(bytes) => Some(
+            parse_manifest(&rec.file, &bytes).map_err(|f| VerifyError::Restore(f.to_string()))?,
+        ),
+        None => None,
+    };
+    let client = rr.admin.connect().await?;
+    let server = crate::pg::catalog::server_info(&client).await?;
+    if rr.create_roles
+        && let Some(m) = &manifest
+    {
+        let created = create_roles(&client, &rr.admin.user, &m.database_info.roles).await?;
+        if !created.is_empty() {
+            tracing::info!(roles = %created.join(", "), "created the backup's roles in the throwaway cluster");
+        }
+    }
+    drop(client);
+    let tools = Tools::find(server.version_num, rr.search)?;
+    let loader = Loader {
+        admin: rr.admin,
+        tools: &tools,
+        child_env: rr.child_env,
+        passfile: rr.passfile,
+        shutdown: rr.shutdown,
+        server_version_num: server.version_num,
+    };
+    let input = Input {
+        path: store.path_of(&rec.file),
+        format: manifest.as_ref().map_or(Format::Plain, |m| m.format),
+        compression: manifest
+            .as_ref()
+            .map_or(Compression::Gzip, |m| m.compression),
+    };
+    let db = rec
+        .database
+        .clone()
+        .unwrap_or_else(|| "pgkeep_verify".to_string());
+    let scratch = scratch_name(&db, rr.now);
+    let res = loader
+        .load_and_check(&ScratchLoad {
+            database: &scratch,
+            input: &input,
+            info: manifest.as_ref().map(|m| &m.database_info),
+            expected: manifest.as_ref().map(|m| &m.tables),
+            checks: rr.checks,
+            jobs: 1,
+        })
+        .await;
+    let outcome = verdict(res, &loader, &scratch, rr.checks.len()).await?;
+    rec.duration_seconds += started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(m) => rec.message = format!("{}; {m}", rec.message),
+        Err(f) => {
+            rec.ok = false;
+            rec.failure = Some(f.code().to_string());
+            rec.message = f.to_string();
+        }
+    }
+    Ok(())
+}
+
+/// What the test restore proved, or which failure of the backup it found; `Err` when it could
+/// not run (server gone, interrupted). A loaded copy is dropped again.
+async fn verdict(
+    res: Result<Checked, LoadError>,
+    loader: &Loader<'_>,
+    scratch: &str,
+    checks: usize,
+) -> Result<Result<String, Failure>, VerifyError> {
+    Ok(match res {
+        Ok(checked) => {
+            // It proved what it had to; the copy goes.
+            if let Err(e) = loader.drop(scratch).await {
+                tracing::warn!(database = %scratch, error = %e, "cannot drop the scratch database");
+            }
+            Ok(format!(
+                "loaded into scratch database \"{scratch}\" in {:.1}s: {} rows in {} tables as recorded{}; dropped again",
+                checked.load.duration.as_secs_f64(),
+                checked.rows_checked,
+                checked.tables_checked,
+                if checks == 0 {
+                    String::new()
+                } else {
+                    format!(", {checks} check(s) passed")
+                }
+            ))
+        }
+        Err(LoadError::Pg(e)) => return Err(e.into()),
+        Err(LoadError::Interrupted(r)) => return Err(VerifyError::Interrupted(r)),
+        Err(e @ LoadError::Io { .. }) => return Err(VerifyError::Restore(e.to_string())),
+        Err(e @ LoadError::RowCounts(_)) => Err(Failure::RestoreRows(
+            e.to_string()
+                .trim_start_matches("row counts differ from the backup's: ")
+                .to_string(),
+        )),
+        Err(e @ LoadError::CheckFailed { .. }) => Err(Failure::RestoreCheck(e.to_string())),
+        Err(e @ (LoadError::LoadFailed { .. } | LoadError::Incomplete(_))) => {
+            Err(Failure::RestoreLoad(e.to_string()))
+        }
+    })
+}
+
+/// Create the roles of `roles` that do not exist yet, without password and without login (a
+/// throwaway cluster only needs them to own objects and hold grants). The connecting superuser
+/// and the predefined `pg_*` roles are left alone. Returns the roles created.
+pub async fn create_roles(
+    client: &tokio_postgres::Client,
+    superuser: &str,
+    roles: &[String],
+) -> Result<Vec<String>, PgError> {
+    let mut created = Vec::new();
+    for role in roles {
+        if role == superuser || role == "postgres" || role.starts_with("pg_") {
+            continue;
+        }
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[role])
+            .await
+            .map_err(|e| query_error("looking up a role", e))?
+            .is_some();
+        if exists {
+            continue;
+        }
+        client
+            .batch_execute(&format!(
+                "CREATE ROLE {} NOLOGIN",
+                crate::pg::ident::quote_ident(role)
+            ))
+            .await
+            .map_err(|e| query_error(&format!("creating role \"{role}\""), e))?;
+        created.push(role.clone());
+    }
+    Ok(created)
+}
