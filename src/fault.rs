@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use thiserror::Error;
 
-/// Every fault point, in the order a backup passes them.
+/// Every fault point, in the order a backup (then a restore) passes them.
 pub const POINTS: &[&str] = &[
     // The backup's lock is held; nothing is written yet.
     "backup.locked",
@@ -30,6 +30,22 @@ pub const POINTS: &[&str] = &[
     "store.put-before-rename",
     // The manifest was committed: the backup exists.
     "backup.committed",
+    // A restore's journal was written on the server; no hook has run yet.
+    "restore.journaled",
+    // The pre-restore hooks ran; the load has not started.
+    "restore.pre-hooks-done",
+    // The scratch database was loaded and checked; the swap has not started.
+    "restore.loaded",
+    // The swap's transaction was opened (nothing renamed yet).
+    "restore.swap-begun",
+    // Inside the swap's transaction: the live database was renamed to the kept copy.
+    "restore.swap-live-renamed",
+    // Inside the swap's transaction: everything is done but the commit.
+    "restore.swap-before-commit",
+    // The swap committed; the post-restore hooks have not run.
+    "restore.swap-committed",
+    // The post-restore hooks ran; the journal is not closed yet.
+    "restore.post-hooks-done",
 ];
 
 #[derive(Debug, Error)]

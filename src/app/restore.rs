@@ -6,45 +6,15 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
+use super::admin::admin_params;
 use super::context::Context;
 use super::errors::UsageError;
-use crate::cli::{RestoreArgs, TargetArgs};
+use crate::cli::RestoreArgs;
 use crate::config::Settings;
 use crate::notify::{Event, Notifier, Operation, Outcome};
-use crate::pg::ConnParams;
 use crate::pg::tools::Search;
 use crate::report::human_bytes;
 use crate::restore::{self, Plan, Preflight, Report, Request, Selector, Strategy};
-
-/// The admin connection: PGKEEP_ADMIN_USER with its own password or passfile, else the backup
-/// user; on the target server when one is given.
-pub fn admin_params(settings: &Settings, target: &TargetArgs) -> ConnParams {
-    let mut p = ConnParams::from_settings(settings, "postgres");
-    if let Some(u) = &settings.admin_user
-        && *u != settings.user
-    {
-        p.user = u.clone();
-        p.password = settings.admin_password.clone();
-        p.passfile = settings
-            .admin_passfile
-            .clone()
-            .or_else(|| settings.passfile.clone());
-    } else {
-        if settings.admin_password.is_some() {
-            p.password = settings.admin_password.clone();
-        }
-        if let Some(f) = &settings.admin_passfile {
-            p.passfile = Some(f.clone());
-        }
-    }
-    if let Some(h) = &target.target_host {
-        p.host = h.clone();
-    }
-    if let Some(port) = target.target_port {
-        p.port = port;
-    }
-    p
-}
 
 /// Ask on the terminal; refuse without one.
 pub fn confirm(question: &str, expected: &str) -> Result<()> {
@@ -281,6 +251,7 @@ pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Resu
             &req.target,
         )?;
     }
+    super::repair::repair(settings, &args.target, Some(&req.target), ctx).await?;
     execute(&req, &pre, settings).await
 }
 

@@ -33,6 +33,7 @@ pub async fn run(args: &RunArgs, settings: Settings, ctx: Context) -> Result<()>
         "pgkeep daemon starting"
     );
     tracing::info!(addr = %addr, "listening");
+    super::repair::repair_quietly(&settings, &database, &ctx).await;
     let opts = Options {
         database,
         child_env: ctx.child_env(),

@@ -20,6 +20,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
     let store = LocalStore::open(&settings.backup_dir)?;
     let database = settings.database_or(&args.database);
     let chosen = choose(args, settings, &store, &database)?;
+    super::repair::repair_quietly(settings, &database, ctx).await;
     let req = verify::Request {
         store: &store,
         level: verify::Level::Checksum,
@@ -148,7 +149,7 @@ fn admin_params(local: Option<&TempCluster>, settings: &Settings) -> ConnParams 
             connect_timeout: settings.connect_timeout,
         },
         None => {
-            let mut a = super::restore::admin_params(settings, &Default::default());
+            let mut a = super::admin::admin_params(settings, &Default::default());
             if a.password.is_none() {
                 a.password = a.resolve_password();
             }
