@@ -1034,3 +1034,69 @@ fn failed_in_place_restore_says_the_database_is_gone() {
     assert!(!databases().contains(&db.name));
     assert!(restore_copies(&db).is_empty());
 }
+
+/// Ctrl-C at the confirmation prompt did nothing (the prompt went on waiting): it must end the
+/// restore with exit 130 and change nothing.
+#[test]
+fn ctrl_c_at_the_confirmation_prompt_exits_130_and_changes_nothing() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let db = TestDb::create(SAMPLE);
+    backup(&db, &[]);
+    db.sql_as_owner("DELETE FROM routes");
+    let before = restore_copies(&db);
+    let (mut master, mut slave) = (0, 0);
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    let _master = unsafe { std::fs::File::from_raw_fd(master) };
+    let tty = unsafe { std::fs::File::from_raw_fd(slave) };
+    let mut cmd = db.command();
+    cmd.env("PGKEEP_ADMIN_USER", "postgres")
+        .arg("restore")
+        .stdin(Stdio::from(tty))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut asked = false;
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if !asked && String::from_utf8_lossy(&seen).contains("Type the database name") {
+                asked = true;
+                let _ = tx.send(());
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the restore asks for confirmation");
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait().unwrap());
+    });
+    let status = done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("Ctrl-C at the prompt ends the restore");
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(restore_copies(&db), before);
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "0");
+}

@@ -43,7 +43,9 @@ pub async fn run(args: &CleanupArgs, settings: &Settings, ctx: &Context) -> Resu
         confirm(
             &format!("Type \"drop {}\" to drop them:", found.len()),
             &format!("drop {}", found.len()),
-        )?;
+            &ctx.shutdown,
+        )
+        .await?;
     }
     for l in &found {
         restore::drop_leftover(&admin, &l.name)

@@ -23,7 +23,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
-pub use context::Context;
+pub use context::{Context, environment};
 pub use errors::{UsageError, exit_code};
 pub use inputs::inputs;
 

@@ -15,9 +15,12 @@ use crate::notify::{Event, Notifier, Operation, Outcome};
 use crate::pg::tools::Search;
 use crate::report::human_bytes;
 use crate::restore::{self, Plan, Preflight, Report, Request, Selector, Strategy};
+use crate::shutdown::Shutdown;
 
-/// Ask on the terminal; refuse without one.
-pub fn confirm(question: &str, expected: &str) -> Result<()> {
+/// Ask on the terminal; refuse without one. A shutdown signal while it waits for the answer
+/// (Ctrl-C) ends it as interrupted, with nothing changed. The line is read on a thread of its
+/// own, which does not hold the process up when it exits.
+pub async fn confirm(question: &str, expected: &str, shutdown: &Shutdown) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(UsageError(
             "refusing to go on without confirmation: standard input is not a terminal; pass --yes to confirm"
@@ -27,8 +30,24 @@ pub fn confirm(question: &str, expected: &str) -> Result<()> {
     }
     eprint!("{question} ");
     std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = std::io::stdin().lock().read_line(&mut line).map(|_| line);
+        let _ = tx.send(read);
+    });
+    let mut shutdown = shutdown.clone();
+    let line = tokio::select! {
+        read = rx => read.map_err(|_| anyhow::anyhow!("cannot read the answer"))??,
+        reason = shutdown.wait() => {
+            eprintln!();
+            return Err(restore::RestoreError::Interrupted {
+                reason,
+                state: "nothing was changed".into(),
+            }
+            .into());
+        }
+    };
     if line.trim() != expected {
         return Err(UsageError("not confirmed; nothing was changed".into()).into());
     }
@@ -249,7 +268,9 @@ pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Resu
                 }
             ),
             &req.target,
-        )?;
+            &ctx.shutdown,
+        )
+        .await?;
     }
     super::repair::repair(settings, &args.target, Some(&req.target), ctx).await?;
     execute(&req, &pre, settings).await
