@@ -101,6 +101,9 @@ pub struct Entry {
     /// The last verification recorded beside the backup (`<file>.verify.json`), if any.
     #[serde(default)]
     pub verification: Option<Verification>,
+    /// Why `database` is unknown (an old pod's file named for another host), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_unknown: Option<String>,
 }
 
 /// Suffix of the verification record written beside a data file (never the manifest, which
@@ -153,6 +156,14 @@ pub fn host_label(host: &str) -> String {
     } else {
         sanitize(host)
     }
+}
+
+/// A time cut to its second, the way backup ids name it (never rounded up past the id's second).
+pub fn second_of(t: Timestamp) -> Timestamp {
+    let trunc = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Second)
+        .mode(jiff::RoundMode::Trunc);
+    t.round(trunc).unwrap_or(t)
 }
 
 /// `YYYY-MM-DD/<host>-<db>_YYYY-MM-DD_HH-MM-SS` (without extension), in UTC.
@@ -246,6 +257,7 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                 file: m.file.clone(),
                 sha256: Some(m.sha256.clone()),
                 verification: verification_of(&m.file),
+                database_unknown: None,
                 manifest: Some(m),
             });
         } else if o.name.ends_with(".sql.gz")
@@ -259,11 +271,23 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                     None,
                 ),
             };
+            let host = host_hint.map(host_label);
             let database = head.and_then(|h| {
-                host_hint
-                    .map(host_label)
+                host.as_ref()
                     .and_then(|host| h.strip_prefix(&format!("{host}-")).map(str::to_string))
             });
+            let database_unknown = match (&database, head, &host) {
+                (Some(_), _, _) => None,
+                (None, Some(_), Some(host)) => Some(format!(
+                    "its name does not start with `{host}-` (the configured host), so it was made \
+                     for another service name; its database is unknown and prune never culls it"
+                )),
+                (None, _, _) => Some(
+                    "its name has no `<host>-<database>_<time>` form; its database is unknown and \
+                     prune never culls it"
+                        .into(),
+                ),
+            };
             entries.push(Entry {
                 id,
                 time,
@@ -277,6 +301,7 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                 sha256: None,
                 manifest: None,
                 verification: verification_of(&o.name),
+                database_unknown,
             });
         }
     }

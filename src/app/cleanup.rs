@@ -12,9 +12,10 @@ use crate::report::human_bytes;
 use crate::restore;
 
 pub async fn run(args: &CleanupArgs, settings: &Settings, ctx: &Context) -> Result<()> {
-    let admin = admin_params(settings, &args.target);
-    if !args.target.dry_run {
-        super::repair::repair(settings, &args.target, args.database.as_deref(), ctx).await?;
+    let target = args.target();
+    let admin = admin_params(settings, &target);
+    if !target.dry_run {
+        super::repair::repair(settings, &target, args.database.as_deref(), ctx).await?;
     }
     let found = restore::leftovers(&admin, args.database.as_deref()).await?;
     if found.is_empty() {
@@ -35,11 +36,11 @@ pub async fn run(args: &CleanupArgs, settings: &Settings, ctx: &Context) -> Resu
             }
         );
     }
-    if args.target.dry_run {
+    if args.dry_run {
         println!("Dry run: nothing was dropped.");
         return Ok(());
     }
-    if !args.target.yes {
+    if !args.yes {
         confirm(
             &format!("Type \"drop {}\" to drop them:", found.len()),
             &format!("drop {}", found.len()),

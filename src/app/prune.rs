@@ -58,10 +58,7 @@ pub fn render_prune(
         "ACTION".into(),
         format!(
             "TIME ({})",
-            settings
-                .timezone
-                .iana_name()
-                .unwrap_or(&settings.timezone_name)
+            report::zone_label(&settings.timezone, &settings.timezone_name)
         ),
         "STATUS".into(),
         "ID".into(),

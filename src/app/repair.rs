@@ -2,8 +2,6 @@
 //! `restore::journal`): the commands that touch a database (restore, cleanup, backup, verify, the
 //! daemon's start) call it first and log one line per repaired restore.
 
-use std::time::Duration;
-
 use anyhow::Result;
 
 use super::admin::admin_params;
@@ -31,7 +29,7 @@ pub async fn repair(
     let r = Repair {
         admin: &admin,
         post_hooks: &settings.post_restore,
-        hook_timeout: Duration::from_secs(settings.hook_timeout),
+        hook_timeout: settings.hook_timeout,
         child_env: &child_env,
     };
     let lines = journal::repair(&r, db).await?;

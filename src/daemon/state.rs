@@ -221,9 +221,7 @@ impl Daemon {
                             Trigger::Schedule => "scheduled",
                             Trigger::CatchUp => "catch-up",
                         },
-                        r.started_at
-                            .round(jiff::Unit::Second)
-                            .unwrap_or(r.started_at)
+                        catalog::second_of(r.started_at)
                     ),
                     id: Some(r.id.clone()),
                 });

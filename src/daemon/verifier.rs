@@ -312,7 +312,7 @@ mod tests {
             allowed_age(&six_hourly, None, now),
             SignedDuration::from_hours(12)
         );
-        let every = Schedule::every("12h").unwrap();
+        let every = Schedule::every(std::time::Duration::from_secs(12 * 3600), "12h").unwrap();
         assert_eq!(
             allowed_age(&every, None, now),
             SignedDuration::from_hours(24)
