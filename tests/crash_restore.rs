@@ -279,7 +279,7 @@ fn the_next_command_says_what_it_repaired() {
     assert_eq!(c.copies().len(), 1, "{:?}", c.copies());
     let (status, err) = run(c
         .command()
-        .args(["cleanup", "--yes", "--config"])
+        .args(["cleanup", "-d", &c.db.name, "--yes", "--config"])
         .arg(c.tmp.path().join("pgkeep.toml")));
     assert!(status.success(), "{err}");
     let lines: Vec<&str> = err
