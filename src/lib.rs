@@ -33,5 +33,6 @@ pub mod storage;
 pub mod config;
 // domain.
 pub mod exit;
+pub mod fault;
 pub mod model;
 pub mod shutdown;

@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -90,7 +89,6 @@ pub struct Options {
     pub database: String,
     /// The environment children may inherit (already filtered).
     pub child_env: Vec<(String, String)>,
-    pub tmp_dir: PathBuf,
     pub path_env: Option<OsString>,
     pub clock: fn() -> Timestamp,
 }
@@ -338,7 +336,6 @@ impl Daemon {
             settings: &s,
             database: attempt.database.clone(),
             child_env: self.opts.child_env.clone(),
-            tmp_dir: self.opts.tmp_dir.clone(),
             path_env: self.opts.path_env.clone(),
             shutdown: stop_rx,
             progress: Some(Box::new(move |n| dumped.store(n, Ordering::Relaxed))),

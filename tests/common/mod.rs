@@ -7,6 +7,7 @@
 
 pub mod daemon;
 pub mod majors;
+pub mod procs;
 
 #[allow(unused_imports)]
 pub use majors::{MAJORS, Major, cluster_of};
