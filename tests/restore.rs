@@ -244,7 +244,9 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
         .stdout(predicate::str::contains(
             "oc scale deployment/server --replicas=0",
         ))
-        .stdout(predicate::str::contains("--single-transaction"))
+        .stdout(predicate::str::contains("ON_ERROR_STOP=1"))
+        .stdout(predicate::str::contains("stops at the first error"))
+        .stdout(predicate::str::contains("--single-transaction").not())
         .stdout(predicate::str::contains("Space needed"))
         .stdout(predicate::str::contains("SELECT 1 FROM routes"))
         .stdout(predicate::str::contains("nothing was changed"));

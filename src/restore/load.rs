@@ -181,7 +181,10 @@ pub struct ScratchLoad<'a> {
     pub jobs: usize,
 }
 
-/// The argument list of the load command, for plans and for running it.
+/// The argument list of the load command, for plans and for running it. The load is not one
+/// transaction (a catalog of thousands of tables or large objects would need more locks than
+/// the server's lock table holds); it stops at the first error, and a failed load's scratch
+/// database is dropped, so nothing of it is ever seen under the database's name.
 pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -> Spec {
     match input.format {
         Format::Plain => Spec::new(&tools.psql)
@@ -190,7 +193,6 @@ pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -
             .arg("--no-password")
             .arg("-v")
             .arg("ON_ERROR_STOP=1")
-            .arg("--single-transaction")
             .arg("-d")
             .arg(conninfo_dbname(database))
             .arg("-f")
@@ -203,8 +205,6 @@ pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -
                 .arg(conninfo_dbname(database));
             if jobs > 1 {
                 s = s.arg(format!("--jobs={jobs}"));
-            } else {
-                s = s.arg("--single-transaction");
             }
             s.arg(&input.path)
         }
@@ -316,7 +316,7 @@ impl Loader<'_> {
 
     /// Load the file into `database`. A plain dump streams through the decoder into psql's stdin
     /// while the inspector watches it: if it ends without pg_dump's trailer, psql is killed
-    /// before it sees the end of its input, so the single transaction never commits.
+    /// and the load fails (the caller drops the scratch database).
     pub async fn load(
         &self,
         database: &str,

@@ -136,7 +136,10 @@ fn load_steps(req: &Request, pre: &Preflight) -> Vec<Step> {
             create,
         ),
         step(
-            format!("load the backup into \"{}\" (one transaction)", pre.scratch),
+            format!(
+                "load the backup into \"{}\" (stops at the first error; a failed load drops the scratch database)",
+                pre.scratch
+            ),
             vec![load_line],
         ),
         step("check the restored copy", checks),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::error::RestoreError;
 use super::file::{LegacyScan, check_file};
 use super::load::Tools;
-use super::names::{previous_name, scratch_name};
+use super::names::{previous_name_n, scratch_name_n};
 use super::request::{Request, effective_admin};
 use super::roles::{dump_roles, roles_of, roles_of_database};
 use crate::pg::catalog::DatabaseInfo;
@@ -44,6 +44,9 @@ pub struct Preflight {
     pub file_check_duration: Duration,
     /// Row counts seen in a legacy file (none for manifest backups: the manifest has them).
     pub legacy_rows: Option<BTreeMap<String, u64>>,
+    /// Prepared transactions of the live database (their gids): they hold it, so neither the
+    /// swap nor an in-place drop could go through.
+    pub prepared: Vec<String>,
 }
 
 /// The admin role as the server sees it.
@@ -63,6 +66,7 @@ struct Live {
     sessions: i64,
     /// Sessions of roles the admin role is not a member of.
     foreign_sessions: i64,
+    prepared: Vec<String>,
 }
 
 const PRIVILEGES: &str = "reading the admin role's privileges";
@@ -116,8 +120,9 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
         roles_missing,
         missing_privileges,
         tools,
-        scratch: scratch_name(&req.target, req.now),
-        previous: previous_name(&req.target, req.now),
+        scratch: free_name(&client, |n| scratch_name_n(&req.target, req.now, n)).await?,
+        previous: free_name(&client, |n| previous_name_n(&req.target, req.now, n)).await?,
+        prepared: live.as_ref().map(|l| l.prepared.clone()).unwrap_or_default(),
         file_check,
         file_check_duration,
         legacy_rows: legacy.map(|(r, _)| r.tables),
@@ -158,12 +163,44 @@ async fn live_database(
         )
         .await
         .map_err(|e| query_error("looking up the target database", e))?;
-    Ok(live.map(|r| Live {
+    let Some(r) = live else { return Ok(None) };
+    let prepared = client
+        .query(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY prepared",
+            &[&target],
+        )
+        .await
+        .map_err(|e| query_error("looking up prepared transactions", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(Some(Live {
         owner: r.get(0),
         size: r.get(2),
         sessions: r.get(3),
         foreign_sessions: r.get(4),
+        prepared,
     }))
+}
+
+/// The first of `candidate(1)`, `candidate(2)`, .. that names no database on the server.
+async fn free_name(
+    client: &tokio_postgres::Client,
+    candidate: impl Fn(u32) -> String,
+) -> Result<String, PgError> {
+    let mut n = 1;
+    loop {
+        let name = candidate(n);
+        let taken = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|e| query_error("looking up database names", e))?
+            .is_some();
+        if !taken || n >= 99_999 {
+            return Ok(name);
+        }
+        n += 1;
+    }
 }
 
 /// The properties the restored database gets: the manifest's, else the live database's.
@@ -300,6 +337,17 @@ async fn missing_privileges(
 pub fn refusal(req: &Request, pre: &Preflight) -> Option<String> {
     if !pre.missing_privileges.is_empty() {
         return Some(pre.missing_privileges.join("; "));
+    }
+    if !pre.prepared.is_empty() {
+        return Some(format!(
+            "the live database \"{}\" has prepared transactions ({}): they hold it, so it cannot be renamed or dropped; COMMIT PREPARED or ROLLBACK PREPARED them first",
+            req.target,
+            pre.prepared
+                .iter()
+                .map(|g| format!("'{g}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if !pre.roles_missing.is_empty() && !req.create_roles {
         return Some(format!(

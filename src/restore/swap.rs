@@ -140,6 +140,11 @@ pub async fn swap(
                 if !busy || Instant::now() > deadline {
                     break text;
                 }
+                // A prepared transaction holds the database until someone ends it: waiting
+                // would only keep the connections blocked.
+                if let Some(held) = prepared_on(client, live).await {
+                    break format!("{text} (prepared transactions hold it: {held})");
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -148,4 +153,20 @@ pub async fn swap(
         let _ = client.batch_execute(&unblock_sql(live)).await;
     }
     Err(last)
+}
+
+/// The prepared transactions of `db`, listed, if it has any.
+async fn prepared_on(client: &tokio_postgres::Client, db: &str) -> Option<String> {
+    let rows = client
+        .query(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY prepared",
+            &[&db],
+        )
+        .await
+        .ok()?;
+    let gids: Vec<String> = rows
+        .iter()
+        .map(|r| format!("'{}'", r.get::<_, String>(0)))
+        .collect();
+    (!gids.is_empty()).then(|| gids.join(", "))
 }

@@ -174,7 +174,6 @@ impl Drop for Prepared<'_> {
 }
 
 #[test]
-#[ignore = "issue 18: a prepared transaction in the live database is not seen by the preflight: the load runs and the swap fails"]
 fn a_prepared_transaction_in_the_live_database_is_refused_before_the_load() {
     let t = server();
     let b = ORDERS.build_as(t, "fx_prepared", &[]);
@@ -271,7 +270,6 @@ fn kept_name(db: &str, at: jiff::Timestamp) -> String {
 }
 
 #[test]
-#[ignore = "issue 18: a kept copy from a restore in the same second makes the next restore fail at the swap (database already exists)"]
 fn restores_within_one_second_keep_distinct_copies() {
     let t = server();
     let b = MUSIC.build_as(t, "fx_kept", &[]);
