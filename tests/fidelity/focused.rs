@@ -69,13 +69,11 @@ fn big_tables_load_with_the_runbook_and_custom_parallel() {
 }
 
 #[test]
-#[ignore = "issue 18: 20,000 large objects: restore and verify --restore load in one transaction: out of shared memory (max_locks_per_transaction)"]
 fn big_large_objects_restore_and_verify() {
     big(BIG_LARGE_OBJECTS).assert_faithful();
 }
 
 #[test]
-#[ignore = "issue 18: 3,000 tables: restore and verify --restore load in one transaction: out of shared memory (max_locks_per_transaction)"]
 fn big_tables_restore_and_verify() {
     big(BIG_TABLES).assert_faithful();
 }
