@@ -194,7 +194,20 @@ async fn run_core(req: &Request, pre: &Preflight, report: &mut Report) -> Result
             .await?;
             report.roles_created.push(r.clone());
         }
+        for sql in super::plan::membership_sql(pre) {
+            if let Err(e) = client.batch_execute(&sql).await {
+                report.notes.push(format!(
+                    "could not recreate a role membership (`{sql}`): {}",
+                    crate::pg::error_text(&e)
+                ));
+            }
+        }
     }
+    report.notes.extend(
+        pre.unapplied
+            .iter()
+            .map(|u| format!("not applied to the restored copy: {u}")),
+    );
     let in_place = req.strategy == Strategy::InPlace && pre.target_exists;
     let down_since = if in_place {
         Some(drop_live(&client, req, pre, report).await?)

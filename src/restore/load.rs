@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::database::{create_database_sql, drop_database_sql, grants_sql, settings_sql};
+use super::database::{
+    create_database_sql, drop_database_sql, extensions_sql, grants_sql, settings_sql,
+};
 
 use crate::model::{Compression, Format};
 use crate::pg::catalog::DatabaseInfo;
@@ -285,7 +287,45 @@ impl Loader<'_> {
             let _ = self.drop(database).await;
             return Err(e);
         }
+        let extensions = extensions_sql(info);
+        if !extensions.is_empty()
+            && let Err(e) = self.create_extensions(database, extensions).await
+        {
+            let _ = self.drop(database).await;
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Create the recorded extensions as their owners before the load, in as many rounds as
+    /// their dependencies need. One that cannot be created so is left to the load (which creates
+    /// it as the loading role).
+    async fn create_extensions(
+        &self,
+        database: &str,
+        mut pending: Vec<String>,
+    ) -> Result<(), LoadError> {
+        let client = self.params(database).connect().await?;
+        loop {
+            let before = pending.len();
+            let mut failed = Vec::new();
+            for sql in pending {
+                if let Err(e) = client.batch_execute(&sql).await {
+                    let _ = client.batch_execute("RESET ROLE").await;
+                    failed.push((sql, crate::pg::error_text(&e)));
+                }
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            if failed.len() == before {
+                for (sql, e) in failed {
+                    tracing::warn!(statement = %sql, error = %e, "an extension is left to the load");
+                }
+                return Ok(());
+            }
+            pending = failed.into_iter().map(|(s, _)| s).collect();
+        }
     }
 
     /// Apply the recorded database and role-in-database settings.

@@ -47,6 +47,8 @@ pub struct Preflight {
     /// Prepared transactions of the live database (their gids): they hold it, so neither the
     /// swap nor an in-place drop could go through.
     pub prepared: Vec<String>,
+    /// Recorded properties the target cannot take, each a sentence (also left out of `info`).
+    pub unapplied: Vec<String>,
 }
 
 /// The admin role as the server sees it.
@@ -87,11 +89,18 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let server = crate::pg::catalog::server_info(&client).await?;
     let me = admin_role(&client).await?;
     let live = live_database(&client, &req.target).await?;
-    let (info, info_source) = properties(req, &admin, live.is_some()).await?;
+    let (mut info, info_source) = properties(req, &admin, live.is_some()).await?;
     let tools = Tools::find(server.version_num, &req.search)?;
     let roles_needed = needed_roles(req, &client, info.as_ref(), legacy.as_ref(), &tools).await?;
     let existing = lookup_roles(&client, roles_needed.iter().cloned().collect()).await?;
     let roles_missing: Vec<String> = roles_needed.difference(&existing).cloned().collect();
+    let unapplied = match info.as_mut() {
+        Some(i) => {
+            let target = target_server(&client, server.version_num, &roles_needed).await?;
+            super::database::fit_to_target(i, &target)
+        }
+        None => Vec::new(),
+    };
     let missing_privileges = if me.superuser {
         Vec::new()
     } else {
@@ -123,6 +132,7 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
         scratch: free_name(&client, |n| scratch_name_n(&req.target, req.now, n)).await?,
         previous: free_name(&client, |n| previous_name_n(&req.target, req.now, n)).await?,
         prepared: live.as_ref().map(|l| l.prepared.clone()).unwrap_or_default(),
+        unapplied,
         file_check,
         file_check_duration,
         legacy_rows: legacy.map(|(r, _)| r.tables),
@@ -181,6 +191,61 @@ async fn live_database(
         foreign_sessions: r.get(4),
         prepared,
     }))
+}
+
+/// What the target server offers: its tablespaces, the roles there (and those a restore with
+/// `--create-roles` creates), the roles a non-superuser admin may act as.
+pub async fn target_server(
+    client: &tokio_postgres::Client,
+    version_num: u32,
+    roles_needed: &BTreeSet<String>,
+) -> Result<super::database::TargetServer, PgError> {
+    let ctx = "reading the target server's tablespaces and roles";
+    let tablespaces = client
+        .query("SELECT spcname::text FROM pg_tablespace", &[])
+        .await
+        .map_err(|e| query_error(ctx, e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut roles: BTreeSet<String> = client
+        .query("SELECT rolname::text FROM pg_roles", &[])
+        .await
+        .map_err(|e| query_error(ctx, e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let superuser: bool = client
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(ctx, e))?
+        .get(0);
+    let can_act_as = if superuser {
+        None
+    } else {
+        Some(
+            client
+                .query(
+                    "SELECT rolname::text FROM pg_roles WHERE pg_has_role(current_user, oid, 'MEMBER')",
+                    &[],
+                )
+                .await
+                .map_err(|e| query_error(ctx, e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+        )
+    };
+    roles.extend(roles_needed.iter().cloned());
+    Ok(super::database::TargetServer {
+        version_num,
+        tablespaces,
+        can_act_as,
+        roles,
+    })
 }
 
 /// The first of `candidate(1)`, `candidate(2)`, .. that names no database on the server.

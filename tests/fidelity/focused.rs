@@ -142,7 +142,6 @@ fn restored_subscriptions_stay_disabled_and_the_report_says_so() {
 }
 
 #[test]
-#[ignore = "issue 18: extensions the application role created come back owned by the superuser: must be owner of extension hstore"]
 fn the_application_still_owns_its_extensions_after_a_restore() {
     let t = server();
     let b = APP_EXTENSIONS.build_as(t, "fx_extowner", &[]);
@@ -231,7 +230,6 @@ fn every_table_is_counted_in_the_manifest_whatever_its_name() {
 }
 
 #[test]
-#[ignore = "issue 18: --create-roles creates the roles but not their memberships"]
 fn create_roles_recreates_the_memberships_the_schema_needs() {
     let t = server();
     let b = PRIVILEGES.build_as(t, "fx_members", &[]);
