@@ -143,7 +143,6 @@ fn odd_names() {
 }
 
 #[test]
-#[ignore = "issue 18: verify --restore leaves its scratch database (the subscription holds it); restore --in-place cannot drop the live database"]
 fn subscription() {
     corpus_case(SUBSCRIPTION);
 }

@@ -12,10 +12,12 @@ use super::load::{LoadError, Loader, ScratchLoad};
 use super::preflight::{Preflight, refusal};
 use super::request::{Request, Strategy, effective_admin};
 use super::roles::create_role_sql;
+use super::subscriptions;
 use super::swap::{block_sql, rename_scratch, swap, terminate_sql};
 use crate::catalog;
 use crate::lock::Lock;
 use crate::pg::passfile::PrivatePassfile;
+use crate::pg::ident::quote_ident;
 use crate::pg::{ConnParams, query_error};
 
 /// What a finished restore did.
@@ -210,11 +212,12 @@ async fn run_core(req: &Request, pre: &Preflight, report: &mut Report) -> Result
     );
     let in_place = req.strategy == Strategy::InPlace && pre.target_exists;
     let down_since = if in_place {
-        Some(drop_live(&client, req, pre, report).await?)
+        Some(drop_live(&client, &admin, req, pre, report).await?)
     } else {
         None
     };
     load_scratch(&loader, req, pre, report, in_place).await?;
+    keep_restored_subscriptions_disabled(&admin, &pre.scratch, report).await?;
     put_in_place(&client, &loader, req, pre, report, down_since).await?;
     if req.drop_previous
         && let Some(prev) = report.previous.clone()
@@ -235,12 +238,18 @@ async fn run_core(req: &Request, pre: &Preflight, report: &mut Report) -> Result
 /// starts here.
 async fn drop_live(
     client: &tokio_postgres::Client,
+    admin: &ConnParams,
     req: &Request,
     pre: &Preflight,
     report: &mut Report,
 ) -> Result<Instant, RestoreError> {
     let db = req.target.as_str();
     let t = Instant::now();
+    for s in subscriptions::detach_and_drop(admin, db).await? {
+        report.notes.push(format!(
+            "subscription \"{s}\" of the dropped database was dropped without its slot: the slot stays on the publisher for the restored subscription"
+        ));
+    }
     exec(
         client,
         block_sql(db),
@@ -327,9 +336,20 @@ async fn put_in_place(
     let db = req.target.as_str();
     let t = Instant::now();
     if pre.target_exists && down_since.is_none() {
+        // The previous copy's subscriptions stop before the restored ones may use their slots.
+        let disabled = subscriptions::disable(loader.admin, db).await?;
         match swap(client, db, &pre.previous, &pre.scratch).await {
-            Ok(down) => report.downtime = Some(down),
+            Ok(down) => {
+                report.downtime = Some(down);
+                for s in &disabled {
+                    report.notes.push(format!(
+                        "subscription \"{s}\" of the previous copy \"{}\" was disabled, so that the restored one can use its slot",
+                        pre.previous
+                    ));
+                }
+            }
             Err(e) => {
+                let _ = subscriptions::enable(loader.admin, db, &disabled).await;
                 let _ = loader.drop(&pre.scratch).await;
                 return Err(RestoreError::Swap(format!(
                     "{e}; \"{db}\" was left as it was (connections allowed again) and the scratch database was dropped"
@@ -347,5 +367,23 @@ async fn put_in_place(
         }
     }
     report.phases.push(("swap", t.elapsed()));
+    Ok(())
+}
+
+/// The restored subscriptions stay disabled (pg_dump creates them so) until the user enables
+/// them: the report names them.
+async fn keep_restored_subscriptions_disabled(
+    admin: &ConnParams,
+    scratch: &str,
+    report: &mut Report,
+) -> Result<(), RestoreError> {
+    subscriptions::disable(admin, scratch).await?;
+    let restored = subscriptions::of_database(&admin.connect().await?, scratch).await?;
+    for (s, _) in restored {
+        report.notes.push(format!(
+            "subscription \"{s}\" was restored disabled: it replicates nothing until you run ALTER SUBSCRIPTION {} ENABLE (check its slot on the publisher first)",
+            quote_ident(&s)
+        ));
+    }
     Ok(())
 }

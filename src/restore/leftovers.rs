@@ -71,6 +71,7 @@ pub async fn leftovers(
 
 /// Drop one leftover database.
 pub async fn drop_leftover(admin: &ConnParams, name: &str) -> Result<(), RestoreError> {
+    super::subscriptions::detach_and_drop(admin, name).await?;
     let client = admin.connect().await?;
     let v = crate::pg::catalog::server_info(&client).await?.version_num;
     client

@@ -345,8 +345,10 @@ impl Loader<'_> {
         .await
     }
 
-    /// Drop the database (sessions forced out).
+    /// Drop the database (sessions forced out), its subscriptions first (detached from their
+    /// slots: a database with subscriptions cannot be dropped).
     pub async fn drop(&self, database: &str) -> Result<(), LoadError> {
+        super::subscriptions::detach_and_drop(self.admin, database).await?;
         self.admin_exec(
             &drop_database_sql(database, self.server_version_num),
             &format!("dropping database \"{database}\""),

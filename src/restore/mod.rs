@@ -17,6 +17,7 @@ mod plan;
 mod preflight;
 mod request;
 mod roles;
+pub mod subscriptions;
 mod swap;
 
 pub use choose::{Chosen, Selector, choose, parse_time};

@@ -140,11 +140,15 @@ async fn verdict(
     Ok(match res {
         Ok(checked) => {
             // It proved what it had to; the copy goes.
-            if let Err(e) = loader.drop(scratch).await {
-                tracing::warn!(database = %scratch, error = %e, "cannot drop the scratch database");
-            }
+            let dropped = match loader.drop(scratch).await {
+                Ok(()) => "dropped again".to_string(),
+                Err(e) => {
+                    tracing::warn!(database = %scratch, error = %e, "cannot drop the scratch database");
+                    format!("it could not be dropped ({e}): `pgkeep cleanup` lists it")
+                }
+            };
             Ok(format!(
-                "loaded into scratch database \"{scratch}\" in {:.1}s: {} rows in {} tables as recorded{}; dropped again",
+                "loaded into scratch database \"{scratch}\" in {:.1}s: {} rows in {} tables as recorded{}; {dropped}",
                 checked.load.duration.as_secs_f64(),
                 checked.rows_checked,
                 checked.tables_checked,

@@ -102,7 +102,6 @@ fn a_subscription_skipped_by_a_non_superuser_backup_is_reported() {
 }
 
 #[test]
-#[ignore = "issue 18: verify --restore cannot drop its scratch database (the restored subscription holds it) and leaves it on the server"]
 fn verify_restore_of_a_dump_with_a_subscription_drops_its_scratch_database() {
     let t = server();
     let b = SUBSCRIPTION.build_as(t, "fx_subverify", &[]);
@@ -120,7 +119,6 @@ fn verify_restore_of_a_dump_with_a_subscription_drops_its_scratch_database() {
 }
 
 #[test]
-#[ignore = "issue 18: the restore report does not say that restored subscriptions are disabled until enabled"]
 fn restored_subscriptions_stay_disabled_and_the_report_says_so() {
     let t = server();
     let b = SUBSCRIPTION.build_as(t, "fx_subdisabled", &[]);
