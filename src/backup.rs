@@ -240,6 +240,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         sha256,
         report,
         upload,
+        warnings,
     } = dumped;
     upload.commit()?;
 
@@ -266,6 +267,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         tables: report.tables,
         large_objects: report.large_objects,
         database_info: pre.database,
+        warnings,
     };
     commit_manifest(&store, &manifest)?;
     Ok(Done {
@@ -401,6 +403,8 @@ struct Dumped {
     sha256: String,
     report: pipeline::Report,
     upload: Box<dyn crate::storage::Upload>,
+    /// pg_dump's warnings.
+    warnings: Vec<String>,
 }
 
 /// Bytes the pipe from pg_dump may hold: with the default 64 KiB, a moment's delay in our reader
@@ -445,6 +449,7 @@ fn stream_plain(
                 sha256: out.sha256,
                 report: out.report.expect("plain dumps are inspected"),
                 upload: out.sink,
+                warnings: outcome.warnings,
             })
         }
         Err(PipelineError::Write(e)) => {
@@ -499,6 +504,7 @@ fn dump_custom(
         sha256,
         report,
         upload,
+        warnings: outcome.warnings,
     })
 }
 

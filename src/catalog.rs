@@ -60,6 +60,10 @@ pub struct Manifest {
     pub tables: BTreeMap<String, u64>,
     pub large_objects: u64,
     pub database_info: DatabaseInfo,
+    /// pg_dump's warnings (e.g. "subscriptions not dumped because current user is not a
+    /// superuser"): objects of the database that the file does not hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Manifest {

@@ -79,7 +79,6 @@ fn big_tables_restore_and_verify() {
 }
 
 #[test]
-#[ignore = "issue 18: pg_dump's warning 'subscriptions not dumped' is neither logged nor in the manifest, and check does not report it"]
 fn a_subscription_skipped_by_a_non_superuser_backup_is_reported() {
     let t = server();
     let case = Case {
