@@ -126,13 +126,11 @@ fn icu() {
 }
 
 #[test]
-#[ignore = "issue 18: the manifest records LATIN1 names lossily (caf\u{FFFD}): restore and verify report the tables missing"]
 fn latin1() {
     corpus_case(LATIN1);
 }
 
 #[test]
-#[ignore = "issue 18: counting the rows of a table whose name is not UTF-8 fails: invalid byte sequence for encoding UTF8: 0xe9"]
 fn sql_ascii() {
     corpus_case(SQL_ASCII);
 }

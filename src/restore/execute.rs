@@ -289,6 +289,11 @@ async fn load_scratch(
         expected: expected.or(pre.legacy_rows.as_ref()),
         checks: &req.checks,
         jobs: req.jobs,
+        names_encoding: req
+            .backup
+            .manifest
+            .as_ref()
+            .and_then(|m| m.dump_encoding.as_deref()),
     };
     let checked = match loader.load_and_check(&scratch).await {
         Ok(c) => c,

@@ -109,6 +109,7 @@ pub async fn restore_level(
             expected: manifest.as_ref().map(|m| &m.tables),
             checks: rr.checks,
             jobs: 1,
+            names_encoding: manifest.as_ref().and_then(|m| m.dump_encoding.as_deref()),
         })
         .await;
     let outcome = verdict(res, &loader, &scratch, rr.checks.len()).await?;

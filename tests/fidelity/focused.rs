@@ -202,7 +202,6 @@ fn a_prepared_transaction_in_the_live_database_is_refused_before_the_load() {
 }
 
 #[test]
-#[ignore = "issue 18: the manifest has no row count for the table whose name holds a newline"]
 fn every_table_is_counted_in_the_manifest_whatever_its_name() {
     let t = server();
     let b = ODD_NAMES.build_as(t, "fx_counted", &[]);
