@@ -770,6 +770,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
                 expected: Some(&manifest.tables),
                 checks: &["SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'user300'".to_string()],
                 jobs: 1,
+                names_encoding: manifest.dump_encoding.as_deref(),
             })
             .await
             .unwrap();
@@ -786,6 +787,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
                 expected: Some(&wrong),
                 checks: &[],
                 jobs: 1,
+                names_encoding: None,
             })
             .await
             .unwrap_err();

@@ -56,8 +56,7 @@ pub fn fit_to_target(info: &mut DatabaseInfo, t: &TargetServer) -> Vec<String> {
         None if v >= 150000 => info.locale_provider = Some("libc".into()),
         _ => {}
     }
-    if info.icu_rules.is_some() && (v < 160000 || info.locale_provider.as_deref() != Some("icu"))
-    {
+    if info.icu_rules.is_some() && (v < 160000 || info.locale_provider.as_deref() != Some("icu")) {
         lost.push("the ICU rules need PostgreSQL 16 or later: the copy has none".into());
         info.icu_rules = None;
     }
@@ -203,7 +202,11 @@ pub fn memberships_sql(
         .filter(|m| roles.contains(&m.member))
         .filter(|m| created.contains(&m.role) || created.contains(&m.member))
         .map(|m| {
-            let mut sql = format!("GRANT {} TO {}", quote_ident(&m.role), quote_ident(&m.member));
+            let mut sql = format!(
+                "GRANT {} TO {}",
+                quote_ident(&m.role),
+                quote_ident(&m.member)
+            );
             if m.admin_option {
                 sql.push_str(" WITH ADMIN OPTION");
             }
@@ -386,7 +389,10 @@ mod tests {
             },
         );
         assert_eq!(lost.len(), 3, "{lost:?}");
-        assert!(lost[0].contains("ICU") && lost[1].contains("\"fast\""), "{lost:?}");
+        assert!(
+            lost[0].contains("ICU") && lost[1].contains("\"fast\""),
+            "{lost:?}"
+        );
         assert_eq!(on14.grants[1].grantor, None);
         assert!(!create_database_sql("x", Some(&on14)).contains("LOCALE_PROVIDER"));
         let mut default_acl = i.clone();

@@ -16,8 +16,8 @@ use super::subscriptions;
 use super::swap::{block_sql, rename_scratch, swap, terminate_sql};
 use crate::catalog;
 use crate::lock::Lock;
-use crate::pg::passfile::PrivatePassfile;
 use crate::pg::ident::quote_ident;
+use crate::pg::passfile::PrivatePassfile;
 use crate::pg::{ConnParams, query_error};
 
 /// What a finished restore did.

@@ -41,7 +41,7 @@ pub enum LoadError {
     Pg(#[from] PgError),
     #[error("loading the backup into \"{database}\" failed: {message}")]
     LoadFailed { database: String, message: String },
-    #[error("the file is incomplete, so its load was rolled back: {0}")]
+    #[error("the file is incomplete, so its load was stopped: {0}")]
     Incomplete(String),
     #[error("row counts differ from the backup's: {}", describe_mismatches(.0))]
     RowCounts(Vec<Mismatch>),
@@ -558,7 +558,10 @@ impl Loader<'_> {
             Some(exp) => {
                 let encoding = req
                     .names_encoding
-                    .or(load.report.as_ref().and_then(|r| r.client_encoding.as_deref()))
+                    .or(load
+                        .report
+                        .as_ref()
+                        .and_then(|r| r.client_encoding.as_deref()))
                     .or(req.info.map(|i| i.encoding.as_str()))
                     .unwrap_or("UTF8");
                 let actual = self.count_rows(req.database, exp.keys(), encoding).await?;

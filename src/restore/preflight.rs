@@ -131,7 +131,10 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
         tools,
         scratch: free_name(&client, |n| scratch_name_n(&req.target, req.now, n)).await?,
         previous: free_name(&client, |n| previous_name_n(&req.target, req.now, n)).await?,
-        prepared: live.as_ref().map(|l| l.prepared.clone()).unwrap_or_default(),
+        prepared: live
+            .as_ref()
+            .map(|l| l.prepared.clone())
+            .unwrap_or_default(),
         unapplied,
         file_check,
         file_check_duration,
