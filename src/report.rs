@@ -24,6 +24,21 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// The name of a time zone as table headers show it: `UTC` for every name of UTC (`Etc/UTC`,
+/// `UCT`, `Zulu`, ...), else the IANA name, else `name` (a POSIX TZ string as configured).
+pub fn zone_label(tz: &jiff::tz::TimeZone, name: &str) -> String {
+    let utc = jiff::tz::Offset::UTC;
+    let always_utc = tz.to_fixed_offset().is_ok_and(|o| o == utc);
+    match tz.iana_name() {
+        _ if always_utc => "UTC".into(),
+        Some(
+            "Etc/UTC" | "Etc/UCT" | "Etc/Universal" | "Etc/Zulu" | "UCT" | "Universal" | "Zulu",
+        ) => "UTC".into(),
+        Some(name) => name.into(),
+        None => name.into(),
+    }
+}
+
 /// `3d 4h`, `5h 12m`, `42s`.
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();

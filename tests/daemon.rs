@@ -298,6 +298,10 @@ fn catch_up_trigger_conflict_metrics_and_clean_stop() {
     // A held backup: the trigger answers at once with its id.
     std::fs::write(&hold, b"").unwrap();
     std::thread::sleep(Duration::from_millis(1100)); // a new second: a new backup id
+    // Late in a second, so that a start time rounded to the second would name the next one.
+    while !(600..800).contains(&jiff::Timestamp::now().subsec_millisecond()) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (status, body) = d.http("POST", "/api/v1/backups", Some(TOKEN));
     assert_eq!(status, 202, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -319,6 +323,25 @@ fn catch_up_trigger_conflict_metrics_and_clean_stop() {
         ));
     let list = d.json("/api/v1/backups");
     assert_eq!(list["running"]["id"], id.as_str());
+    // The 409 names the start time the id and started_at name: the same second.
+    let started: jiff::Timestamp = list["running"]["started_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let second = started
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let stamp = started
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m-%d_%H-%M-%S")
+        .to_string();
+    assert!(id.ends_with(&stamp), "{id} vs started_at {started}");
+    assert!(
+        body.contains(&format!("started {second})")),
+        "409 {body} vs started_at {started}"
+    );
     let m = d.http("GET", "/metrics", None).1;
     let running = format!("pgkeep_backup_running{{database=\"{}\"}}", db.name);
     assert_eq!(metric(&m, &running), Some(1.0), "{m}");

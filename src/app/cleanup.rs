@@ -10,7 +10,7 @@ use crate::report::human_bytes;
 use crate::restore;
 
 pub async fn run(args: &CleanupArgs, settings: &Settings) -> Result<()> {
-    let admin = admin_params(settings, &args.target);
+    let admin = admin_params(settings, &args.target());
     let found = restore::leftovers(&admin, args.database.as_deref()).await?;
     if found.is_empty() {
         println!("Nothing to clean up on {}.", admin.target());
@@ -30,11 +30,11 @@ pub async fn run(args: &CleanupArgs, settings: &Settings) -> Result<()> {
             }
         );
     }
-    if args.target.dry_run {
+    if args.dry_run {
         println!("Dry run: nothing was dropped.");
         return Ok(());
     }
-    if !args.target.yes {
+    if !args.yes {
         confirm(
             &format!("Type \"drop {}\" to drop them:", found.len()),
             &format!("drop {}", found.len()),

@@ -36,7 +36,7 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(args, &ctx).await,
-        Command::Maintenance(args) => maintenance::run(args, &ctx).await,
+        Command::Maintenance(_) => maintenance::run(&settings, &ctx).await,
         Command::Run(args) => run::run(args, settings, ctx).await,
         Command::Prune(args) => prune::run(args, &settings),
         Command::Restore(args) => restore::run(args, &settings, &ctx).await,

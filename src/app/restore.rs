@@ -2,7 +2,6 @@
 //! confirmation on a terminal, run it, print what happened and notify.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
@@ -200,8 +199,10 @@ fn selector(args: &RestoreArgs) -> Result<Selector> {
 /// flag's, else the backup's, else the configured one), hooks, tools and the environment.
 fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Request> {
     let source_db = settings.database_or(&args.database);
+    let store = crate::storage::open(&settings.backup_dir)?;
     let backup = restore::choose(
-        &settings.backup_dir,
+        &*store,
+        &ctx.tmp_dir(),
         &settings.host,
         &source_db,
         &selector(args)?,
@@ -236,7 +237,7 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         drop_previous: args.drop_previous,
         pre_hooks: settings.pre_restore.clone(),
         post_hooks: settings.post_restore.clone(),
-        hook_timeout: Duration::from_secs(settings.hook_timeout),
+        hook_timeout: settings.hook_timeout,
         child_env: ctx.child_env(),
         tmp_dir: ctx.tmp_dir(),
         shutdown: ctx.shutdown.clone(),

@@ -13,15 +13,15 @@ use crate::notify::{Event, Notifier, Operation, Outcome};
 use crate::pg::ConnParams;
 use crate::pg::passfile::PrivatePassfile;
 use crate::pg::tools::Search;
-use crate::storage::LocalStore;
+use crate::storage::{self, Store};
 use crate::verify::{self, Record, Target, VerifyError};
 
 pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Result<()> {
-    let store = LocalStore::open(&settings.backup_dir)?;
+    let store = storage::open(&settings.backup_dir)?;
     let database = settings.database_or(&args.database);
-    let chosen = choose(args, settings, &store, &database)?;
+    let chosen = choose(args, settings, &*store, &database)?;
     let req = verify::Request {
-        store: &store,
+        store: &*store,
         level: verify::Level::Checksum,
         search: Search {
             bindir: settings.pg_bindir.clone(),
@@ -63,11 +63,11 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
                 now: jiff::Timestamp::now(),
                 create_roles: local.is_some(),
             };
-            verify::restore_level(&store, &rr, &mut rec)
+            verify::restore_level(&*store, &rr, &mut rec)
                 .await
                 .with_context(|| format!("cannot test-restore {}", t.file))?;
         }
-        if let Err(e) = verify::record(&store, &rec) {
+        if let Err(e) = verify::record(&*store, &rec) {
             // A read-only backup directory can still be verified; the result just is not kept.
             tracing::warn!(id = %rec.id, error = %e, "cannot record the result beside the backup");
             unrecorded.get_or_insert(e);
@@ -91,7 +91,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
 fn choose(
     args: &VerifyArgs,
     settings: &Settings,
-    store: &LocalStore,
+    store: &dyn Store,
     database: &str,
 ) -> Result<Vec<Target>> {
     let all = verify::targets(store, Some(&settings.host), jiff::Timestamp::now())?;

@@ -17,7 +17,6 @@ use subtle::ConstantTimeEq;
 use super::state::{Daemon, StartError, Trigger};
 use crate::catalog;
 use crate::pg::ConnParams;
-use crate::storage::{LocalStore, Store};
 
 /// The routes, for `serve` and for tests.
 pub fn router(daemon: Arc<Daemon>) -> Router {
@@ -93,7 +92,7 @@ async fn readyz(State(daemon): State<Arc<Daemon>>) -> Response {
     let s = daemon.settings();
     let dir = s.backup_dir.clone();
     let storage = tokio::task::spawn_blocking(move || {
-        LocalStore::open(&dir).and_then(|store| store.check_writable())
+        crate::storage::open(&dir).and_then(|store| store.check_writable())
     })
     .await
     .map_err(|e| e.to_string())
@@ -146,8 +145,8 @@ async fn catalog_entries(daemon: &Daemon) -> Result<Vec<catalog::Entry>, Respons
     let host = s.host.clone();
     let db = daemon.database().to_string();
     tokio::task::spawn_blocking(move || {
-        let store = LocalStore::open(&dir).map_err(|e| e.to_string())?;
-        let mut entries = catalog::list(&store, Some(&host)).map_err(|e| e.to_string())?;
+        let store = crate::storage::open(&dir).map_err(|e| e.to_string())?;
+        let mut entries = catalog::list(&*store, Some(&host)).map_err(|e| e.to_string())?;
         entries.retain(|e| e.database.as_deref() == Some(db.as_str()));
         Ok::<_, String>(entries)
     })

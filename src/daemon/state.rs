@@ -18,7 +18,6 @@ use crate::config::Settings;
 use crate::lock::{Lock, LockError};
 use crate::prune;
 use crate::shutdown::{self, Shutdown};
-use crate::storage::LocalStore;
 
 /// How many finished attempts the API remembers.
 const HISTORY: usize = 50;
@@ -156,11 +155,14 @@ impl Daemon {
         let mut text = self.metrics.lock().expect("metrics lock").render();
         // Verification results come from the records beside the backups.
         let s = self.settings();
-        match LocalStore::open(&s.backup_dir)
+        match crate::storage::open(&s.backup_dir)
             .map_err(crate::verify::VerifyError::from)
-            .and_then(|store| crate::verify::states(&store))
+            .and_then(|store| Ok((crate::verify::states(&*store)?, store.free_bytes())))
         {
-            Ok(states) => text.push_str(&crate::verify::metrics_text(&states)),
+            Ok((states, free)) => {
+                text.push_str(&crate::verify::metrics_text(&states));
+                text.push_str(&super::metrics::free_bytes_text(free));
+            }
             Err(e) => tracing::debug!(error = %e, "no verification metrics"),
         }
         text
@@ -170,9 +172,9 @@ impl Daemon {
     /// Returns the start time of the newest backup of the database (good or legacy).
     pub fn load_catalog(&self) -> Option<Timestamp> {
         let s = self.settings();
-        let entries = LocalStore::open(&s.backup_dir)
+        let entries = crate::storage::open(&s.backup_dir)
             .map_err(|e| e.to_string())
-            .and_then(|store| catalog::list(&store, Some(&s.host)).map_err(|e| e.to_string()));
+            .and_then(|store| catalog::list(&*store, Some(&s.host)).map_err(|e| e.to_string()));
         let entries = match entries {
             Ok(e) => e,
             Err(e) => {
@@ -223,16 +225,14 @@ impl Daemon {
                             Trigger::Schedule => "scheduled",
                             Trigger::CatchUp => "catch-up",
                         },
-                        r.started_at
-                            .round(jiff::Unit::Second)
-                            .unwrap_or(r.started_at)
+                        catalog::second_of(r.started_at)
                     ),
                     id: Some(r.id.clone()),
                 });
             }
             // Another process (`pgkeep backup` beside the daemon) may hold the lock.
             match Lock::acquire(
-                &backup::lock_path(&s.backup_dir, &s.host, &db),
+                &backup::lock_path(&crate::storage::lock_dir(&s.backup_dir), &s.host, &db),
                 &format!("pgkeep run (pid {}) checking the lock", std::process::id()),
             ) {
                 Ok(lock) => drop(lock),
@@ -247,11 +247,11 @@ impl Daemon {
             // Backup ids have a resolution of one second: a backup right after another in the
             // same second takes the next second instead of colliding with its name.
             // The store is asked too: a `pgkeep backup` beside the daemon may have taken the id.
-            let store = crate::storage::LocalStore::open(&s.backup_dir).ok();
+            let store = crate::storage::open(&s.backup_dir).ok();
             let taken = |day: &str, id: &str| {
                 store
                     .as_ref()
-                    .is_some_and(|st| catalog::stem_taken(st, day, id).unwrap_or(false))
+                    .is_some_and(|st| catalog::stem_taken(&**st, day, id).unwrap_or(false))
             };
             let mut started_at = self.now();
             let (mut day, mut id) = catalog::backup_stem(&s.host, &db, started_at);
@@ -416,8 +416,10 @@ impl Daemon {
         let db = self.database().to_string();
         let now = self.now();
         let res = tokio::task::spawn_blocking(move || {
+            let store = crate::storage::open(&s.backup_dir).map_err(prune::PruneError::from)?;
+            let lock_dir = crate::storage::lock_dir(&s.backup_dir);
             prune::run(
-                &s.backup_dir,
+                crate::storage::Site::new(&*store, &lock_dir),
                 &s.host,
                 &db,
                 now,
