@@ -252,6 +252,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         sha256,
         report,
         output,
+        warnings,
     } = dumped;
     fault::point("backup.dumped");
     output.commit(&*store)?;
@@ -277,9 +278,11 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         stored_bytes,
         raw_bytes,
         sha256,
+        dump_encoding: report.client_encoding,
         tables: report.tables,
         large_objects: report.large_objects,
         database_info: pre.database,
+        warnings,
     };
     commit_manifest(&*store, &manifest)?;
     fault::point("backup.committed");
@@ -484,6 +487,8 @@ struct Dumped {
     sha256: String,
     report: pipeline::Report,
     output: Output,
+    /// pg_dump's warnings.
+    warnings: Vec<String>,
 }
 
 /// Bytes the pipe from pg_dump may hold: with the default 64 KiB, a moment's delay in our reader
@@ -526,19 +531,23 @@ fn stream_plain(
         Ok(out) => {
             let upload = out.sink.take().expect("the upload is kept until now");
             let outcome = wait(running).and_then(|outcome| match outcome.success() {
-                true => Ok(()),
+                true => Ok(outcome),
                 false => Err(BackupError::DumpFailed(outcome.describe())),
             });
-            if let Err(e) = outcome {
-                Output::Stream(upload).abort();
-                return Err(e);
-            }
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    Output::Stream(upload).abort();
+                    return Err(e);
+                }
+            };
             Ok(Dumped {
                 raw_bytes: out.raw_bytes,
                 stored_bytes: out.stored_bytes,
                 sha256: out.sha256,
                 report: out.report.expect("plain dumps are inspected"),
                 output: Output::Stream(upload),
+                warnings: outcome.warnings,
             })
         }
         Err(PipelineError::Write(e)) => {
@@ -593,6 +602,7 @@ fn dump_custom(
         sha256,
         report,
         output: Output::Staged(staged),
+        warnings: outcome.warnings,
     })
 }
 

@@ -321,6 +321,8 @@ pub struct Outcome {
     pub status: ExitStatus,
     /// The last lines of stderr, cleaned for a one-line message.
     pub stderr_tail: String,
+    /// The lines of stderr that are warnings (`pg_dump: warning: ...`), in order.
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -375,6 +377,17 @@ pub fn tail_lines(bytes: &[u8], max_lines: usize) -> String {
         .collect();
     let start = lines.len().saturating_sub(max_lines);
     lines[start..].join(" | ")
+}
+
+/// The lines of stderr in PostgreSQL's client tools' warning form (`prog: warning: text`),
+/// without the program's name.
+pub fn warning_lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter_map(|l| l.split_once(": warning: ").map(|(_, w)| w.trim()))
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("warning: {w}"))
+        .collect()
 }
 
 impl Running {
@@ -474,6 +487,7 @@ impl Running {
             name: self.name.clone(),
             status,
             stderr_tail: tail_lines(&bytes, 3),
+            warnings: warning_lines(&bytes),
         })
     }
 }
@@ -542,6 +556,14 @@ mod tests {
         .collect();
         let kept: Vec<String> = inherited_env(&env).into_iter().map(|(k, _)| k).collect();
         assert_eq!(kept, vec!["LC_ALL", "PATH"]);
+    }
+
+    #[test]
+    fn warnings_are_picked_from_stderr() {
+        assert_eq!(
+            warning_lines(b"pg_dump: warning: subscriptions not dumped because current user is not a superuser\npg_dump: error: x\n"),
+            vec!["warning: subscriptions not dumped because current user is not a superuser"]
+        );
     }
 
     #[test]

@@ -244,7 +244,9 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
         .stdout(predicate::str::contains(
             "oc scale deployment/server --replicas=0",
         ))
-        .stdout(predicate::str::contains("--single-transaction"))
+        .stdout(predicate::str::contains("ON_ERROR_STOP=1"))
+        .stdout(predicate::str::contains("stops at the first error"))
+        .stdout(predicate::str::contains("--single-transaction").not())
         .stdout(predicate::str::contains("Space needed"))
         .stdout(predicate::str::contains("SELECT 1 FROM routes"))
         .stdout(predicate::str::contains("nothing was changed"));
@@ -768,6 +770,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
                 expected: Some(&manifest.tables),
                 checks: &["SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'user300'".to_string()],
                 jobs: 1,
+                names_encoding: manifest.dump_encoding.as_deref(),
             })
             .await
             .unwrap();
@@ -784,6 +787,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
                 expected: Some(&wrong),
                 checks: &[],
                 jobs: 1,
+                names_encoding: None,
             })
             .await
             .unwrap_err();

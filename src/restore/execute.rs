@@ -13,10 +13,12 @@ use super::load::{LoadError, Loader, ScratchLoad};
 use super::preflight::{Preflight, refusal};
 use super::request::{Request, Strategy, effective_admin};
 use super::roles::create_role_sql;
+use super::subscriptions;
 use super::swap::{block_sql, rename_scratch, swap, terminate_sql};
 use crate::catalog;
 use crate::fault;
 use crate::lock::Lock;
+use crate::pg::ident::quote_ident;
 use crate::pg::passfile::PrivatePassfile;
 use crate::pg::{ConnParams, query_error};
 
@@ -143,7 +145,7 @@ async fn start_journal(
 ) -> Result<Journal, RestoreError> {
     let previous =
         (pre.target_exists && req.strategy == Strategy::Swap).then_some(pre.previous.as_str());
-    let journal = Journal::begin(
+    let mut journal = Journal::begin(
         client,
         &req.target,
         &pre.scratch,
@@ -158,6 +160,15 @@ async fn start_journal(
             source,
             state: nothing_changed(req),
         })?;
+    // The scratch copy's own comment (the restored database's) is kept in the journal, which
+    // puts it back when it is closed or hands it to the live name at the swap.
+    match super::journal::comment_of(client, &pre.scratch).await {
+        Ok(own) => journal.comment = own,
+        Err(e) => {
+            let _ = loader.drop(&pre.scratch).await;
+            return Err(e);
+        }
+    }
     if let Err(e) = journal.write(client, &pre.scratch).await {
         let _ = loader.drop(&pre.scratch).await;
         return Err(e);
@@ -362,14 +373,28 @@ impl Run<'_> {
                 exec(client, create_role_sql(r), format!("creating role \"{r}\"")).await?;
                 report.roles_created.push(r.clone());
             }
+            for sql in super::plan::membership_sql(pre) {
+                if let Err(e) = client.batch_execute(&sql).await {
+                    report.notes.push(format!(
+                        "could not recreate a role membership (`{sql}`): {}",
+                        crate::pg::error_text(&e)
+                    ));
+                }
+            }
         }
+        report.notes.extend(
+            pre.unapplied
+                .iter()
+                .map(|u| format!("not applied to the restored copy: {u}")),
+        );
         let in_place = req.strategy == Strategy::InPlace && pre.target_exists;
         let down_since = if in_place {
-            Some(drop_live(client, req, pre, report).await?)
+            Some(drop_live(client, self.loader.admin, req, pre, report).await?)
         } else {
             None
         };
         self.load_scratch(report).await?;
+        keep_restored_subscriptions_disabled(self.loader.admin, &pre.scratch, report).await?;
         fault::point("restore.loaded");
         self.put_in_place(report, down_since).await
     }
@@ -386,6 +411,11 @@ impl Run<'_> {
             expected: expected.or(pre.legacy_rows.as_ref()),
             checks: &req.checks,
             jobs: req.jobs,
+            names_encoding: req
+                .backup
+                .manifest
+                .as_ref()
+                .and_then(|m| m.dump_encoding.as_deref()),
         };
         let t = Instant::now();
         let checked = match self
@@ -436,9 +466,21 @@ impl Run<'_> {
         let t = Instant::now();
         if pre.target_exists && down_since.is_none() {
             let hand_over = self.journal.hand_over_sql(client).await?;
-            let down = swap(client, db, &pre.previous, &pre.scratch, &hand_over)
-                .await
-                .map_err(RestoreError::Swap)?;
+            // The previous copy's subscriptions stop before the restored ones may use their slots.
+            let disabled = subscriptions::disable(self.loader.admin, db).await?;
+            let down = match swap(client, db, &pre.previous, &pre.scratch, &hand_over).await {
+                Ok(down) => down,
+                Err(e) => {
+                    let _ = subscriptions::enable(self.loader.admin, db, &disabled).await;
+                    return Err(RestoreError::Swap(e));
+                }
+            };
+            for s in &disabled {
+                report.notes.push(format!(
+                    "subscription \"{s}\" of the previous copy \"{}\" was disabled, so that the restored one can use its slot",
+                    pre.previous
+                ));
+            }
             report.downtime = Some(down);
             report.previous = Some(pre.previous.clone());
         } else {
@@ -457,12 +499,18 @@ impl Run<'_> {
 /// starts here.
 async fn drop_live(
     client: &tokio_postgres::Client,
+    admin: &ConnParams,
     req: &Request,
     pre: &Preflight,
     report: &mut Report,
 ) -> Result<Instant, RestoreError> {
     let db = req.target.as_str();
     let t = Instant::now();
+    for s in subscriptions::detach_and_drop(admin, db).await? {
+        report.notes.push(format!(
+            "subscription \"{s}\" of the dropped database was dropped without its slot: the slot stays on the publisher for the restored subscription"
+        ));
+    }
     exec(
         client,
         block_sql(db),
@@ -483,4 +531,22 @@ async fn drop_live(
     .await?;
     report.phases.push(("drop (in-place)", t.elapsed()));
     Ok(t)
+}
+
+/// The restored subscriptions stay disabled (pg_dump creates them so) until the user enables
+/// them: the report names them.
+async fn keep_restored_subscriptions_disabled(
+    admin: &ConnParams,
+    scratch: &str,
+    report: &mut Report,
+) -> Result<(), RestoreError> {
+    subscriptions::disable(admin, scratch).await?;
+    let restored = subscriptions::of_database(&admin.connect().await?, scratch).await?;
+    for (s, _) in restored {
+        report.notes.push(format!(
+            "subscription \"{s}\" was restored disabled: it replicates nothing until you run ALTER SUBSCRIPTION {} ENABLE (check its slot on the publisher first)",
+            quote_ident(&s)
+        ));
+    }
+    Ok(())
 }

@@ -147,23 +147,13 @@ impl Journal {
         &mut self,
         client: &tokio_postgres::Client,
     ) -> Result<Vec<String>, RestoreError> {
-        let comment = |db: String| async move {
-            client
-                .query_opt(
-                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
-                    &[&db],
-                )
-                .await
-                .map(|r| r.and_then(|r| r.get::<_, Option<String>>(0)))
-                .map_err(|e| RestoreError::Pg(query_error("reading a database comment", e)))
-        };
-        let restored = comment(self.scratch.clone())
-            .await?
-            .filter(|c| Journal::parse(c).is_none());
         let Some(previous) = self.previous.clone() else {
             return Ok(Vec::new());
         };
-        self.comment = comment(self.target.clone()).await?;
+        // The scratch copy's own comment (the restored database's, saved when the journal was
+        // first written) goes to the new live database; the live one's own to the kept copy.
+        let restored = self.comment.take();
+        self.comment = comment_of(client, &self.target).await?;
         Ok(vec![
             comment_sql(&self.target, restored.as_deref()),
             self.write_sql(&previous),
@@ -181,6 +171,22 @@ impl Journal {
             .await
             .map_err(|e| RestoreError::Pg(query_error("closing the restore journal", e)))
     }
+}
+
+/// The comment of database `db` (`None`: none, or it is a journal).
+pub async fn comment_of(
+    client: &tokio_postgres::Client,
+    db: &str,
+) -> Result<Option<String>, RestoreError> {
+    let comment = client
+        .query_opt(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&db],
+        )
+        .await
+        .map_err(|e| RestoreError::Pg(query_error("reading a database comment", e)))?
+        .and_then(|r| r.get::<_, Option<String>>(0));
+    Ok(comment.filter(|c| Journal::parse(c).is_none()))
 }
 
 fn comment_sql(db: &str, comment: Option<&str>) -> String {

@@ -116,8 +116,14 @@ pub async fn swap(
             Err(e) => {
                 let _ = client.batch_execute("ROLLBACK").await;
                 let busy = e.as_db_error().is_some_and(|d| d.code().code() == "55006");
+                let text = query_error("swapping the databases", e).to_string();
                 if !busy || Instant::now() > deadline {
-                    return Err(query_error("swapping the databases", e).to_string());
+                    return Err(text);
+                }
+                // A prepared transaction holds the database until someone ends it: waiting
+                // would only keep the sessions ending for nothing.
+                if let Some(held) = prepared_on(client, live).await {
+                    return Err(format!("{text} (prepared transactions hold it: {held})"));
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -175,4 +181,20 @@ async fn wait_scratch_idle(client: &tokio_postgres::Client, scratch: &str) -> Re
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The prepared transactions of `db`, listed, if it has any.
+async fn prepared_on(client: &tokio_postgres::Client, db: &str) -> Option<String> {
+    let rows = client
+        .query(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY prepared",
+            &[&db],
+        )
+        .await
+        .ok()?;
+    let gids: Vec<String> = rows
+        .iter()
+        .map(|r| format!("'{}'", r.get::<_, String>(0)))
+        .collect();
+    (!gids.is_empty()).then(|| gids.join(", "))
 }
