@@ -209,3 +209,52 @@ fn list_says_why_an_old_pods_file_has_no_database() {
     );
     assert!(v[1].get("database_unknown").is_none(), "{json}");
 }
+
+/// The whole stderr of a failed command at the default verbosity: its one error line.
+fn only_error_line(c: &mut Command, code: i32) -> String {
+    let out = c.assert().code(code).get_output().clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("pgkeep: error: "),
+        "{c:?} printed\n{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn a_failed_one_shot_command_prints_only_its_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    old_pod_dir(dir.path());
+    // No server listens on this socket directory.
+    let nothing = tempfile::tempdir().unwrap();
+    let env = [
+        ("TZ", "UTC"),
+        ("DATABASE_SERVICE_NAME", nothing.path().to_str().unwrap()),
+        ("POSTGRESQL_DATABASE", "sbi"),
+        ("POSTGRESQL_USER", "app"),
+        ("POSTGRESQL_PASSWORD", "secret"),
+        ("BACKUP_DIR", dir.path().to_str().unwrap()),
+    ];
+    let file = dir
+        .path()
+        .join("2026-01-02/postgresql-sbi_2026-01-02_01-00-00.sql.gz");
+    only_error_line(pgkeep(&env).arg("backup"), 3);
+    only_error_line(
+        pgkeep(&env).args(["restore", "--yes", "--file"]).arg(&file),
+        7,
+    );
+    only_error_line(
+        pgkeep(&env).args([
+            "verify",
+            "2026-01-02/postgresql-sbi_2026-01-02_01-00-00.sql.gz",
+        ]),
+        9,
+    );
+    only_error_line(pgkeep(&env).arg("check"), 8);
+    only_error_line(pgkeep(&env).args(["cleanup", "--yes"]), 3);
+    only_error_line(
+        pgkeep(&env).args(["prune", "--apply", "--keep-days", "0", "--keep-last", "0"]),
+        2,
+    );
+}

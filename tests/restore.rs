@@ -302,7 +302,9 @@ fn dry_run_that_would_be_refused_prints_the_plan_and_exits_7() {
         .code(7)
         .stdout(predicate::str::contains("Missing privilege: role"))
         .stdout(predicate::str::contains("CREATE DATABASE"))
-        .stdout(predicate::str::contains("Dry run: the restore would be REFUSED"))
+        .stdout(predicate::str::contains(
+            "Dry run: the restore would be REFUSED",
+        ))
         .stderr(predicate::str::contains(
             "dry run: the restore would be refused: role",
         ))

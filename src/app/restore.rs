@@ -245,7 +245,7 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
 
 pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<()> {
     let req = request(args, settings, ctx)?;
-    tracing::info!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
+    tracing::debug!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
     let pre = if args.target.dry_run {
         restore::dry_run_preflight(&req).await
     } else {
