@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::model::{Compression, Format};
 use crate::pg::catalog::DatabaseInfo;
-use crate::storage::{PARTIAL_SUFFIX, StorageError, Store};
+use crate::storage::{StorageError, Store};
 
 pub const MANIFEST_VERSION: u32 = 1;
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
@@ -197,7 +197,7 @@ pub const DATA_EXTENSIONS: [&str; 4] = [".sql.gz", ".sql.zst", ".sql", ".dump"];
 pub fn stem_taken(store: &dyn Store, day: &str, stem: &str) -> Result<bool, StorageError> {
     for ext in DATA_EXTENSIONS {
         let file = format!("{day}/{stem}{ext}");
-        if store.exists(&file)? || store.exists(&format!("{file}{PARTIAL_SUFFIX}"))? {
+        if store.exists(&file)? || store.in_progress(&file)? {
             return Ok(true);
         }
     }
@@ -238,10 +238,8 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
             .flatten()
     };
     let mut entries = Vec::new();
+    // The store lists committed objects only: unfinished writes never show here.
     for o in &objects {
-        if o.name.ends_with(PARTIAL_SUFFIX) {
-            continue;
-        }
         if let Some(data) = o.name.strip_suffix(MANIFEST_SUFFIX) {
             let m = read_manifest(store, &o.name)?;
             let _ = data;

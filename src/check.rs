@@ -295,4 +295,29 @@ mod tests {
         assert_eq!(report::human_duration(Duration::from_secs(120)), "2m");
         assert_eq!(report::human_duration(Duration::from_secs(42)), "42s");
     }
+
+    /// A store that cannot tell its free space (an object store) never makes a `low-space`
+    /// problem; one that can is held to the threshold.
+    #[test]
+    fn unknown_free_space_is_not_low_space() {
+        let cfg = CheckSettings {
+            max_age: Duration::from_secs(3600),
+            min_size_ratio: 0.0,
+            verify_max_age: None,
+            min_free: MinFree::Bytes(1000),
+        };
+        let mut problems = Vec::new();
+        free_space(&mut problems, &[], None, "s3://b/p", &cfg);
+        assert!(problems.is_empty());
+        free_space(&mut problems, &[], Some(5000), "/backups", &cfg);
+        assert!(problems.is_empty());
+        free_space(&mut problems, &[], Some(10), "/backups", &cfg);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, "low-space");
+        assert!(
+            problems[0].message.contains("/backups"),
+            "{}",
+            problems[0].message
+        );
+    }
 }

@@ -220,7 +220,12 @@ impl TempCluster {
             .arg(&self.dir)
             .arg("-p")
             .arg(self.port.to_string())
-            .args(["-U", "postgres", "-d", db])
+            .args(["-U", "postgres", "-d"])
+            // As a connection string, so that a name with `=` or a URI prefix is a name.
+            .arg(format!(
+                "dbname='{}'",
+                db.replace('\\', "\\\\").replace('\'', "\\'")
+            ))
             .env_remove("PGPASSWORD")
             .env_remove("PGHOST")
             .env_remove("PGPORT")

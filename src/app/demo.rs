@@ -67,8 +67,10 @@ async fn restore_demo(
     println!("  rows now: {}", counts(cluster)?);
 
     println!("\n$ pgkeep restore --yes   (admin role: the cluster's superuser)");
+    let store = crate::storage::open(&settings.backup_dir)?;
     let backup = crate::restore::choose(
-        &settings.backup_dir,
+        &*store,
+        &ctx.tmp_dir(),
         &settings.host,
         APP_DB,
         &crate::restore::Selector::Latest,

@@ -6,13 +6,12 @@ use crate::catalog::{self, Entry, Status};
 use crate::cli::ListArgs;
 use crate::config::Settings;
 use crate::report;
-use crate::storage::LocalStore;
 
 /// The listed backups of the configured host, optionally of one database (legacy files whose
 /// database is unknown included).
 pub fn entries(settings: &Settings, database: Option<&str>) -> Result<Vec<Entry>> {
-    let store = LocalStore::open(&settings.backup_dir)?;
-    let mut entries = catalog::list(&store, Some(&settings.host))?;
+    let store = crate::storage::open(&settings.backup_dir)?;
+    let mut entries = catalog::list(&*store, Some(&settings.host))?;
     if let Some(db) = database {
         entries.retain(|e| e.database.as_deref() == Some(db) || e.database.is_none());
     }

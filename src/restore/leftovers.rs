@@ -33,6 +33,13 @@ pub async fn leftovers(
         )
         .await
         .map_err(|e| query_error("listing kept copies", e))?;
+    // A restore under way holds its scratch database through its journal, sessions or not.
+    let busy: Vec<String> = super::journal::find(&client, None)
+        .await?
+        .into_iter()
+        .filter(|f| f.alive)
+        .map(|f| f.holder)
+        .collect();
     let mut out = Vec::new();
     for r in rows {
         let name: String = r.get(0);
@@ -42,7 +49,7 @@ pub async fn leftovers(
         } else {
             "scratch left by an interrupted restore"
         };
-        if kind != "previous copy" && sessions > 0 {
+        if kind != "previous copy" && (sessions > 0 || busy.contains(&name)) {
             continue; // a restore is loading it now
         }
         if let Some(db) = db {

@@ -483,7 +483,9 @@ impl Loader<'_> {
         }
     }
 
-    async fn load_and_check_created(
+    /// Load, count and check a scratch database that [`Loader::create`] made; it stays on
+    /// failure too, for the caller to drop.
+    pub async fn load_and_check_created(
         &self,
         req: &ScratchLoad<'_>,
         create: Duration,

@@ -10,6 +10,7 @@ mod error;
 mod execute;
 mod file;
 pub mod hooks;
+pub mod journal;
 mod leftovers;
 pub mod load;
 mod names;

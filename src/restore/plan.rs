@@ -153,11 +153,10 @@ fn after_load(req: &Request, pre: &Preflight, in_place: bool) -> Vec<Step> {
     let db = &req.target;
     let mut steps = Vec::new();
     if pre.target_exists && !in_place {
-        let mut d = vec![block_sql(db), terminate_sql(db)];
-        d.extend(swap_sql(db, &pre.previous, &pre.scratch));
+        let d = swap_sql(db, &pre.previous, &pre.scratch);
         steps.push(step(
             format!(
-                "swap (the downtime): block new connections to \"{db}\", end its {} sessions, rename it to \"{}\" and the scratch database to \"{db}\" in one transaction",
+                "swap (the downtime), in one transaction: end the {} sessions of \"{db}\", rename it to \"{}\" and close that copy, rename the scratch database to \"{db}\"",
                 pre.live_sessions, pre.previous
             ),
             d,

@@ -16,7 +16,7 @@ use crate::pg::tools::Search;
 use crate::pg::{ConnParams, PgError, query_error};
 use crate::restore::{Checked, Input, LoadError, Loader, ScratchLoad, Tools, scratch_name};
 use crate::shutdown::Shutdown;
-use crate::storage::LocalStore;
+use crate::storage::{Store, staging};
 
 /// What a restore-level verification needs: the admin connection (its `dbname` is the
 /// maintenance database), a private passfile for children, the tools search, the user's checks.
@@ -40,7 +40,7 @@ pub struct RestoreRequest<'a> {
 /// database. Updates `rec`; `Err` when the test restore could not run at all (server
 /// unreachable, no client tools) rather than the backup being bad.
 pub async fn restore_level(
-    store: &LocalStore,
+    store: &dyn Store,
     rr: &RestoreRequest<'_>,
     rec: &mut Record,
 ) -> Result<(), VerifyError> {
@@ -75,8 +75,10 @@ pub async fn restore_level(
         shutdown: rr.shutdown,
         server_version_num: server.version_num,
     };
+    // The loader reads a local file: the local store's own, else a fetched copy.
+    let local = staging::local_file(store, &rec.file, &staging::default_dir())?;
     let input = Input {
-        path: store.path_of(&rec.file),
+        path: local.path().to_path_buf(),
         format: manifest.as_ref().map_or(Format::Plain, |m| m.format),
         compression: manifest
             .as_ref()
