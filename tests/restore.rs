@@ -292,6 +292,58 @@ fn truncated_file_is_refused_before_any_change() {
     assert_eq!((restore_copies(&db), fingerprint(&db.name)), before);
 }
 
+#[test]
+fn dry_run_that_would_be_refused_prints_the_plan_and_exits_7() {
+    let db = TestDb::create(SAMPLE);
+    backup(&db, &[]);
+    let before = (restore_copies(&db), fingerprint(&db.name));
+    // A missing privilege: the backup user (no CREATEDB) as admin.
+    db.pgkeep()
+        .args(["restore", "--dry-run"])
+        .assert()
+        .code(7)
+        .stdout(predicate::str::contains("Missing privilege: role"))
+        .stdout(predicate::str::contains("CREATE DATABASE"))
+        .stdout(predicate::str::contains(
+            "Dry run: the restore would be REFUSED",
+        ))
+        .stderr(predicate::str::contains(
+            "dry run: the restore would be refused: role",
+        ))
+        .stderr(predicate::str::contains("lacks CREATEDB"));
+    // A damaged file: the plan as far as it can be made, its first step says why.
+    let data = db
+        .files()
+        .into_iter()
+        .find(|f| f.ends_with(".sql.gz"))
+        .unwrap();
+    let path = db.backup_dir.join(&data);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let out = restore(&db).arg("--dry-run").assert().code(7);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stdout.starts_with("Restore plan: backup "), "{stdout}");
+    assert!(
+        stdout.contains(" 1. check the backup file ")
+            && stdout.contains("      REFUSED: ")
+            && stdout.contains("does not match its manifest"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("CREATE DATABASE"), "{stdout}");
+    assert!(
+        stdout.contains("Dry run: the restore would be REFUSED: "),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("dry run: the restore would be refused: ")
+            && stderr.contains("does not match its manifest")
+            && stderr.trim_end().ends_with("nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!((restore_copies(&db), fingerprint(&db.name)), before);
+}
+
 /// Write a legacy file as the old pod did (`pg_dump | gzip`, no manifest); `edit` may change
 /// the dump text first.
 fn legacy_file(db: &TestDb, edit: impl Fn(String) -> String) -> PathBuf {

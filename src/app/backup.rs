@@ -34,7 +34,7 @@ pub async fn run(args: &BackupArgs, settings: &Settings, ctx: &Context) -> Resul
         req.progress = Some(Box::new(move |n| b.set_position(n)));
     }
     super::repair::repair_quietly(settings, &database, ctx).await;
-    tracing::info!(database = %database, dir = %settings.backup_dir.display(), "backup started");
+    tracing::debug!(database = %database, dir = %settings.backup_dir.display(), "backup started");
     let res = backup::run(req).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();

@@ -236,21 +236,30 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
 
 pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<()> {
     let req = request(args, settings, ctx)?;
-    tracing::info!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
-    let pre = restore::preflight(&req)
-        .await
-        .with_context(|| format!("restore of \"{}\" refused in preflight", req.target))?;
+    tracing::debug!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
+    let pre = if args.target.dry_run {
+        restore::dry_run_preflight(&req).await
+    } else {
+        restore::preflight(&req).await
+    }
+    .with_context(|| format!("restore of \"{}\" refused in preflight", req.target))?;
     let plan = restore::plan(&req, &pre);
     let refusal = restore::refusal(&req, &pre);
     if args.target.dry_run {
         print!("{}", render_plan(&req, &pre, &plan));
-        match refusal {
+        return match refusal {
             Some(why) => {
-                println!("Dry run: the restore would be REFUSED: {why}. Nothing was changed.")
+                println!("Dry run: the restore would be REFUSED: {why}. Nothing was changed.");
+                Err(restore::RestoreError::Refused(format!(
+                    "dry run: the restore would be refused: {why}"
+                ))
+                .into())
             }
-            None => println!("Dry run: nothing was changed."),
-        }
-        return Ok(());
+            None => {
+                println!("Dry run: nothing was changed.");
+                Ok(())
+            }
+        };
     }
     if let Some(why) = refusal {
         return Err(restore::RestoreError::Refused(why).into());

@@ -50,7 +50,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
         if let Some(r) = ctx.shutdown.reason() {
             return Err(VerifyError::Interrupted(r).into());
         }
-        tracing::info!(id = %t.id, file = %t.file, "verifying");
+        tracing::debug!(id = %t.id, file = %t.file, "verifying");
         let mut rec = tokio::task::block_in_place(|| verify::verify(&req, t))
             .with_context(|| format!("cannot verify {}", t.file))?;
         if let Some(admin) = &admin {
@@ -172,7 +172,8 @@ fn tell_one(rec: &Record, args: &VerifyArgs, settings: &Settings, notifier: &Not
     if rec.ok {
         tracing::info!(id = %rec.id, duration = %format!("{:.1}s", rec.duration_seconds), result = %rec.message, "backup verified");
     } else {
-        tracing::error!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), error = %rec.message, "verification failed");
+        // The FAILED line on stdout says it; the log repeats it only with -v.
+        tracing::debug!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), error = %rec.message, "verification failed");
         if notifier.is_configured() {
             let event = Event::new(
                 Operation::Verify,

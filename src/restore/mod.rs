@@ -33,7 +33,7 @@ pub use leftovers::{Leftover, drop_leftover, leftovers};
 pub use load::{Checked, Input, LoadError, Loader, ScratchLoad, Tools};
 pub use names::{previous_name, scratch_name, stamp, suffixed};
 pub use plan::{Plan, Step, plan};
-pub use preflight::{Preflight, preflight, refusal, target_server};
+pub use preflight::{Preflight, dry_run_preflight, preflight, refusal, target_server};
 pub use request::{Request, Strategy, effective_admin};
 pub use roles::{create_role_sql, dump_roles, roles_in_line, roles_of, roles_of_database};
 pub use swap::{block_sql, swap_sql, terminate_sql, unblock_sql};

@@ -49,6 +49,8 @@ pub struct Preflight {
     pub prepared: Vec<String>,
     /// Recorded properties the target cannot take, each a sentence (also left out of `info`).
     pub unapplied: Vec<String>,
+    /// Why the file check refused the file, when a dry run went on past it.
+    pub file_refused: Option<String>,
 }
 
 /// The admin role as the server sees it.
@@ -74,9 +76,26 @@ struct Live {
 const PRIVILEGES: &str = "reading the admin role's privileges";
 
 /// Read-only preflight: file check, server, privileges, roles, tools, names. Changes nothing.
+/// A damaged file stops it at once.
 pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
+    run(req, false).await
+}
+
+/// The preflight of a dry run: a damaged file is recorded in [`Preflight::file_refused`] and the
+/// rest of the preflight goes on, so that the plan can still be shown as far as it can be made.
+pub async fn dry_run_preflight(req: &Request) -> Result<Preflight, RestoreError> {
+    run(req, true).await
+}
+
+async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError> {
     let t = Instant::now();
-    let (file_check, legacy) = check_file(&req.backup)?;
+    let (file_check, legacy, file_refused) = match check_file(&req.backup) {
+        Ok((check, legacy)) => (check, legacy, None),
+        Err(RestoreError::Refused(why)) if past_damage => {
+            (format!("REFUSED: {why}"), None, Some(why))
+        }
+        Err(e) => return Err(e),
+    };
     let file_check_duration = t.elapsed();
     let maintenance_db = if req.target == "postgres" {
         "template1"
@@ -91,7 +110,13 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let live = live_database(&client, &req.target).await?;
     let (mut info, info_source) = properties(req, &admin, live.is_some()).await?;
     let tools = Tools::find(server.version_num, &req.search)?;
-    let roles_needed = needed_roles(req, &client, info.as_ref(), legacy.as_ref(), &tools).await?;
+    let roles_needed = needed_roles(req, &client, info.as_ref(), legacy.as_ref(), &tools)
+        .await
+        .or_else(|e| match &file_refused {
+            // A damaged archive may not list its roles: the plan goes on with the certain ones.
+            Some(_) => Ok(info.as_ref().map(roles_of_database).unwrap_or_default()),
+            None => Err(e),
+        })?;
     let existing = lookup_roles(&client, roles_needed.iter().cloned().collect()).await?;
     let roles_missing: Vec<String> = roles_needed.difference(&existing).cloned().collect();
     let unapplied = match info.as_mut() {
@@ -139,6 +164,7 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
         file_check,
         file_check_duration,
         legacy_rows: legacy.map(|(r, _)| r.tables),
+        file_refused,
     })
 }
 
@@ -403,6 +429,9 @@ async fn missing_privileges(
 
 /// Why preflight forbids the restore, if it does.
 pub fn refusal(req: &Request, pre: &Preflight) -> Option<String> {
+    if let Some(why) = &pre.file_refused {
+        return Some(why.clone());
+    }
     if !pre.missing_privileges.is_empty() {
         return Some(pre.missing_privileges.join("; "));
     }
