@@ -12,16 +12,17 @@ use thiserror::Error;
 
 use crate::catalog::{self, MANIFEST_VERSION, Manifest};
 use crate::config::Settings;
+use crate::fault;
 use crate::lock::{Lock, LockError};
 use crate::model::{Compression, Format};
 use crate::pg::catalog::{DatabaseInfo, ServerInfo};
-use crate::pg::passfile::PrivatePassfile;
+use crate::pg::passfile::{self, PrivatePassfile};
 use crate::pg::tools::{self, Search, Tool, ToolError};
 use crate::pg::{ConnParams, PgError};
 use crate::pipeline::{self, PipelineError};
 use crate::process::{Running, Spec};
 use crate::shutdown::{Reason, Shutdown};
-use crate::storage::{LocalStore, StorageError, Store};
+use crate::storage::{self, Staged, StorageError, Store, Upload};
 
 #[derive(Debug, Error)]
 pub enum BackupError {
@@ -73,8 +74,6 @@ pub struct Request<'a> {
     pub database: String,
     /// The environment children may inherit (already filtered).
     pub child_env: Vec<(String, String)>,
-    /// Where private temporary files (the passfile) go.
-    pub tmp_dir: PathBuf,
     /// The PATH used to find client tools.
     pub path_env: Option<std::ffi::OsString>,
     pub shutdown: Shutdown,
@@ -88,10 +87,11 @@ pub struct Request<'a> {
 #[derive(Debug, Clone)]
 pub struct Done {
     pub manifest: Manifest,
+    /// Where the data is (the store's location joined with the file), for messages.
     pub path: PathBuf,
 }
 
-/// The lock path for one database in a backup directory.
+/// The lock path for one database in a local lock directory ([`storage::lock_dir`]).
 pub fn lock_path(dir: &Path, host: &str, db: &str) -> PathBuf {
     dir.join(format!(
         ".pgkeep-{}-{}.lock",
@@ -157,7 +157,7 @@ pub fn libpq_env(
     match passfile.or(params.passfile.as_deref()) {
         Some(p) => set("PGPASSFILE", p.display().to_string()),
         // No password known: make sure libpq does not find one in an unexpected place.
-        None => set("PGPASSFILE", "/dev/null".to_string()),
+        None => set("PGPASSFILE", passfile::NONE.to_string()),
     }
     env
 }
@@ -166,11 +166,11 @@ pub fn libpq_env(
 /// of the same database waits for the next free second.
 pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
     let s = req.settings;
-    let store = LocalStore::open(&s.backup_dir)?;
+    let store = storage::open(&s.backup_dir)?;
     let started_at = loop {
         let at = (req.now)();
         let (day, stem) = catalog::backup_stem(&s.host, &req.database, at);
-        if !catalog::stem_taken(&store, &day, &stem)? {
+        if !catalog::stem_taken(&*store, &day, &stem)? {
             break at;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -182,22 +182,24 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
 /// fixed beforehand, e.g. to answer an API request with the id before the backup ends.
 pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done, BackupError> {
     let s = req.settings;
-    let store = LocalStore::open(&s.backup_dir)?;
+    let store = storage::open(&s.backup_dir)?;
     store.check_writable()?;
     let started = Instant::now();
     let (day, stem) = catalog::backup_stem(&s.host, &req.database, started_at);
     let ext = catalog::extension(s.format, s.compression);
     let file = format!("{day}/{stem}{ext}");
 
-    let _lock = Lock::acquire(
-        &lock_path(&s.backup_dir, &s.host, &req.database),
-        &format!(
-            "backup {stem} of database \"{}\" started {} by pid {}",
-            req.database,
-            started_at.round(jiff::Unit::Second).unwrap_or(started_at),
-            std::process::id()
-        ),
+    let holder = format!(
+        "backup {stem} of database \"{}\" started {} by pid {}",
+        req.database,
+        started_at.round(jiff::Unit::Second).unwrap_or(started_at),
+        std::process::id()
+    );
+    let lock = Lock::acquire(
+        &lock_path(&storage::lock_dir(&s.backup_dir), &s.host, &req.database),
+        &holder,
     )?;
+    fault::point("backup.locked");
 
     let params = ConnParams::from_settings(s, &req.database);
     let pre = preflight(&params, s, req.path_env.clone()).await?;
@@ -208,40 +210,53 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     );
 
     let passfile = match params.resolve_password() {
-        Some(pw) if params.password.is_some() => Some(
-            PrivatePassfile::create(&req.tmp_dir, &pw).map_err(|source| BackupError::Io {
-                context: format!(
-                    "cannot create a private passfile in {}",
-                    req.tmp_dir.display()
-                ),
+        Some(pw) if params.password.is_some() => {
+            Some(PrivatePassfile::new(&pw).map_err(|source| BackupError::Io {
+                context: "cannot create a private passfile".into(),
                 source,
-            })?,
-        ),
+            })?)
+        }
         _ => None,
     };
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
-    let upload = store.create(&file)?;
+    let output = match s.format {
+        Format::Plain => Output::Stream(store.create(&file)?),
+        Format::Custom => Output::Staged(storage::staging::stage(
+            &*store,
+            &file,
+            &std::env::temp_dir(),
+        )?),
+    };
+    let shown = format!("{file} in {}", store.describe());
     let dumped = dump(
         &mut req,
         &pre.pg_dump,
         env,
-        upload,
-        &s.backup_dir.join(&file),
+        output,
+        &shown,
+        (&lock, &holder),
     )
     .await?;
     drop(passfile);
-    if let Some(r) = req.shutdown.reason() {
-        return Err(BackupError::Interrupted(r));
+    let accepted = match req.shutdown.reason() {
+        Some(r) => Err(BackupError::Interrupted(r)),
+        None => check_plausible(&dumped, s.min_dump_bytes),
+    };
+    if let Err(e) = accepted {
+        dumped.output.abort();
+        return Err(e);
     }
-    check_plausible(&dumped, s.min_dump_bytes)?;
     let Dumped {
         raw_bytes,
         stored_bytes,
         sha256,
         report,
-        upload,
+        output,
+        warnings,
     } = dumped;
-    upload.commit()?;
+    fault::point("backup.dumped");
+    output.commit(&*store)?;
+    fault::point("backup.data-renamed");
 
     let finished_at = (req.now)();
     let manifest = Manifest {
@@ -263,13 +278,17 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         stored_bytes,
         raw_bytes,
         sha256,
+        dump_encoding: report.client_encoding,
         tables: report.tables,
         large_objects: report.large_objects,
         database_info: pre.database,
+        warnings,
     };
-    commit_manifest(&store, &manifest)?;
+    commit_manifest(&*store, &manifest)?;
+    fault::point("backup.committed");
+    drop(lock);
     Ok(Done {
-        path: s.backup_dir.join(&file),
+        path: Path::new(&store.describe()).join(&file),
         manifest,
     })
 }
@@ -283,14 +302,71 @@ fn stored_compression(s: &Settings) -> Compression {
     }
 }
 
-/// Run pg_dump into the upload (plain: streamed through the pipeline into `target`; custom:
-/// written by pg_dump itself, then read back), stopping it at once when shutdown fires.
+/// Where the dump goes until the commit: plain dumps stream into an upload; pg_dump writes a
+/// custom archive into a staged local file itself (it seeks back to write the data offsets).
+enum Output {
+    Stream(Box<dyn Upload>),
+    Staged(Staged),
+}
+
+impl Output {
+    /// Commit the data object (not yet the backup: that is the manifest).
+    fn commit(self, store: &dyn Store) -> Result<(), StorageError> {
+        match self {
+            Output::Stream(upload) => upload.commit(),
+            Output::Staged(staged) => staged.commit(store),
+        }
+    }
+
+    /// Give the data up. An abort that fails leaves an unfinished write, never a listed object;
+    /// culling removes it later.
+    fn abort(self) {
+        let aborted = match self {
+            Output::Stream(upload) => upload.abort(),
+            Output::Staged(staged) => staged.abort(),
+        };
+        if let Err(e) = aborted {
+            tracing::warn!(error = %e, "cannot remove the unfinished backup data; culling removes it later");
+        }
+    }
+}
+
+/// The upload as the pipeline's sink, still reachable by the caller: when the stream fails
+/// (and the pipeline drops its sink), the upload is aborted explicitly rather than dropped.
+#[derive(Clone)]
+struct SharedUpload(std::sync::Arc<std::sync::Mutex<Option<Box<dyn Upload>>>>);
+
+impl SharedUpload {
+    fn take(&self) -> Option<Box<dyn Upload>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl std::io::Write for SharedUpload {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(up) => up.write(buf),
+            None => Err(std::io::Error::other("the upload was given up")),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(up) => up.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Run pg_dump into the output (plain: streamed through the pipeline, `target` naming it in
+/// errors; custom: written by pg_dump itself, then read back), stopping it at once when
+/// shutdown fires.
 async fn dump(
     req: &mut Request<'_>,
     pg_dump: &Tool,
     env: Vec<(String, String)>,
-    upload: Box<dyn crate::storage::Upload>,
-    target: &Path,
+    output: Output,
+    target: &str,
+    (lock, holder): (&Lock, &str),
 ) -> Result<Dumped, BackupError> {
     let s = req.settings;
     let mut spec = Spec::new(&pg_dump.path)
@@ -300,17 +376,20 @@ async fn dump(
             Format::Plain => "--format=plain",
             Format::Custom => "--format=custom",
         });
-    if s.format == Format::Custom {
-        let path = upload
-            .local_path()
-            .expect("the local store writes files")
-            .to_path_buf();
+    if let Output::Staged(staged) = &output {
         spec = spec
             .arg(format!("--compress={}", s.level))
             .arg("--file")
-            .arg(path);
+            .arg(staged.path());
     }
 
+    // pg_dump holds the lock too, until it is reaped: one that outlived pgkeep still blocks the
+    // next backup of the database, which then names it.
+    let cannot_start = |source| BackupError::Io {
+        context: "cannot start pg_dump".into(),
+        source,
+    };
+    let spec = spec.inherit_fd(lock).map_err(cannot_start)?;
     let running = Running::spawn(
         &spec,
         match s.format {
@@ -318,10 +397,9 @@ async fn dump(
             Format::Custom => Stdio::null(),
         },
     )
-    .map_err(|source| BackupError::Io {
-        context: "cannot start pg_dump".into(),
-        source,
-    })?;
+    .map_err(cannot_start)?;
+    lock.set_note(&format!("{holder}, pg_dump pid {}", running.pid()))?;
+    fault::point("backup.dump-started");
     let killer = running.killer();
     let opts = pipeline::Options {
         compression: stored_compression(s),
@@ -330,7 +408,7 @@ async fn dump(
         inspect: s.format == Format::Plain,
     };
     let mut progress = req.progress.take();
-    let target = target.to_path_buf();
+    let target = target.to_string();
     let pg_restore = match s.format {
         Format::Custom => Some(
             tools::sibling(
@@ -347,13 +425,19 @@ async fn dump(
     };
     let mut task = tokio::task::spawn_blocking(move || {
         let mut progress_fn = |n: u64| {
+            fault::point("backup.streamed");
             if let Some(p) = progress.as_mut() {
                 p(n)
             }
         };
-        match pg_restore {
-            None => stream_plain(running, upload, &opts, &target, &mut progress_fn),
-            Some(pg_restore) => dump_custom(running, upload, &pg_restore, &env),
+        match (output, pg_restore) {
+            (Output::Stream(upload), _) => {
+                stream_plain(running, upload, &opts, &target, &mut progress_fn)
+            }
+            (Output::Staged(staged), Some(pg_restore)) => {
+                dump_custom(running, staged, &pg_restore, &env)
+            }
+            (Output::Staged(_), None) => unreachable!("custom archives have a pg_restore"),
         }
     });
 
@@ -362,7 +446,9 @@ async fn dump(
         r = &mut task => r,
         reason = shutdown.wait() => {
             killer.terminate(Duration::from_secs(3));
-            let _ = task.await;
+            if let Ok(Ok(dumped)) = task.await {
+                dumped.output.abort();
+            }
             return Err(BackupError::Interrupted(reason));
         }
     };
@@ -400,7 +486,9 @@ struct Dumped {
     stored_bytes: u64,
     sha256: String,
     report: pipeline::Report,
-    upload: Box<dyn crate::storage::Upload>,
+    output: Output,
+    /// pg_dump's warnings.
+    warnings: Vec<String>,
 }
 
 /// Bytes the pipe from pg_dump may hold: with the default 64 KiB, a moment's delay in our reader
@@ -419,14 +507,20 @@ fn enlarge_pipe(pipe: &impl std::os::fd::AsFd) {
 /// Plain format: stream pg_dump's stdout through the pipeline into the upload.
 fn stream_plain(
     mut running: Running,
-    upload: Box<dyn crate::storage::Upload>,
+    upload: Box<dyn Upload>,
     opts: &pipeline::Options,
-    target: &Path,
+    target: &str,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Dumped, BackupError> {
     let stdout = running.take_stdout().expect("stdout is piped");
     enlarge_pipe(&stdout);
-    let streamed = pipeline::run(stdout, upload, opts, progress);
+    let shared = SharedUpload(std::sync::Arc::new(std::sync::Mutex::new(Some(upload))));
+    let streamed = pipeline::run(stdout, shared.clone(), opts, progress);
+    if streamed.is_err()
+        && let Some(upload) = shared.take()
+    {
+        Output::Stream(upload).abort();
+    }
     let wait = |running: Running| {
         running.wait().map_err(|source| BackupError::Io {
             context: "cannot wait for pg_dump".into(),
@@ -435,23 +529,32 @@ fn stream_plain(
     };
     match streamed {
         Ok(out) => {
-            let outcome = wait(running)?;
-            if !outcome.success() {
-                return Err(BackupError::DumpFailed(outcome.describe()));
-            }
+            let upload = out.sink.take().expect("the upload is kept until now");
+            let outcome = wait(running).and_then(|outcome| match outcome.success() {
+                true => Ok(outcome),
+                false => Err(BackupError::DumpFailed(outcome.describe())),
+            });
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    Output::Stream(upload).abort();
+                    return Err(e);
+                }
+            };
             Ok(Dumped {
                 raw_bytes: out.raw_bytes,
                 stored_bytes: out.stored_bytes,
                 sha256: out.sha256,
                 report: out.report.expect("plain dumps are inspected"),
-                upload: out.sink,
+                output: Output::Stream(upload),
+                warnings: outcome.warnings,
             })
         }
         Err(PipelineError::Write(e)) => {
             // Stop pg_dump at once: nothing more can be stored.
             running.killer().terminate(Duration::from_secs(2));
             let _ = wait(running);
-            Err(StorageError::io("cannot write", target, e).into())
+            Err(StorageError::from_write(target, e).into())
         }
         Err(PipelineError::Read(e)) => {
             let outcome = wait(running)?;
@@ -463,11 +566,11 @@ fn stream_plain(
     }
 }
 
-/// Custom format: pg_dump writes the partial file itself (so the archive has data offsets and
+/// Custom format: pg_dump writes the staged file itself (so the archive has data offsets and
 /// allows parallel restore); then the file is read back for its checksum and row counts.
 fn dump_custom(
     running: Running,
-    upload: Box<dyn crate::storage::Upload>,
+    staged: Staged,
     pg_restore: &Path,
     env: &[(String, String)],
 ) -> Result<Dumped, BackupError> {
@@ -478,10 +581,10 @@ fn dump_custom(
     if !outcome.success() {
         return Err(BackupError::DumpFailed(outcome.describe()));
     }
-    let path = upload.local_path().expect("local store").to_path_buf();
-    let file = std::fs::File::open(&path).map_err(|e| StorageError::io("cannot read", &path, e))?;
-    let (bytes, sha256) =
-        pipeline::hash_reader(file).map_err(|e| StorageError::io("cannot read", &path, e))?;
+    let path = staged.path().to_path_buf();
+    let cannot_read = |e| StorageError::io("cannot read", path.display(), e);
+    let file = std::fs::File::open(&path).map_err(cannot_read)?;
+    let (bytes, sha256) = pipeline::hash_reader(file).map_err(cannot_read)?;
     let mut report = if bytes == 0 {
         pipeline::Report::default()
     } else {
@@ -498,7 +601,8 @@ fn dump_custom(
         stored_bytes: bytes,
         sha256,
         report,
-        upload,
+        output: Output::Staged(staged),
+        warnings: outcome.warnings,
     })
 }
 
@@ -533,7 +637,10 @@ pub fn replay_custom(
     loop {
         match out.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => inspector.feed(&buf[..n]),
+            Ok(n) => {
+                fault::point("backup.replayed");
+                inspector.feed(&buf[..n]);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(source) => {
                 return Err(BackupError::Io {

@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use crate::model::{Compression, Format};
 use crate::pg::catalog::DatabaseInfo;
-use crate::storage::{PARTIAL_SUFFIX, StorageError, Store};
+use crate::storage::{StorageError, Store};
 
 pub const MANIFEST_VERSION: u32 = 1;
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
@@ -57,10 +57,19 @@ pub struct Manifest {
     /// Bytes of dump text (plain) or archive bytes (custom).
     pub raw_bytes: u64,
     pub sha256: String,
-    /// Rows per table as counted in the dump's data.
+    /// Rows per table as counted in the dump's data, keyed by the name as pg_dump prints it:
+    /// text when its bytes (in `dump_encoding`) are UTF-8, else `hex:<hex of the bytes>`.
     pub tables: BTreeMap<String, u64>,
+    /// The encoding of the dump's names (pg_dump's `SET client_encoding`); absent in older
+    /// manifests, whose dumps are in the database's encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump_encoding: Option<String>,
     pub large_objects: u64,
     pub database_info: DatabaseInfo,
+    /// pg_dump's warnings (e.g. "subscriptions not dumped because current user is not a
+    /// superuser"): objects of the database that the file does not hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Manifest {
@@ -142,6 +151,9 @@ pub struct Entry {
     /// The last verification recorded beside the backup (`<file>.verify.json`), if any.
     #[serde(default)]
     pub verification: Option<Verification>,
+    /// Why `database` is unknown (an old pod's file named for another host), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_unknown: Option<String>,
 }
 
 /// Suffix of the verification record written beside a data file (never the manifest, which
@@ -196,6 +208,14 @@ pub fn host_label(host: &str) -> String {
     }
 }
 
+/// A time cut to its second, the way backup ids name it (never rounded up past the id's second).
+pub fn second_of(t: Timestamp) -> Timestamp {
+    let trunc = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Second)
+        .mode(jiff::RoundMode::Trunc);
+    t.round(trunc).unwrap_or(t)
+}
+
 /// `YYYY-MM-DD/<host>-<db>_YYYY-MM-DD_HH-MM-SS` (without extension), in UTC.
 pub fn backup_stem(host: &str, db: &str, at: Timestamp) -> (String, String) {
     let t = at.to_zoned(jiff::tz::TimeZone::UTC);
@@ -227,7 +247,7 @@ pub const DATA_EXTENSIONS: [&str; 4] = [".sql.gz", ".sql.zst", ".sql", ".dump"];
 pub fn stem_taken(store: &dyn Store, day: &str, stem: &str) -> Result<bool, StorageError> {
     for ext in DATA_EXTENSIONS {
         let file = format!("{day}/{stem}{ext}");
-        if store.exists(&file)? || store.exists(&format!("{file}{PARTIAL_SUFFIX}"))? {
+        if store.exists(&file)? || store.in_progress(&file)? {
             return Ok(true);
         }
     }
@@ -268,10 +288,8 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
             .flatten()
     };
     let mut entries = Vec::new();
+    // The store lists committed objects only: unfinished writes never show here.
     for o in &objects {
-        if o.name.ends_with(PARTIAL_SUFFIX) {
-            continue;
-        }
         if let Some(data) = o.name.strip_suffix(MANIFEST_SUFFIX) {
             let m = read_manifest(store, &o.name)?;
             let _ = data;
@@ -287,6 +305,7 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                 file: m.file.clone(),
                 sha256: Some(m.sha256.clone()),
                 verification: verification_of(&m.file),
+                database_unknown: None,
                 manifest: Some(m),
             });
         } else if let Some((format, compression)) = format_of(&o.name)
@@ -307,11 +326,23 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
             } else {
                 continue;
             };
+            let host = host_hint.map(host_label);
             let database = head.and_then(|h| {
-                host_hint
-                    .map(host_label)
+                host.as_ref()
                     .and_then(|host| h.strip_prefix(&format!("{host}-")).map(str::to_string))
             });
+            let database_unknown = match (&database, head, &host) {
+                (Some(_), _, _) => None,
+                (None, Some(_), Some(host)) => Some(format!(
+                    "its name does not start with `{host}-` (the configured host), so it was made \
+                     for another service name; its database is unknown and prune never culls it"
+                )),
+                (None, _, _) => Some(
+                    "its name has no `<host>-<database>_<time>` form; its database is unknown and \
+                     prune never culls it"
+                        .into(),
+                ),
+            };
             entries.push(Entry {
                 id,
                 time,
@@ -325,6 +356,7 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                 sha256: None,
                 manifest: None,
                 verification: verification_of(&o.name),
+                database_unknown,
             });
         }
     }

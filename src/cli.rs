@@ -4,8 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// pgkeep keeps PostgreSQL databases safe: trustworthy logical backups into BACKUP_DIR,
-/// listing, and a built-in demo.
+/// The `--help` section of the flags every command takes, apart from each command's own.
+const GLOBAL: &str = "Global options";
+
+/// pgkeep keeps PostgreSQL databases safe: logical backups into BACKUP_DIR, now or on a schedule
+/// (`pgkeep run`), culling by a retention policy, verification and health checks, a safe
+/// one-command restore, and a built-in demo.
 ///
 /// Configuration is layered: defaults < TOML file (--config / PGKEEP_CONFIG) < environment
 /// (PGKEEP_*, then the old backup pod's DATABASE_SERVICE_NAME, POSTGRESQL_USER,
@@ -14,19 +18,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "pgkeep", version, about, long_about)]
 pub struct Cli {
     /// TOML configuration file (keys as in `pgkeep config keys`).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
 
     /// Log format on stderr: text (human) or json (one JSON object per line).
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, help_heading = GLOBAL)]
     pub log_format: Option<LogFormatArg>,
 
     /// More detail in logs (-v debug, -vv trace).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Only warnings and errors in logs.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 
     #[command(flatten)]
@@ -46,16 +50,16 @@ pub enum LogFormatArg {
 #[derive(Debug, Args, Default)]
 pub struct ConnArgs {
     /// Server host name or Unix socket directory.
-    #[arg(long, global = true, value_name = "HOST")]
+    #[arg(long, global = true, value_name = "HOST", help_heading = GLOBAL)]
     pub host: Option<String>,
     /// Server port.
-    #[arg(long, global = true, value_name = "PORT")]
+    #[arg(long, global = true, value_name = "PORT", help_heading = GLOBAL)]
     pub port: Option<String>,
     /// Role to connect as.
-    #[arg(long, short = 'U', global = true, value_name = "USER")]
+    #[arg(long, short = 'U', global = true, value_name = "USER", help_heading = GLOBAL)]
     pub user: Option<String>,
     /// Directory that holds the backups.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL)]
     pub backup_dir: Option<PathBuf>,
 }
 
@@ -75,6 +79,11 @@ pub enum Command {
     /// of the one before, the last verification failed or is older than check_verify_max_age, or
     /// free space is below check_min_free.
     Check(CheckArgs),
+    /// The state of the backups at a glance: per database the newest good backup and its age,
+    /// verification verdicts, free space, retention window, problems and the history of the
+    /// last weeks, from BACKUP_DIR. With --url the running daemon adds the running backup, the
+    /// next run and recent failures.
+    Status(StatusArgs),
     /// Show or explain the configuration.
     Config {
         #[command(subcommand)]
@@ -248,8 +257,31 @@ pub struct CleanupArgs {
     /// Only the copies of this database.
     #[arg(long, short = 'd', value_name = "NAME")]
     pub database: Option<String>,
-    #[command(flatten)]
-    pub target: TargetArgs,
+    /// Look for copies on another server (host name or socket directory), e.g. the one a restore
+    /// went to with --target-host; default: the configured host.
+    #[arg(long, value_name = "HOST")]
+    pub target_host: Option<String>,
+    /// Port of that server; default: the configured port.
+    #[arg(long, value_name = "PORT")]
+    pub target_port: Option<u16>,
+    /// Drop without asking (required when standard input is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// List what would be dropped, with sizes, and drop nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl CleanupArgs {
+    /// The server to clean up, in the form restore takes it.
+    pub fn target(&self) -> TargetArgs {
+        TargetArgs {
+            target_host: self.target_host.clone(),
+            target_port: self.target_port,
+            yes: self.yes,
+            dry_run: self.dry_run,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +366,20 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this database (default: the configured database and every other one with backups).
+    #[arg(long, short = 'd', value_name = "NAME")]
+    pub database: Option<String>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Also ask the daemon at this address (e.g. http://127.0.0.1:8080) for its running backup,
+    /// next run and recent failures.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
     /// Print the effective settings with where each came from (secrets redacted).
@@ -349,34 +395,22 @@ pub struct DemoArgs {
     pub keep: bool,
 }
 
+/// Flags of `pgkeep maintenance` (each also a configuration key, see `pgkeep config keys`).
 #[derive(Debug, Args)]
 pub struct MaintenanceArgs {
-    /// Address to listen on (port 0 picks a free port; the bound address is logged).
-    #[arg(
-        long,
-        env = "PGKEEP_MAINTENANCE_LISTEN",
-        value_name = "ADDR",
-        default_value = "0.0.0.0:8081"
-    )]
-    pub listen: std::net::SocketAddr,
-    /// Page title and heading (plain text).
-    #[arg(
-        long,
-        env = "PGKEEP_MAINTENANCE_TITLE",
-        value_name = "TEXT",
-        default_value = "Down for maintenance"
-    )]
-    pub title: String,
-    /// Message on the page (plain text, HTML is escaped; a blank line starts a new paragraph).
-    #[arg(long, env = "PGKEEP_MAINTENANCE_MESSAGE", value_name = "TEXT")]
+    /// Address to listen on (port 0 picks a free port; the bound address is logged); key
+    /// maintenance_listen, default 0.0.0.0:8081.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Page title and heading (plain text); key maintenance_title.
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    /// Message on the page (plain text, HTML is escaped; a blank line starts a new paragraph);
+    /// key maintenance_message.
+    #[arg(long, value_name = "TEXT")]
     pub message: Option<String>,
-    /// Seconds clients are asked to wait before retrying (the Retry-After header).
-    #[arg(
-        long,
-        env = "PGKEEP_MAINTENANCE_RETRY_AFTER",
-        value_name = "SECONDS",
-        default_value_t = 300,
-        value_parser = clap::value_parser!(u64).range(0..=86_400)
-    )]
-    pub retry_after: u64,
+    /// How long clients are asked to wait before retrying (the Retry-After header): seconds or
+    /// a duration such as 5m, at most 1d; key maintenance_retry_after, default 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub retry_after: Option<String>,
 }

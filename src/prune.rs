@@ -1,8 +1,8 @@
 //! Culling applied to a backup directory: turns the catalog into retention input, asks the pure
 //! retention function, and (only when told to) deletes what it culls, manifest first then data,
-//! plus leftover `*.partial` files and data files without manifest old enough not to be in progress.
+//! plus unfinished writes (`*.partial` files) and data files without manifest old enough not to be
+//! in progress.
 
-use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -14,7 +14,7 @@ use crate::catalog::{self, CatalogError, Entry, MANIFEST_SUFFIX, Status};
 use crate::lock::{Lock, LockError};
 use crate::model::{Policy, PolicyError};
 use crate::retention::{self, Backup, Decision, Kind, Verdict};
-use crate::storage::{LocalStore, ObjectInfo, PARTIAL_SUFFIX, StorageError, Store};
+use crate::storage::{Site, StorageError, Store, Unfinished};
 
 #[derive(Debug, Error)]
 pub enum PruneError {
@@ -54,13 +54,16 @@ pub struct Item {
     pub verdict: Verdict,
 }
 
-/// A leftover object: a partial write or data without manifest.
+/// A leftover: an unfinished write or data without manifest.
 #[derive(Debug, Clone, Serialize)]
 pub struct Orphan {
     pub file: String,
     pub bytes: u64,
     pub age_seconds: u64,
     pub kind: &'static str,
+    /// The unfinished write to discard; `None` for a committed object to delete.
+    #[serde(skip)]
+    pub unfinished: Option<Unfinished>,
 }
 
 /// What culling would do (or did) in one backup directory for one database.
@@ -145,7 +148,7 @@ pub fn plan(
     })
 }
 
-/// Partial objects older than `max_age`, and uncommitted data files (pgkeep-made, manifest
+/// Unfinished writes older than `max_age`, and uncommitted data files (pgkeep-made, manifest
 /// missing: see [`catalog::made_by_pgkeep`]) older than `max_age` for which a newer committed
 /// backup of the same database exists: an accidental manifest deletion must not become data
 /// loss. Younger files may belong to a backup in progress and are left alone.
@@ -170,37 +173,48 @@ pub fn orphans(
         .map(|e| (e.file.as_str(), e))
         .collect();
     let mut out = Vec::new();
+    for u in store.unfinished()? {
+        let age = age(u.modified, now);
+        if age >= max_age {
+            out.push(Orphan {
+                file: u.handle.clone(),
+                bytes: u.size,
+                age_seconds: age.as_secs(),
+                kind: "partial file",
+                unfinished: Some(u),
+            });
+        }
+    }
     for o in &objects {
-        let kind = if o.name.ends_with(PARTIAL_SUFFIX) {
-            "partial file"
-        } else if let Some(e) = uncommitted.get(o.name.as_str()) {
-            let superseded = e
-                .database
-                .as_deref()
-                .and_then(newest_good)
-                .is_some_and(|t| t > e.time);
-            if !superseded {
-                continue;
-            }
-            "uncommitted data file (no manifest), superseded by a newer backup"
-        } else {
+        let Some(e) = uncommitted.get(o.name.as_str()) else {
             continue;
         };
-        let age = age(o, now);
+        let superseded = e
+            .database
+            .as_deref()
+            .and_then(newest_good)
+            .is_some_and(|t| t > e.time);
+        if !superseded {
+            continue;
+        }
+        let kind = "uncommitted data file (no manifest), superseded by a newer backup";
+        let age = age(o.modified, now);
         if age >= max_age {
             out.push(Orphan {
                 file: o.name.clone(),
                 bytes: o.size,
                 age_seconds: age.as_secs(),
                 kind,
+                unfinished: None,
             });
         }
     }
+    out.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(out)
 }
 
-fn age(o: &ObjectInfo, now: Timestamp) -> Duration {
-    let modified = Timestamp::try_from(o.modified).unwrap_or(now);
+fn age(modified: std::time::SystemTime, now: Timestamp) -> Duration {
+    let modified = Timestamp::try_from(modified).unwrap_or(now);
     let d = now.duration_since(modified);
     if d.is_negative() {
         Duration::ZERO
@@ -218,15 +232,17 @@ pub struct Applied {
 }
 
 /// Delete what the plan culls: manifest first (the backup stops existing), then the data;
-/// then the orphans. Holds the database's backup lock, so no backup of it commits meanwhile.
-pub fn apply(
-    store: &LocalStore,
+/// then the orphans. Holds the database's backup lock (in the site's local lock directory), so
+/// no backup of it commits meanwhile.
+pub fn apply<'a>(
+    site: impl Into<Site<'a>>,
     host: &str,
     plan: &Plan,
     holder: &str,
 ) -> Result<Applied, PruneError> {
+    let Site { store, lock_dir } = site.into();
     let _lock = Lock::acquire(
-        &crate::backup::lock_path(store.root(), host, &plan.database),
+        &crate::backup::lock_path(lock_dir, host, &plan.database),
         holder,
     )?;
     let mut done = Applied::default();
@@ -244,7 +260,10 @@ pub fn apply(
         done.deleted_bytes += item.stored_bytes;
     }
     for o in &plan.orphans {
-        store.delete(&o.file)?;
+        match &o.unfinished {
+            Some(u) => store.discard(u)?,
+            None => store.delete(&o.file)?,
+        }
         done.orphans_removed.push(o.file.clone());
     }
     Ok(done)
@@ -253,7 +272,7 @@ pub fn apply(
 /// Plan and apply in one step (used by the daemon after each successful backup).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
-    dir: &Path,
+    site: Site<'_>,
     host: &str,
     database: &str,
     now: Timestamp,
@@ -262,9 +281,8 @@ pub fn run(
     partial_max_age: Duration,
     verified: VerifiedFn<'_>,
 ) -> Result<(Plan, Applied), PruneError> {
-    let store = LocalStore::open(dir)?;
     let plan = plan(
-        &store,
+        site.store,
         host,
         database,
         now,
@@ -274,7 +292,7 @@ pub fn run(
         verified,
     )?;
     let applied = apply(
-        &store,
+        site,
         host,
         &plan,
         &format!("pgkeep culling (pid {})", std::process::id()),
@@ -290,6 +308,8 @@ pub fn unverified(_: &Entry) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::LocalStore;
+    use std::path::Path;
 
     fn put(dir: &Path, name: &str, age_secs: u64) {
         let p = dir.join(name);

@@ -7,17 +7,16 @@ use crate::catalog;
 use crate::cli::CheckArgs;
 use crate::config::Settings;
 use crate::report;
-use crate::storage::{LocalStore, Store};
 
 pub fn run(args: &CheckArgs, settings: &Settings) -> Result<()> {
     let database = settings.database_or(&args.database);
-    let store = LocalStore::open(&settings.backup_dir)?;
-    let entries = catalog::list(&store, Some(&settings.host))?;
+    let store = crate::storage::open(&settings.backup_dir)?;
+    let entries = catalog::list(&*store, Some(&settings.host))?;
     let health = crate::check::evaluate(
         &entries,
         &database,
         store.free_bytes(),
-        &settings.backup_dir.display().to_string(),
+        &store.describe(),
         jiff::Timestamp::now(),
         &settings.check,
     );

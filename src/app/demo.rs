@@ -67,8 +67,10 @@ async fn restore_demo(
     println!("  rows now: {}", counts(cluster)?);
 
     println!("\n$ pgkeep restore --yes   (admin role: the cluster's superuser)");
+    let store = crate::storage::open(&settings.backup_dir)?;
     let backup = crate::restore::choose(
-        &settings.backup_dir,
+        &*store,
+        &ctx.tmp_dir(),
         &settings.host,
         APP_DB,
         &crate::restore::Selector::Latest,
@@ -206,9 +208,13 @@ pub async fn run(args: &DemoArgs, ctx: &Context) -> Result<()> {
     restore_demo(&cluster, &settings, &demo_ctx, &bindir).await?;
 
     if args.keep {
+        let show = crate::restore::hooks::show_argv;
         println!(
-            "Kept: cluster and backups under {}",
-            cluster.dir().display()
+            "Kept: cluster and backups under {}\n  connect: {}\n  stop:    {}\n  then remove the directory: rm -rf {}",
+            cluster.dir().display(),
+            show(&cluster.psql_argv(APP_DB)),
+            show(&cluster.stop_argv()),
+            show(&[cluster.dir().display().to_string()]),
         );
     } else {
         cluster.stop()?;

@@ -45,6 +45,18 @@ pub fn inputs(cli: &Cli, env: &BTreeMap<String, String>) -> Inputs {
             }
         }
     }
+    if let Command::Maintenance(m) = &cli.command {
+        for (k, v) in [
+            ("maintenance_listen", &m.listen),
+            ("maintenance_title", &m.title),
+            ("maintenance_message", &m.message),
+            ("maintenance_retry_after", &m.retry_after),
+        ] {
+            if let Some(v) = v {
+                flags.insert(k, v.clone());
+            }
+        }
+    }
     let policy = match &cli.command {
         Command::Run(r) => {
             for (k, v) in [

@@ -6,13 +6,12 @@ use crate::catalog::{self, Entry, Status};
 use crate::cli::ListArgs;
 use crate::config::Settings;
 use crate::report;
-use crate::storage::LocalStore;
 
 /// The listed backups of the configured host, optionally of one database (legacy files whose
 /// database is unknown included).
 pub fn entries(settings: &Settings, database: Option<&str>) -> Result<Vec<Entry>> {
-    let store = LocalStore::open(&settings.backup_dir)?;
-    let mut entries = catalog::list(&store, Some(&settings.host))?;
+    let store = crate::storage::open(&settings.backup_dir)?;
+    let mut entries = catalog::list(&*store, Some(&settings.host))?;
     if let Some(db) = database {
         entries.retain(|e| e.database.as_deref() == Some(db) || e.database.is_none());
     }
@@ -32,7 +31,10 @@ pub fn run(args: &ListArgs, settings: &Settings) -> Result<()> {
 /// The human table of `pgkeep list`.
 pub fn render_list(entries: &[Entry]) -> String {
     let mut rows: Vec<[String; 8]> = vec![[
-        "TIME (UTC)".to_string(),
+        format!(
+            "TIME ({})",
+            report::zone_label(&jiff::tz::TimeZone::UTC, "UTC")
+        ),
         "DATABASE".into(),
         "FORMAT".into(),
         "SIZE".into(),
@@ -88,6 +90,13 @@ pub fn render_list(entries: &[Entry]) -> String {
     if entries.is_empty() {
         return "no backups\n".into();
     }
+    let notes: Vec<String> = entries
+        .iter()
+        .filter_map(|e| {
+            let why = e.database_unknown.as_ref()?;
+            Some(format!("database ? of {}: {why}\n", e.id))
+        })
+        .collect();
     let widths: Vec<usize> = (0..8)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
@@ -100,6 +109,10 @@ pub fn render_list(entries: &[Entry]) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        out.extend(notes);
     }
     out
 }

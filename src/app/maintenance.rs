@@ -3,20 +3,21 @@
 use anyhow::{Context as _, Result};
 
 use super::context::Context;
-use crate::cli::MaintenanceArgs;
+use crate::config::Settings;
 
-pub async fn run(args: &MaintenanceArgs, ctx: &Context) -> Result<()> {
+pub async fn run(settings: &Settings, ctx: &Context) -> Result<()> {
+    let m = &settings.maintenance;
     let mut page = crate::maintenance::Page {
-        title: args.title.clone(),
-        retry_after: args.retry_after,
+        title: m.title.clone(),
+        retry_after: m.retry_after,
         ..Default::default()
     };
-    if let Some(m) = &args.message {
-        page.message = m.clone();
+    if let Some(message) = &m.message {
+        page.message = message.clone();
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(m.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot listen on {}", m.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(addr = %addr, retry_after = page.retry_after, "maintenance page listening");
     crate::maintenance::serve(listener, page, ctx.shutdown.clone())

@@ -8,13 +8,14 @@ use crate::cli::PruneArgs;
 use crate::config::Settings;
 use crate::prune;
 use crate::report;
-use crate::storage::LocalStore;
+use crate::storage::{self, Site};
 
 pub fn run(args: &PruneArgs, settings: &Settings) -> Result<()> {
     let database = settings.database_or(&args.database);
-    let store = LocalStore::open(&settings.backup_dir)?;
+    let store = storage::open(&settings.backup_dir)?;
+    let lock_dir = storage::lock_dir(&settings.backup_dir);
     let plan = prune::plan(
-        &store,
+        &*store,
         &settings.host,
         &database,
         jiff::Timestamp::now(),
@@ -25,7 +26,7 @@ pub fn run(args: &PruneArgs, settings: &Settings) -> Result<()> {
     )?;
     let applied = if args.apply {
         Some(prune::apply(
-            &store,
+            Site::new(&*store, &lock_dir),
             &settings.host,
             &plan,
             &format!("pgkeep prune (pid {})", std::process::id()),
@@ -58,10 +59,7 @@ pub fn render_prune(
         "ACTION".into(),
         format!(
             "TIME ({})",
-            settings
-                .timezone
-                .iana_name()
-                .unwrap_or(&settings.timezone_name)
+            report::zone_label(&settings.timezone, &settings.timezone_name)
         ),
         "STATUS".into(),
         "ID".into(),

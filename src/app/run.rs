@@ -6,11 +6,10 @@ use super::context::Context;
 use crate::cli::RunArgs;
 use crate::config::Settings;
 use crate::daemon::{self, Daemon, Options};
-use crate::storage::LocalStore;
 
 pub async fn run(args: &RunArgs, settings: Settings, ctx: Context) -> Result<()> {
     settings.policy.validate()?;
-    LocalStore::open(&settings.backup_dir)?;
+    crate::storage::open(&settings.backup_dir)?;
     let database = settings.database_or(&args.database);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -33,10 +32,10 @@ pub async fn run(args: &RunArgs, settings: Settings, ctx: Context) -> Result<()>
         "pgkeep daemon starting"
     );
     tracing::info!(addr = %addr, "listening");
+    super::repair::repair_quietly(&settings, &database, &ctx).await;
     let opts = Options {
         database,
         child_env: ctx.child_env(),
-        tmp_dir: ctx.tmp_dir(),
         path_env: ctx.path_env(),
         clock: jiff::Timestamp::now,
         settings: std::sync::Arc::new(settings),

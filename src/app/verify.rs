@@ -13,15 +13,16 @@ use crate::notify::{Event, Notifier, Operation, Outcome};
 use crate::pg::ConnParams;
 use crate::pg::passfile::PrivatePassfile;
 use crate::pg::tools::Search;
-use crate::storage::LocalStore;
+use crate::storage::{self, Store};
 use crate::verify::{self, Record, Target, VerifyError};
 
 pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Result<()> {
-    let store = LocalStore::open(&settings.backup_dir)?;
+    let store = storage::open(&settings.backup_dir)?;
     let database = settings.database_or(&args.database);
-    let chosen = choose(args, settings, &store, &database)?;
+    let chosen = choose(args, settings, &*store, &database)?;
+    super::repair::repair_quietly(settings, &database, ctx).await;
     let req = verify::Request {
-        store: &store,
+        store: &*store,
         level: verify::Level::Checksum,
         search: Search {
             bindir: settings.pg_bindir.clone(),
@@ -41,7 +42,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
         path_env: req.search.path_env.clone(),
     });
     let admin = args.restore.then(|| admin_params(local.as_ref(), settings));
-    let passfile = private_passfile(admin.as_ref(), ctx)?;
+    let passfile = private_passfile(admin.as_ref())?;
     let notifier = Notifier::from_settings(settings);
     let mut records = Vec::new();
     let mut unrecorded = None;
@@ -49,7 +50,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
         if let Some(r) = ctx.shutdown.reason() {
             return Err(VerifyError::Interrupted(r).into());
         }
-        tracing::info!(id = %t.id, file = %t.file, "verifying");
+        tracing::debug!(id = %t.id, file = %t.file, "verifying");
         let mut rec = tokio::task::block_in_place(|| verify::verify(&req, t))
             .with_context(|| format!("cannot verify {}", t.file))?;
         if let Some(admin) = &admin {
@@ -71,13 +72,12 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
                         .is_none()
                         .then(|| crate::pg::ConnParams::from_settings(settings, &database)),
                 },
-                tmp_dir: &ctx.tmp_dir(),
             };
-            verify::restore_level(&store, &rr, &mut rec)
+            verify::restore_level(&*store, &rr, &mut rec)
                 .await
                 .with_context(|| format!("cannot test-restore {}", t.file))?;
         }
-        if let Err(e) = verify::record(&store, &rec) {
+        if let Err(e) = verify::record(&*store, &rec) {
             // A read-only backup directory can still be verified; the result just is not kept.
             tracing::warn!(id = %rec.id, error = %e, "cannot record the result beside the backup");
             unrecorded.get_or_insert(e);
@@ -101,7 +101,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
 fn choose(
     args: &VerifyArgs,
     settings: &Settings,
-    store: &LocalStore,
+    store: &dyn Store,
     database: &str,
 ) -> Result<Vec<Target>> {
     let all = verify::targets(store, Some(&settings.host), jiff::Timestamp::now())?;
@@ -158,7 +158,7 @@ fn admin_params(local: Option<&TempCluster>, settings: &Settings) -> ConnParams 
             connect_timeout: settings.connect_timeout,
         },
         None => {
-            let mut a = super::restore::admin_params(settings, &Default::default());
+            let mut a = super::admin::admin_params(settings, &Default::default());
             if a.password.is_none() {
                 a.password = a.resolve_password();
             }
@@ -168,13 +168,11 @@ fn admin_params(local: Option<&TempCluster>, settings: &Settings) -> ConnParams 
 }
 
 /// The private passfile that gives the admin password to the test restore's children.
-fn private_passfile(admin: Option<&ConnParams>, ctx: &Context) -> Result<Option<PrivatePassfile>> {
+fn private_passfile(admin: Option<&ConnParams>) -> Result<Option<PrivatePassfile>> {
     let Some(pw) = admin.and_then(|a| a.password.clone()) else {
         return Ok(None);
     };
-    let dir = ctx.tmp_dir();
-    let file = PrivatePassfile::create(&dir, &pw)
-        .with_context(|| format!("cannot create a private passfile in {}", dir.display()))?;
+    let file = PrivatePassfile::new(&pw).context("cannot create a private passfile")?;
     Ok(Some(file))
 }
 
@@ -183,7 +181,8 @@ fn tell_one(rec: &Record, args: &VerifyArgs, settings: &Settings, notifier: &Not
     if rec.ok {
         tracing::info!(id = %rec.id, duration = %format!("{:.1}s", rec.duration_seconds), result = %rec.message, "backup verified");
     } else {
-        tracing::error!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), error = %rec.message, "verification failed");
+        // The FAILED line on stdout says it; the log repeats it only with -v.
+        tracing::debug!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), error = %rec.message, "verification failed");
         if notifier.is_configured() {
             let event = Event::new(
                 Operation::Verify,

@@ -1,330 +1,526 @@
-//! Every configuration key, declared once with the environment variables that may set it (in
-//! priority order), whether it is a secret, and its help line.
+//! Every configuration key, declared once: the environment variables that may set it (in priority
+//! order), its kind (which gives its parser, range and display), its default, whether it is a
+//! secret, the flag that sets it, and its help line. `config keys` and `config show` are made
+//! from this table.
+
+pub use super::kind::Kind;
+
+/// What a key is when nothing sets it.
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    /// This text, parsed like any other value.
+    Value(&'static str),
+    /// Worked out from other keys or the system (the text says how).
+    Derived(&'static str),
+    /// Not set; the text says what that means.
+    Unset(&'static str),
+}
 
 /// A key the configuration understands.
+#[derive(Debug)]
 pub struct Key {
     pub name: &'static str,
     /// Environment variables that set it, highest priority first.
     pub env: &'static [&'static str],
+    pub kind: Kind,
+    pub default: Default,
     pub secret: bool,
+    /// The flag that sets it, when it is not the name with dashes (`--backup-dir`).
+    pub flag: Option<&'static str>,
     pub help: &'static str,
 }
 
-/// Every configuration key. The TOML file uses these names; `PGKEEP_<NAME>` sets them from the
-/// environment; flags with the same meaning are passed by the CLI layer under the same name.
+impl Key {
+    const fn new(
+        name: &'static str,
+        env: &'static [&'static str],
+        kind: Kind,
+        default: Default,
+        help: &'static str,
+    ) -> Key {
+        Key {
+            name,
+            env,
+            kind,
+            default,
+            secret: false,
+            flag: None,
+            help,
+        }
+    }
+
+    const fn secret(mut self) -> Key {
+        self.secret = true;
+        self
+    }
+
+    const fn flag(mut self, flag: &'static str) -> Key {
+        self.flag = Some(flag);
+        self
+    }
+
+    /// The default as `config keys` shows it: a value displayed like `config show` displays it.
+    pub fn default_text(&self) -> String {
+        match self.default {
+            Default::Value(v) => self
+                .kind
+                .parse(v)
+                .map_or_else(|_| v.to_string(), |p| self.kind.display(&p, self.secret)),
+            Default::Derived(d) | Default::Unset(d) => format!("({d})"),
+        }
+    }
+
+    /// The flag that sets this key, without its dashes.
+    pub fn flag_name(&self) -> String {
+        self.flag
+            .map_or_else(|| self.name.replace('_', "-"), str::to_string)
+    }
+}
+
+const SSLMODES: Kind = Kind::Choice {
+    names: &[
+        "disable",
+        "allow",
+        "prefer",
+        "require",
+        "verify-ca",
+        "verify-full",
+    ],
+    aliases: &[],
+};
+const FORMATS: Kind = Kind::Choice {
+    names: &["plain", "custom"],
+    aliases: &[("p", "plain"), ("c", "custom")],
+};
+const COMPRESSIONS: Kind = Kind::Choice {
+    names: &["gzip", "zstd", "none"],
+    aliases: &[("gz", "gzip"), ("zst", "zstd")],
+};
+const LOG_FORMATS: Kind = Kind::Choice {
+    names: &["text", "json"],
+    aliases: &[],
+};
+const NOTIFY_ON: Kind = Kind::Choice {
+    names: &["failure", "always"],
+    aliases: &[("failures", "failure"), ("all", "always")],
+};
+/// A count of backups or days.
+const COUNT: Kind = Kind::Int {
+    min: 0,
+    max: u32::MAX as i64,
+};
+
+/// Every configuration key. The TOML file uses these names; the environment variables listed set
+/// them; flags with the same meaning are passed by the CLI layer under the same name.
 pub const KEYS: &[Key] = &[
-    Key {
-        name: "uri",
-        env: &["PGKEEP_URI", "DATABASE_URL"],
-        secret: true,
-        help: "connection URI postgresql://user:pass@host:port/db?sslmode=..; its parts sit below the separate keys of the same layer",
-    },
-    Key {
-        name: "host",
-        env: &["PGKEEP_HOST", "DATABASE_SERVICE_NAME", "PGHOST"],
-        secret: false,
-        help: "server host name, or a Unix socket directory (starts with /)",
-    },
-    Key {
-        name: "port",
-        env: &["PGKEEP_PORT", "PGPORT"],
-        secret: false,
-        help: "server port",
-    },
-    Key {
-        name: "user",
-        env: &["PGKEEP_USER", "POSTGRESQL_USER", "PGUSER"],
-        secret: false,
-        help: "role that makes backups",
-    },
-    Key {
-        name: "password",
-        env: &["PGKEEP_PASSWORD", "POSTGRESQL_PASSWORD", "PGPASSWORD"],
-        secret: true,
-        help: "password of that role (prefer a passfile or the environment)",
-    },
-    Key {
-        name: "passfile",
-        env: &["PGKEEP_PASSFILE", "PGPASSFILE"],
-        secret: false,
-        help: "libpq password file",
-    },
-    Key {
-        name: "database",
-        env: &["PGKEEP_DATABASE", "POSTGRESQL_DATABASE", "PGDATABASE"],
-        secret: false,
-        help: "database to back up",
-    },
-    Key {
-        name: "sslmode",
-        env: &["PGKEEP_SSLMODE", "PGSSLMODE"],
-        secret: false,
-        help: "disable, allow, prefer, require, verify-ca or verify-full",
-    },
-    Key {
-        name: "sslrootcert",
-        env: &["PGKEEP_SSLROOTCERT", "PGSSLROOTCERT"],
-        secret: false,
-        help: "CA certificates (PEM) for verify-ca / verify-full",
-    },
-    Key {
-        name: "connect_timeout",
-        env: &["PGKEEP_CONNECT_TIMEOUT", "PGCONNECT_TIMEOUT"],
-        secret: false,
-        help: "seconds to wait for a connection",
-    },
-    Key {
-        name: "backup_dir",
-        env: &["PGKEEP_BACKUP_DIR", "BACKUP_DIR"],
-        secret: false,
-        help: "directory that holds the backups (must exist)",
-    },
-    Key {
-        name: "format",
-        env: &["PGKEEP_FORMAT"],
-        secret: false,
-        help: "plain (a .sql file, restorable with psql) or custom (pg_dump -Fc)",
-    },
-    Key {
-        name: "compression",
-        env: &["PGKEEP_COMPRESSION"],
-        secret: false,
-        help: "gzip (default, compatible with gunzip), zstd or none; plain format only",
-    },
-    Key {
-        name: "level",
-        env: &["PGKEEP_LEVEL"],
-        secret: false,
-        help: "compression level (gzip 1-12, zstd 1-19; default 6 for gzip, 1 for zstd)",
-    },
-    Key {
-        name: "threads",
-        env: &["PGKEEP_THREADS"],
-        secret: false,
-        help: "compression threads (default: all cores)",
-    },
-    Key {
-        name: "pg_bindir",
-        env: &["PGKEEP_PG_BINDIR"],
-        secret: false,
-        help: "directory of the PostgreSQL client tools; default: search /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin and PATH",
-    },
-    Key {
-        name: "pg_dump",
-        env: &["PGKEEP_PG_DUMP"],
-        secret: false,
-        help: "exact pg_dump program to run (overrides discovery)",
-    },
-    Key {
-        name: "min_dump_bytes",
-        env: &["PGKEEP_MIN_DUMP_BYTES"],
-        secret: false,
-        help: "smallest plausible raw dump size in bytes",
-    },
-    Key {
-        name: "admin_user",
-        env: &["PGKEEP_ADMIN_USER"],
-        secret: false,
-        help: "role for restore (creates, renames, drops databases: needs CREATEDB or superuser); default: user",
-    },
-    Key {
-        name: "admin_password",
-        env: &["PGKEEP_ADMIN_PASSWORD"],
-        secret: true,
-        help: "password of admin_user (prefer admin_passfile)",
-    },
-    Key {
-        name: "admin_passfile",
-        env: &["PGKEEP_ADMIN_PASSFILE"],
-        secret: false,
-        help: "libpq password file for admin_user (default: passfile)",
-    },
-    Key {
-        name: "pre_restore",
-        env: &["PGKEEP_PRE_RESTORE"],
-        secret: false,
-        help: "commands run before a restore changes anything: TOML array of argument arrays (env: JSON), e.g. [[\"oc\",\"scale\",\"deployment/server\",\"--replicas=0\"]]",
-    },
-    Key {
-        name: "post_restore",
-        env: &["PGKEEP_POST_RESTORE"],
-        secret: false,
-        help: "commands run after a restore, even a failed one when pre_restore ran (same form as pre_restore)",
-    },
-    Key {
-        name: "hook_timeout",
-        env: &["PGKEEP_HOOK_TIMEOUT"],
-        secret: false,
-        help: "seconds each restore hook may run before it is stopped (default 300)",
-    },
-    Key {
-        name: "log_format",
-        env: &["PGKEEP_LOG_FORMAT"],
-        secret: false,
-        help: "text or json",
-    },
-    Key {
-        name: "notify_webhook_url",
-        env: &["PGKEEP_NOTIFY_WEBHOOK_URL"],
-        secret: true,
-        help: "webhook(s) that get a generic JSON event (space-separated list); URLs are treated as secrets",
-    },
-    Key {
-        name: "notify_slack_url",
-        env: &["PGKEEP_NOTIFY_SLACK_URL"],
-        secret: true,
-        help: "Slack incoming webhook(s) (space-separated list)",
-    },
-    Key {
-        name: "notify_teams_url",
-        env: &["PGKEEP_NOTIFY_TEAMS_URL"],
-        secret: true,
-        help: "Microsoft Teams workflow webhook(s), sent an Adaptive Card (space-separated list)",
-    },
-    Key {
-        name: "notify_rocketchat_url",
-        env: &["PGKEEP_NOTIFY_ROCKETCHAT_URL"],
-        secret: true,
-        help: "Rocket.Chat incoming webhook(s) (space-separated list)",
-    },
-    Key {
-        name: "notify_deadman_url",
-        env: &["PGKEEP_NOTIFY_DEADMAN_URL"],
-        secret: true,
-        help: "dead-man switch (healthchecks.io style) pinged after every successful backup",
-    },
-    Key {
-        name: "notify_on",
-        env: &["PGKEEP_NOTIFY_ON"],
-        secret: false,
-        help: "failure (default: only failures are posted) or always (successes too)",
-    },
-    Key {
-        name: "notify_timeout",
-        env: &["PGKEEP_NOTIFY_TIMEOUT"],
-        secret: false,
-        help: "seconds one notification request may take (default 10)",
-    },
-    Key {
-        name: "notify_retries",
-        env: &["PGKEEP_NOTIFY_RETRIES"],
-        secret: false,
-        help: "retries of a failed notification (default 2)",
-    },
-    Key {
-        name: "notify_proxy",
-        env: &["PGKEEP_NOTIFY_PROXY"],
-        secret: true,
-        help: "HTTP(S) proxy for notifications, e.g. http://proxy:3128",
-    },
-    Key {
-        name: "check_max_age",
-        env: &["PGKEEP_CHECK_MAX_AGE"],
-        secret: false,
-        help: "`pgkeep check`: the newest good backup must be younger than this (default 26h; units s m h d w)",
-    },
-    Key {
-        name: "check_min_size_ratio",
-        env: &["PGKEEP_CHECK_MIN_SIZE_RATIO"],
-        secret: false,
-        help: "`pgkeep check`: the newest backup must be at least this fraction of the one before (default 0.5; 0 disables)",
-    },
-    Key {
-        name: "check_verify_max_age",
-        env: &["PGKEEP_CHECK_VERIFY_MAX_AGE"],
-        secret: false,
-        help: "`pgkeep check`: a verification must have succeeded within this time (default 8d; 0 disables)",
-    },
-    Key {
-        name: "check_min_free",
-        env: &["PGKEEP_CHECK_MIN_FREE"],
-        secret: false,
-        help: "`pgkeep check`: least free space in the backup directory, bytes with K/M/G/T suffix (default auto: twice the newest backup; 0 disables)",
-    },
-    Key {
-        name: "schedule",
-        env: &["PGKEEP_SCHEDULE"],
-        secret: false,
-        help: "cron expression for `pgkeep run` (5 fields, or 6 with seconds; @daily..); default `0 1 * * *`",
-    },
-    Key {
-        name: "verify_schedule",
-        env: &["PGKEEP_VERIFY_SCHEDULE"],
-        secret: false,
-        help: "cron expression (in `timezone`) at which `pgkeep run` verifies the newest backup; unset: off",
-    },
-    Key {
-        name: "backup_period",
-        env: &["PGKEEP_BACKUP_PERIOD", "BACKUP_PERIOD"],
-        secret: false,
-        help: "run every interval instead of a cron schedule (1d, 12h, 90m, seconds)",
-    },
-    Key {
-        name: "timezone",
-        env: &["PGKEEP_TIMEZONE", "TZ"],
-        secret: false,
-        help: "time zone of the schedule and of retention days (IANA name); default: the system zone",
-    },
-    Key {
-        name: "keep_days",
-        env: &["PGKEEP_KEEP_DAYS"],
-        secret: false,
-        help: "keep backups up to N days older than the newest good backup (default 10; 0 off)",
-    },
-    Key {
-        name: "keep_last",
-        env: &["PGKEEP_KEEP_LAST"],
-        secret: false,
-        help: "never cull the newest N good backups (default 3)",
-    },
-    Key {
-        name: "keep_daily",
-        env: &["PGKEEP_KEEP_DAILY"],
-        secret: false,
-        help: "keep the newest backup of each of the last N days (default 0, off)",
-    },
-    Key {
-        name: "keep_weekly",
-        env: &["PGKEEP_KEEP_WEEKLY"],
-        secret: false,
-        help: "keep the newest backup of each of the last N ISO weeks (default 0, off)",
-    },
-    Key {
-        name: "keep_monthly",
-        env: &["PGKEEP_KEEP_MONTHLY"],
-        secret: false,
-        help: "keep the newest backup of each of the last N months (default 0, off)",
-    },
-    Key {
-        name: "partial_max_age",
-        env: &["PGKEEP_PARTIAL_MAX_AGE"],
-        secret: false,
-        help: "age after which leftover *.partial files are removed by culling (default 24h)",
-    },
-    Key {
-        name: "listen",
-        env: &["PGKEEP_LISTEN"],
-        secret: false,
-        help: "address of the HTTP API of `pgkeep run` (default 0.0.0.0:8080)",
-    },
-    Key {
-        name: "api_token",
-        env: &["PGKEEP_API_TOKEN"],
-        secret: true,
-        help: "bearer token of the HTTP API; without it the mutating endpoints are off",
-    },
-    Key {
-        name: "shutdown_grace",
-        env: &["PGKEEP_SHUTDOWN_GRACE"],
-        secret: false,
-        help: "on SIGTERM, how long a running backup may take to finish before it is aborted (default 25s)",
-    },
+    Key::new(
+        "uri",
+        &["PGKEEP_URI", "DATABASE_URL"],
+        Kind::Uri,
+        Default::Unset("not set"),
+        "connection URI postgresql://user:pass@host:port/db?sslmode=..; its parts sit below the separate keys of the same layer",
+    ).secret(),
+    Key::new(
+        "host",
+        &["PGKEEP_HOST", "DATABASE_SERVICE_NAME", "PGHOST"],
+        Kind::Text,
+        Default::Value("/var/run/postgresql"),
+        "server host name, or a Unix socket directory (starts with /)",
+    ),
+    Key::new(
+        "port",
+        &["PGKEEP_PORT", "PGPORT"],
+        Kind::Int { min: 1, max: 65535 },
+        Default::Value("5432"),
+        "server port",
+    ),
+    Key::new(
+        "user",
+        &["PGKEEP_USER", "POSTGRESQL_USER", "PGUSER"],
+        Kind::Text,
+        Default::Value("postgres"),
+        "role that makes backups",
+    ),
+    Key::new(
+        "password",
+        &["PGKEEP_PASSWORD", "POSTGRESQL_PASSWORD", "PGPASSWORD"],
+        Kind::Text,
+        Default::Unset("not set"),
+        "password of that role (prefer a passfile or the environment)",
+    ).secret(),
+    Key::new(
+        "passfile",
+        &["PGKEEP_PASSFILE", "PGPASSFILE"],
+        Kind::Path,
+        Default::Unset("not set"),
+        "libpq password file (~/.pgpass is used when it exists)",
+    ),
+    Key::new(
+        "database",
+        &["PGKEEP_DATABASE", "POSTGRESQL_DATABASE", "PGDATABASE"],
+        Kind::Text,
+        Default::Derived("the user"),
+        "database to back up",
+    ),
+    Key::new(
+        "sslmode",
+        &["PGKEEP_SSLMODE", "PGSSLMODE"],
+        SSLMODES,
+        Default::Value("prefer"),
+        "libpq's TLS modes; verify-ca and verify-full check the certificate",
+    ),
+    Key::new(
+        "sslrootcert",
+        &["PGKEEP_SSLROOTCERT", "PGSSLROOTCERT"],
+        Kind::Path,
+        Default::Unset("system roots"),
+        "CA certificates (PEM) for verify-ca / verify-full",
+    ),
+    Key::new(
+        "connect_timeout",
+        &["PGKEEP_CONNECT_TIMEOUT", "PGCONNECT_TIMEOUT"],
+        Kind::duration(0),
+        Default::Value("10s"),
+        "how long to wait for a connection",
+    ),
+    Key::new(
+        "backup_dir",
+        &["PGKEEP_BACKUP_DIR", "BACKUP_DIR"],
+        Kind::Path,
+        Default::Value("/backups"),
+        "directory that holds the backups (must exist)",
+    ),
+    Key::new(
+        "format",
+        &["PGKEEP_FORMAT"],
+        FORMATS,
+        Default::Value("plain"),
+        "plain (a .sql file, restorable with psql) or custom (pg_dump -Fc)",
+    ),
+    Key::new(
+        "compression",
+        &["PGKEEP_COMPRESSION"],
+        COMPRESSIONS,
+        Default::Value("gzip"),
+        "gzip (compatible with gunzip), zstd or none; plain format only",
+    ),
+    Key::new(
+        "level",
+        &["PGKEEP_LEVEL"],
+        Kind::Level,
+        Default::Derived("gzip 6, zstd 1, custom 6"),
+        "compression level",
+    ),
+    Key::new(
+        "threads",
+        &["PGKEEP_THREADS"],
+        Kind::Int { min: 1, max: 256 },
+        Default::Derived("all cores"),
+        "compression threads",
+    ),
+    Key::new(
+        "pg_bindir",
+        &["PGKEEP_PG_BINDIR"],
+        Kind::Path,
+        Default::Unset("search"),
+        "directory of the PostgreSQL client tools; unset: search /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin and PATH",
+    ),
+    Key::new(
+        "pg_dump",
+        &["PGKEEP_PG_DUMP"],
+        Kind::Path,
+        Default::Unset("discover"),
+        "exact pg_dump program to run (overrides discovery)",
+    ),
+    Key::new(
+        "min_dump_bytes",
+        &["PGKEEP_MIN_DUMP_BYTES"],
+        Kind::Int { min: 0, max: i64::MAX },
+        Default::Value("64"),
+        "smallest plausible raw dump size in bytes",
+    ),
+    Key::new(
+        "log_format",
+        &["PGKEEP_LOG_FORMAT"],
+        LOG_FORMATS,
+        Default::Value("text"),
+        "log lines on stderr: text (human) or json (one object per line)",
+    ),
+    Key::new(
+        "admin_user",
+        &["PGKEEP_ADMIN_USER"],
+        Kind::Text,
+        Default::Derived("user"),
+        "role for restore (creates, renames, drops databases: needs CREATEDB or superuser)",
+    ),
+    Key::new(
+        "admin_password",
+        &["PGKEEP_ADMIN_PASSWORD"],
+        Kind::Text,
+        Default::Unset("not set"),
+        "password of admin_user (prefer admin_passfile)",
+    ).secret(),
+    Key::new(
+        "admin_passfile",
+        &["PGKEEP_ADMIN_PASSFILE"],
+        Kind::Path,
+        Default::Unset("passfile"),
+        "libpq password file for admin_user",
+    ),
+    Key::new(
+        "pre_restore",
+        &["PGKEEP_PRE_RESTORE"],
+        Kind::Commands,
+        Default::Unset("none"),
+        "commands run before a restore changes anything: TOML array of argument arrays (env: JSON), e.g. [[\"oc\",\"scale\",\"deployment/server\",\"--replicas=0\"]]",
+    ),
+    Key::new(
+        "post_restore",
+        &["PGKEEP_POST_RESTORE"],
+        Kind::Commands,
+        Default::Unset("none"),
+        "commands run after a restore, even a failed one when pre_restore ran (same form as pre_restore)",
+    ),
+    Key::new(
+        "hook_timeout",
+        &["PGKEEP_HOOK_TIMEOUT"],
+        Kind::duration(1),
+        Default::Value("5m"),
+        "how long each restore hook may run before it is stopped",
+    ),
+    Key::new(
+        "notify_webhook_url",
+        &["PGKEEP_NOTIFY_WEBHOOK_URL"],
+        Kind::Urls,
+        Default::Unset("not set"),
+        "webhook(s) that get a generic JSON event (space-separated list); URLs are treated as secrets",
+    ).secret(),
+    Key::new(
+        "notify_slack_url",
+        &["PGKEEP_NOTIFY_SLACK_URL"],
+        Kind::Urls,
+        Default::Unset("not set"),
+        "Slack incoming webhook(s) (space-separated list)",
+    ).secret(),
+    Key::new(
+        "notify_teams_url",
+        &["PGKEEP_NOTIFY_TEAMS_URL"],
+        Kind::Urls,
+        Default::Unset("not set"),
+        "Microsoft Teams workflow webhook(s), sent an Adaptive Card (space-separated list)",
+    ).secret(),
+    Key::new(
+        "notify_rocketchat_url",
+        &["PGKEEP_NOTIFY_ROCKETCHAT_URL"],
+        Kind::Urls,
+        Default::Unset("not set"),
+        "Rocket.Chat incoming webhook(s) (space-separated list)",
+    ).secret(),
+    Key::new(
+        "notify_deadman_url",
+        &["PGKEEP_NOTIFY_DEADMAN_URL"],
+        Kind::Url,
+        Default::Unset("not set"),
+        "dead-man switch (healthchecks.io style) pinged after every successful backup",
+    ).secret(),
+    Key::new(
+        "notify_on",
+        &["PGKEEP_NOTIFY_ON"],
+        NOTIFY_ON,
+        Default::Value("failure"),
+        "failure (only failures are posted) or always (successes too)",
+    ),
+    Key::new(
+        "notify_timeout",
+        &["PGKEEP_NOTIFY_TIMEOUT"],
+        Kind::duration(1),
+        Default::Value("10s"),
+        "how long one notification request may take",
+    ),
+    Key::new(
+        "notify_retries",
+        &["PGKEEP_NOTIFY_RETRIES"],
+        Kind::Int { min: 0, max: 10 },
+        Default::Value("2"),
+        "retries of a failed notification",
+    ),
+    Key::new(
+        "notify_proxy",
+        &["PGKEEP_NOTIFY_PROXY"],
+        Kind::Url,
+        Default::Unset("not set"),
+        "HTTP(S) proxy for notifications, e.g. http://proxy:3128",
+    ).secret(),
+    Key::new(
+        "check_max_age",
+        &["PGKEEP_CHECK_MAX_AGE"],
+        Kind::duration(1),
+        Default::Value("26h"),
+        "`pgkeep check`: the newest good backup must be younger than this",
+    ),
+    Key::new(
+        "check_min_size_ratio",
+        &["PGKEEP_CHECK_MIN_SIZE_RATIO"],
+        Kind::Ratio,
+        Default::Value("0.5"),
+        "`pgkeep check`: the newest backup must be at least this fraction of the one before (0 disables)",
+    ),
+    Key::new(
+        "check_verify_max_age",
+        &["PGKEEP_CHECK_VERIFY_MAX_AGE"],
+        Kind::Duration { min: 1, max: u64::MAX, zero_off: true },
+        Default::Value("8d"),
+        "`pgkeep check`: a verification must have succeeded within this time",
+    ),
+    Key::new(
+        "check_min_free",
+        &["PGKEEP_CHECK_MIN_FREE"],
+        Kind::MinFree,
+        Default::Value("auto"),
+        "`pgkeep check`: least free space in the backup directory (auto: twice the newest backup)",
+    ),
+    Key::new(
+        "schedule",
+        &["PGKEEP_SCHEDULE"],
+        Kind::Cron,
+        Default::Value("0 1 * * *"),
+        "cron expression (in `timezone`) at which `pgkeep run` backs up",
+    ),
+    Key::new(
+        "backup_period",
+        &["PGKEEP_BACKUP_PERIOD", "BACKUP_PERIOD"],
+        Kind::duration(1),
+        Default::Unset("not set"),
+        "`pgkeep run` backs up every interval instead of on the cron schedule",
+    ),
+    Key::new(
+        "verify_schedule",
+        &["PGKEEP_VERIFY_SCHEDULE"],
+        Kind::Cron,
+        Default::Unset("off"),
+        "cron expression (in `timezone`) at which `pgkeep run` verifies the newest backup; unset: off",
+    ),
+    Key::new(
+        "timezone",
+        &["PGKEEP_TIMEZONE", "TZ"],
+        Kind::Zone,
+        Default::Derived("the system zone, else UTC"),
+        "time zone of the schedules and of retention days",
+    ),
+    Key::new(
+        "keep_days",
+        &["PGKEEP_KEEP_DAYS"],
+        COUNT,
+        Default::Value("10"),
+        "keep backups up to N days older than the newest good backup (0: off)",
+    ),
+    Key::new(
+        "keep_last",
+        &["PGKEEP_KEEP_LAST"],
+        COUNT,
+        Default::Value("3"),
+        "never cull the newest N good backups",
+    ),
+    Key::new(
+        "keep_daily",
+        &["PGKEEP_KEEP_DAILY"],
+        COUNT,
+        Default::Value("0"),
+        "keep the newest backup of each of the last N days (0: off)",
+    ),
+    Key::new(
+        "keep_weekly",
+        &["PGKEEP_KEEP_WEEKLY"],
+        COUNT,
+        Default::Value("0"),
+        "keep the newest backup of each of the last N ISO weeks (0: off)",
+    ),
+    Key::new(
+        "keep_monthly",
+        &["PGKEEP_KEEP_MONTHLY"],
+        COUNT,
+        Default::Value("0"),
+        "keep the newest backup of each of the last N months (0: off)",
+    ),
+    Key::new(
+        "partial_max_age",
+        &["PGKEEP_PARTIAL_MAX_AGE"],
+        Kind::duration(60),
+        Default::Value("24h"),
+        "age after which leftover *.partial files are removed by culling (at least 1m, so a backup in progress is never removed)",
+    ),
+    Key::new(
+        "listen",
+        &["PGKEEP_LISTEN"],
+        Kind::Addr,
+        Default::Value("0.0.0.0:8080"),
+        "address of the HTTP API of `pgkeep run`",
+    ),
+    Key::new(
+        "api_token",
+        &["PGKEEP_API_TOKEN"],
+        Kind::Text,
+        Default::Unset("not set: mutating API endpoints off"),
+        "bearer token of the HTTP API (printable ASCII); without it the mutating endpoints are off",
+    ).secret(),
+    Key::new(
+        "shutdown_grace",
+        &["PGKEEP_SHUTDOWN_GRACE"],
+        Kind::duration(0),
+        Default::Value("25s"),
+        "on SIGTERM, how long a running backup may take to finish before it is aborted",
+    ),
+    Key::new(
+        "maintenance_listen",
+        &["PGKEEP_MAINTENANCE_LISTEN"],
+        Kind::Addr,
+        Default::Value("0.0.0.0:8081"),
+        "address of `pgkeep maintenance` (port 0 picks a free port)",
+    ).flag("listen"),
+    Key::new(
+        "maintenance_title",
+        &["PGKEEP_MAINTENANCE_TITLE"],
+        Kind::Text,
+        Default::Value("Down for maintenance"),
+        "title and heading of the maintenance page (plain text)",
+    ).flag("title"),
+    Key::new(
+        "maintenance_message",
+        &["PGKEEP_MAINTENANCE_MESSAGE"],
+        Kind::Text,
+        Default::Unset("the standard message"),
+        "message of the maintenance page (plain text; a blank line starts a paragraph)",
+    ).flag("message"),
+    Key::new(
+        "maintenance_retry_after",
+        &["PGKEEP_MAINTENANCE_RETRY_AFTER"],
+        Kind::Duration { min: 0, max: 86_400, zero_off: false },
+        Default::Value("5m"),
+        "how long clients of the maintenance page are asked to wait (Retry-After)",
+    ).flag("retry-after"),
 ];
 
 /// Keys whose value is a list of commands (TOML arrays of string arrays); kept as JSON text in
 /// the raw layer so every layer (file, env, flags) carries them the same way.
-pub(super) const COMMAND_LIST_KEYS: &[&str] = &["pre_restore", "post_restore"];
+pub(super) fn is_command_list(k: &Key) -> bool {
+    matches!(k.kind, Kind::Commands)
+}
 
-pub(super) fn key(name: &str) -> Option<&'static Key> {
+pub fn key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)
+}
+
+/// The known key nearest to a misspelt one, when it is near enough to be what was meant: a key
+/// the name is the start of (`maintenance_retry`), else the one fewest edits away.
+pub(super) fn nearest(name: &str) -> Option<&'static str> {
+    if name.len() >= 4
+        && let Some(k) = KEYS.iter().find(|k| k.name.starts_with(name))
+    {
+        return Some(k.name);
+    }
+    KEYS.iter()
+        .map(|k| (strsim::levenshtein(name, k.name), k.name))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }

@@ -17,6 +17,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub(super) values: BTreeMap<&'static str, Raw>,
+    /// Every key with the value in effect as `config show` displays it (secrets redacted).
+    pub(super) shown: Vec<(&'static str, String)>,
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -54,7 +56,8 @@ pub struct Settings {
     /// Restore hooks: argument lists, run without a shell.
     pub pre_restore: Vec<Vec<String>>,
     pub post_restore: Vec<Vec<String>>,
-    pub hook_timeout: u64,
+    pub hook_timeout: std::time::Duration,
+    pub maintenance: MaintenanceSettings,
     pub notify: NotifySettings,
     pub check: CheckSettings,
 }
@@ -90,6 +93,17 @@ pub struct NotifySettings {
     pub timeout: std::time::Duration,
     pub retries: u32,
     pub proxy: Option<Secret>,
+}
+
+/// The page `pgkeep maintenance` serves.
+#[derive(Debug, Clone)]
+pub struct MaintenanceSettings {
+    pub listen: std::net::SocketAddr,
+    pub title: String,
+    /// `None`: the standard message.
+    pub message: Option<String>,
+    /// Seconds of the Retry-After header.
+    pub retry_after: u64,
 }
 
 /// Thresholds of `pgkeep check`.

@@ -39,11 +39,12 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("config file {path}: unknown key `{key}` (known keys: {known})")]
+    #[error("config file {path}: unknown key `{key}`; {hint}")]
     UnknownKey {
         path: PathBuf,
         key: String,
-        known: String,
+        /// The key probably meant, or where the keys are listed.
+        hint: String,
     },
     #[error("invalid value for {key} (from {from}): {message}")]
     Invalid {

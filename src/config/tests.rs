@@ -190,7 +190,7 @@ fn hooks_from_toml_arrays_and_json_env() {
         ]
     );
     assert_eq!(s.post_restore[0][3], "--replicas=1");
-    assert_eq!(s.hook_timeout, 30);
+    assert_eq!(s.hook_timeout.as_secs(), 30);
 
     // A flat list is a mistake (one command split into several?): refused with the shape.
     std::fs::write(&f, "pre_restore = [\"oc\", \"scale\"]\n").unwrap();
@@ -297,4 +297,104 @@ fn daemon_keys() {
     assert!(e.to_string().contains("listen"), "{e}");
     let e = Settings::load(&inputs(&[("PGKEEP_PARTIAL_MAX_AGE", "5s")], &[])).unwrap_err();
     assert!(e.to_string().contains("partial_max_age"), "{e}");
+}
+
+#[test]
+fn one_duration_grammar_for_every_duration_key() {
+    let secs = |t: &str| parse_duration(t).map(|d| d.as_secs_f64());
+    for (text, want) in [
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("15m", 900.0),
+        ("26h", 93_600.0),
+        ("8d", 691_200.0),
+        ("2w", 1_209_600.0),
+        ("1d12h", 129_600.0),
+        ("1h30m", 5400.0),
+        ("2 days", 172_800.0),
+        ("1 hour 30 minutes", 5400.0),
+        ("P1D", 86_400.0),
+        ("PT90M", 5400.0),
+        (" 3600 ", 3600.0),
+        ("0", 0.0),
+        ("1.5s", 1.5),
+    ] {
+        assert_eq!(secs(text), Ok(want), "{text}");
+    }
+    for bad in ["soon", "", "-5m", "5m ago", "1 month", "2y", "12x"] {
+        assert!(parse_duration(bad).is_err(), "{bad} parsed");
+    }
+    for (d, shown) in [
+        (93_600, "26h"),
+        (86_400, "24h"),
+        (691_200, "8d"),
+        (90, "90s"),
+        (300, "5m"),
+        (5400, "90m"),
+        (25, "25s"),
+        (0, "0s"),
+    ] {
+        let d = std::time::Duration::from_secs(d);
+        assert_eq!(show_duration(d), shown);
+        assert_eq!(parse_duration(shown), Ok(d), "{shown} does not read back");
+    }
+    let d = std::time::Duration::from_millis(1500);
+    assert_eq!(parse_duration(&show_duration(d)), Ok(d));
+
+    // Every duration key takes the same forms: "2 days" and bare seconds alike.
+    let duration_keys: Vec<&Key> = KEYS
+        .iter()
+        .filter(|k| matches!(k.kind, Kind::Duration { .. }))
+        .collect();
+    assert_eq!(duration_keys.len(), 9);
+    for k in duration_keys {
+        let (long, bare) = if k.name == "maintenance_retry_after" {
+            ("1 hour", "3600")
+        } else {
+            ("2 days", "120")
+        };
+        for v in [long, bare] {
+            let var = k.env[0];
+            let s = Settings::load(&inputs(&[(var, v)], &[]));
+            assert!(s.is_ok(), "{} = {v}: {:?}", k.name, s.err());
+        }
+    }
+    let s = Settings::load(&inputs(
+        &[
+            ("PGKEEP_CHECK_MAX_AGE", "2 days"),
+            ("PGKEEP_NOTIFY_TIMEOUT", "15"),
+            ("PGKEEP_SHUTDOWN_GRACE", "2 days"),
+            ("PGKEEP_HOOK_TIMEOUT", "90s"),
+            ("PGKEEP_CONNECT_TIMEOUT", "1m"),
+        ],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(s.check.max_age.as_secs(), 172_800);
+    assert_eq!(s.notify.timeout.as_secs(), 15);
+    assert_eq!(s.shutdown_grace.as_secs(), 172_800);
+    assert_eq!(s.hook_timeout.as_secs(), 90);
+    assert_eq!(s.connect_timeout, 60);
+}
+
+#[test]
+fn every_default_parses_and_every_key_is_shown() {
+    for k in KEYS {
+        if let Default::Value(v) = k.default {
+            assert!(
+                k.kind.parse(v).is_ok(),
+                "default of {} does not parse",
+                k.name
+            );
+        }
+    }
+    let s = Settings::load(&inputs(&[], &[])).unwrap();
+    let shown: Vec<&str> = s.show().iter().map(|r| r.0).collect();
+    let keys: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+    assert_eq!(shown, keys);
+    assert_eq!(
+        crate::model::Policy::default(),
+        s.policy,
+        "the table's retention defaults are the policy's"
+    );
 }

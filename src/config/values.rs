@@ -1,40 +1,64 @@
-//! Parsers of the value types several keys share: durations, sizes and lists of commands.
+//! Parsers of the value types several keys share: durations, sizes and lists of commands, and
+//! the one way durations are displayed.
 
-/// Parse `90`, `90s`, `15m`, `26h`, `8d`, `2w`, or a sum like `1d12h`.
-pub fn parse_duration(v: &str) -> Result<std::time::Duration, String> {
+use std::time::Duration;
+
+use jiff::fmt::friendly::{Designator, SpanParser, SpanPrinter};
+use jiff::{SignedDuration, Span, SpanRelativeTo};
+
+/// The one duration grammar of every duration key: jiff's friendly format (`90s`, `15m`, `26h`,
+/// `1d12h`, `2 days`, `2w`), ISO 8601 (`P1D`), or a bare integer, which counts seconds. Days are
+/// 24 hours and weeks 7 days; months and years have no fixed length and are refused.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let t = v.trim();
-    let bad = || format!("`{v}` is not a duration (e.g. 90s, 15m, 26h, 8d, 1d12h)");
-    if t.is_empty() {
-        return Err(bad());
+    let bad = || format!("`{v}` is not a duration (e.g. 90s, 15m, 26h, 2 days, or seconds)");
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
     }
-    let mut secs: u64 = 0;
-    let mut num = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return Err(bad()),
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        secs = n
-            .checked_mul(unit)
-            .and_then(|x| secs.checked_add(x))
-            .ok_or_else(bad)?;
-        num.clear();
+    let span: Span = SpanParser::new()
+        .parse_span(t)
+        .or_else(|_| jiff::fmt::temporal::SpanParser::new().parse_span(t))
+        .map_err(|_| bad())?;
+    if span.get_months() != 0 || span.get_years() != 0 {
+        return Err(format!(
+            "`{v}`: months and years have no fixed length; use days or weeks"
+        ));
     }
-    if !num.is_empty() {
-        secs = secs
-            .checked_add(num.parse::<u64>().map_err(|_| bad())?)
-            .ok_or_else(bad)?;
+    let d = span
+        .to_duration(SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| bad())?;
+    if d.is_negative() {
+        return Err(format!("`{v}` is negative"));
     }
-    Ok(std::time::Duration::from_secs(secs))
+    Ok(d.unsigned_abs())
+}
+
+/// A duration as `config show` and `config keys` display it, in the grammar it is parsed with:
+/// the largest of days (from 2 days on), hours, minutes and seconds that holds it exactly (`26h`,
+/// `24h`, `8d`, `90s`),
+/// or jiff's friendly form when it has a fraction of a second.
+pub fn show_duration(d: Duration) -> String {
+    let printer = SpanPrinter::new().designator(Designator::Compact);
+    if d.subsec_nanos() != 0 {
+        let d = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+        return printer.duration_to_string(&d);
+    }
+    let secs = d.as_secs();
+    let span = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let shown = if secs == 0 {
+        Span::new()
+    } else if secs.is_multiple_of(86_400) && secs >= 2 * 86_400 && secs / 86_400 <= 7_304_484 {
+        Span::new().days(span(secs / 86_400))
+    } else if secs.is_multiple_of(3600) && secs / 3600 <= 175_307_616 {
+        Span::new().hours(span(secs / 3600))
+    } else if secs.is_multiple_of(60) && secs / 60 <= 10_518_456_960 {
+        Span::new().minutes(span(secs / 60))
+    } else if secs <= 631_107_417_600 {
+        Span::new().seconds(span(secs))
+    } else {
+        return format!("{secs}s");
+    };
+    printer.span_to_string(&shown)
 }
 
 /// Parse `1073741824`, `500M`, `10G`, `1.5GiB` (powers of 1024).

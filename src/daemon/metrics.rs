@@ -126,6 +126,18 @@ impl Metrics {
 
 type Get = fn(&Db) -> Option<f64>;
 
+/// The store's free space, when it knows it (an object store does not: then no series at all,
+/// rather than a made-up number).
+pub fn free_bytes_text(free: Option<u64>) -> String {
+    let Some(free) = free else {
+        return String::new();
+    };
+    let name = "pgkeep_storage_free_bytes";
+    format!(
+        "# HELP {name} Bytes free where new backups are written.\n# TYPE {name} gauge\n{name} {free}\n"
+    )
+}
+
 /// The per-database gauges and plain counters: name, type, help, value.
 const SERIES: [(&str, &str, &str, Get); 11] = [
     (
@@ -207,6 +219,12 @@ fn num(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_space_only_when_known() {
+        assert_eq!(free_bytes_text(None), "");
+        assert!(free_bytes_text(Some(42)).ends_with("\npgkeep_storage_free_bytes 42\n"));
+    }
 
     #[test]
     fn renders_labelled_series_and_escapes() {

@@ -4,13 +4,14 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::catalog::CatalogCache;
 use super::metrics::Metrics;
 use crate::backup::{self, BackupError};
 use crate::catalog::{self, Status};
@@ -18,7 +19,6 @@ use crate::config::Settings;
 use crate::lock::{Lock, LockError};
 use crate::prune;
 use crate::shutdown::{self, Shutdown};
-use crate::storage::LocalStore;
 
 /// How many finished attempts the API remembers.
 const HISTORY: usize = 50;
@@ -67,6 +67,9 @@ pub struct Attempt {
     pub stored_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// While running: dump bytes streamed so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dumped_bytes: Option<u64>,
 }
 
 /// Why a backup could not be started.
@@ -86,7 +89,6 @@ pub struct Options {
     pub database: String,
     /// The environment children may inherit (already filtered).
     pub child_env: Vec<(String, String)>,
-    pub tmp_dir: PathBuf,
     pub path_env: Option<OsString>,
     pub clock: fn() -> Timestamp,
 }
@@ -95,6 +97,8 @@ pub struct Options {
 struct Attempts {
     running: Option<Attempt>,
     history: VecDeque<Attempt>,
+    /// Dump bytes streamed so far, by running attempt id.
+    progress: std::collections::BTreeMap<String, Arc<AtomicU64>>,
 }
 
 /// The shared state of a running daemon.
@@ -103,6 +107,8 @@ pub struct Daemon {
     pub(super) shutdown: Shutdown,
     state: Mutex<Attempts>,
     pub(super) metrics: Mutex<Metrics>,
+    /// The listing of the backup location, kept for the status page.
+    pub(super) catalog: CatalogCache,
     busy: watch::Sender<bool>,
     notifier: Arc<crate::notify::Notifier>,
 }
@@ -120,8 +126,10 @@ impl Daemon {
             state: Mutex::new(Attempts {
                 running: None,
                 history: VecDeque::new(),
+                progress: Default::default(),
             }),
             metrics: Mutex::new(m),
+            catalog: CatalogCache::default(),
             busy,
         })
     }
@@ -149,18 +157,25 @@ impl Daemon {
     /// The running attempt and the finished ones, newest first.
     pub fn attempts(&self) -> (Option<Attempt>, Vec<Attempt>) {
         let s = self.state.lock().expect("state lock");
-        (s.running.clone(), s.history.iter().cloned().collect())
+        let running = s.running.clone().map(|mut a| {
+            a.dumped_bytes = s.progress.get(&a.id).map(|p| p.load(Ordering::Relaxed));
+            a
+        });
+        (running, s.history.iter().cloned().collect())
     }
 
     pub fn metrics_text(&self) -> String {
         let mut text = self.metrics.lock().expect("metrics lock").render();
         // Verification results come from the records beside the backups.
         let s = self.settings();
-        match LocalStore::open(&s.backup_dir)
+        match crate::storage::open(&s.backup_dir)
             .map_err(crate::verify::VerifyError::from)
-            .and_then(|store| crate::verify::states(&store))
+            .and_then(|store| Ok((crate::verify::states(&*store)?, store.free_bytes())))
         {
-            Ok(states) => text.push_str(&crate::verify::metrics_text(&states)),
+            Ok((states, free)) => {
+                text.push_str(&crate::verify::metrics_text(&states));
+                text.push_str(&super::metrics::free_bytes_text(free));
+            }
             Err(e) => tracing::debug!(error = %e, "no verification metrics"),
         }
         text
@@ -170,11 +185,14 @@ impl Daemon {
     /// Returns the start time of the newest backup of the database (good or legacy).
     pub fn load_catalog(&self) -> Option<Timestamp> {
         let s = self.settings();
-        let entries = LocalStore::open(&s.backup_dir)
+        let entries = crate::storage::open(&s.backup_dir)
             .map_err(|e| e.to_string())
-            .and_then(|store| catalog::list(&store, Some(&s.host)).map_err(|e| e.to_string()));
+            .and_then(|store| catalog::list(&*store, Some(&s.host)).map_err(|e| e.to_string()));
         let entries = match entries {
-            Ok(e) => e,
+            Ok(e) => {
+                self.catalog.store(e.clone(), self.now(), &s.backup_dir);
+                e
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the backup catalog");
                 return None;
@@ -223,16 +241,14 @@ impl Daemon {
                             Trigger::Schedule => "scheduled",
                             Trigger::CatchUp => "catch-up",
                         },
-                        r.started_at
-                            .round(jiff::Unit::Second)
-                            .unwrap_or(r.started_at)
+                        catalog::second_of(r.started_at)
                     ),
                     id: Some(r.id.clone()),
                 });
             }
             // Another process (`pgkeep backup` beside the daemon) may hold the lock.
             match Lock::acquire(
-                &backup::lock_path(&s.backup_dir, &s.host, &db),
+                &backup::lock_path(&crate::storage::lock_dir(&s.backup_dir), &s.host, &db),
                 &format!("pgkeep run (pid {}) checking the lock", std::process::id()),
             ) {
                 Ok(lock) => drop(lock),
@@ -247,11 +263,11 @@ impl Daemon {
             // Backup ids have a resolution of one second: a backup right after another in the
             // same second takes the next second instead of colliding with its name.
             // The store is asked too: a `pgkeep backup` beside the daemon may have taken the id.
-            let store = crate::storage::LocalStore::open(&s.backup_dir).ok();
+            let store = crate::storage::open(&s.backup_dir).ok();
             let taken = |day: &str, id: &str| {
                 store
                     .as_ref()
-                    .is_some_and(|st| catalog::stem_taken(st, day, id).unwrap_or(false))
+                    .is_some_and(|st| catalog::stem_taken(&**st, day, id).unwrap_or(false))
             };
             let mut started_at = self.now();
             let (mut day, mut id) = catalog::backup_stem(&s.host, &db, started_at);
@@ -269,6 +285,7 @@ impl Daemon {
                 file: None,
                 stored_bytes: None,
                 error: None,
+                dumped_bytes: None,
             };
             state.running = Some(attempt.clone());
             attempt
@@ -297,6 +314,12 @@ impl Daemon {
         let grace = s.shutdown_grace;
         let mut process_shutdown = self.shutdown.clone();
         let id = attempt.id.clone();
+        let dumped = Arc::new(AtomicU64::new(0));
+        self.state
+            .lock()
+            .expect("state lock")
+            .progress
+            .insert(id.clone(), dumped.clone());
         let watcher = tokio::spawn(async move {
             let reason = process_shutdown.wait().await;
             tracing::info!(
@@ -313,10 +336,9 @@ impl Daemon {
             settings: &s,
             database: attempt.database.clone(),
             child_env: self.opts.child_env.clone(),
-            tmp_dir: self.opts.tmp_dir.clone(),
             path_env: self.opts.path_env.clone(),
             shutdown: stop_rx,
-            progress: None,
+            progress: Some(Box::new(move |n| dumped.store(n, Ordering::Relaxed))),
             now: self.opts.clock,
         };
         let res = backup::run_at(req, attempt.started_at).await;
@@ -338,8 +360,11 @@ impl Daemon {
         if res.is_ok() && self.shutdown.reason().is_none() {
             self.cull().await;
         }
+        // The status page shows the new backup as soon as the attempt is no longer running.
+        self.refresh_catalog().await;
         {
             let mut state = self.state.lock().expect("state lock");
+            state.progress.remove(&attempt.id);
             state.running = None;
             state.history.push_front(attempt.clone());
             state.history.truncate(HISTORY);
@@ -416,8 +441,10 @@ impl Daemon {
         let db = self.database().to_string();
         let now = self.now();
         let res = tokio::task::spawn_blocking(move || {
+            let store = crate::storage::open(&s.backup_dir).map_err(prune::PruneError::from)?;
+            let lock_dir = crate::storage::lock_dir(&s.backup_dir);
             prune::run(
-                &s.backup_dir,
+                crate::storage::Site::new(&*store, &lock_dir),
                 &s.host,
                 &db,
                 now,
@@ -492,6 +519,7 @@ impl Drop for Release {
         if let Ok(mut state) = d.state.lock()
             && let Some(mut a) = state.running.take()
         {
+            state.progress.remove(&a.id);
             // Only reached when the task ended without recording its result.
             a.status = AttemptStatus::Failed;
             a.error = Some("the backup task ended unexpectedly".into());

@@ -13,7 +13,6 @@ use super::state::{Daemon, local};
 use crate::config::Source;
 use crate::model::schedule::Schedule;
 use crate::notify::{Event, Operation, Outcome};
-use crate::storage::LocalStore;
 use crate::verify::{self, Record, VerifyError};
 
 /// How old the newest backup may be at `now`: `max_age` when it is configured explicitly
@@ -119,6 +118,7 @@ impl Daemon {
             }
             let started = self.now();
             self.verify_newest().await;
+            self.refresh_catalog().await;
             if self.shutdown.reason().is_some() {
                 break;
             }
@@ -142,8 +142,8 @@ impl Daemon {
         let shutdown = self.shutdown.clone();
         let dbname = db.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<Tick, VerifyError> {
-            let store = LocalStore::open(&s.backup_dir)?;
-            let newest = verify::targets(&store, Some(&s.host), now)?
+            let store = crate::storage::open(&s.backup_dir)?;
+            let newest = verify::targets(&*store, Some(&s.host), now)?
                 .into_iter()
                 .find(|t| !t.settling && t.database.as_deref() == Some(dbname.as_str()));
             if let Some(reason) = too_old(&dbname, newest.as_ref().map(|t| t.time), now, allowed) {
@@ -154,7 +154,7 @@ impl Daemon {
             }
             let target = newest.expect("too_old reports a missing backup");
             let req = verify::Request {
-                store: &store,
+                store: &*store,
                 level: verify::Level::Checksum,
                 search,
                 child_env,
@@ -162,7 +162,7 @@ impl Daemon {
                 shutdown,
             };
             let rec = verify::verify(&req, &target)?;
-            let unrecorded = verify::record(&store, &rec).err();
+            let unrecorded = verify::record(&*store, &rec).err();
             Ok(Tick::Verified {
                 rec: Box::new(rec),
                 unrecorded,
@@ -312,7 +312,7 @@ mod tests {
             allowed_age(&six_hourly, None, now),
             SignedDuration::from_hours(12)
         );
-        let every = Schedule::every("12h").unwrap();
+        let every = Schedule::every(std::time::Duration::from_secs(12 * 3600), "12h").unwrap();
         assert_eq!(
             allowed_age(&every, None, now),
             SignedDuration::from_hours(24)

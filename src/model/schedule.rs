@@ -3,7 +3,6 @@
 //! so the daemon's clock can be injected in tests; a restart never loses a run (catch-up).
 
 use std::fmt;
-use std::str::FromStr;
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, Zoned};
@@ -82,30 +81,66 @@ pub fn parse_tz(name: &str) -> Result<TimeZone, String> {
     })
 }
 
-/// Parse an interval: `1d`, `12h`, `90m`, `1h30m`, `30s`, `2 days`, ISO 8601 `P1D`, or a bare
-/// number of seconds (like `sleep`). Days are 24 hours.
-pub fn parse_period(text: &str) -> Result<SignedDuration, String> {
-    let t = text.trim();
-    let d = if let Ok(secs) = t.parse::<i64>() {
-        SignedDuration::from_secs(secs)
-    } else {
-        let span: jiff::Span = t.parse().map_err(|_| {
-            format!("`{text}` is not an interval (examples: 1d, 12h, 30m, 1h30m, 3600)")
-        })?;
-        span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-            .map_err(|e| format!("`{text}`: {e}"))?
-    };
-    if d <= SignedDuration::ZERO {
-        return Err(format!("`{text}`: the interval must be positive"));
+/// The fields of a 6-field cron expression (a 5-field one starts at the minute), with the values
+/// each takes.
+const CRON_FIELDS: [(&str, &str); 6] = [
+    ("seconds", "0-59"),
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("weekday", "0-7 or SUN-SAT"),
+];
+
+const CRON_SHAPE: &str =
+    "a cron expression has 5 or 6 fields (minute hour day month weekday, seconds first when 6)";
+
+fn cron_parser() -> croner::parser::CronParser {
+    use croner::parser::{CronParser, Seconds, Year};
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
+}
+
+/// Parse a cron expression: 5 fields (minute hour day month weekday), 6 (seconds first), or a
+/// nickname (`@daily`, `@hourly`, `@weekly`, `@monthly`, `@yearly`). An error names the bad field
+/// in pgkeep's words, not the library's.
+pub fn check_cron(expr: &str) -> Result<croner::Cron, String> {
+    let t = expr.trim();
+    if t.starts_with('@') {
+        return cron_parser().parse(t).map_err(|_| {
+            format!("`{t}` is not one of @yearly, @monthly, @weekly, @daily, @hourly")
+        });
     }
-    Ok(d)
+    let fields: Vec<&str> = t.split_whitespace().collect();
+    let names = match fields.len() {
+        5 => &CRON_FIELDS[1..],
+        6 => &CRON_FIELDS[..],
+        n => return Err(format!("`{t}` has {n} fields; {CRON_SHAPE}")),
+    };
+    cron_parser().parse(t).map_err(|_| {
+        // Find the field that is wrong on its own: every other field replaced by `*`.
+        let bad = (0..fields.len()).find(|&i| {
+            let mut probe = vec!["*"; fields.len()];
+            probe[i] = fields[i];
+            cron_parser().parse(&probe.join(" ")).is_err()
+        });
+        match bad {
+            Some(i) => format!(
+                "`{t}`: the {} field `{}` is not valid ({})",
+                names[i].0, fields[i], names[i].1
+            ),
+            None => format!("`{t}` is not a valid cron expression"),
+        }
+    })
 }
 
 impl Schedule {
     /// A cron schedule in `tz`. 5 fields (minute hour day month weekday) or 6 (with seconds first),
     /// and the nicknames `@daily`, `@hourly`, `@weekly`, `@monthly`, `@yearly`.
     pub fn cron(expr: &str, tz: TimeZone, tz_name: &str) -> Result<Schedule, String> {
-        let cron = croner::Cron::from_str(expr).map_err(|e| format!("`{expr}`: {e}"))?;
+        let cron = check_cron(expr)?;
         let s = Schedule::Cron {
             expr: expr.trim().to_string(),
             cron: Box::new(cron),
@@ -119,9 +154,15 @@ impl Schedule {
         Ok(s)
     }
 
-    pub fn every(text: &str) -> Result<Schedule, String> {
+    /// Every `period` after the previous run; `text` is how the period is shown.
+    pub fn every(period: std::time::Duration, text: &str) -> Result<Schedule, String> {
+        let period = SignedDuration::try_from(period)
+            .map_err(|_| format!("`{text}`: the interval is too long"))?;
+        if period <= SignedDuration::ZERO {
+            return Err(format!("`{text}`: the interval must be positive"));
+        }
         Ok(Schedule::Every {
-            period: parse_period(text)?,
+            period,
             text: text.trim().to_string(),
         })
     }
@@ -135,12 +176,7 @@ impl Schedule {
                 tz_name,
                 ..
             } => format!("cron `{expr}` in {tz_name} ({})", cron.describe()),
-            Schedule::Every { period, text } => {
-                format!(
-                    "every {text} ({}s) after the previous run",
-                    period.as_secs()
-                )
-            }
+            Schedule::Every { text, .. } => format!("every {text} after the previous run"),
         }
     }
 
@@ -332,7 +368,7 @@ mod tests {
 
     #[test]
     fn missed_interval_run_is_caught_up_at_start() {
-        let s = Schedule::every("1d").unwrap();
+        let s = Schedule::every(std::time::Duration::from_secs(86_400), "1d").unwrap();
         let now = ts("2026-11-25T12:00:00Z");
         let next = s.at_start(now, Some(ts("2026-11-24T11:00:00Z")));
         assert_eq!(next.at, now);
@@ -344,7 +380,7 @@ mod tests {
 
     #[test]
     fn after_a_run() {
-        let s = Schedule::every("12h").unwrap();
+        let s = Schedule::every(std::time::Duration::from_secs(12 * 3600), "12h").unwrap();
         let started = ts("2026-11-25T00:00:00Z");
         assert_eq!(
             s.after_run(started, ts("2026-11-25T00:10:00Z")),
@@ -365,19 +401,7 @@ mod tests {
 
     #[test]
     fn parsing() {
-        assert_eq!(parse_period("1d").unwrap(), SignedDuration::from_hours(24));
-        assert_eq!(parse_period("12h").unwrap(), SignedDuration::from_hours(12));
-        assert_eq!(
-            parse_period("1h30m").unwrap(),
-            SignedDuration::from_mins(90)
-        );
-        assert_eq!(parse_period("3600").unwrap(), SignedDuration::from_hours(1));
-        assert_eq!(
-            parse_period("2 days").unwrap(),
-            SignedDuration::from_hours(48)
-        );
-        assert!(parse_period("0").is_err());
-        assert!(parse_period("soon").is_err());
+        assert!(Schedule::every(std::time::Duration::ZERO, "0").is_err());
         assert!(Schedule::cron("61 1 * * *", TimeZone::UTC, "UTC").is_err());
         assert!(Schedule::cron("0 0 30 2 *", TimeZone::UTC, "UTC").is_err());
         assert!(Schedule::cron("@daily", TimeZone::UTC, "UTC").is_ok());

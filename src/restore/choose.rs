@@ -1,7 +1,10 @@
 //! Which backup a restore loads: the newest good one of the database, one by id or time, or a
-//! file (with its manifest when it lies beside it, or an old pod's `.sql.gz` without one).
+//! file (with its manifest when it lies beside it, or an old pod's `.sql.gz` without one). The
+//! loader reads a local file: a backup of the store is its own file for the local store, else a
+//! copy fetched into the staging directory (see `storage::staging`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
@@ -9,7 +12,7 @@ use super::error::RestoreError;
 use super::load::Input;
 use crate::catalog::{self, CatalogError, Entry, Manifest, Status};
 use crate::model::{Compression, Format};
-use crate::storage::LocalStore;
+use crate::storage::{LocalFile, Store, staging};
 
 /// How a backup is chosen.
 #[derive(Debug, Clone)]
@@ -18,7 +21,7 @@ pub enum Selector {
     Latest,
     /// A backup id (or a unique prefix of one).
     Id(String),
-    /// A file, inside the backup directory or not; its manifest is used when it lies beside it.
+    /// A local file, or an object of the store; its manifest is used when it lies beside it.
     File(PathBuf),
     /// The newest good backup started before this time.
     Before(Timestamp),
@@ -38,6 +41,8 @@ pub struct Chosen {
     pub manifest: Option<Manifest>,
     /// A pgkeep-made file whose manifest is missing ([`Status::Uncommitted`]).
     pub uncommitted: bool,
+    /// Keeps `path` in place while the restore runs (a fetched copy is removed with it).
+    pub local: Option<Arc<LocalFile>>,
 }
 
 impl Chosen {
@@ -55,17 +60,19 @@ impl Chosen {
     }
 }
 
-fn from_entry(dir: &Path, e: &Entry) -> Chosen {
-    Chosen {
+fn from_entry(store: &dyn Store, staging_dir: &Path, e: &Entry) -> Result<Chosen, RestoreError> {
+    let local = staging::local_file(store, &e.file, staging_dir)?;
+    Ok(Chosen {
         id: e.id.clone(),
-        path: dir.join(&e.file),
+        path: local.path().to_path_buf(),
         format: e.format,
         compression: e.compression,
         stored_bytes: e.stored_bytes,
         time: Some(e.time),
         manifest: e.manifest.clone(),
         uncommitted: e.status == Status::Uncommitted,
-    }
+        local: Some(Arc::new(local)),
+    })
 }
 
 /// The refusal of an uncommitted data file.
@@ -99,60 +106,62 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
-/// Pick a backup of `database` from `dir`. Uncommitted files are never picked; one named by
-/// `--file` is taken only with `allow_unverified`.
+/// Pick a backup of `database` from `store`; a backup that is not a local file already is
+/// fetched into `staging_dir`. Uncommitted files are never picked; one named by `--file` is
+/// taken only with `allow_unverified`.
 pub fn choose(
-    dir: &Path,
+    store: &dyn Store,
+    staging_dir: &Path,
     host_hint: &str,
     database: &str,
     selector: &Selector,
     allow_unverified: bool,
 ) -> Result<Chosen, RestoreError> {
     if let Selector::File(p) = selector {
-        let c = chosen_file(dir, p)?;
+        let c = chosen_file(store, staging_dir, p)?;
         if c.uncommitted && !allow_unverified {
-            return Err(uncommitted(&c.path));
+            return Err(uncommitted(p));
         }
         return Ok(c);
     }
-    let store = LocalStore::open(dir)?;
-    let mut entries = catalog::list(&store, Some(host_hint))?;
+    let mut entries = catalog::list(store, Some(host_hint))?;
     if let Selector::Id(id) = selector
         && let Some(e) = entries
             .iter()
             .find(|e| e.status == Status::Uncommitted && (e.id == *id || e.file == *id))
     {
-        return Err(uncommitted(&dir.join(&e.file)));
+        return Err(uncommitted(&Path::new(&store.describe()).join(&e.file)));
     }
     entries.retain(|e| e.status != Status::Uncommitted);
+    let from_entry = |e: &Entry| from_entry(store, staging_dir, e);
     let of_db: Vec<&Entry> = entries
         .iter()
         .filter(|e| e.database.as_deref() == Some(database))
         .collect();
-    let none = |what: String| RestoreError::NoBackup(format!("{what} in {}", dir.display()));
+    let none = |what: String| RestoreError::NoBackup(format!("{what} in {}", store.describe()));
     match selector {
         Selector::Latest => of_db
             .iter()
             .find(|e| e.status == Status::Good)
             .or_else(|| of_db.first())
-            .map(|e| from_entry(dir, e))
-            .ok_or_else(|| none(format!("no backup of database \"{database}\""))),
+            .ok_or_else(|| none(format!("no backup of database \"{database}\"")))
+            .and_then(|e| from_entry(e)),
         Selector::Before(t) => of_db
             .iter()
             .find(|e| e.status == Status::Good && e.time < *t)
             .or_else(|| of_db.iter().find(|e| e.time < *t))
-            .map(|e| from_entry(dir, e))
-            .ok_or_else(|| none(format!("no backup of database \"{database}\" before {t}"))),
+            .ok_or_else(|| none(format!("no backup of database \"{database}\" before {t}")))
+            .and_then(|e| from_entry(e)),
         Selector::Id(id) => {
             if let Some(e) = entries.iter().find(|e| e.id == *id) {
-                return Ok(from_entry(dir, e));
+                return from_entry(e);
             }
             let matches: Vec<&Entry> = entries
                 .iter()
                 .filter(|e| e.id.starts_with(id.as_str()))
                 .collect();
             match matches.as_slice() {
-                [e] => Ok(from_entry(dir, e)),
+                [e] => from_entry(e),
                 [] => Err(none(format!("no backup with id `{id}`"))),
                 many => Err(RestoreError::NoBackup(format!(
                     "backup id `{id}` is ambiguous: {}",
@@ -167,19 +176,86 @@ pub fn choose(
     }
 }
 
-fn chosen_file(dir: &Path, p: &Path) -> Result<Chosen, RestoreError> {
-    let path = if p.is_file() || p.is_absolute() {
-        p.to_path_buf()
+/// `--file`: a local file (absolute, or found from the current directory), else an object of
+/// the store by its name.
+fn chosen_file(store: &dyn Store, staging_dir: &Path, p: &Path) -> Result<Chosen, RestoreError> {
+    let (path, stored_bytes, manifest, local) = if p.is_file() || p.is_absolute() {
+        let (size, manifest) = local_backup_file(p)?;
+        (p.to_path_buf(), size, manifest, None)
     } else {
-        dir.join(p)
+        // `./DAY/FILE` names the object `DAY/FILE`, as it named that file of the directory.
+        let name = p
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect::<PathBuf>()
+            .to_string_lossy()
+            .into_owned();
+        let cannot = |e: String| {
+            RestoreError::NoBackup(format!(
+                "cannot read backup file {}: {e}",
+                Path::new(&store.describe()).join(p).display()
+            ))
+        };
+        let info = store
+            .stat(&name)
+            .map_err(|e| cannot(e.to_string()))?
+            .ok_or_else(|| cannot("there is no such backup".into()))?;
+        let manifest_name = format!("{name}{}", catalog::MANIFEST_SUFFIX);
+        let manifest = if store.exists(&manifest_name)? {
+            Some(catalog::read_manifest(store, &manifest_name)?)
+        } else {
+            None
+        };
+        let local = staging::local_file(store, &name, staging_dir)?;
+        (
+            local.path().to_path_buf(),
+            info.size,
+            manifest,
+            Some(Arc::new(local)),
+        )
     };
-    let meta = std::fs::metadata(&path).map_err(|e| {
-        RestoreError::NoBackup(format!("cannot read backup file {}: {e}", path.display()))
-    })?;
-    let name = path
+    let name = p
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let (format, compression) = match &manifest {
+        Some(m) => (m.format, m.compression),
+        None if name.ends_with(".gz") => (Format::Plain, Compression::Gzip),
+        None if name.ends_with(".zst") => (Format::Plain, Compression::Zstd),
+        None if name.ends_with(".dump") => (Format::Custom, Compression::None),
+        None if name.ends_with(".sql") => (Format::Plain, Compression::None),
+        None => {
+            return Err(RestoreError::NoBackup(format!(
+                "{} is not a backup file pgkeep can restore (.sql.gz, .sql.zst, .sql or .dump)",
+                p.display()
+            )));
+        }
+    };
+    let uncommitted = manifest.is_none() && {
+        let mut head = Vec::new();
+        if let Ok(f) = std::fs::File::open(&path) {
+            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 10), &mut head);
+        }
+        catalog::made_by_pgkeep(&name, &head)
+    };
+    Ok(Chosen {
+        id: catalog::id_of(&name),
+        path,
+        format,
+        compression,
+        stored_bytes,
+        time: manifest.as_ref().map(|m| m.started_at),
+        manifest,
+        uncommitted,
+        local,
+    })
+}
+
+/// A backup file outside the store: its size and the manifest beside it, if there is one.
+fn local_backup_file(path: &Path) -> Result<(u64, Option<Manifest>), RestoreError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        RestoreError::NoBackup(format!("cannot read backup file {}: {e}", path.display()))
+    })?;
     let manifest_path = PathBuf::from(format!("{}{}", path.display(), catalog::MANIFEST_SUFFIX));
     let manifest = if manifest_path.is_file() {
         let text = std::fs::read_to_string(&manifest_path).map_err(|e| RestoreError::Io {
@@ -195,36 +271,7 @@ fn chosen_file(dir: &Path, p: &Path) -> Result<Chosen, RestoreError> {
     } else {
         None
     };
-    let uncommitted = manifest.is_none() && {
-        let mut head = Vec::new();
-        if let Ok(f) = std::fs::File::open(&path) {
-            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 10), &mut head);
-        }
-        catalog::made_by_pgkeep(&name, &head)
-    };
-    let (format, compression) = match &manifest {
-        Some(m) => (m.format, m.compression),
-        None if name.ends_with(".gz") => (Format::Plain, Compression::Gzip),
-        None if name.ends_with(".zst") => (Format::Plain, Compression::Zstd),
-        None if name.ends_with(".dump") => (Format::Custom, Compression::None),
-        None if name.ends_with(".sql") => (Format::Plain, Compression::None),
-        None => {
-            return Err(RestoreError::NoBackup(format!(
-                "{} is not a backup file pgkeep can restore (.sql.gz, .sql.zst, .sql or .dump)",
-                path.display()
-            )));
-        }
-    };
-    Ok(Chosen {
-        id: catalog::id_of(&name),
-        path,
-        format,
-        compression,
-        stored_bytes: meta.len(),
-        time: manifest.as_ref().map(|m| m.started_at),
-        manifest,
-        uncommitted,
-    })
+    Ok((meta.len(), manifest))
 }
 
 #[cfg(test)]

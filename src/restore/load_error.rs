@@ -17,7 +17,7 @@ pub enum LoadError {
     Pg(#[from] PgError),
     #[error("loading the backup into \"{database}\" failed: {message}")]
     LoadFailed { database: String, message: String },
-    #[error("the file is incomplete, so its load was rolled back: {0}")]
+    #[error("the file is incomplete, so its load was stopped: {0}")]
     Incomplete(String),
     #[error("row counts differ from the backup's: {}", describe_mismatches(.0))]
     RowCounts(Vec<Mismatch>),

@@ -57,10 +57,9 @@ impl LoadRole {
         admin: &ConnParams,
         owner: &str,
         configured: Option<&ConnParams>,
-        tmp_dir: &Path,
     ) -> Result<LoadRole, LoadError> {
         let io = |source| LoadError::Io {
-            context: format!("cannot create a private passfile in {}", tmp_dir.display()),
+            context: "cannot create a private passfile".into(),
             source,
         };
         if let Some(c) = configured.filter(|c| c.user == owner) {
@@ -69,7 +68,7 @@ impl LoadRole {
             params.password = c.password.clone().or_else(|| c.resolve_password());
             params.passfile = c.passfile.clone();
             let passfile = match &params.password {
-                Some(pw) => Some(PrivatePassfile::create(tmp_dir, pw).map_err(io)?),
+                Some(pw) => Some(PrivatePassfile::new(pw).map_err(io)?),
                 None => None,
             };
             return Ok(LoadRole {
@@ -87,7 +86,7 @@ impl LoadRole {
         };
         let name = format!("{TEMP_ROLE_PREFIX}{}", random(12)?.to_lowercase());
         let password = Secret::new(random(32)?);
-        let passfile = PrivatePassfile::create(tmp_dir, &password).map_err(io)?;
+        let passfile = PrivatePassfile::new(&password).map_err(io)?;
         let verifier = postgres_protocol::password::scram_sha_256(password.expose().as_bytes());
         let client = admin.connect().await?;
         let sql = format!(

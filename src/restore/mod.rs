@@ -11,6 +11,7 @@ mod execute;
 mod feed;
 mod file;
 pub mod hooks;
+pub mod journal;
 mod leftovers;
 pub mod load;
 mod load_error;
@@ -21,10 +22,14 @@ mod preflight;
 mod privilege;
 mod request;
 mod roles;
+pub mod subscriptions;
 mod swap;
 
 pub use choose::{Chosen, Selector, choose, parse_time};
-pub use database::{create_database_sql, drop_database_sql, grants_sql, settings_sql};
+pub use database::{
+    TargetServer, create_database_sql, drop_database_sql, fit_to_target, grants_sql,
+    memberships_sql, settings_sql,
+};
 pub use error::RestoreError;
 pub use execute::{Report, execute, lock_path};
 pub use file::{FileCheck, LegacyScan, check_file, custom_statements, scan_plain};
@@ -33,7 +38,9 @@ pub use load::{Checked, Input, LoadError, Loader, ScratchLoad, Tools};
 pub use load_role::{LoadRole, RunAs, TEMP_ROLE_PREFIX};
 pub use names::{previous_name, scratch_name, stamp, suffixed};
 pub use plan::{Plan, Step, plan};
-pub use preflight::{Preflight, default_info, preflight, refusal};
+pub use preflight::{
+    Preflight, default_info, dry_run_preflight, preflight, refusal, target_server,
+};
 pub use privilege::needs_admin;
 pub use request::{LoadPolicy, Request, Strategy, effective_admin};
 pub use roles::{create_role_sql, dump_roles, roles_in_line, roles_of, roles_of_database};

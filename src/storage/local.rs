@@ -1,12 +1,16 @@
-//! The local filesystem store: files 0600, directories 0700 whatever the umask; data is fsynced,
-//! renamed into place and the directory fsynced, so a committed object survives a crash.
+//! The local filesystem store: files 0600, directories 0700 whatever the umask; data is written to
+//! `NAME.partial`, fsynced, renamed into place and the directory fsynced, so a committed object
+//! survives a crash and an unfinished one is never listed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::store::{ObjectInfo, PARTIAL_SUFFIX, StorageError, Store, Upload};
+use super::store::{ObjectInfo, StorageError, Store, Unfinished, Upload, check_name};
+
+/// Suffix of the files of unfinished writes.
+pub const PARTIAL_SUFFIX: &str = ".partial";
 
 pub struct LocalStore {
     root: PathBuf,
@@ -15,14 +19,13 @@ pub struct LocalStore {
 impl LocalStore {
     /// Open an existing directory (it is never created: a missing mount must not be papered over).
     pub fn open(root: &Path) -> Result<LocalStore, StorageError> {
+        let shown = root.display().to_string();
         match fs::metadata(root) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::Missing {
-                path: root.to_path_buf(),
-            }),
-            Err(e) => Err(StorageError::io("cannot read", root, e)),
-            Ok(m) if !m.is_dir() => Err(StorageError::NotADirectory {
-                path: root.to_path_buf(),
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StorageError::Missing { path: shown })
+            }
+            Err(e) => Err(StorageError::io("cannot read", shown, e)),
+            Ok(m) if !m.is_dir() => Err(StorageError::NotADirectory { path: shown }),
             Ok(_) => Ok(LocalStore {
                 root: root.to_path_buf(),
             }),
@@ -33,8 +36,39 @@ impl LocalStore {
         &self.root
     }
 
-    pub fn path_of(&self, name: &str) -> PathBuf {
-        self.root.join(name)
+    /// The file of a committed object, for the staging place (`super::staging`) only: the
+    /// restore and the custom format need a seekable local file.
+    pub(super) fn file_of(&self, name: &str) -> Result<PathBuf, StorageError> {
+        check_name(name)?;
+        Ok(self.root.join(name))
+    }
+
+    /// Start writing `name` like [`Store::create`], handing out the partial file's path so that
+    /// a child (pg_dump's custom format) can write it itself.
+    pub(super) fn create_file(&self, name: &str) -> Result<(LocalUpload, PathBuf), StorageError> {
+        let up = self.start(name, false)?;
+        let path = up.partial.clone();
+        Ok((up, path))
+    }
+
+    fn start(&self, name: &str, replace: bool) -> Result<LocalUpload, StorageError> {
+        let dest = self.file_of(name)?;
+        self.ensure_parent(&dest)?;
+        if !replace && dest.exists() {
+            return Err(StorageError::Exists {
+                name: name.to_string(),
+            });
+        }
+        let partial = partial_of(&dest);
+        if replace {
+            let _ = fs::remove_file(&partial);
+        }
+        let file = create_private(&partial)?;
+        Ok(LocalUpload {
+            file: Some(file),
+            partial,
+            dest,
+        })
     }
 
     fn ensure_parent(&self, path: &Path) -> Result<(), StorageError> {
@@ -46,19 +80,50 @@ impl LocalStore {
                 .recursive(true)
                 .mode(0o700)
                 .create(parent)
-                .map_err(|e| StorageError::io("cannot create directory", parent, e))?;
+                .map_err(|e| StorageError::io("cannot create directory", parent.display(), e))?;
             fs::set_permissions(parent, fs::Permissions::from_mode(0o700))
-                .map_err(|e| StorageError::io("cannot set permissions on", parent, e))?;
+                .map_err(|e| StorageError::io("cannot set permissions on", parent.display(), e))?;
             sync_dir(&self.root)?;
         }
         Ok(())
     }
+
+    /// Remove a file and the day directory it leaves empty.
+    fn remove(&self, p: &Path) -> Result<(), StorageError> {
+        match fs::remove_file(p) {
+            Ok(()) => {}
+            // Already gone (its directory too, perhaps): nothing to sync.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StorageError::io("cannot delete", p.display(), e)),
+        }
+        if let Some(parent) = p.parent() {
+            sync_dir(parent)?;
+            if parent != self.root && fs::read_dir(parent).is_ok_and(|mut d| d.next().is_none()) {
+                let _ = fs::remove_dir(parent);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every regular file below the root (three levels deep), bookkeeping files left out.
+    fn files(&self) -> Result<Vec<ObjectInfo>, StorageError> {
+        let mut out = Vec::new();
+        walk(&self.root, "", 0, &mut out)?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+fn partial_of(dest: &Path) -> PathBuf {
+    let mut s = dest.as_os_str().to_os_string();
+    s.push(PARTIAL_SUFFIX);
+    PathBuf::from(s)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io("cannot sync directory", dir, e))
+        .map_err(|e| StorageError::io("cannot sync directory", dir.display(), e))
 }
 
 fn create_private(path: &Path) -> Result<File, StorageError> {
@@ -67,14 +132,15 @@ fn create_private(path: &Path) -> Result<File, StorageError> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| StorageError::io("cannot create", path, e))?;
+        .map_err(|e| StorageError::io("cannot create", path.display(), e))?;
     // The mode given to open is filtered by the umask; set it exactly.
     f.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(|e| StorageError::io("cannot set permissions on", path, e))?;
+        .map_err(|e| StorageError::io("cannot set permissions on", path.display(), e))?;
     Ok(f)
 }
 
-struct LocalUpload {
+/// A write into `NAME.partial`, renamed to `NAME` on commit.
+pub(super) struct LocalUpload {
     file: Option<File>,
     partial: PathBuf,
     dest: PathBuf,
@@ -92,19 +158,32 @@ impl Write for LocalUpload {
 impl Upload for LocalUpload {
     fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
         let file = self.file.take().expect("committed once");
-        file.sync_all()
-            .map_err(|e| StorageError::io("cannot sync", &self.partial, e))?;
-        drop(file);
-        fs::rename(&self.partial, &self.dest)
-            .map_err(|e| StorageError::io("cannot rename into place", &self.dest, e))?;
-        if let Some(parent) = self.dest.parent() {
-            sync_dir(parent)?;
+        let done = file
+            .sync_all()
+            .map_err(|e| StorageError::io("cannot sync", self.partial.display(), e))
+            .and_then(|()| {
+                drop(file);
+                fs::rename(&self.partial, &self.dest).map_err(|e| {
+                    StorageError::io("cannot rename into place", self.dest.display(), e)
+                })
+            });
+        if let Err(e) = done {
+            let _ = fs::remove_file(&self.partial);
+            return Err(e);
         }
-        Ok(())
+        match self.dest.parent() {
+            Some(parent) => sync_dir(parent),
+            None => Ok(()),
+        }
     }
 
-    fn local_path(&self) -> Option<&Path> {
-        Some(&self.partial)
+    fn abort(mut self: Box<Self>) -> Result<(), StorageError> {
+        drop(self.file.take());
+        match fs::remove_file(&self.partial) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("cannot remove", self.partial.display(), e)),
+        }
     }
 }
 
@@ -135,100 +214,103 @@ impl Store for LocalStore {
         let _ = fs::remove_file(&probe);
         res.map_err(|source| match source.raw_os_error() {
             Some(28) | Some(122) => StorageError::Full {
-                path: self.root.clone(),
+                path: self.describe(),
             },
             _ => StorageError::NotWritable {
-                path: self.root.clone(),
+                path: self.describe(),
                 source,
             },
         })
     }
 
     fn create(&self, name: &str) -> Result<Box<dyn Upload>, StorageError> {
-        let dest = self.path_of(name);
-        self.ensure_parent(&dest)?;
-        if dest.exists() {
-            return Err(StorageError::io(
-                "refusing to overwrite",
-                &dest,
-                std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-            ));
-        }
-        let partial = PathBuf::from(format!("{}{PARTIAL_SUFFIX}", dest.display()));
-        let file = create_private(&partial)?;
-        Ok(Box::new(LocalUpload {
-            file: Some(file),
-            partial,
-            dest,
-        }))
+        Ok(Box::new(self.start(name, false)?))
     }
 
     fn put(&self, name: &str, data: &[u8]) -> Result<(), StorageError> {
-        let mut up = self.create_replace(name)?;
+        let mut up = Box::new(self.start(name, true)?);
         up.write_all(data)
-            .map_err(|e| StorageError::io("cannot write", &self.path_of(name), e))?;
+            .map_err(|e| StorageError::from_write(name, e))?;
+        crate::fault::point("store.put-before-rename");
         up.commit()
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send>, StorageError> {
-        let p = self.path_of(name);
+        let p = self.file_of(name)?;
         match File::open(&p) {
-            Ok(f) => Ok(Box::new(f)),
+            Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => Ok(Box::new(f)),
+            Ok(_) => Err(StorageError::NotFound {
+                name: name.to_string(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound {
                 name: name.to_string(),
             }),
-            Err(e) => Err(StorageError::io("cannot open", &p, e)),
+            Err(e) => Err(StorageError::io("cannot open", p.display(), e)),
         }
     }
 
-    fn exists(&self, name: &str) -> Result<bool, StorageError> {
-        Ok(self.path_of(name).exists())
+    fn stat(&self, name: &str) -> Result<Option<ObjectInfo>, StorageError> {
+        let p = self.file_of(name)?;
+        match fs::metadata(&p) {
+            Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
+                name: name.to_string(),
+                size: m.len(),
+                modified: m.modified().unwrap_or(std::time::UNIX_EPOCH),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // A name below a file ("a.sql.gz/x") does not exist either.
+            Err(e) if e.raw_os_error() == Some(20) => Ok(None),
+            Err(e) => Err(StorageError::io("cannot read", p.display(), e)),
+        }
     }
 
     fn list(&self) -> Result<Vec<ObjectInfo>, StorageError> {
-        let mut out = Vec::new();
-        walk(&self.root, "", 0, &mut out)?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        let mut files = self.files()?;
+        files.retain(|o| !o.name.ends_with(PARTIAL_SUFFIX));
+        Ok(files)
     }
 
     fn delete(&self, name: &str) -> Result<(), StorageError> {
-        let p = self.path_of(name);
-        match fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StorageError::io("cannot delete", &p, e)),
+        let p = self.file_of(name)?;
+        self.remove(&p)
+    }
+
+    fn unfinished(&self) -> Result<Vec<Unfinished>, StorageError> {
+        Ok(self
+            .files()?
+            .into_iter()
+            .filter_map(|o| {
+                let name = o.name.strip_suffix(PARTIAL_SUFFIX)?.to_string();
+                Some(Unfinished {
+                    name,
+                    handle: o.name,
+                    size: o.size,
+                    modified: o.modified,
+                })
+            })
+            .collect())
+    }
+
+    fn in_progress(&self, name: &str) -> Result<bool, StorageError> {
+        Ok(partial_of(&self.file_of(name)?).exists())
+    }
+
+    fn discard(&self, u: &Unfinished) -> Result<(), StorageError> {
+        let p = self.file_of(&u.handle)?;
+        if !u.handle.ends_with(PARTIAL_SUFFIX) {
+            return Err(StorageError::InvalidName {
+                name: u.handle.clone(),
+                reason: "not an unfinished write",
+            });
         }
-        if let Some(parent) = p.parent() {
-            sync_dir(parent)?;
-            // Remove the day directory once it is empty.
-            if parent != self.root && fs::read_dir(parent).is_ok_and(|mut d| d.next().is_none()) {
-                let _ = fs::remove_dir(parent);
-            }
-        }
-        Ok(())
+        self.remove(&p)
     }
 
     fn free_bytes(&self) -> Option<u64> {
         nix::sys::statvfs::statvfs(&self.root)
             .ok()
             .map(|s| s.blocks_available() * s.fragment_size())
-    }
-}
-
-impl LocalStore {
-    /// Like `create`, but replacing an existing object (used for small metadata objects).
-    fn create_replace(&self, name: &str) -> Result<Box<dyn Upload>, StorageError> {
-        let dest = self.path_of(name);
-        self.ensure_parent(&dest)?;
-        let partial = PathBuf::from(format!("{}{PARTIAL_SUFFIX}", dest.display()));
-        let _ = fs::remove_file(&partial);
-        let file = create_private(&partial)?;
-        Ok(Box::new(LocalUpload {
-            file: Some(file),
-            partial,
-            dest,
-        }))
     }
 }
 
@@ -244,11 +326,11 @@ fn walk(
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if depth > 0 && e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(()),
-        Err(e) => return Err(StorageError::io("cannot list", dir, e)),
+        Err(e) => return Err(StorageError::io("cannot list", dir.display(), e)),
     };
     for entry in rd.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".pgkeep-") {
+        if name.starts_with(".pgkeep") {
             continue;
         }
         let rel = if prefix.is_empty() {

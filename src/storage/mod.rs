@@ -1,9 +1,96 @@
-//! Where backups are kept. The `Store` trait (in `store`) is what every backend provides: an
-//! atomic put of a streamed object (written as `*.partial`, visible under its name only once
-//! committed), get, list and delete. The local filesystem backend is in `local`.
+//! Where backups are kept, behind one interface that an object store can implement without
+//! touching its callers. The [`Store`] trait (in `store`) has no local paths in it: streamed
+//! writes ([`Upload`]) that become visible only by an explicit `commit` and are removed by an
+//! explicit `abort`, streamed reads, a listing of committed objects only, unfinished writes kept
+//! apart ([`Unfinished`]) for the next run to discard, free space as an `Option`, and errors of
+//! four kinds ([`ErrorKind`]: not found, no space, permission, other; all exit 4). The local
+//! filesystem backend is in `local`; `tests/store_conformance.rs` holds the rules every backend
+//! must pass, written over a store factory so that each new backend runs through them.
+//!
+//! Two things need a local directory whatever the store, and each has a place of its own outside
+//! the trait:
+//! - **Seekable files** (`staging`): pg_dump's custom format seeks back to write its data
+//!   offsets (which `pg_restore -j` needs), and pg_restore reads an archive by name. A custom
+//!   backup is written into a [`Staged`] file and put into the store on commit; a restore or a
+//!   replay gets a [`LocalFile`]. For the local store both are the store's own file (the partial
+//!   file pg_dump writes, the committed file pg_restore reads): nothing is copied. Any other
+//!   store stages through a private temporary file in the staging directory (TMPDIR), which
+//!   needs room for one archive.
+//! - **The per-database locks** are kernel file locks in a local directory
+//!   ([`Site::lock_dir`]): by default the backup directory itself, where they always were; a
+//!   store that is not a local directory is given a local one. They never go through the store.
+//!
+//! ## Sync, and how an async multipart backend fits
+//!
+//! The trait is synchronous (`Read`, `Write`, blocking calls). Its callers are synchronous
+//! already: the dump pipeline (pg_dump's pipe, the inspector, the parallel compressor, the
+//! hasher) runs on a blocking thread and writes into an `impl Write`; verification reads with
+//! `impl Read` through decompressors; the async callers (the daemon, `backup::run`) call the
+//! store from `spawn_blocking`. Making the trait async would push an executor into every one of
+//! those loops for the sake of one backend; a sync trait costs the async backend one bridge.
+//!
+//! An object store (S3 through `object_store`'s `MultipartStore`) implements the trait with a
+//! handle to the tokio runtime and bridges like this:
+//! - `create` starts the multipart upload (and first writes a small marker object naming it,
+//!   since a listing never shows unfinished multipart uploads: that marker is what
+//!   [`Store::unfinished`] returns and [`Store::discard`] aborts);
+//! - the `Upload`'s `write` fills a part buffer on the caller's blocking thread; a full part is
+//!   sent over a bounded channel to an async task that uploads parts, a few in flight, under a
+//!   semaphore of bytes that covers the buffer and the parts in flight (the memory budget:
+//!   part size times parts in flight within 64 MiB; the part size grows with the object so
+//!   that 10,000 parts are never reached). A full channel blocks `write`: backpressure reaches
+//!   pg_dump's pipe, and memory stays flat;
+//! - `commit` sends the last part and waits (`Handle::block_on` from the blocking thread) for
+//!   every part and the completion, then deletes the marker; `abort` aborts the upload and
+//!   deletes the marker. `Drop` cannot run async work: an upload dropped unfinished only closes
+//!   its channel (the task stops sending parts) and leaves the marker, so the object is never
+//!   listed and the next run's culling discards it;
+//! - reads: `open` returns a `Read` fed by the GET's byte stream over a bounded channel;
+//! - `free_bytes` is `None`; errors map to [`ErrorKind`] (a quota error is `NoSpace`).
+//!
+//! The backup commits in the order the trait makes natural for every store: data committed,
+//! manifest put last (the commit point: `catalog::list` shows a backup only once its manifest
+//! exists), marker deleted.
 
 pub mod local;
+pub mod staging;
 pub mod store;
 
-pub use local::LocalStore;
-pub use store::{ObjectInfo, PARTIAL_SUFFIX, StorageError, Store, Upload};
+use std::path::{Path, PathBuf};
+
+pub use local::{LocalStore, PARTIAL_SUFFIX};
+pub use staging::{LocalFile, Staged};
+pub use store::{ErrorKind, ObjectInfo, StorageError, Store, Unfinished, Upload, check_name};
+
+/// Open the store configured as the backup location.
+pub fn open(location: &Path) -> Result<Box<dyn Store>, StorageError> {
+    Ok(Box::new(LocalStore::open(location)?))
+}
+
+/// A store together with the local directory that holds its per-database locks.
+#[derive(Clone, Copy)]
+pub struct Site<'a> {
+    pub store: &'a dyn Store,
+    pub lock_dir: &'a Path,
+}
+
+impl<'a> Site<'a> {
+    pub fn new(store: &'a dyn Store, lock_dir: &'a Path) -> Site<'a> {
+        Site { store, lock_dir }
+    }
+}
+
+/// A local backup directory keeps its locks in itself.
+impl<'a> From<&'a LocalStore> for Site<'a> {
+    fn from(store: &'a LocalStore) -> Site<'a> {
+        Site {
+            store,
+            lock_dir: store.root(),
+        }
+    }
+}
+
+/// The local lock directory for a backup location: the directory itself.
+pub fn lock_dir(location: &Path) -> PathBuf {
+    location.to_path_buf()
+}

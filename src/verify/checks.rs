@@ -24,11 +24,11 @@ use crate::model::{Compression, Format};
 use crate::pg::tools::{self, Search};
 use crate::pipeline;
 use crate::shutdown::Shutdown;
-use crate::storage::{LocalStore, Store};
+use crate::storage::{Store, staging};
 
 /// Everything a verification needs, passed in by the command layer.
 pub struct Request<'a> {
-    pub store: &'a LocalStore,
+    pub store: &'a dyn Store,
     pub level: Level,
     /// Where to find pg_restore for custom-format archives.
     pub search: Search,
@@ -392,8 +392,10 @@ fn replay(
     m: &Manifest,
     pg_restore: &std::path::Path,
 ) -> Result<pipeline::Report, Failure> {
-    let path = req.store.path_of(&m.file);
-    crate::backup::replay_custom(pg_restore, &path, &req.child_env).map_err(|e| {
+    // pg_restore reads the archive by name: the local store's own file, else a fetched copy.
+    let local = staging::local_file(req.store, &m.file, &staging::default_dir())
+        .map_err(|e| Failure::Read(e.to_string()))?;
+    crate::backup::replay_custom(pg_restore, local.path(), &req.child_env).map_err(|e| {
         let s = e.to_string();
         Failure::Archive(
             s.strip_prefix("the dump is incomplete: the archive does not read back: ")
@@ -405,7 +407,7 @@ fn replay(
 
 /// An old pod's `.sql.gz`: decompress fully, check the trailer; no checksum exists to compare.
 fn check_legacy(
-    store: &LocalStore,
+    store: &dyn Store,
     file: &str,
     shutdown: &Shutdown,
     rec: &mut Record,

@@ -11,7 +11,7 @@ use crate::catalog::{self, Manifest};
 use crate::model::Compression;
 use crate::pipeline::{self, Inspector};
 use crate::shutdown::Shutdown;
-use crate::storage::{LocalStore, StorageError, Store};
+use crate::storage::{StorageError, Store};
 
 pub(super) fn read_manifest_bytes(
     store: &dyn Store,
@@ -21,7 +21,7 @@ pub(super) fn read_manifest_bytes(
         Ok(mut r) => {
             let mut bytes = Vec::new();
             r.read_to_end(&mut bytes)
-                .map_err(|e| StorageError::io("cannot read", std::path::Path::new(name), e))?;
+                .map_err(|e| StorageError::io("cannot read", name, e))?;
             Ok(Some(bytes))
         }
         Err(StorageError::NotFound { .. }) => Ok(None),
@@ -136,10 +136,7 @@ pub(super) fn compression_name(c: Compression) -> &'static str {
     }
 }
 
-/// The size of a stored file, `None` if it does not exist.
-pub(super) fn size_of(store: &LocalStore, name: &str) -> Option<u64> {
-    std::fs::metadata(store.path_of(name))
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
+/// The size of a stored file, `None` if it does not exist (or cannot be asked about).
+pub(super) fn size_of(store: &dyn Store, name: &str) -> Option<u64> {
+    store.stat(name).ok().flatten().map(|o| o.size)
 }

@@ -16,7 +16,7 @@ use crate::pg::tools::Search;
 use crate::pg::{ConnParams, PgError, query_error};
 use crate::restore::{Checked, Input, LoadError, Loader, ScratchLoad, Tools, scratch_name};
 use crate::shutdown::Shutdown;
-use crate::storage::LocalStore;
+use crate::storage::{Store, staging};
 
 /// What a restore-level verification needs: the admin connection (its `dbname` is the
 /// maintenance database), a private passfile for children, the tools search, the user's checks.
@@ -34,8 +34,6 @@ pub struct RestoreRequest<'a> {
     pub create_roles: bool,
     /// Who runs the file's SQL and what psql may be used.
     pub load: crate::restore::LoadPolicy,
-    /// Where private passfiles of load roles are written.
-    pub tmp_dir: &'a std::path::Path,
 }
 
 /// Owner of a legacy file's scratch database in a throwaway cluster (a role without login).
@@ -47,7 +45,7 @@ const LOCAL_OWNER: &str = "pgkeep_verify_owner";
 /// database. Updates `rec`; `Err` when the test restore could not run at all (server
 /// unreachable, no client tools) rather than the backup being bad.
 pub async fn restore_level(
-    store: &LocalStore,
+    store: &dyn Store,
     rr: &RestoreRequest<'_>,
     rec: &mut Record,
 ) -> Result<(), VerifyError> {
@@ -68,10 +66,32 @@ pub async fn restore_level(
         && let Some(m) = &manifest
     {
         let created = create_roles(&client, &rr.admin.user, &m.database_info.roles).await?;
+        let roles = m.database_info.roles.iter().cloned().collect();
+        let made = created.iter().cloned().collect();
+        for sql in crate::restore::memberships_sql(&m.database_info.memberships, &roles, &made) {
+            if let Err(e) = client.batch_execute(&sql).await {
+                tracing::warn!(statement = %sql, error = %crate::pg::error_text(&e), "cannot recreate a role membership");
+            }
+        }
         if !created.is_empty() {
             tracing::info!(roles = %created.join(", "), "created the backup's roles in the throwaway cluster");
         }
     }
+    let legacy_info = match &manifest {
+        Some(_) => None,
+        None => legacy_info(&client, rr, rec).await?,
+    };
+    let mut unapplied = Vec::new();
+    let info = match &manifest {
+        Some(m) => {
+            let mut i = m.database_info.clone();
+            let roles = i.roles.iter().cloned().collect();
+            let target = crate::restore::target_server(&client, server.version_num, &roles).await?;
+            unapplied = crate::restore::fit_to_target(&mut i, &target);
+            Some(i)
+        }
+        None => legacy_info,
+    };
     let tools = Tools::find(server.version_num, rr.search)?;
     let loader = Loader {
         admin: rr.admin,
@@ -80,22 +100,18 @@ pub async fn restore_level(
         passfile: rr.passfile,
         shutdown: rr.shutdown,
         server_version_num: server.version_num,
-        tmp_dir: rr.tmp_dir,
         allow_unrestricted_psql: rr.load.allow_unrestricted_psql,
     };
     let m = manifest.as_ref();
+    // The loader reads a local file: the local store's own, else a fetched copy.
+    let local = staging::local_file(store, &rec.file, &staging::default_dir())?;
     let mut input = Input {
-        path: store.path_of(&rec.file),
+        path: local.path().to_path_buf(),
         format: m.map_or(Format::Plain, |m| m.format),
         compression: m.map_or(Compression::Gzip, |m| m.compression),
         sha256: m.map(|m| m.sha256.clone()),
     };
-    let legacy_info = match &manifest {
-        Some(_) => None,
-        None => legacy_info(&client, rr, rec).await?,
-    };
-    let info = m.map(|m| &m.database_info).or(legacy_info.as_ref());
-    let run_as = run_as(rr, info)?;
+    let run_as = run_as(rr, info.as_ref())?;
     // The file is read through the psql lexer first (as a restore's preflight does).
     if let Err(f) = vet(
         &input,
@@ -125,17 +141,23 @@ pub async fn restore_level(
         .load_and_check(&ScratchLoad {
             database: &scratch,
             input: &input,
-            info,
+            info: info.as_ref(),
             expected: manifest.as_ref().map(|m| &m.tables),
             checks: rr.checks,
             jobs: 1,
             run_as: &run_as,
+            names_encoding: manifest.as_ref().and_then(|m| m.dump_encoding.as_deref()),
         })
         .await;
     let outcome = verdict(res, &loader, &scratch, rr.checks.len()).await?;
     rec.duration_seconds += started.elapsed().as_secs_f64();
     match outcome {
-        Ok(m) => rec.message = format!("{}; {m}", rec.message),
+        Ok(m) => {
+            rec.message = format!("{}; {m}", rec.message);
+            if !unapplied.is_empty() {
+                rec.message = format!("{}; not applied: {}", rec.message, unapplied.join("; "));
+            }
+        }
         Err(f) => {
             rec.ok = false;
             rec.failure = Some(f.code().to_string());
@@ -156,11 +178,15 @@ async fn verdict(
     Ok(match res {
         Ok(checked) => {
             // It proved what it had to; the copy goes.
-            if let Err(e) = loader.drop(scratch).await {
-                tracing::warn!(database = %scratch, error = %e, "cannot drop the scratch database");
-            }
+            let dropped = match loader.drop(scratch).await {
+                Ok(()) => "dropped again".to_string(),
+                Err(e) => {
+                    tracing::warn!(database = %scratch, error = %e, "cannot drop the scratch database");
+                    format!("it could not be dropped ({e}): `pgkeep cleanup` lists it")
+                }
+            };
             Ok(format!(
-                "loaded into scratch database \"{scratch}\" in {:.1}s: {} rows in {} tables as recorded{}; dropped again",
+                "loaded into scratch database \"{scratch}\" in {:.1}s: {} rows in {} tables as recorded{}; {dropped}",
                 checked.load.duration.as_secs_f64(),
                 checked.rows_checked,
                 checked.tables_checked,
@@ -261,6 +287,7 @@ async fn vet(
         time: None,
         manifest: manifest.cloned(),
         uncommitted: false,
+        local: None,
     };
     let checked = tokio::task::block_in_place(|| {
         let mut c = crate::restore::check_file(&chosen)?;

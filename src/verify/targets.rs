@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use super::error::VerifyError;
 use crate::catalog::{self, DATA_EXTENSIONS, Entry, MANIFEST_SUFFIX, Status, VERIFY_SUFFIX};
-use crate::storage::{PARTIAL_SUFFIX, Store};
+use crate::storage::Store;
 
 /// One thing to verify: a listed backup, or a data file that has lost its manifest.
 #[derive(Debug, Clone)]
@@ -74,8 +74,7 @@ pub fn targets(
         })
         .collect();
     for o in &objects {
-        if o.name.ends_with(PARTIAL_SUFFIX)
-            || o.name.ends_with(".sql.gz")
+        if o.name.ends_with(".sql.gz")
             || !DATA_EXTENSIONS.iter().any(|e| o.name.ends_with(e))
             || modified.contains_key(format!("{}{MANIFEST_SUFFIX}", o.name).as_str())
             || entries.iter().any(|e| e.file == o.name)
