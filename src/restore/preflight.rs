@@ -127,25 +127,16 @@ async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError
             Some(_) => Ok(info.as_ref().map(roles_of_database).unwrap_or_default()),
             None => Err(e),
         })?;
-    let load_owner = (!req.load.as_admin)
-        .then(|| info.as_ref().map(|i| i.owner.clone()))
-        .flatten();
-    if load_owner.is_some()
-        && file_refused.is_none()
-        && req.backup.format == crate::model::Format::Custom
-    {
-        super::file::custom_statements(
-            &req.backup,
-            &tools.pg_restore,
-            &req.child_env,
-            &mut checked,
-        )?;
-    }
+    let (load_owner, needs_admin) = owner_checks(
+        req,
+        &client,
+        info.as_ref(),
+        &tools,
+        &mut checked,
+        file_refused.is_none(),
+    )
+    .await?;
     let legacy = checked.legacy.as_ref();
-    let needs_admin = match &load_owner {
-        Some(owner) => super::privilege::needs_admin(&client, owner, &checked, legacy).await?,
-        None => Vec::new(),
-    };
     let existing = lookup_roles(&client, roles_needed.iter().cloned().collect()).await?;
     let roles_missing: Vec<String> = roles_needed.difference(&existing).cloned().collect();
     let unapplied = match info.as_mut() {
@@ -500,6 +491,31 @@ async fn missing_privileges(
         ));
     }
     Ok(missing)
+}
+
+/// The role the file's SQL runs as (`None`: the admin role), and the statements of the file
+/// that need more than that owner has.
+async fn owner_checks(
+    req: &Request,
+    client: &tokio_postgres::Client,
+    info: Option<&DatabaseInfo>,
+    tools: &Tools,
+    checked: &mut FileCheck,
+    file_sound: bool,
+) -> Result<(Option<String>, Vec<String>), RestoreError> {
+    let load_owner = (!req.load.as_admin)
+        .then(|| info.map(|i| i.owner.clone()))
+        .flatten();
+    if load_owner.is_some() && file_sound && req.backup.format == crate::model::Format::Custom {
+        super::file::custom_statements(&req.backup, &tools.pg_restore, &req.child_env, checked)?;
+    }
+    let needs_admin = match &load_owner {
+        Some(owner) => {
+            super::privilege::needs_admin(client, owner, checked, checked.legacy.as_ref()).await?
+        }
+        None => Vec::new(),
+    };
+    Ok((load_owner, needs_admin))
 }
 
 /// Why preflight forbids the restore, if it does.

@@ -65,33 +65,10 @@ pub async fn restore_level(
     if rr.create_roles
         && let Some(m) = &manifest
     {
-        let created = create_roles(&client, &rr.admin.user, &m.database_info.roles).await?;
-        let roles = m.database_info.roles.iter().cloned().collect();
-        let made = created.iter().cloned().collect();
-        for sql in crate::restore::memberships_sql(&m.database_info.memberships, &roles, &made) {
-            if let Err(e) = client.batch_execute(&sql).await {
-                tracing::warn!(statement = %sql, error = %crate::pg::error_text(&e), "cannot recreate a role membership");
-            }
-        }
-        if !created.is_empty() {
-            tracing::info!(roles = %created.join(", "), "created the backup's roles in the throwaway cluster");
-        }
+        local_roles(&client, rr, m).await?;
     }
-    let legacy_info = match &manifest {
-        Some(_) => None,
-        None => legacy_info(&client, rr, rec).await?,
-    };
-    let mut unapplied = Vec::new();
-    let info = match &manifest {
-        Some(m) => {
-            let mut i = m.database_info.clone();
-            let roles = i.roles.iter().cloned().collect();
-            let target = crate::restore::target_server(&client, server.version_num, &roles).await?;
-            unapplied = crate::restore::fit_to_target(&mut i, &target);
-            Some(i)
-        }
-        None => legacy_info,
-    };
+    let (info, unapplied) =
+        properties(&client, rr, rec, manifest.as_ref(), server.version_num).await?;
     let tools = Tools::find(server.version_num, rr.search)?;
     let loader = Loader {
         admin: rr.admin,
@@ -105,11 +82,13 @@ pub async fn restore_level(
     let m = manifest.as_ref();
     // The loader reads a local file: the local store's own, else a fetched copy.
     let local = staging::local_file(store, &rec.file, &staging::default_dir())?;
-    let mut input = Input {
+    let input = Input {
         path: local.path().to_path_buf(),
         format: m.map_or(Format::Plain, |m| m.format),
         compression: m.map_or(Compression::Gzip, |m| m.compression),
-        sha256: m.map(|m| m.sha256.clone()),
+        sha256: m
+            .map(|m| m.sha256.clone())
+            .or_else(|| Some(rec.sha256.clone())),
     };
     let run_as = run_as(rr, info.as_ref())?;
     // The file is read through the psql lexer first (as a restore's preflight does).
@@ -127,9 +106,6 @@ pub async fn restore_level(
         rec.failure = Some(f.code().to_string());
         rec.message = f.to_string();
         return Ok(());
-    }
-    if input.sha256.is_none() {
-        input.sha256 = Some(rec.sha256.clone());
     }
     drop(client);
     let db = rec
@@ -165,6 +141,45 @@ pub async fn restore_level(
         }
     }
     Ok(())
+}
+
+/// In a throwaway cluster: create the backup's roles (and their recorded memberships).
+async fn local_roles(
+    client: &tokio_postgres::Client,
+    rr: &RestoreRequest<'_>,
+    m: &crate::catalog::Manifest,
+) -> Result<(), VerifyError> {
+    let created = create_roles(client, &rr.admin.user, &m.database_info.roles).await?;
+    let roles = m.database_info.roles.iter().cloned().collect();
+    let made = created.iter().cloned().collect();
+    for sql in crate::restore::memberships_sql(&m.database_info.memberships, &roles, &made) {
+        if let Err(e) = client.batch_execute(&sql).await {
+            tracing::warn!(statement = %sql, error = %crate::pg::error_text(&e), "cannot recreate a role membership");
+        }
+    }
+    if !created.is_empty() {
+        tracing::info!(roles = %created.join(", "), "created the backup's roles in the throwaway cluster");
+    }
+    Ok(())
+}
+
+/// The database properties the scratch copy gets (the manifest's, fitted to the server, or a
+/// legacy file's), and the recorded ones the server cannot take.
+async fn properties(
+    client: &tokio_postgres::Client,
+    rr: &RestoreRequest<'_>,
+    rec: &Record,
+    manifest: Option<&crate::catalog::Manifest>,
+    version_num: u32,
+) -> Result<(Option<crate::pg::catalog::DatabaseInfo>, Vec<String>), VerifyError> {
+    let Some(m) = manifest else {
+        return Ok((legacy_info(client, rr, rec).await?, Vec::new()));
+    };
+    let mut i = m.database_info.clone();
+    let roles = i.roles.iter().cloned().collect();
+    let target = crate::restore::target_server(client, version_num, &roles).await?;
+    let unapplied = crate::restore::fit_to_target(&mut i, &target);
+    Ok((Some(i), unapplied))
 }
 
 /// What the test restore proved, or which failure of the backup it found; `Err` when it could
