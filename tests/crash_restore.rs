@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use common::procs::{find_bytes, killed_by_sigkill};
 use common::*;
 use pgkeep::pg::ident::{quote_ident, quote_literal};
 
@@ -222,30 +223,6 @@ fn wait_no_children(db: &str, bound: Duration) -> Vec<String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn find_bytes(dir: &Path, needle: &[u8], hits: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            find_bytes(&p, needle, hits);
-        } else if meta.is_file()
-            && let Ok(data) = std::fs::read(&p)
-            && memchr::memmem::find(&data, needle).is_some()
-        {
-            hits.push(p.display().to_string());
-        }
-    }
-}
-
-fn killed_by_sigkill(status: ExitStatus) -> bool {
-    status.signal() == Some(libc::SIGKILL)
 }
 
 /// A kill inside the swap's transaction used to leave the live database refusing every
