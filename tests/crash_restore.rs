@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,17 +15,15 @@ use common::procs::{find_bytes, killed_by_sigkill};
 use common::*;
 use pgkeep::pg::ident::{quote_ident, quote_literal};
 
-/// The steps of a swap restore, in order.
-const POINTS: &[&str] = &[
-    "restore.journaled",
-    "restore.pre-hooks-done",
-    "restore.loaded",
-    "restore.swap-begun",
-    "restore.swap-live-renamed",
-    "restore.swap-before-commit",
-    "restore.swap-committed",
-    "restore.post-hooks-done",
-];
+/// The steps of a swap restore, in order: every `restore.` fault point pgkeep has, so that a new
+/// one is killed at too.
+fn points() -> Vec<&'static str> {
+    pgkeep::fault::POINTS
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("restore."))
+        .collect()
+}
 
 /// A database whose backup says `restored` and whose live copy says `live` (so that the data
 /// after a kill tells which one is live), an admin role with a password of its own, hooks that
@@ -232,7 +228,8 @@ fn wait_no_children(db: &str, bound: Duration) -> Vec<String> {
 fn kills_at_every_step_of_a_restore() {
     let c = Crash::new();
     let mut invariants = 0;
-    for point in POINTS {
+    let points = points();
+    for point in &points {
         let (status, err) = run(c.restore().env("PGKEEP_FAULT_POINT", point));
         assert!(
             killed_by_sigkill(status),
@@ -242,7 +239,7 @@ fn kills_at_every_step_of_a_restore() {
     }
     println!(
         "{} aimed kills of restores, {invariants} invariants checked",
-        POINTS.len()
+        points.len()
     );
 }
 
