@@ -209,24 +209,9 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         "preflight done"
     );
 
-    let passfile = match params.resolve_password() {
-        Some(pw) if params.password.is_some() => {
-            Some(PrivatePassfile::new(&pw).map_err(|source| BackupError::Io {
-                context: "cannot create a private passfile".into(),
-                source,
-            })?)
-        }
-        _ => None,
-    };
+    let passfile = private_passfile(&params)?;
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
-    let output = match s.format {
-        Format::Plain => Output::Stream(store.create(&file)?),
-        Format::Custom => Output::Staged(storage::staging::stage(
-            &*store,
-            &file,
-            &std::env::temp_dir(),
-        )?),
-    };
+    let output = open_output(&*store, s.format, &file)?;
     let shown = format!("{file} in {}", store.describe());
     let dumped = dump(
         &mut req,
@@ -290,6 +275,32 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     Ok(Done {
         path: Path::new(&store.describe()).join(&file),
         manifest,
+    })
+}
+
+/// The password for pg_dump, in a private in-memory passfile (none without a password).
+fn private_passfile(params: &ConnParams) -> Result<Option<PrivatePassfile>, BackupError> {
+    match params.resolve_password() {
+        Some(pw) if params.password.is_some() => {
+            Ok(Some(PrivatePassfile::new(&pw).map_err(|source| {
+                BackupError::Io {
+                    context: "cannot create a private passfile".into(),
+                    source,
+                }
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Where the dump goes: a streamed upload for plain dumps, a staging file for custom archives
+/// (pg_dump writes those itself and seeks in them).
+fn open_output(store: &dyn Store, format: Format, file: &str) -> Result<Output, BackupError> {
+    Ok(match format {
+        Format::Plain => Output::Stream(store.create(file)?),
+        Format::Custom => {
+            Output::Staged(storage::staging::stage(store, file, &std::env::temp_dir())?)
+        }
     })
 }
 

@@ -142,8 +142,8 @@ fn unreachable_server_wrong_password_and_missing_database() {
         .clone();
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).lines().count(),
-        2,
-        "start line + error line"
+        1,
+        "the error line only"
     );
 
     let out = db

@@ -103,6 +103,8 @@ pub async fn execute(req: &Request, pre: &Preflight) -> Result<Report, RestoreEr
         ))
         .await
         .map_err(|e| query_error("naming the restore's session", e))?;
+    // The scratch database is created with the recorded owner: --create-roles comes first.
+    create_missing_roles(&client, req, pre, &mut report).await?;
     let t = Instant::now();
     let journal = start_journal(req, pre, &client, &loader).await?;
     report.phases.push(("create scratch", t.elapsed()));
@@ -136,6 +138,32 @@ pub async fn execute(req: &Request, pre: &Preflight) -> Result<Report, RestoreEr
         Ok(()) => Ok(report),
         Err(e) => Err(with_failed_hooks(e, &report)),
     }
+}
+
+/// With `--create-roles`: the roles the backup needs that the server lacks, and the recorded
+/// memberships among them (a membership that cannot be made is a note).
+async fn create_missing_roles(
+    client: &tokio_postgres::Client,
+    req: &Request,
+    pre: &Preflight,
+    report: &mut Report,
+) -> Result<(), RestoreError> {
+    if !req.create_roles || pre.roles_missing.is_empty() {
+        return Ok(());
+    }
+    for r in &pre.roles_missing {
+        exec(client, create_role_sql(r), format!("creating role \"{r}\"")).await?;
+        report.roles_created.push(r.clone());
+    }
+    for sql in super::plan::membership_sql(pre) {
+        if let Err(e) = client.batch_execute(&sql).await {
+            report.notes.push(format!(
+                "could not recreate a role membership (`{sql}`): {}",
+                crate::pg::error_text(&e)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Create the scratch database and write the journal onto it.
@@ -370,20 +398,6 @@ async fn exec(
 impl Run<'_> {
     async fn core(&mut self, report: &mut Report) -> Result<(), RestoreError> {
         let (req, pre, client) = (self.req, self.pre, self.client);
-        if req.create_roles && !pre.roles_missing.is_empty() {
-            for r in &pre.roles_missing {
-                exec(client, create_role_sql(r), format!("creating role \"{r}\"")).await?;
-                report.roles_created.push(r.clone());
-            }
-            for sql in super::plan::membership_sql(pre) {
-                if let Err(e) = client.batch_execute(&sql).await {
-                    report.notes.push(format!(
-                        "could not recreate a role membership (`{sql}`): {}",
-                        crate::pg::error_text(&e)
-                    ));
-                }
-            }
-        }
         report.notes.extend(
             pre.unapplied
                 .iter()
