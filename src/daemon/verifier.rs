@@ -160,6 +160,7 @@ impl Daemon {
                 child_env,
                 now: clock,
                 shutdown,
+                progress: crate::model::Progress::none(),
             };
             let rec = verify::verify(&req, &target)?;
             let unrecorded = verify::record(&*store, &rec).err();
