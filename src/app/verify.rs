@@ -21,6 +21,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
     let database = settings.database_or(&args.database);
     let chosen = choose(args, settings, &*store, &database)?;
     super::repair::repair_quietly(settings, &database, ctx).await;
+    let line = super::progress::Line::start(settings);
     let req = verify::Request {
         store: &*store,
         level: verify::Level::Checksum,
@@ -31,6 +32,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
         child_env: ctx.child_env(),
         now: jiff::Timestamp::now,
         shutdown: ctx.shutdown.clone(),
+        progress: line.progress(),
     };
     // The restore level's admin connection and its private passfile (never a password in argv
     // or the environment of children).
@@ -55,6 +57,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
             .with_context(|| format!("cannot verify {}", t.file))?;
         if let Some(admin) = &admin {
             let rr = verify::RestoreRequest {
+                progress: req.progress.clone(),
                 admin,
                 passfile: passfile.as_ref().map(|p| p.path()),
                 child_env: &req.child_env,
@@ -82,7 +85,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
             tracing::warn!(id = %rec.id, error = %e, "cannot record the result beside the backup");
             unrecorded.get_or_insert(e);
         }
-        tell_one(&rec, args, settings, &notifier);
+        line.suspend(|| tell_one(&rec, args, settings, &notifier));
         records.push(rec);
     }
     if let Some(mut c) = local.take()
@@ -90,6 +93,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
     {
         tracing::warn!(error = %format!("{e:#}"), "cannot stop the throwaway cluster cleanly");
     }
+    line.clear();
     finish(args, settings, &database, &notifier, &records)?;
     if let Some(e) = unrecorded {
         return Err(e.into());
@@ -113,7 +117,7 @@ fn choose(
         return Ok(found);
     }
     if args.all {
-        return Ok(all
+        let chosen: Vec<Target> = all
             .into_iter()
             .filter(|t| !t.settling)
             .filter(|t| {
@@ -121,7 +125,14 @@ fn choose(
                     || t.database.is_none()
                     || t.database.as_deref() == Some(database)
             })
-            .collect());
+            .collect();
+        return match (chosen.is_empty(), &args.database) {
+            (false, _) => Ok(chosen),
+            (true, Some(_)) => Err(VerifyError::NoBackups(database.to_string()).into()),
+            (true, None) => {
+                Err(VerifyError::NothingToVerify(store.describe()).into())
+            }
+        };
     }
     Ok(vec![
         all.into_iter()
