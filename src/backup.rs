@@ -660,10 +660,11 @@ fn dump_custom(
     env: &[(String, String)],
     progress: &Progress,
 ) -> Result<Dumped, BackupError> {
-    let outcome = wait_growing(running, staged.path(), progress).map_err(|source| BackupError::Io {
-        context: "cannot wait for pg_dump".into(),
-        source,
-    })?;
+    let outcome =
+        wait_growing(running, staged.path(), progress).map_err(|source| BackupError::Io {
+            context: "cannot wait for pg_dump".into(),
+            source,
+        })?;
     if !outcome.success() {
         if no_room(staged.path(), &outcome) {
             return Err(StorageError::Full {

@@ -23,7 +23,8 @@ fn main() -> ExitCode {
         Err(_) => matches!(cli.log_format, Some(pgkeep::cli::LogFormatArg::Json)),
     };
     // The demo tells its story on stdout; its log lines show with -v only.
-    let quiet = cli.quiet || (matches!(cli.command, pgkeep::cli::Command::Demo(_)) && cli.verbose == 0);
+    let quiet =
+        cli.quiet || (matches!(cli.command, pgkeep::cli::Command::Demo(_)) && cli.verbose == 0);
     init_logging(json, cli.verbose, quiet, &env);
     let result = match settings {
         Err(e) => Err(anyhow::Error::new(e)),

@@ -379,6 +379,11 @@ fn the_demo_shows_what_pgkeep_backup_prints_on_a_terminal() {
     assert_eq!(screen.code, Some(0), "{}", screen.text);
     assert!(stopped.status.success(), "{stop}");
     let real: Vec<&str> = screen.text.lines().collect();
-    assert_eq!(comparable(&demo), comparable(&real), "demo:\n{out}\nreal:\n{}", screen.text);
+    assert_eq!(
+        comparable(&demo),
+        comparable(&real),
+        "demo:\n{out}\nreal:\n{}",
+        screen.text
+    );
     assert!(real.len() >= 7, "{}", screen.text);
 }

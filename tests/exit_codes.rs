@@ -11,7 +11,8 @@ use common::*;
 
 /// The rows of the README's `## Exit codes` table: code -> meaning.
 fn table() -> BTreeMap<String, String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = readme
         .split("\n## Exit codes\n")
         .nth(1)
@@ -66,7 +67,10 @@ fn case(what: &str, cmd: &mut Command, code: i32, says: &str, row_names: &[&str]
     );
     let row = meaning(code);
     for name in row_names {
-        assert!(row.contains(name), "{what}: the row of {code} does not name `{name}`: {row}");
+        assert!(
+            row.contains(name),
+            "{what}: the row of {code} does not name `{name}`: {row}"
+        );
     }
 }
 
@@ -150,7 +154,10 @@ fn a_full_disk_exits_4_for_plain_and_custom_backups() {
             .arg(small.path())
             .status()
             .unwrap();
-        assert!(mounted.success(), "cannot mount a small tmpfs (the tests run as root)");
+        assert!(
+            mounted.success(),
+            "cannot mount a small tmpfs (the tests run as root)"
+        );
         let mut cmd = db.command();
         cmd.env("BACKUP_DIR", small.path())
             .args(["backup", "--format", format]);
@@ -160,10 +167,16 @@ fn a_full_disk_exits_4_for_plain_and_custom_backups() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(4), "{format}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{format}: {stderr}");
-        assert!(stderr.contains("no space left on the device"), "{format}: {stderr}");
+        assert!(
+            stderr.contains("no space left on the device"),
+            "{format}: {stderr}"
+        );
         assert!(left.is_empty(), "{format}: left {left:?}");
         let row = meaning(4);
-        assert!(row.contains("full") && row.contains("custom archives"), "{row}");
+        assert!(
+            row.contains("full") && row.contains("custom archives"),
+            "{row}"
+        );
     }
 }
 

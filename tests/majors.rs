@@ -149,7 +149,14 @@ fn life_of_a_backup(major: u32, format: &str) {
 fn zstd_archive(major: u32) {
     let db = matrix_db(major);
     let bindir = db.client_bindir();
-    let args = ["--format", "custom", "--compression", "zstd", "--level", "9"];
+    let args = [
+        "--format",
+        "custom",
+        "--compression",
+        "zstd",
+        "--level",
+        "9",
+    ];
     let data = backup_with(&db, bindir, &args, ".dump");
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(format!("{data}.manifest.json")).unwrap()).unwrap();
@@ -164,7 +171,10 @@ fn zstd_archive(major: u32) {
     assert!(header.contains("Compression: zstd"), "{header}");
     let out = run(&db, bindir, &["verify", "--restore", &data]);
     let stdout = ok(&db, bindir, "verify --restore", &out);
-    assert!(stdout.contains("1320 rows in 3 tables as recorded"), "{stdout}");
+    assert!(
+        stdout.contains("1320 rows in 3 tables as recorded"),
+        "{stdout}"
+    );
     restore_and_check(&db, bindir);
 }
 

@@ -12,7 +12,8 @@ use common::pty::{self, Screen};
 use common::*;
 
 /// Rows that make a dump of a few MiB: enough to be read in many steps.
-const ROWS: &str = "CREATE TABLE noise AS SELECT g, md5(g::text) AS t FROM generate_series(1, 50000) g;";
+const ROWS: &str =
+    "CREATE TABLE noise AS SELECT g, md5(g::text) AS t FROM generate_series(1, 50000) g;";
 
 /// A copy of the client tools in which `slow` (pg_dump, psql, ...) first runs for real and then
 /// keeps its output open for 1.5 s (pg_dump), or waits 1.5 s before it reads its input (psql,
@@ -60,7 +61,9 @@ fn progress_frames(screen: &Screen, phase: &str) -> Vec<String> {
 fn assert_no_progress(what: &str, text: &str) {
     for phase in ["dumping", "reading", "loading"] {
         assert!(
-            !text.lines().any(|l| l.contains(&format!("{phase} ")) && l.contains("/s)")),
+            !text
+                .lines()
+                .any(|l| l.contains(&format!("{phase} ")) && l.contains("/s)")),
             "{what} printed a progress line:\n{text}"
         );
     }
@@ -86,9 +89,17 @@ fn a_backup_on_a_terminal_shows_its_progress_then_its_summary() {
         "{}",
         screen.text
     );
-    assert!(lines[1].contains(" of dump text compressed to "), "{}", screen.text);
+    assert!(
+        lines[1].contains(" of dump text compressed to "),
+        "{}",
+        screen.text
+    );
     assert_eq!(lines[2], "  51300 rows in 3 tables");
-    assert!(lines.iter().any(|l| l.starts_with("    public.noise") && l.ends_with(" 50000 rows")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("    public.noise") && l.ends_with(" 50000 rows"))
+    );
     assert!(!screen.text.contains("dumping"), "{}", screen.text);
     assert!(!screen.text.contains("backup complete"), "{}", screen.text);
 }
@@ -107,7 +118,11 @@ fn a_backup_off_a_terminal_prints_its_log_line_only() {
         .get_output()
         .clone();
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let lines: Vec<&str> = stderr.lines().collect();
     assert!(
         lines.len() == 1 && lines[0].contains("backup complete database="),
@@ -195,8 +210,13 @@ fn the_daemon_on_a_terminal_logs_its_backup_without_a_progress_line() {
     let bin = slow_tools(tmp.path(), &["pg_dump"]);
     let mut cmd = db.command();
     // No backup yet: the daemon catches up with one at start.
-    cmd.env("PGKEEP_PG_BINDIR", &bin)
-        .args(["run", "--listen", "127.0.0.1:0", "--backup-period", "1d"]);
+    cmd.env("PGKEEP_PG_BINDIR", &bin).args([
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--backup-period",
+        "1d",
+    ]);
     let (child, master) = pty::spawn(cmd);
     let committed = (0..300).any(|_| {
         std::thread::sleep(Duration::from_millis(100));

@@ -129,9 +129,7 @@ fn choose(
         return match (chosen.is_empty(), &args.database) {
             (false, _) => Ok(chosen),
             (true, Some(_)) => Err(VerifyError::NoBackups(database.to_string()).into()),
-            (true, None) => {
-                Err(VerifyError::NothingToVerify(store.describe()).into())
-            }
+            (true, None) => Err(VerifyError::NothingToVerify(store.describe()).into()),
         };
     }
     Ok(vec![

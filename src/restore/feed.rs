@@ -8,8 +8,8 @@ use std::process::ChildStdin;
 use std::time::Duration;
 
 use super::load_error::{Input, LoadError, LoadStats};
-use crate::pipeline::guard::{self, GuardError, GuardOptions, HashingReader};
 use crate::model::Progress;
+use crate::pipeline::guard::{self, GuardError, GuardOptions, HashingReader};
 use crate::process::{Outcome, Running};
 
 /// A finished child and what was fed to it.

@@ -297,7 +297,12 @@ fn read_back(
     let store = req.store;
     Ok(match m.format {
         Format::Plain => {
-            let pass = plain_pass(store, &m.file, m.compression, (&req.shutdown, &req.progress))?;
+            let pass = plain_pass(
+                store,
+                &m.file,
+                m.compression,
+                (&req.shutdown, &req.progress),
+            )?;
             let content = pass.decoded.map_err(|message| Failure::Corrupt {
                 compression: compression_name(m.compression),
                 message,
@@ -397,14 +402,16 @@ fn replay(
     // pg_restore reads the archive by name: the local store's own file, else a fetched copy.
     let local = staging::local_file(req.store, &m.file, &staging::default_dir())
         .map_err(|e| Failure::Read(e.to_string()))?;
-    crate::backup::replay_custom(pg_restore, local.path(), &req.child_env, &req.progress).map_err(|e| {
-        let s = e.to_string();
-        Failure::Archive(
-            s.strip_prefix("the dump is incomplete: the archive does not read back: ")
-                .unwrap_or(&s)
-                .to_string(),
-        )
-    })
+    crate::backup::replay_custom(pg_restore, local.path(), &req.child_env, &req.progress).map_err(
+        |e| {
+            let s = e.to_string();
+            Failure::Archive(
+                s.strip_prefix("the dump is incomplete: the archive does not read back: ")
+                    .unwrap_or(&s)
+                    .to_string(),
+            )
+        },
+    )
 }
 
 /// An old pod's `.sql.gz`: decompress fully, check the trailer; no checksum exists to compare.
@@ -418,7 +425,12 @@ fn check_legacy(
     if size == 0 {
         return Err(Failure::Empty { expected: None });
     }
-    let pass = plain_pass(store, file, Compression::Gzip, (shutdown, &Progress::none()))?;
+    let pass = plain_pass(
+        store,
+        file,
+        Compression::Gzip,
+        (shutdown, &Progress::none()),
+    )?;
     rec.stored_bytes = pass.stored_bytes;
     rec.sha256 = pass.sha256;
     rec.raw_bytes = pass.raw_bytes;

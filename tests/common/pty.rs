@@ -44,7 +44,11 @@ impl Screen {
         self.raw
             .split('\r')
             .skip(1)
-            .map(|frame| strip(frame.split('\n').next().unwrap_or("")).trim().to_string())
+            .map(|frame| {
+                strip(frame.split('\n').next().unwrap_or(""))
+                    .trim()
+                    .to_string()
+            })
             .filter(|f| !f.is_empty())
             .collect()
     }
