@@ -57,12 +57,15 @@ impl Screen {
 /// Run `cmd` on a new pseudo-terminal of 40 rows and 160 columns until it exits, then read what
 /// it wrote until the terminal has no writer left.
 pub fn run(cmd: Command) -> Screen {
-    let (child, master) = spawn(cmd);
-    finish(child, master)
+    let (child, reader) = spawn(cmd);
+    finish(child, reader)
 }
 
+/// What the terminal receives, read from the start (a writer never blocks on a full terminal).
+pub type Reader = std::thread::JoinHandle<Vec<u8>>;
+
 /// Start `cmd` on a new pseudo-terminal; [`finish`] waits for it and reads the screen.
-pub fn spawn(mut cmd: Command) -> (std::process::Child, std::fs::File) {
+pub fn spawn(mut cmd: Command) -> (std::process::Child, Reader) {
     let size = nix::pty::Winsize {
         ws_row: 40,
         ws_col: 160,
@@ -79,10 +82,7 @@ pub fn spawn(mut cmd: Command) -> (std::process::Child, std::fs::File) {
     let child = cmd.spawn().expect("spawn on the pty");
     // The Command holds the terminal's side open until it is dropped.
     drop(cmd);
-    (child, std::fs::File::from(pty.master))
-}
-
-pub fn finish(mut child: std::process::Child, mut master: std::fs::File) -> Screen {
+    let mut master = std::fs::File::from(pty.master);
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();
         let mut chunk = [0u8; 8192];
@@ -95,6 +95,10 @@ pub fn finish(mut child: std::process::Child, mut master: std::fs::File) -> Scre
         }
         out
     });
+    (child, reader)
+}
+
+pub fn finish(mut child: std::process::Child, reader: Reader) -> Screen {
     let status = child.wait().unwrap();
     let mut raw = None;
     for _ in 0..100 {
