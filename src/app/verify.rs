@@ -219,7 +219,8 @@ fn tell_one(rec: &Record, args: &VerifyArgs, settings: &Settings, notifier: &Not
     }
 }
 
-/// The JSON or the empty-list line, the success notification, and exit 9 when one is bad.
+/// The JSON, the success notification, and exit 9 when one is bad (there is always at least one
+/// record: `choose` refuses an empty choice).
 fn finish(
     args: &VerifyArgs,
     settings: &Settings,
@@ -229,8 +230,6 @@ fn finish(
 ) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(records)?);
-    } else if records.is_empty() {
-        println!("no backups");
     }
     let failed = records.iter().filter(|r| !r.ok).count();
     if failed == 0 && notifier.is_configured() {
