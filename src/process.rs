@@ -367,7 +367,9 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// Keep the last non-empty lines of stderr, joined into one line.
+/// Keep the last non-empty lines of stderr, joined into one line. The first line with a server
+/// error (`ERROR:`) comes first when it is not among them: it says why, where the last lines
+/// often only say that a worker gave up or which command it was.
 pub fn tail_lines(bytes: &[u8], max_lines: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text
@@ -376,7 +378,13 @@ pub fn tail_lines(bytes: &[u8], max_lines: usize) -> String {
         .filter(|l| !l.is_empty())
         .collect();
     let start = lines.len().saturating_sub(max_lines);
-    lines[start..].join(" | ")
+    let tail = lines[start..].join(" | ");
+    match lines[..start].iter().find(|l| l.contains("ERROR:")) {
+        Some(first) if !lines[start..].iter().any(|l| l.contains("ERROR:")) => {
+            format!("{first} | … | {tail}")
+        }
+        _ => tail,
+    }
 }
 
 /// The lines of stderr in PostgreSQL's client tools' warning form (`prog: warning: text`),
@@ -539,6 +547,17 @@ pub fn output(spec: &Spec, stdin: Option<&[u8]>) -> std::io::Result<(Outcome, Ve
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_first_server_error_stays_in_the_tail() {
+        let err = b"pg_restore: error: could not execute query: ERROR:  deadlock detected\nDETAIL: x\nCommand was: ALTER TABLE t\npg_restore: error: a worker process died unexpectedly\n";
+        assert_eq!(
+            super::tail_lines(err, 2),
+            "pg_restore: error: could not execute query: ERROR:  deadlock detected | … | Command was: ALTER TABLE t | pg_restore: error: a worker process died unexpectedly"
+        );
+        assert_eq!(super::tail_lines(err, 4).matches("deadlock").count(), 1);
+        assert_eq!(super::tail_lines(b"a\nb\nc\n", 2), "b | c");
+    }
     use super::*;
 
     #[test]

@@ -33,6 +33,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
         now: jiff::Timestamp::now,
         shutdown: ctx.shutdown.clone(),
         progress: line.progress(),
+        manifest_keys: settings.manifest_keys.clone(),
     };
     // The restore level's admin connection and its private passfile (never a password in argv
     // or the environment of children).

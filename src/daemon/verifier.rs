@@ -140,6 +140,7 @@ impl Daemon {
         let child_env = self.opts.child_env.clone();
         let clock = self.opts.clock;
         let shutdown = self.shutdown.clone();
+        let manifest_keys = s.manifest_keys.clone();
         let dbname = db.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<Tick, VerifyError> {
             let store = crate::storage::open(&s.backup_dir)?;
@@ -161,6 +162,7 @@ impl Daemon {
                 now: clock,
                 shutdown,
                 progress: crate::model::Progress::none(),
+                manifest_keys,
             };
             let rec = verify::verify(&req, &target)?;
             let unrecorded = verify::record(&*store, &rec).err();

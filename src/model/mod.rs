@@ -7,6 +7,7 @@ pub mod name;
 pub mod policy;
 pub mod progress;
 pub mod schedule;
+pub mod seal;
 pub mod secret;
 pub mod tls;
 
@@ -14,5 +15,6 @@ pub use format::{Compression, Format};
 pub use policy::{Policy, PolicyError};
 pub use progress::Progress;
 pub use schedule::Schedule;
+pub use seal::{ManifestKeys, Seal};
 pub use secret::{Secret, redact_url};
 pub use tls::SslMode;
