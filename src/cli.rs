@@ -292,7 +292,7 @@ pub struct BackupArgs {
     /// Dump format.
     #[arg(long, value_parser = ["plain", "custom"])]
     pub format: Option<String>,
-    /// Compression of plain dumps.
+    /// Compression: pgkeep's of a plain dump, pg_dump's in a custom archive (zstd: pg_dump 16+).
     #[arg(long, value_parser = ["gzip", "zstd", "none"])]
     pub compression: Option<String>,
     /// Compression level.

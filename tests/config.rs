@@ -99,7 +99,10 @@ fn config_keys_lists_every_key_aligned_with_default_and_range() {
     for k in MAINTENANCE_KEYS {
         assert!(row(k)[1].starts_with("PGKEEP_MAINTENANCE_"), "{k}");
     }
-    assert_eq!(row("level")[3], "custom 0-9, gzip 1-12, zstd 1-19, none 0");
+    assert_eq!(
+        row("level")[3],
+        "gzip 1-12 (custom 0-9), zstd 1-19 (custom 1-22), none 0"
+    );
     assert_eq!(row("port")[2..4], ["5432", "1-65535"]);
     assert_eq!(row("check_max_age")[2..4], ["26h", "duration, 1s or more"]);
     assert_eq!(

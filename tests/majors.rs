@@ -76,9 +76,21 @@ fn ok(db: &TestDb, bindir: &Path, what: &str, out: &Output) -> String {
 
 /// `pgkeep backup --format FORMAT` with the tools in `bindir`; returns the data file.
 fn backup(db: &TestDb, bindir: &Path, format: &str) -> String {
+    let want = if format == "custom" {
+        ".dump"
+    } else {
+        ".sql.gz"
+    };
+    backup_with(db, bindir, &["--format", format], want)
+}
+
+/// `pgkeep backup ARGS` with the tools in `bindir`; returns the data file, which ends in `ext`.
+fn backup_with(db: &TestDb, bindir: &Path, args: &[&str], ext: &str) -> String {
     let before = db.files();
-    let out = run(db, bindir, &["backup", "--format", format]);
-    ok(db, bindir, &format!("backup --format {format}"), &out);
+    let mut argv = vec!["backup"];
+    argv.extend(args);
+    let out = run(db, bindir, &argv);
+    ok(db, bindir, &argv.join(" "), &out);
     let new: Vec<String> = db
         .files()
         .into_iter()
@@ -89,12 +101,7 @@ fn backup(db: &TestDb, bindir: &Path, format: &str) -> String {
         .find(|f| f.ends_with(".manifest.json"))
         .unwrap_or_else(|| panic!("no manifest among {new:?}"));
     let data = manifest.strip_suffix(".manifest.json").unwrap();
-    let want = if format == "custom" {
-        ".dump"
-    } else {
-        ".sql.gz"
-    };
-    assert!(data.ends_with(want), "{data}");
+    assert!(data.ends_with(ext), "{data}");
     db.backup_dir.join(data).display().to_string()
 }
 
@@ -134,6 +141,40 @@ fn life_of_a_backup(major: u32, format: &str) {
             "{stdout}"
         );
     }
+    restore_and_check(&db, bindir);
+}
+
+/// A custom archive that pg_dump of `major` (16 or newer) compresses with zstd: the manifest and
+/// the archive's own header say zstd, and it verifies, test-restores and restores.
+fn zstd_archive(major: u32) {
+    let db = matrix_db(major);
+    let bindir = db.client_bindir();
+    let args = [
+        "--format",
+        "custom",
+        "--compression",
+        "zstd",
+        "--level",
+        "9",
+    ];
+    let data = backup_with(&db, bindir, &args, ".dump");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{data}.manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["compression"], "zstd", "{m}");
+    assert_eq!(m["level"], 9, "{m}");
+    let listed = std::process::Command::new(bindir.join("pg_restore"))
+        .arg("-l")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let header = String::from_utf8_lossy(&listed.stdout);
+    assert!(header.contains("Compression: zstd"), "{header}");
+    let out = run(&db, bindir, &["verify", "--restore", &data]);
+    let stdout = ok(&db, bindir, "verify --restore", &out);
+    assert!(
+        stdout.contains("1320 rows in 3 tables as recorded"),
+        "{stdout}"
+    );
     restore_and_check(&db, bindir);
 }
 
@@ -279,6 +320,10 @@ matrix! {
     custom_16: life_of_a_backup(16, "custom");
     custom_17: life_of_a_backup(17, "custom");
     custom_18: life_of_a_backup(18, "custom");
+
+    zstd_archive_16: zstd_archive(16);
+    zstd_archive_17: zstd_archive(17);
+    zstd_archive_18: zstd_archive(18);
 
     version_guard_15: version_guard(15);
     version_guard_16: version_guard(16);

@@ -646,11 +646,13 @@ fn verify_without_backups_fails_and_an_unknown_id_is_a_usage_error() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("no backups of database"));
+    // --all over an empty directory is no different (issue 13): nothing to verify is a failure.
     db.pgkeep()
         .args(["verify", "--all"])
         .assert()
-        .success()
-        .stdout("no backups\n");
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("no backups in "));
     db.pgkeep()
         .args(["verify", "--all", "--latest"])
         .assert()

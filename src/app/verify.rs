@@ -21,6 +21,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
     let database = settings.database_or(&args.database);
     let chosen = choose(args, settings, &*store, &database)?;
     super::repair::repair_quietly(settings, &database, ctx).await;
+    let line = super::progress::Line::start(settings);
     let req = verify::Request {
         store: &*store,
         level: verify::Level::Checksum,
@@ -31,6 +32,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
         child_env: ctx.child_env(),
         now: jiff::Timestamp::now,
         shutdown: ctx.shutdown.clone(),
+        progress: line.progress(),
         manifest_keys: settings.manifest_keys.clone(),
     };
     // The restore level's admin connection and its private passfile (never a password in argv
@@ -56,6 +58,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
             .with_context(|| format!("cannot verify {}", t.file))?;
         if let Some(admin) = &admin {
             let rr = verify::RestoreRequest {
+                progress: req.progress.clone(),
                 admin,
                 passfile: passfile.as_ref().map(|p| p.path()),
                 child_env: &req.child_env,
@@ -83,7 +86,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
             tracing::warn!(id = %rec.id, error = %e, "cannot record the result beside the backup");
             unrecorded.get_or_insert(e);
         }
-        tell_one(&rec, args, settings, &notifier);
+        line.suspend(|| tell_one(&rec, args, settings, &notifier));
         records.push(rec);
     }
     if let Some(mut c) = local.take()
@@ -91,6 +94,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
     {
         tracing::warn!(error = %format!("{e:#}"), "cannot stop the throwaway cluster cleanly");
     }
+    line.clear();
     finish(args, settings, &database, &notifier, &records)?;
     if let Some(e) = unrecorded {
         return Err(e.into());
@@ -114,7 +118,7 @@ fn choose(
         return Ok(found);
     }
     if args.all {
-        return Ok(all
+        let chosen: Vec<Target> = all
             .into_iter()
             .filter(|t| !t.settling)
             .filter(|t| {
@@ -122,7 +126,12 @@ fn choose(
                     || t.database.is_none()
                     || t.database.as_deref() == Some(database)
             })
-            .collect());
+            .collect();
+        return match (chosen.is_empty(), &args.database) {
+            (false, _) => Ok(chosen),
+            (true, Some(_)) => Err(VerifyError::NoBackups(database.to_string()).into()),
+            (true, None) => Err(VerifyError::NothingToVerify(store.describe()).into()),
+        };
     }
     Ok(vec![
         all.into_iter()
@@ -211,7 +220,8 @@ fn tell_one(rec: &Record, args: &VerifyArgs, settings: &Settings, notifier: &Not
     }
 }
 
-/// The JSON or the empty-list line, the success notification, and exit 9 when one is bad.
+/// The JSON, the success notification, and exit 9 when one is bad (there is always at least one
+/// record: `choose` refuses an empty choice).
 fn finish(
     args: &VerifyArgs,
     settings: &Settings,
@@ -221,8 +231,6 @@ fn finish(
 ) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(records)?);
-    } else if records.is_empty() {
-        println!("no backups");
     }
     let failed = records.iter().filter(|r| !r.ok).count();
     if failed == 0 && notifier.is_configured() {

@@ -213,13 +213,13 @@ pub const KEYS: &[Key] = &[
         &["PGKEEP_COMPRESSION"],
         COMPRESSIONS,
         Default::Value("gzip"),
-        "gzip (compatible with gunzip), zstd or none; plain format only",
+        "gzip (compatible with gunzip), zstd or none; with the custom format pg_dump compresses the archive (zstd: pg_dump 16 or newer)",
     ),
     Key::new(
         "level",
         &["PGKEEP_LEVEL"],
         Kind::Level,
-        Default::Derived("gzip 6, zstd 1, custom 6"),
+        Default::Derived("gzip 6, zstd 1, none 0"),
         "compression level",
     ),
     Key::new(

@@ -148,7 +148,8 @@ impl<'a> Typed<'a> {
             _ => Compression::Gzip,
         };
         let range = match (format, compression) {
-            (Format::Custom, _) => 0..=9,
+            (Format::Custom, Compression::Gzip) => 0..=9,
+            (Format::Custom, Compression::Zstd) => 1..=22,
             (_, Compression::Gzip) => 1..=12,
             (_, Compression::Zstd) => 1..=19,
             (_, Compression::None) => 0..=0,
@@ -165,10 +166,7 @@ impl<'a> Typed<'a> {
                 ));
             }
             Some(l) => l as i32,
-            None => match format {
-                Format::Plain => compression.default_level(),
-                Format::Custom => 6,
-            },
+            None => compression.default_level(),
         };
         self.resolve("level", Value::Int(level.into()));
         let threads = match self.get("threads").int() {
@@ -176,9 +174,6 @@ impl<'a> Typed<'a> {
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
         self.resolve("threads", Value::Int(threads as i64));
-        if format == Format::Custom {
-            self.resolve_text("compression", "pg_dump built-in (custom format)");
-        }
         Ok(Dump {
             format,
             compression,

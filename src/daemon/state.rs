@@ -338,7 +338,11 @@ impl Daemon {
             child_env: self.opts.child_env.clone(),
             path_env: self.opts.path_env.clone(),
             shutdown: stop_rx,
-            progress: Some(Box::new(move |n| dumped.store(n, Ordering::Relaxed))),
+            progress: crate::model::Progress::new(move |t| {
+                if t.phase == "dumping" {
+                    dumped.store(t.bytes, Ordering::Relaxed)
+                }
+            }),
             now: self.opts.clock,
         };
         let res = backup::run_at(req, attempt.started_at).await;

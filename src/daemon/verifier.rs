@@ -161,6 +161,7 @@ impl Daemon {
                 child_env,
                 now: clock,
                 shutdown,
+                progress: crate::model::Progress::none(),
                 manifest_keys,
             };
             let rec = verify::verify(&req, &target)?;

@@ -5,6 +5,7 @@
 pub mod format;
 pub mod name;
 pub mod policy;
+pub mod progress;
 pub mod schedule;
 pub mod seal;
 pub mod secret;
@@ -12,6 +13,7 @@ pub mod tls;
 
 pub use format::{Compression, Format};
 pub use policy::{Policy, PolicyError};
+pub use progress::Progress;
 pub use schedule::Schedule;
 pub use seal::{ManifestKeys, Seal};
 pub use secret::{Secret, redact_url};

@@ -20,7 +20,7 @@ use super::read::{
 use super::record::{Kind, Level, RECORD_VERSION, Record, read_record};
 use super::targets::Target;
 use crate::catalog::{MANIFEST_SUFFIX, Manifest};
-use crate::model::{Compression, Format};
+use crate::model::{Compression, Format, Progress};
 use crate::pg::tools::{self, Search};
 use crate::pipeline;
 use crate::shutdown::Shutdown;
@@ -38,6 +38,8 @@ pub struct Request<'a> {
     /// Stops reading at once when it fires; the verification then ends `Interrupted` and
     /// nothing is recorded.
     pub shutdown: Shutdown,
+    /// Told the bytes read (`reading`) and, for custom archives, replayed (`reading back`).
+    pub progress: Progress,
     /// Keys that check the manifests' signatures (`manifest_keys`).
     pub manifest_keys: Option<crate::model::ManifestKeys>,
 }
@@ -305,7 +307,12 @@ fn read_back(
     let store = req.store;
     Ok(match m.format {
         Format::Plain => {
-            let pass = plain_pass(store, &m.file, m.compression, &req.shutdown)?;
+            let pass = plain_pass(
+                store,
+                &m.file,
+                m.compression,
+                (&req.shutdown, &req.progress),
+            )?;
             let content = pass.decoded.map_err(|message| Failure::Corrupt {
                 compression: compression_name(m.compression),
                 message,
@@ -322,7 +329,7 @@ fn read_back(
                 .open(&m.file)
                 .map_err(|e| Failure::Read(e.to_string()))?;
             let mut hashing = Hashing {
-                inner: r,
+                inner: req.progress.reader("reading", r),
                 shutdown: &req.shutdown,
                 hasher: Sha256::new(),
                 bytes: 0,
@@ -405,14 +412,16 @@ fn replay(
     // pg_restore reads the archive by name: the local store's own file, else a fetched copy.
     let local = staging::local_file(req.store, &m.file, &staging::default_dir())
         .map_err(|e| Failure::Read(e.to_string()))?;
-    crate::backup::replay_custom(pg_restore, local.path(), &req.child_env).map_err(|e| {
-        let s = e.to_string();
-        Failure::Archive(
-            s.strip_prefix("the dump is incomplete: the archive does not read back: ")
-                .unwrap_or(&s)
-                .to_string(),
-        )
-    })
+    crate::backup::replay_custom(pg_restore, local.path(), &req.child_env, &req.progress).map_err(
+        |e| {
+            let s = e.to_string();
+            Failure::Archive(
+                s.strip_prefix("the dump is incomplete: the archive does not read back: ")
+                    .unwrap_or(&s)
+                    .to_string(),
+            )
+        },
+    )
 }
 
 /// An old pod's `.sql.gz`: decompress fully, check the trailer; no checksum exists to compare.
@@ -426,7 +435,12 @@ fn check_legacy(
     if size == 0 {
         return Err(Failure::Empty { expected: None });
     }
-    let pass = plain_pass(store, file, Compression::Gzip, shutdown)?;
+    let pass = plain_pass(
+        store,
+        file,
+        Compression::Gzip,
+        (shutdown, &Progress::none()),
+    )?;
     rec.stored_bytes = pass.stored_bytes;
     rec.sha256 = pass.sha256;
     rec.raw_bytes = pass.raw_bytes;
@@ -473,6 +487,7 @@ mod tests {
             now: Timestamp::now,
             manifest_keys: None,
             shutdown,
+            progress: Progress::none(),
         };
         let t = Target {
             id: catalog::id_of(file),

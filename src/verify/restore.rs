@@ -21,6 +21,8 @@ use crate::storage::{Store, staging};
 /// What a restore-level verification needs: the admin connection (its `dbname` is the
 /// maintenance database), a private passfile for children, the tools search, the user's checks.
 pub struct RestoreRequest<'a> {
+    /// Told the bytes fed to the test load as it runs (`loading`).
+    pub progress: crate::model::Progress,
     pub admin: &'a ConnParams,
     pub passfile: Option<&'a std::path::Path>,
     pub child_env: &'a [(String, String)],
@@ -34,6 +36,29 @@ pub struct RestoreRequest<'a> {
     pub create_roles: bool,
     /// Who runs the file's SQL and what psql may be used.
     pub load: crate::restore::LoadPolicy,
+}
+
+/// The test restore needs a scratch database: an admin role that may not create one cannot run
+/// it, which says nothing about the backup (inconclusive, and nothing is recorded).
+async fn may_create_databases(client: &tokio_postgres::Client) -> Result<(), VerifyError> {
+    let me = client
+        .query_one(
+            "SELECT current_user::text, rolsuper OR rolcreatedb FROM pg_roles \
+             WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("the admin role's privileges", e))?;
+    let (user, may): (String, bool) = (me.get(0), me.get(1));
+    if may {
+        return Ok(());
+    }
+    Err(VerifyError::Privilege(format!(
+        "role \"{user}\" lacks CREATEDB, which the test restore needs for its scratch database \
+         (ALTER ROLE {} CREATEDB, or set PGKEEP_ADMIN_USER to a role that has it); the backup was \
+         not judged",
+        crate::pg::ident::quote_ident(&user)
+    )))
 }
 
 /// Owner of a legacy file's scratch database in a throwaway cluster (a role without login).
@@ -61,6 +86,7 @@ pub async fn restore_level(
         None => None,
     };
     let client = rr.admin.connect().await?;
+    may_create_databases(&client).await?;
     let server = crate::pg::catalog::server_info(&client).await?;
     if rr.create_roles
         && let Some(m) = &manifest
@@ -78,6 +104,7 @@ pub async fn restore_level(
         shutdown: rr.shutdown,
         server_version_num: server.version_num,
         allow_unrestricted_psql: rr.load.allow_unrestricted_psql,
+        progress: rr.progress.clone(),
     };
     let m = manifest.as_ref();
     // The loader reads a local file: the local store's own, else a fetched copy.
