@@ -53,6 +53,7 @@
 //! exists), marker deleted.
 
 pub mod local;
+pub mod s3;
 pub mod staging;
 pub mod store;
 
@@ -63,7 +64,14 @@ pub use staging::{LocalFile, Staged};
 pub use store::{ErrorKind, ObjectInfo, StorageError, Store, Unfinished, Upload, check_name};
 
 /// Open the store configured as the backup location.
+/// An `s3://BUCKET/PREFIX` location is an [`s3::S3Store`] configured from the process
+/// environment (`AWS_*` and `PGKEEP_S3_*`); anything else is a local directory.
 pub fn open(location: &Path) -> Result<Box<dyn Store>, StorageError> {
+    if let Some(url) = location.to_str().filter(|l| s3::is_s3(l)) {
+        return Ok(Box::new(s3::S3Store::open(url, &|k| {
+            std::env::var(k).ok()
+        })?));
+    }
     Ok(Box::new(LocalStore::open(location)?))
 }
 
