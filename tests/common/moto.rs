@@ -41,10 +41,10 @@ pub fn endpoint() -> &'static str {
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server (pip install 'moto[server]'; .ci/run installs it)");
-        SERVER
-            .set(Mutex::new(Some(child)))
-            .ok()
-            .expect("server set once");
+        assert!(
+            SERVER.set(Mutex::new(Some(child))).is_ok(),
+            "server set once"
+        );
         unsafe {
             libc::atexit(stop_server);
         }

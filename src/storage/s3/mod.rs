@@ -133,7 +133,7 @@ impl S3Store {
         let body = match self.block_on(async { self.client.get(marker).await?.bytes().await }) {
             Ok(b) => b,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(errors::storage("cannot read", &marker.to_string(), &e)),
+            Err(e) => return Err(errors::storage("cannot read", marker.as_ref(), &e)),
         };
         let text = String::from_utf8_lossy(&body);
         let mut lines = text.lines();

@@ -127,7 +127,7 @@ impl S3Upload {
         match self.task.take().map(|t| self.t.rt.block_on(t)) {
             Some(Ok(Err(e))) => errors::storage("cannot upload", &self.t.what, &e),
             _ => StorageError::Backend {
-                kind: crate::storage::ErrorKind::Other,
+                kind: crate::storage::store::ErrorKind::Other,
                 message: format!("cannot upload {}: the upload stopped", self.t.what),
             },
         }
