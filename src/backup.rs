@@ -12,10 +12,11 @@ use thiserror::Error;
 
 use crate::catalog::{self, MANIFEST_VERSION, Manifest};
 use crate::config::Settings;
+use crate::fault;
 use crate::lock::{Lock, LockError};
 use crate::model::{Compression, Format};
 use crate::pg::catalog::{DatabaseInfo, ServerInfo};
-use crate::pg::passfile::PrivatePassfile;
+use crate::pg::passfile::{self, PrivatePassfile};
 use crate::pg::tools::{self, Search, Tool, ToolError};
 use crate::pg::{ConnParams, PgError};
 use crate::pipeline::{self, PipelineError};
@@ -73,8 +74,6 @@ pub struct Request<'a> {
     pub database: String,
     /// The environment children may inherit (already filtered).
     pub child_env: Vec<(String, String)>,
-    /// Where private temporary files (the passfile) go.
-    pub tmp_dir: PathBuf,
     /// The PATH used to find client tools.
     pub path_env: Option<std::ffi::OsString>,
     pub shutdown: Shutdown,
@@ -158,7 +157,7 @@ pub fn libpq_env(
     match passfile.or(params.passfile.as_deref()) {
         Some(p) => set("PGPASSFILE", p.display().to_string()),
         // No password known: make sure libpq does not find one in an unexpected place.
-        None => set("PGPASSFILE", "/dev/null".to_string()),
+        None => set("PGPASSFILE", passfile::NONE.to_string()),
     }
     env
 }
@@ -190,15 +189,17 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     let ext = catalog::extension(s.format, s.compression);
     let file = format!("{day}/{stem}{ext}");
 
-    let _lock = Lock::acquire(
+    let holder = format!(
+        "backup {stem} of database \"{}\" started {} by pid {}",
+        req.database,
+        started_at.round(jiff::Unit::Second).unwrap_or(started_at),
+        std::process::id()
+    );
+    let lock = Lock::acquire(
         &lock_path(&storage::lock_dir(&s.backup_dir), &s.host, &req.database),
-        &format!(
-            "backup {stem} of database \"{}\" started {} by pid {}",
-            req.database,
-            started_at.round(jiff::Unit::Second).unwrap_or(started_at),
-            std::process::id()
-        ),
+        &holder,
     )?;
+    fault::point("backup.locked");
 
     let params = ConnParams::from_settings(s, &req.database);
     let pre = preflight(&params, s, req.path_env.clone()).await?;
@@ -208,25 +209,19 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         "preflight done"
     );
 
-    let passfile = match params.resolve_password() {
-        Some(pw) if params.password.is_some() => Some(
-            PrivatePassfile::create(&req.tmp_dir, &pw).map_err(|source| BackupError::Io {
-                context: format!(
-                    "cannot create a private passfile in {}",
-                    req.tmp_dir.display()
-                ),
-                source,
-            })?,
-        ),
-        _ => None,
-    };
+    let passfile = private_passfile(&params)?;
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
-    let output = match s.format {
-        Format::Plain => Output::Stream(store.create(&file)?),
-        Format::Custom => Output::Staged(storage::staging::stage(&*store, &file, &req.tmp_dir)?),
-    };
+    let output = open_output(&*store, s.format, &file)?;
     let shown = format!("{file} in {}", store.describe());
-    let dumped = dump(&mut req, &pre.pg_dump, env, output, &shown).await?;
+    let dumped = dump(
+        &mut req,
+        &pre.pg_dump,
+        env,
+        output,
+        &shown,
+        (&lock, &holder),
+    )
+    .await?;
     drop(passfile);
     let accepted = match req.shutdown.reason() {
         Some(r) => Err(BackupError::Interrupted(r)),
@@ -242,8 +237,11 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         sha256,
         report,
         output,
+        warnings,
     } = dumped;
+    fault::point("backup.dumped");
     output.commit(&*store)?;
+    fault::point("backup.data-renamed");
 
     let finished_at = (req.now)();
     let manifest = Manifest {
@@ -265,14 +263,44 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         stored_bytes,
         raw_bytes,
         sha256,
+        dump_encoding: report.client_encoding,
         tables: report.tables,
         large_objects: report.large_objects,
         database_info: pre.database,
+        warnings,
     };
     commit_manifest(&*store, &manifest)?;
+    fault::point("backup.committed");
+    drop(lock);
     Ok(Done {
         path: Path::new(&store.describe()).join(&file),
         manifest,
+    })
+}
+
+/// The password for pg_dump, in a private in-memory passfile (none without a password).
+fn private_passfile(params: &ConnParams) -> Result<Option<PrivatePassfile>, BackupError> {
+    match params.resolve_password() {
+        Some(pw) if params.password.is_some() => {
+            Ok(Some(PrivatePassfile::new(&pw).map_err(|source| {
+                BackupError::Io {
+                    context: "cannot create a private passfile".into(),
+                    source,
+                }
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Where the dump goes: a streamed upload for plain dumps, a staging file for custom archives
+/// (pg_dump writes those itself and seeks in them).
+fn open_output(store: &dyn Store, format: Format, file: &str) -> Result<Output, BackupError> {
+    Ok(match format {
+        Format::Plain => Output::Stream(store.create(file)?),
+        Format::Custom => {
+            Output::Staged(storage::staging::stage(store, file, &std::env::temp_dir())?)
+        }
     })
 }
 
@@ -349,6 +377,7 @@ async fn dump(
     env: Vec<(String, String)>,
     output: Output,
     target: &str,
+    (lock, holder): (&Lock, &str),
 ) -> Result<Dumped, BackupError> {
     let s = req.settings;
     let mut spec = Spec::new(&pg_dump.path)
@@ -365,6 +394,13 @@ async fn dump(
             .arg(staged.path());
     }
 
+    // pg_dump holds the lock too, until it is reaped: one that outlived pgkeep still blocks the
+    // next backup of the database, which then names it.
+    let cannot_start = |source| BackupError::Io {
+        context: "cannot start pg_dump".into(),
+        source,
+    };
+    let spec = spec.inherit_fd(lock).map_err(cannot_start)?;
     let running = Running::spawn(
         &spec,
         match s.format {
@@ -372,10 +408,9 @@ async fn dump(
             Format::Custom => Stdio::null(),
         },
     )
-    .map_err(|source| BackupError::Io {
-        context: "cannot start pg_dump".into(),
-        source,
-    })?;
+    .map_err(cannot_start)?;
+    lock.set_note(&format!("{holder}, pg_dump pid {}", running.pid()))?;
+    fault::point("backup.dump-started");
     let killer = running.killer();
     let opts = pipeline::Options {
         compression: stored_compression(s),
@@ -401,6 +436,7 @@ async fn dump(
     };
     let mut task = tokio::task::spawn_blocking(move || {
         let mut progress_fn = |n: u64| {
+            fault::point("backup.streamed");
             if let Some(p) = progress.as_mut() {
                 p(n)
             }
@@ -462,6 +498,8 @@ struct Dumped {
     sha256: String,
     report: pipeline::Report,
     output: Output,
+    /// pg_dump's warnings.
+    warnings: Vec<String>,
 }
 
 /// Bytes the pipe from pg_dump may hold: with the default 64 KiB, a moment's delay in our reader
@@ -504,19 +542,23 @@ fn stream_plain(
         Ok(out) => {
             let upload = out.sink.take().expect("the upload is kept until now");
             let outcome = wait(running).and_then(|outcome| match outcome.success() {
-                true => Ok(()),
+                true => Ok(outcome),
                 false => Err(BackupError::DumpFailed(outcome.describe())),
             });
-            if let Err(e) = outcome {
-                Output::Stream(upload).abort();
-                return Err(e);
-            }
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    Output::Stream(upload).abort();
+                    return Err(e);
+                }
+            };
             Ok(Dumped {
                 raw_bytes: out.raw_bytes,
                 stored_bytes: out.stored_bytes,
                 sha256: out.sha256,
                 report: out.report.expect("plain dumps are inspected"),
                 output: Output::Stream(upload),
+                warnings: outcome.warnings,
             })
         }
         Err(PipelineError::Write(e)) => {
@@ -571,6 +613,7 @@ fn dump_custom(
         sha256,
         report,
         output: Output::Staged(staged),
+        warnings: outcome.warnings,
     })
 }
 
@@ -605,7 +648,10 @@ pub fn replay_custom(
     loop {
         match out.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => inspector.feed(&buf[..n]),
+            Ok(n) => {
+                fault::point("backup.replayed");
+                inspector.feed(&buf[..n]);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(source) => {
                 return Err(BackupError::Io {

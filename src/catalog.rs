@@ -56,10 +56,19 @@ pub struct Manifest {
     /// Bytes of dump text (plain) or archive bytes (custom).
     pub raw_bytes: u64,
     pub sha256: String,
-    /// Rows per table as counted in the dump's data.
+    /// Rows per table as counted in the dump's data, keyed by the name as pg_dump prints it:
+    /// text when its bytes (in `dump_encoding`) are UTF-8, else `hex:<hex of the bytes>`.
     pub tables: BTreeMap<String, u64>,
+    /// The encoding of the dump's names (pg_dump's `SET client_encoding`); absent in older
+    /// manifests, whose dumps are in the database's encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump_encoding: Option<String>,
     pub large_objects: u64,
     pub database_info: DatabaseInfo,
+    /// pg_dump's warnings (e.g. "subscriptions not dumped because current user is not a
+    /// superuser"): objects of the database that the file does not hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Manifest {

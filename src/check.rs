@@ -31,7 +31,8 @@ impl crate::exit::ExitCode for Unhealthy {
 /// One reason the backups are not healthy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// Stable code: `no-backup`, `stale`, `shrunk`, `verify-failed`, `verify-stale`, `low-space`.
+    /// Stable code: `no-backup`, `stale`, `shrunk`, `incomplete`, `verify-failed`, `verify-stale`,
+    /// `low-space`.
     pub code: &'static str,
     pub message: String,
 }
@@ -93,6 +94,7 @@ pub fn evaluate(
         cfg,
     );
     shrinking(&mut problems, &committed, cfg);
+    left_out(&mut problems, &committed);
     let last_ok = verification(&mut problems, &mine, &committed, database, now, cfg);
     free_space(&mut problems, &committed, free_bytes, backup_dir, cfg);
     Health {
@@ -143,6 +145,23 @@ fn freshness(
             ),
         }),
         Some(_) => {}
+    }
+}
+
+/// The newest committed backup lacks objects of the database: pg_dump warned that it left
+/// them out (subscriptions skipped for a non-superuser, and the like).
+fn left_out(problems: &mut Vec<Problem>, committed: &[&Entry]) {
+    if let Some(n) = committed.first().and_then(|e| e.manifest.as_ref())
+        && !n.warnings.is_empty()
+    {
+        problems.push(Problem {
+            code: "incomplete",
+            message: format!(
+                "the newest backup {} is missing objects of the database: pg_dump {}",
+                n.id,
+                n.warnings.join("; ")
+            ),
+        });
     }
 }
 

@@ -79,6 +79,11 @@ pub enum Command {
     /// of the one before, the last verification failed or is older than check_verify_max_age, or
     /// free space is below check_min_free.
     Check(CheckArgs),
+    /// The state of the backups at a glance: per database the newest good backup and its age,
+    /// verification verdicts, free space, retention window, problems and the history of the
+    /// last weeks, from BACKUP_DIR. With --url the running daemon adds the running backup, the
+    /// next run and recent failures.
+    Status(StatusArgs),
     /// Show or explain the configuration.
     Config {
         #[command(subcommand)]
@@ -335,6 +340,20 @@ pub struct CheckArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this database (default: the configured database and every other one with backups).
+    #[arg(long, short = 'd', value_name = "NAME")]
+    pub database: Option<String>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Also ask the daemon at this address (e.g. http://127.0.0.1:8080) for its running backup,
+    /// next run and recent failures.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

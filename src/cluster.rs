@@ -166,6 +166,39 @@ impl TempCluster {
         &self.dir
     }
 
+    /// The psql command line a user types to connect to `db` as the superuser.
+    pub fn psql_argv(&self, db: &str) -> Vec<String> {
+        vec![
+            self.bindir.join("psql").display().to_string(),
+            "-h".into(),
+            self.dir.display().to_string(),
+            "-p".into(),
+            self.port.to_string(),
+            "-U".into(),
+            "postgres".into(),
+            "-d".into(),
+            db.into(),
+        ]
+    }
+
+    /// The pg_ctl command line that stops the server (as the `postgres` OS user when run as root).
+    pub fn stop_argv(&self) -> Vec<String> {
+        let mut argv = match &self.run_as {
+            Some(user) => vec!["runuser".into(), "-u".into(), user.clone(), "--".into()],
+            None => Vec::new(),
+        };
+        argv.push(self.bindir.join("pg_ctl").display().to_string());
+        argv.extend([
+            "-D".into(),
+            self.data_dir().display().to_string(),
+            "-m".into(),
+            "fast".into(),
+            "-w".into(),
+            "stop".into(),
+        ]);
+        argv
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -187,7 +220,12 @@ impl TempCluster {
             .arg(&self.dir)
             .arg("-p")
             .arg(self.port.to_string())
-            .args(["-U", "postgres", "-d", db])
+            .args(["-U", "postgres", "-d"])
+            // As a connection string, so that a name with `=` or a URI prefix is a name.
+            .arg(format!(
+                "dbname='{}'",
+                db.replace('\\', "\\\\").replace('\'', "\\'")
+            ))
             .env_remove("PGPASSWORD")
             .env_remove("PGHOST")
             .env_remove("PGPORT")

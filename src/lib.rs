@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod prune;
 pub mod restore;
 pub mod retention;
+pub mod status;
 pub mod verify;
 // services.
 pub mod notify;
@@ -32,5 +33,6 @@ pub mod storage;
 pub mod config;
 // domain.
 pub mod exit;
+pub mod fault;
 pub mod model;
 pub mod shutdown;

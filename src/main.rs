@@ -10,7 +10,13 @@ use pgkeep::{app, exit, shutdown};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let env: BTreeMap<String, String> = match app::environment(std::env::vars_os()) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("pgkeep: error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let settings = Settings::load(&app::inputs(&cli, &env));
     let json = match &settings {
         Ok(s) => s.log_format == LogFormat::Json,

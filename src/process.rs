@@ -1,15 +1,39 @@
 //! The one wrapper for child processes (pg_dump, pg_restore, psql, hooks): a private environment,
 //! its own process group so that a kill reaches every descendant, stderr drained concurrently
-//! with only its tail kept, and no orphan left behind when the wrapper is dropped.
+//! with only its tail kept, no orphan left behind when the wrapper is dropped, and none left
+//! behind when pgkeep itself is killed.
+//!
+//! **Children die with pgkeep.** Every child is started with `PR_SET_PDEATHSIG(SIGKILL)` (set in
+//! `pre_exec`, followed by a `getppid()` check: if pgkeep died between `fork` and `prctl`, the
+//! child is already an orphan and gives up before `exec`). The kernel sends that signal when the
+//! *thread* that forked the child ends, not the process: a child forked from one of tokio's
+//! blocking threads (which end after idling) would be killed in the middle of its work, so every
+//! child is forked by one long-lived spawner thread that is never asked to stop. It ends only
+//! with the process, and then every child receives SIGKILL, whatever killed pgkeep (SIGKILL, OOM
+//! killer, panic). Only the direct child receives it: its descendants are reached by the process
+//! group kill while pgkeep lives (pg_dump, pg_restore and psql start none that would outlive
+//! them; `pg_restore -j` workers end when their leader's pipes close). The signal is cleared by a
+//! change of credentials, so a program started through `runuser`, `su` or a set-uid binary is not
+//! covered: the throwaway clusters of `cluster.rs` (started by `runuser ... pg_ctl`, and
+//! daemonized by `pg_ctl` anyway) outlive a killed pgkeep and are left for the next run to sweep.
+//!
+//! **File descriptors a child inherits.** Rust opens everything close-on-exec. A child gets
+//! exactly the descriptors named for it, at the same numbers, with close-on-exec cleared in the
+//! child only (so no other child started meanwhile sees them): the ones given with
+//! [`Spec::inherit_fd`] (the database's lock, so that the kernel lock stays held as long as a
+//! pg_dump lives), and every [`MemoryFile`] that an environment value names as
+//! `/proc/self/fd/N` (the path then means the same file in the child; this is how a password
+//! reaches libpq without a file on disk).
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
-use std::io::Read;
+use std::ffi::{CString, OsString};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -60,6 +84,8 @@ pub struct Spec {
     /// The complete environment of the child.
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
+    /// Descriptors the child inherits (duplicates, closed once the child is reaped).
+    inherit: Vec<Arc<OwnedFd>>,
 }
 
 impl Spec {
@@ -69,7 +95,16 @@ impl Spec {
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
+            inherit: Vec::new(),
         }
+    }
+
+    /// Let the child inherit `fd`, at the number of a duplicate made now. The duplicate stays
+    /// open while this spec (or a clone) lives and until the child has been reaped, so whatever
+    /// `fd` holds (a file lock) stays held as long as the child lives, even if pgkeep dies first.
+    pub fn inherit_fd(mut self, fd: impl AsFd) -> std::io::Result<Spec> {
+        self.inherit.push(Arc::new(dup_above_stdio(fd.as_fd())?));
+        Ok(self)
     }
 
     pub fn arg(mut self, a: impl Into<OsString>) -> Spec {
@@ -98,6 +133,135 @@ impl Spec {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| self.program.display().to_string())
     }
+}
+
+/// How a child names a descriptor it inherited: the same path means the same file in pgkeep and
+/// in the child, because the descriptor keeps its number.
+const FD_PATH: &str = "/proc/self/fd/";
+
+/// The name prefix of pgkeep's memory files, which tells them apart from any other descriptor.
+const MEMFD_PREFIX: &str = "pgkeep-";
+
+/// A file that exists only in memory (a memfd, mode 0600): it disappears with its last
+/// descriptor, so nothing of it survives pgkeep, whatever ends it. Children read it at
+/// [`MemoryFile::path`] (`/proc/self/fd/N`): when an environment value of a [`Spec`] names it,
+/// the child inherits the descriptor at the same number. For the kernel it is a regular file, so
+/// it satisfies libpq's checks on `PGPASSFILE` (a plain file without group or other access), and
+/// every later open (`pg_restore -j` workers connect after the leader) reads it from the start.
+#[derive(Debug)]
+pub struct MemoryFile {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl MemoryFile {
+    /// A new memory file called `pgkeep-<name>` holding `contents`.
+    pub fn new(name: &str, contents: &[u8]) -> std::io::Result<MemoryFile> {
+        use nix::sys::memfd::{MFdFlags, memfd_create};
+        let name = CString::new(format!("{MEMFD_PREFIX}{name}"))
+            .map_err(|_| std::io::Error::other("a memory file name holds a NUL byte"))?;
+        // Never executable; kernels before 6.3 do not know the flag.
+        let no_exec = MFdFlags::from_bits_retain(nix::libc::MFD_NOEXEC_SEAL);
+        let fd = match memfd_create(name.as_c_str(), MFdFlags::MFD_CLOEXEC | no_exec) {
+            Err(nix::errno::Errno::EINVAL) => memfd_create(name.as_c_str(), MFdFlags::MFD_CLOEXEC),
+            r => r,
+        }?;
+        let fd = if fd.as_raw_fd() < 3 {
+            dup_above_stdio(fd.as_fd())?
+        } else {
+            fd
+        };
+        nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(contents)?;
+        let fd = OwnedFd::from(file);
+        let path = PathBuf::from(format!("{FD_PATH}{}", fd.as_raw_fd()));
+        Ok(MemoryFile { fd, path })
+    }
+
+    /// Where pgkeep and the children it starts read the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsFd for MemoryFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The descriptors of pgkeep's memory files that values of `env` name as `/proc/self/fd/N`.
+fn memory_files_named(env: &[(String, String)]) -> Vec<RawFd> {
+    let mut fds: Vec<RawFd> = env
+        .iter()
+        .filter_map(|(_, v)| v.strip_prefix(FD_PATH)?.parse::<RawFd>().ok())
+        .filter(|fd| {
+            std::fs::read_link(format!("{FD_PATH}{fd}")).is_ok_and(|target| {
+                target
+                    .to_string_lossy()
+                    .starts_with(&format!("/memfd:{MEMFD_PREFIX}"))
+            })
+        })
+        .collect();
+    fds.sort_unstable();
+    fds.dedup();
+    fds
+}
+
+/// A close-on-exec duplicate of `fd` numbered 3 or above: a child's stdin, stdout and stderr are
+/// set up at 0-2 before it keeps its inherited descriptors, and would replace one numbered there.
+fn dup_above_stdio(fd: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // SAFETY: fcntl just returned this new descriptor, which nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// A command for the spawner thread, and where to send what came of it.
+type SpawnJob = (Command, mpsc::SyncSender<std::io::Result<Child>>);
+
+/// Start `cmd` from the spawner thread, which lives as long as the process: the parent-death
+/// signal of a child fires when the thread that forked it ends (see the module docs).
+fn spawn_from_long_lived_thread(cmd: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<mpsc::Sender<SpawnJob>> = OnceLock::new();
+    let spawner = match SPAWNER.get() {
+        Some(s) => s,
+        None => {
+            let (tx, rx) = mpsc::channel::<SpawnJob>();
+            std::thread::Builder::new()
+                .name("pgkeep-spawner".into())
+                .spawn(move || {
+                    for (mut cmd, reply) in rx {
+                        let _ = reply.send(cmd.spawn());
+                    }
+                })?;
+            // Two first callers may race: the loser's sender is dropped here, unused, and its
+            // thread ends at once, having started nothing.
+            SPAWNER.get_or_init(|| tx)
+        }
+    };
+    let stopped = || std::io::Error::other("the thread that starts child processes has stopped");
+    let (reply, result) = mpsc::sync_channel(1);
+    spawner.send((cmd, reply)).map_err(|_| stopped())?;
+    result.recv().map_err(|_| stopped())?
+}
+
+/// Runs in the child between `fork` and `exec`, so only async-signal-safe calls (no allocation):
+/// die with pgkeep, give up if pgkeep is already gone, keep the inherited descriptors.
+fn in_child(pgkeep: Pid, keep: &[RawFd]) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    if nix::unistd::getppid() != pgkeep {
+        // pgkeep died before the signal was armed: this child must not run on alone.
+        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+    }
+    for &fd in keep {
+        // SAFETY: fcntl on a descriptor number; F_SETFD with 0 only clears close-on-exec.
+        if unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) } == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// A handle that can signal the child's process group from any thread.
@@ -145,6 +309,9 @@ pub struct Running {
     killer: Killer,
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_thread: Option<JoinHandle<()>>,
+    /// The descriptors the child inherited: dropped (closed) only after the child is reaped,
+    /// since fields drop after `Drop::drop` and `wait` has consumed the child by then.
+    _inherited: Vec<Arc<OwnedFd>>,
 }
 
 /// How a child ended.
@@ -154,6 +321,8 @@ pub struct Outcome {
     pub status: ExitStatus,
     /// The last lines of stderr, cleaned for a one-line message.
     pub stderr_tail: String,
+    /// The lines of stderr that are warnings (`pg_dump: warning: ...`), in order.
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -210,6 +379,17 @@ pub fn tail_lines(bytes: &[u8], max_lines: usize) -> String {
     lines[start..].join(" | ")
 }
 
+/// The lines of stderr in PostgreSQL's client tools' warning form (`prog: warning: text`),
+/// without the program's name.
+pub fn warning_lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter_map(|l| l.split_once(": warning: ").map(|(_, w)| w.trim()))
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("warning: {w}"))
+        .collect()
+}
+
 impl Running {
     /// Start the child with stdout to `stdout`, stdin closed, stderr captured.
     pub fn spawn(spec: &Spec, stdout: Stdio) -> std::io::Result<Running> {
@@ -228,7 +408,14 @@ impl Running {
         if let Some(d) = &spec.cwd {
             cmd.current_dir(d);
         }
-        let mut child = cmd.spawn().map_err(|e| {
+        let mut keep: Vec<RawFd> = spec.inherit.iter().map(|fd| fd.as_raw_fd()).collect();
+        keep.extend(memory_files_named(&spec.env));
+        let pgkeep = nix::unistd::getpid();
+        // SAFETY: `in_child` makes only async-signal-safe calls and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || in_child(pgkeep, &keep));
+        }
+        let mut child = spawn_from_long_lived_thread(cmd).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!("cannot start {}: {e}", spec.program.display()),
@@ -264,7 +451,13 @@ impl Running {
             },
             stderr,
             stderr_thread: Some(stderr_thread),
+            _inherited: spec.inherit.clone(),
         })
+    }
+
+    /// The child's process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.killer.pgid.as_raw() as u32
     }
 
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
@@ -294,6 +487,7 @@ impl Running {
             name: self.name.clone(),
             status,
             stderr_tail: tail_lines(&bytes, 3),
+            warnings: warning_lines(&bytes),
         })
     }
 }
@@ -365,6 +559,14 @@ mod tests {
     }
 
     #[test]
+    fn warnings_are_picked_from_stderr() {
+        assert_eq!(
+            warning_lines(b"pg_dump: warning: subscriptions not dumped because current user is not a superuser\npg_dump: error: x\n"),
+            vec!["warning: subscriptions not dumped because current user is not a superuser"]
+        );
+    }
+
+    #[test]
     fn outcome_describes_signal_and_tail() {
         let spec = Spec::new(Path::new("/bin/sh"))
             .arg("-c")
@@ -375,6 +577,71 @@ mod tests {
             o.describe(),
             "sh was killed by signal 9 (SIGKILL): one | two"
         );
+    }
+
+    /// The parent-death signal fires when the forking *thread* ends: a child started from a
+    /// thread that ends at once must live on (it is forked by the long-lived spawner).
+    #[test]
+    fn a_child_outlives_the_thread_that_started_it() {
+        let spec = Spec::new(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg("sleep 0.5; echo alive");
+        let running = std::thread::spawn(move || Running::spawn(&spec, Stdio::piped()).unwrap())
+            .join()
+            .unwrap();
+        let mut running = running;
+        let mut out = String::new();
+        running
+            .take_stdout()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let o = running.wait().unwrap();
+        assert!(o.success(), "{}", o.describe());
+        assert_eq!(out, "alive\n");
+    }
+
+    /// The child is armed to die with pgkeep (PR_GET_PDEATHSIG in the child says SIGKILL).
+    #[test]
+    fn a_child_dies_with_pgkeep() {
+        let spec = Spec::new(Path::new("/usr/bin/python3")).arg("-c").arg(
+            "import ctypes; s = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(s), 0, 0, 0); print(s.value)",
+        );
+        let (o, out) = output(&spec, None).unwrap();
+        assert!(o.success(), "{}", o.describe());
+        assert_eq!(String::from_utf8_lossy(&out).trim(), "9");
+    }
+
+    /// A memory file named in the environment is readable by the child at the same path, as a
+    /// regular 0600 file; a child whose environment does not name it has no descriptor of it.
+    #[test]
+    fn a_memory_file_reaches_only_the_child_that_names_it() {
+        let mf = MemoryFile::new("test", b"secret contents\n").unwrap();
+        let path = mf.path().display().to_string();
+        assert!(path.starts_with(FD_PATH), "{path}");
+        let read = Spec::new(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg("cat \"$F\"; stat -L -c '%a %F' \"$F\"; cat \"$F\" >/dev/null && echo again")
+            .env("F", path.clone());
+        let (o, out) = output(&read, None).unwrap();
+        assert!(o.success(), "{}", o.describe());
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "secret contents\n600 regular file\nagain\n"
+        );
+        let other = Spec::new(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg(format!("test -e {path} && echo leaked || echo absent"));
+        let (_, out) = output(&other, None).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), "absent\n");
+        // A /proc/self/fd path that is not a memory file of ours is not passed on.
+        let file = tempfile::tempfile().unwrap();
+        let not_ours = Spec::new(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg("test -e \"$F\" && echo leaked || echo absent")
+            .env("F", format!("{FD_PATH}{}", file.as_raw_fd()));
+        let (_, out) = output(&not_ours, None).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), "absent\n");
     }
 
     #[test]

@@ -63,21 +63,32 @@ pub fn human_duration(d: Duration) -> String {
     parts.join(" ")
 }
 
-/// The one log line per completed backup.
+/// The one log line per completed backup; a warning, with pg_dump's warnings, when pg_dump
+/// left objects out.
 pub fn log_done(m: &Manifest, path: &Path) {
-    tracing::info!(
-        database = %m.database,
-        file = %path.display(),
-        size = %human_bytes(m.stored_bytes),
-        size_bytes = m.stored_bytes,
-        raw_bytes = m.raw_bytes,
-        duration = %format!("{:.1}s", m.duration_seconds),
-        sha256 = %&m.sha256[..12],
-        tables = m.tables.len(),
-        rows = m.total_rows(),
-        id = %m.id,
-        "backup complete"
-    );
+    macro_rules! done {
+        ($level:ident, $($warnings:tt)*) => {
+            tracing::$level!(
+                database = %m.database,
+                file = %path.display(),
+                size = %human_bytes(m.stored_bytes),
+                size_bytes = m.stored_bytes,
+                raw_bytes = m.raw_bytes,
+                duration = %format!("{:.1}s", m.duration_seconds),
+                sha256 = %&m.sha256[..12],
+                tables = m.tables.len(),
+                rows = m.total_rows(),
+                id = %m.id,
+                $($warnings)*
+                "backup complete"
+            )
+        };
+    }
+    if m.warnings.is_empty() {
+        done!(info,);
+    } else {
+        done!(warn, warnings = %m.warnings.join(" | "),);
+    }
 }
 
 /// The notification event of a committed backup.

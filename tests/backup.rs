@@ -238,3 +238,33 @@ fn json_logs_have_one_line_per_completed_backup() {
 fn catalog_id(manifest: &str) -> String {
     pgkeep::catalog::id_of(manifest.trim_end_matches(".manifest.json"))
 }
+
+/// A value that is not UTF-8 in the environment made pgkeep panic (`std::env::vars`). One of
+/// pgkeep's variables is an error line that names it; anyone else's is ignored.
+#[test]
+fn non_utf8_environment_values() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let db = TestDb::create(SAMPLE);
+    let bad = OsStr::from_bytes(b"caf\xe9");
+    db.pgkeep()
+        .env("PGKEEP_DATABASE", bad)
+        .arg("list")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "the environment variable PGKEEP_DATABASE is not valid UTF-8",
+        ))
+        .stderr(predicates::str::contains("panicked").not());
+    db.pgkeep()
+        .env("POSTGRESQL_PASSWORD", bad)
+        .arg("list")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("POSTGRESQL_PASSWORD"));
+    db.pgkeep()
+        .env("SOMEONE_ELSES", bad)
+        .arg("backup")
+        .assert()
+        .success();
+}

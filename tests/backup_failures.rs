@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::procs::{TableLock, processes_of};
 use common::*;
 use predicates::prelude::*;
 
@@ -50,13 +51,6 @@ fn failing_backup(db: &TestDb, body: &str, code: i32) -> String {
 fn assert_clean(db: &TestDb, before: &[String]) {
     assert_eq!(db.files(), before, "only the earlier backup may remain");
     assert_eq!(db.wait_no_sessions(), 0, "no session may be left behind");
-}
-
-/// End the session that holds the table lock (killing psql alone leaves its backend asleep).
-fn release(db: &TestDb, mut locker: Child) {
-    db.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE routes%' AND pid <> pg_backend_pid()");
-    let _ = locker.kill();
-    let _ = locker.wait();
 }
 
 #[test]
@@ -148,8 +142,8 @@ fn unreachable_server_wrong_password_and_missing_database() {
         .clone();
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).lines().count(),
-        2,
-        "start line + error line"
+        1,
+        "the error line only"
     );
 
     let out = db
@@ -266,82 +260,23 @@ fn walk(dir: &Path) -> Vec<String> {
 }
 
 /// Start `pgkeep backup` in the background with a table locked, so the dump hangs mid-way.
-fn blocked_backup(db: &TestDb) -> (Child, Child) {
-    let info = cluster();
-    // Hold an exclusive lock: pg_dump connects, then waits for it.
-    let locker = Command::new(info.bindir.join("psql"))
-        .args(["-X", "-q", "-h"])
-        .arg(&info.socket_dir)
-        .args([
-            "-p",
-            &info.port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            &db.name,
-        ])
-        .args([
-            "-c",
-            "BEGIN; LOCK TABLE routes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let waited = Instant::now();
-    while db
-        .sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'routes' AND l.mode = 'AccessExclusiveLock' AND l.granted")
-        .trim()
-        != "1"
-    {
-        assert!(waited.elapsed() < Duration::from_secs(20), "lock not taken");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let cmd = db.pgkeep().get_program().to_owned();
-    let mut c = Command::new(cmd);
-    c.env_clear();
-    for (k, v) in db.pgkeep().get_envs() {
-        if let Some(v) = v {
-            c.env(k, v);
-        }
-    }
-    let child = c
+fn blocked_backup(db: &TestDb) -> (Child, TableLock) {
+    let lock = TableLock::take(db, "routes");
+    let child = db
+        .command()
         .arg("backup")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until pg_dump waits on the lock.
-    let waited = Instant::now();
-    loop {
-        let n = db.sql(&format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock' AND application_name = 'pgkeep'",
-            db.name
-        ));
-        if n.trim() == "1" {
-            break;
-        }
-        assert!(
-            waited.elapsed() < Duration::from_secs(30),
-            "pg_dump did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, locker)
+    lock.wait_for_waiter();
+    (child, lock)
 }
 
 fn pg_dump_processes(db: &TestDb) -> usize {
-    let out = Command::new("pgrep")
-        .args(["-f", "pg_dump"])
-        .output()
-        .unwrap();
-    let pids = String::from_utf8_lossy(&out.stdout).into_owned();
-    pids.lines()
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|e| String::from_utf8_lossy(&e).contains(&format!("PGDATABASE={}", db.name)))
-                .unwrap_or(false)
-        })
+    processes_of(&db.name)
+        .iter()
+        .filter(|p| p.comm == "pg_dump")
         .count()
 }
 
@@ -359,7 +294,7 @@ fn sigterm_and_sigint_during_the_dump() {
             libc::kill(child.id() as i32, sig);
         }
         let out = child.wait_with_output().unwrap();
-        release(&db, locker);
+        locker.release();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{stderr}");
         assert!(stderr.contains("interrupted by"), "{stderr}");
@@ -382,7 +317,7 @@ fn a_second_backup_fails_fast_naming_the_first_and_a_killed_holder_does_not_bloc
     // Kill the holder outright: the kernel releases its lock.
     first.kill().unwrap();
     first.wait().unwrap();
-    release(&db, locker);
+    locker.release();
     db.pgkeep().arg("backup").assert().success();
     assert_eq!(
         db.files()
@@ -406,7 +341,7 @@ fn secrets_and_awkward_names() {
     let fake = fake_pg_dump(
         dir.path(),
         &format!(
-            "{{ echo \"ARGS: $*\"; env; echo \"PASSFILE MODE: $(stat -c %a \"$PGPASSFILE\")\"; }} > '{}'\nexec '{}' \"$@\"",
+            "{{ echo \"ARGS: $*\"; env; echo \"PASSFILE MODE: $(stat -L -c %a \"$PGPASSFILE\")\"; }} > '{}'\nexec '{}' \"$@\"",
             record.display(),
             real.display()
         ),
@@ -435,8 +370,8 @@ fn secrets_and_awkward_names() {
         .find_map(|l| l.strip_prefix("PGPASSFILE="))
         .unwrap();
     assert!(
-        !Path::new(passfile).exists(),
-        "the private passfile is removed"
+        passfile.starts_with("/proc/self/fd/"),
+        "the private passfile lives in memory, not on disk: {passfile}"
     );
 
     let m = db
@@ -479,4 +414,35 @@ fn an_older_pg_dump_is_refused_naming_what_was_found() {
             predicate::str::contains("the server is 15").and(predicate::str::contains("11.22")),
         );
     assert!(db.files().is_empty());
+}
+
+/// With no password known, libpq children are pointed at no passfile: their errors say what
+/// went wrong without `WARNING: password file "/dev/null" is not a plain file` in front.
+#[test]
+fn without_a_password_libpq_errors_carry_no_passfile_warning() {
+    let db = TestDb::create("");
+    let info = cluster();
+    let params = pgkeep::pg::ConnParams {
+        host: info.socket_dir.display().to_string(),
+        port: info.port,
+        user: db.user.clone(),
+        password: None,
+        passfile: None,
+        dbname: db.name.clone(),
+        sslmode: pgkeep::config::SslMode::Disable,
+        sslrootcert: None,
+        connect_timeout: 5,
+    };
+    let env = pgkeep::backup::libpq_env(&params, &[], None);
+    let spec = pgkeep::process::Spec::new(&info.bindir.join("psql"))
+        .envs(env)
+        .arg("-X")
+        .arg("-w")
+        .arg("-c")
+        .arg("SELECT 1");
+    let (outcome, _) = pgkeep::process::output(&spec, None).unwrap();
+    assert!(!outcome.success());
+    let err = outcome.describe();
+    assert!(err.contains("no password supplied"), "{err}");
+    assert!(!err.contains("WARNING"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! What the real binary prints where no server is needed: each command's `--help` with its own
 //! flags apart from the global ones, the top-level description, `cleanup`'s own flag texts, and
-//! the tables of `list` and `prune` over a directory of the old pod's files.
+//! the tables of `list` and `prune` over a directory of the old pod's files, a failed command's
+//! one error line, and what `demo --keep` says about the server it leaves running.
 
 use std::path::Path;
 
@@ -208,4 +209,97 @@ fn list_says_why_an_old_pods_file_has_no_database() {
         "{json}"
     );
     assert!(v[1].get("database_unknown").is_none(), "{json}");
+}
+
+/// The whole stderr of a failed command at the default verbosity: its one error line.
+fn only_error_line(c: &mut Command, code: i32) -> String {
+    let out = c.assert().code(code).get_output().clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("pgkeep: error: "),
+        "{c:?} printed\n{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn a_failed_one_shot_command_prints_only_its_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    old_pod_dir(dir.path());
+    // No server listens on this socket directory.
+    let nothing = tempfile::tempdir().unwrap();
+    let env = [
+        ("TZ", "UTC"),
+        ("DATABASE_SERVICE_NAME", nothing.path().to_str().unwrap()),
+        ("POSTGRESQL_DATABASE", "sbi"),
+        ("POSTGRESQL_USER", "app"),
+        ("POSTGRESQL_PASSWORD", "secret"),
+        ("BACKUP_DIR", dir.path().to_str().unwrap()),
+    ];
+    let file = dir
+        .path()
+        .join("2026-01-02/postgresql-sbi_2026-01-02_01-00-00.sql.gz");
+    only_error_line(pgkeep(&env).arg("backup"), 3);
+    only_error_line(
+        pgkeep(&env).args(["restore", "--yes", "--file"]).arg(&file),
+        7,
+    );
+    only_error_line(
+        pgkeep(&env).args([
+            "verify",
+            "2026-01-02/postgresql-sbi_2026-01-02_01-00-00.sql.gz",
+        ]),
+        9,
+    );
+    only_error_line(pgkeep(&env).arg("check"), 8);
+    only_error_line(pgkeep(&env).args(["cleanup", "--yes"]), 3);
+    only_error_line(
+        pgkeep(&env).args(["prune", "--apply", "--keep-days", "0", "--keep-last", "0"]),
+        2,
+    );
+}
+
+/// The line of `text` that starts with `prefix` (after indentation), without the prefix.
+fn line_after<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in\n{text}"))
+        .trim()
+}
+
+fn sh(line: &str) -> std::process::Output {
+    std::process::Command::new("sh")
+        .args(["-c", line])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn demo_keep_says_how_to_connect_and_how_to_stop() {
+    let out = stdout(pgkeep(&[]).args(["demo", "--keep"]));
+    let dir = line_after(&out, "Kept: cluster and backups under ");
+    let connect = line_after(&out, "connect: ");
+    let stop = line_after(&out, "stop: ");
+    assert!(connect.contains(&format!(" -h {dir} -p ")), "{out}");
+    let rows = sh(&format!(
+        "{connect} -X -A -t -c 'SELECT count(*) FROM routes'"
+    ));
+    assert!(
+        rows.status.success() && !String::from_utf8_lossy(&rows.stdout).trim().is_empty(),
+        "{connect}: {}",
+        String::from_utf8_lossy(&rows.stderr)
+    );
+    let stopped = sh(stop);
+    assert!(
+        stopped.status.success(),
+        "{stop}: {}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    assert!(!sh(&format!("{connect} -X -c 'SELECT 1'")).status.success());
+    assert_eq!(
+        line_after(&out, "then remove the directory: "),
+        format!("rm -rf {dir}")
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

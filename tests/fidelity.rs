@@ -76,7 +76,6 @@ fn contrib() {
 }
 
 #[test]
-#[ignore = "issue 18: extensions created by the application role come back owned by the superuser"]
 fn app_extensions() {
     corpus_case(APP_EXTENSIONS);
 }
@@ -97,7 +96,6 @@ fn columns() {
 }
 
 #[test]
-#[ignore = "issue 18: verify --restore --local: the owner of a large object is not among the recorded roles: role does not exist"]
 fn large_objects() {
     corpus_case(LARGE_OBJECTS);
 }
@@ -113,31 +111,26 @@ fn privileges() {
 }
 
 #[test]
-#[ignore = "issue 18: a database privilege granted by a non-owner comes back with the owner as grantor"]
 fn db_grants() {
     corpus_case(DB_GRANTS);
 }
 
 #[test]
-#[ignore = "issue 18: the default tablespace, the connection limit and COMMENT ON DATABASE are lost"]
 fn dbprops() {
     corpus_case(DBPROPS);
 }
 
 #[test]
-#[ignore = "issue 18: the ICU locale provider and locale are lost (the copy is libc C.UTF-8; the sort order changes)"]
 fn icu() {
     corpus_case(ICU);
 }
 
 #[test]
-#[ignore = "issue 18: the manifest records LATIN1 names lossily (caf\u{FFFD}): restore and verify report the tables missing"]
 fn latin1() {
     corpus_case(LATIN1);
 }
 
 #[test]
-#[ignore = "issue 18: counting the rows of a table whose name is not UTF-8 fails: invalid byte sequence for encoding UTF8: 0xe9"]
 fn sql_ascii() {
     corpus_case(SQL_ASCII);
 }
@@ -148,7 +141,6 @@ fn odd_names() {
 }
 
 #[test]
-#[ignore = "issue 18: verify --restore leaves its scratch database (the subscription holds it); restore --in-place cannot drop the live database"]
 fn subscription() {
     corpus_case(SUBSCRIPTION);
 }

@@ -18,7 +18,7 @@ use syn::visit::{self, Visit};
 /// this table stays the whole picture. The crate root (`lib.rs`) is above everything.
 const LAYERS: &[(&str, &[&str])] = &[
     // Domain types and process-wide basics: they depend on nothing of pgkeep.
-    ("domain", &["model", "exit", "shutdown"]),
+    ("domain", &["model", "exit", "shutdown", "fault"]),
     // Settings: parses its inputs into domain types.
     ("config", &["config"]),
     // Infrastructure: talks to PostgreSQL, child processes, files; knows nothing of commands.
@@ -39,6 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "retention",
             "check",
             "cluster",
+            "status",
         ],
     ),
     // Long-running servers: the daemon and the maintenance page.

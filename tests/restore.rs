@@ -244,7 +244,9 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
         .stdout(predicate::str::contains(
             "oc scale deployment/server --replicas=0",
         ))
-        .stdout(predicate::str::contains("--single-transaction"))
+        .stdout(predicate::str::contains("ON_ERROR_STOP=1"))
+        .stdout(predicate::str::contains("stops at the first error"))
+        .stdout(predicate::str::contains("--single-transaction").not())
         .stdout(predicate::str::contains("Space needed"))
         .stdout(predicate::str::contains("SELECT 1 FROM routes"))
         .stdout(predicate::str::contains("nothing was changed"));
@@ -287,6 +289,58 @@ fn truncated_file_is_refused_before_any_change() {
         .code(7)
         .stderr(predicate::str::contains("does not match its manifest"))
         .stderr(predicate::str::contains("nothing was changed"));
+    assert_eq!((restore_copies(&db), fingerprint(&db.name)), before);
+}
+
+#[test]
+fn dry_run_that_would_be_refused_prints_the_plan_and_exits_7() {
+    let db = TestDb::create(SAMPLE);
+    backup(&db, &[]);
+    let before = (restore_copies(&db), fingerprint(&db.name));
+    // A missing privilege: the backup user (no CREATEDB) as admin.
+    db.pgkeep()
+        .args(["restore", "--dry-run"])
+        .assert()
+        .code(7)
+        .stdout(predicate::str::contains("Missing privilege: role"))
+        .stdout(predicate::str::contains("CREATE DATABASE"))
+        .stdout(predicate::str::contains(
+            "Dry run: the restore would be REFUSED",
+        ))
+        .stderr(predicate::str::contains(
+            "dry run: the restore would be refused: role",
+        ))
+        .stderr(predicate::str::contains("lacks CREATEDB"));
+    // A damaged file: the plan as far as it can be made, its first step says why.
+    let data = db
+        .files()
+        .into_iter()
+        .find(|f| f.ends_with(".sql.gz"))
+        .unwrap();
+    let path = db.backup_dir.join(&data);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let out = restore(&db).arg("--dry-run").assert().code(7);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stdout.starts_with("Restore plan: backup "), "{stdout}");
+    assert!(
+        stdout.contains(" 1. check the backup file ")
+            && stdout.contains("      REFUSED: ")
+            && stdout.contains("does not match its manifest"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("CREATE DATABASE"), "{stdout}");
+    assert!(
+        stdout.contains("Dry run: the restore would be REFUSED: "),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("dry run: the restore would be refused: ")
+            && stderr.contains("does not match its manifest")
+            && stderr.trim_end().ends_with("nothing was changed"),
+        "{stderr}"
+    );
     assert_eq!((restore_copies(&db), fingerprint(&db.name)), before);
 }
 
@@ -768,6 +822,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
                 expected: Some(&manifest.tables),
                 checks: &["SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'user300'".to_string()],
                 jobs: 1,
+                names_encoding: manifest.dump_encoding.as_deref(),
             })
             .await
             .unwrap();
@@ -784,6 +839,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
                 expected: Some(&wrong),
                 checks: &[],
                 jobs: 1,
+                names_encoding: None,
             })
             .await
             .unwrap_err();
@@ -865,21 +921,27 @@ fn backups_are_chosen_by_time_id_and_file() {
         .code(3);
 }
 
+/// A new admin role with CREATEDB and `password`, member of the database owner's role.
+fn admin_role(db: &TestDb, password: &str) -> String {
+    let admin = unique("admin");
+    psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {admin} LOGIN CREATEDB PASSWORD {};\nGRANT {} TO {admin};",
+            quote_literal(password),
+            quote_ident(&db.user)
+        ),
+    );
+    admin
+}
+
 #[test]
 fn admin_role_from_a_passfile_entry_for_the_app_database_only() {
     let db = TestDb::create(SAMPLE);
     backup(&db, &[]);
     db.sql_as_owner("DELETE FROM routes");
-    let admin = unique("admin");
     let pw = "adm:in\\pw'secret";
-    psql(
-        "postgres",
-        &format!(
-            "CREATE ROLE {admin} LOGIN CREATEDB PASSWORD {};\nGRANT {} TO {admin};",
-            quote_literal(pw),
-            quote_ident(&db.user)
-        ),
-    );
+    let admin = admin_role(&db, pw);
     let dir = tempfile::tempdir().unwrap();
     let passfile = dir.path().join("pgpass");
     std::fs::write(
@@ -893,23 +955,60 @@ fn admin_role_from_a_passfile_entry_for_the_app_database_only() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = db
-        .pgkeep()
-        .env("PGKEEP_ADMIN_USER", &admin)
-        .env("PGKEEP_ADMIN_PASSFILE", &passfile)
+    let mut cmd = db.pgkeep();
+    cmd.env("PGKEEP_ADMIN_PASSFILE", &passfile);
+    restore_as(cmd, &admin, &[]);
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
+}
+
+/// `restore --yes` as `admin` with `extra` flags: it succeeds, says which role it used, and no
+/// output holds the password (which contains "secret").
+fn restore_as(mut cmd: assert_cmd::Command, admin: &str, extra: &[&str]) {
+    let out = cmd
+        .env("PGKEEP_ADMIN_USER", admin)
         .args(["restore", "--yes"])
+        .args(extra)
         .assert()
         .success()
         .stdout(predicate::str::contains(format!("as role \"{admin}\"")))
         .get_output()
         .clone();
-    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!all.contains("secret"), "{all}");
+}
+
+/// The admin password reaches pg_restore in a passfile that lives in memory: every parallel
+/// worker connects later than the leader and reads it again, as a role that needs its password.
+#[test]
+fn parallel_restore_workers_read_the_memory_passfile() {
+    let db = TestDb::create(SAMPLE);
+    for i in 0..6 {
+        db.sql_as_owner(&format!(
+            "CREATE TABLE t{i} AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 20000) g; ALTER TABLE t{i} ADD PRIMARY KEY (id);"
+        ));
+    }
+    backup(&db, &["--format", "custom"]);
+    db.sql_as_owner("DELETE FROM routes; DROP TABLE t3;");
+    let pw = "memory:passfile\\pw'secret";
+    let admin = admin_role(&db, pw);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = db.pgkeep();
+    cmd.env("TMPDIR", tmp.path())
+        .env("PGKEEP_ADMIN_PASSWORD", pw);
+    restore_as(cmd, &admin, &["--jobs", "4"]);
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
+    assert_eq!(db.sql("SELECT count(*) FROM t3").trim(), "20000");
+    // TMPDIR holds the restore's lock file, and nothing with the password in it.
+    for e in std::fs::read_dir(tmp.path()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(name.ends_with(".lock"), "left in TMPDIR: {name}");
+        let text = std::fs::read(e.path()).unwrap();
+        assert!(!String::from_utf8_lossy(&text).contains("secret"), "{name}");
+    }
 }
 
 #[test]
@@ -990,4 +1089,70 @@ fn failed_in_place_restore_says_the_database_is_gone() {
         .stderr(predicate::str::contains("had already dropped"));
     assert!(!databases().contains(&db.name));
     assert!(restore_copies(&db).is_empty());
+}
+
+/// Ctrl-C at the confirmation prompt did nothing (the prompt went on waiting): it must end the
+/// restore with exit 130 and change nothing.
+#[test]
+fn ctrl_c_at_the_confirmation_prompt_exits_130_and_changes_nothing() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let db = TestDb::create(SAMPLE);
+    backup(&db, &[]);
+    db.sql_as_owner("DELETE FROM routes");
+    let before = restore_copies(&db);
+    let (mut master, mut slave) = (0, 0);
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    let _master = unsafe { std::fs::File::from_raw_fd(master) };
+    let tty = unsafe { std::fs::File::from_raw_fd(slave) };
+    let mut cmd = db.command();
+    cmd.env("PGKEEP_ADMIN_USER", "postgres")
+        .arg("restore")
+        .stdin(Stdio::from(tty))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut asked = false;
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if !asked && String::from_utf8_lossy(&seen).contains("Type the database name") {
+                asked = true;
+                let _ = tx.send(());
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the restore asks for confirmation");
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait().unwrap());
+    });
+    let status = done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("Ctrl-C at the prompt ends the restore");
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(restore_copies(&db), before);
+    assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "0");
 }

@@ -18,7 +18,6 @@ pub fn request<'a>(settings: &'a Settings, database: String, ctx: &Context) -> b
         settings,
         database,
         child_env: ctx.child_env(),
-        tmp_dir: ctx.tmp_dir(),
         path_env: ctx.path_env(),
         shutdown: ctx.shutdown.clone(),
         progress: None,
@@ -34,7 +33,8 @@ pub async fn run(args: &BackupArgs, settings: &Settings, ctx: &Context) -> Resul
         let b = bar.clone();
         req.progress = Some(Box::new(move |n| b.set_position(n)));
     }
-    tracing::info!(database = %database, dir = %settings.backup_dir.display(), "backup started");
+    super::repair::repair_quietly(settings, &database, ctx).await;
+    tracing::debug!(database = %database, dir = %settings.backup_dir.display(), "backup started");
     let res = backup::run(req).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();

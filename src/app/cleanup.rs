@@ -3,14 +3,20 @@
 
 use anyhow::{Context as _, Result};
 
-use super::restore::{admin_params, confirm};
+use super::admin::admin_params;
+use super::context::Context;
+use super::restore::confirm;
 use crate::cli::CleanupArgs;
 use crate::config::Settings;
 use crate::report::human_bytes;
 use crate::restore;
 
-pub async fn run(args: &CleanupArgs, settings: &Settings) -> Result<()> {
-    let admin = admin_params(settings, &args.target());
+pub async fn run(args: &CleanupArgs, settings: &Settings, ctx: &Context) -> Result<()> {
+    let target = args.target();
+    let admin = admin_params(settings, &target);
+    if !target.dry_run {
+        super::repair::repair(settings, &target, args.database.as_deref(), ctx).await?;
+    }
     let found = restore::leftovers(&admin, args.database.as_deref()).await?;
     if found.is_empty() {
         println!("Nothing to clean up on {}.", admin.target());
@@ -38,7 +44,9 @@ pub async fn run(args: &CleanupArgs, settings: &Settings) -> Result<()> {
         confirm(
             &format!("Type \"drop {}\" to drop them:", found.len()),
             &format!("drop {}", found.len()),
-        )?;
+            &ctx.shutdown,
+        )
+        .await?;
     }
     for l in &found {
         restore::drop_leftover(&admin, &l.name)

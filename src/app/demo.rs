@@ -203,9 +203,13 @@ pub async fn run(args: &DemoArgs, ctx: &Context) -> Result<()> {
     restore_demo(&cluster, &settings, &demo_ctx, &bindir).await?;
 
     if args.keep {
+        let show = crate::restore::hooks::show_argv;
         println!(
-            "Kept: cluster and backups under {}",
-            cluster.dir().display()
+            "Kept: cluster and backups under {}\n  connect: {}\n  stop:    {}\n  then remove the directory: rm -rf {}",
+            cluster.dir().display(),
+            show(&cluster.psql_argv(APP_DB)),
+            show(&cluster.stop_argv()),
+            show(&[cluster.dir().display().to_string()]),
         );
     } else {
         cluster.stop()?;

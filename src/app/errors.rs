@@ -47,6 +47,7 @@ const KNOWN: &[Probe] = &[
     probe::<ToolError>,
     probe::<crate::storage::StorageError>,
     probe::<crate::lock::LockError>,
+    probe::<crate::fault::FaultError>,
 ];
 
 /// The exit code of a failed command: the first error of the chain that pgkeep knows decides.

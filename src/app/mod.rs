@@ -1,6 +1,7 @@
 //! The command layer: one file per verb, each turning settings and flags into engine calls and
 //! rendering the result. The only layer that prints (with `main`); `run` picks the verb.
 
+pub mod admin;
 pub mod backup;
 pub mod check;
 pub mod cleanup;
@@ -12,25 +13,30 @@ pub mod inputs;
 pub mod list;
 pub mod maintenance;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod run;
+pub mod startup;
+pub mod status;
 pub mod verify;
 
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
-pub use context::Context;
+pub use context::{Context, environment};
 pub use errors::{UsageError, exit_code};
 pub use inputs::inputs;
 
 /// Run the command the command line names.
 pub async fn run(cli: Cli, settings: Settings, ctx: Context) -> Result<()> {
+    startup::prepare(&ctx)?;
     match &cli.command {
         Command::Backup(args) => backup::run(args, &settings, &ctx).await,
         Command::List(args) => list::run(args, &settings),
         Command::Verify(args) => verify::run(args, &settings, &ctx).await,
         Command::Check(args) => check::run(args, &settings),
+        Command::Status(args) => status::run(args, &settings),
         Command::Config { action } => {
             config::run(action, &settings);
             Ok(())
@@ -40,6 +46,6 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context) -> Result<()> {
         Command::Run(args) => run::run(args, settings, ctx).await,
         Command::Prune(args) => prune::run(args, &settings),
         Command::Restore(args) => restore::run(args, &settings, &ctx).await,
-        Command::Cleanup(args) => cleanup::run(args, &settings).await,
+        Command::Cleanup(args) => cleanup::run(args, &settings, &ctx).await,
     }
 }

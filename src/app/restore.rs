@@ -5,48 +5,21 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, Result};
 
+use super::admin::admin_params;
 use super::context::Context;
 use super::errors::UsageError;
-use crate::cli::{RestoreArgs, TargetArgs};
+use crate::cli::RestoreArgs;
 use crate::config::Settings;
 use crate::notify::{Event, Notifier, Operation, Outcome};
-use crate::pg::ConnParams;
 use crate::pg::tools::Search;
 use crate::report::human_bytes;
 use crate::restore::{self, Plan, Preflight, Report, Request, Selector, Strategy};
+use crate::shutdown::Shutdown;
 
-/// The admin connection: PGKEEP_ADMIN_USER with its own password or passfile, else the backup
-/// user; on the target server when one is given.
-pub fn admin_params(settings: &Settings, target: &TargetArgs) -> ConnParams {
-    let mut p = ConnParams::from_settings(settings, "postgres");
-    if let Some(u) = &settings.admin_user
-        && *u != settings.user
-    {
-        p.user = u.clone();
-        p.password = settings.admin_password.clone();
-        p.passfile = settings
-            .admin_passfile
-            .clone()
-            .or_else(|| settings.passfile.clone());
-    } else {
-        if settings.admin_password.is_some() {
-            p.password = settings.admin_password.clone();
-        }
-        if let Some(f) = &settings.admin_passfile {
-            p.passfile = Some(f.clone());
-        }
-    }
-    if let Some(h) = &target.target_host {
-        p.host = h.clone();
-    }
-    if let Some(port) = target.target_port {
-        p.port = port;
-    }
-    p
-}
-
-/// Ask on the terminal; refuse without one.
-pub fn confirm(question: &str, expected: &str) -> Result<()> {
+/// Ask on the terminal; refuse without one. A shutdown signal while it waits for the answer
+/// (Ctrl-C) ends it as interrupted, with nothing changed. The line is read on a thread of its
+/// own, which does not hold the process up when it exits.
+pub async fn confirm(question: &str, expected: &str, shutdown: &Shutdown) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(UsageError(
             "refusing to go on without confirmation: standard input is not a terminal; pass --yes to confirm"
@@ -56,8 +29,24 @@ pub fn confirm(question: &str, expected: &str) -> Result<()> {
     }
     eprint!("{question} ");
     std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = std::io::stdin().lock().read_line(&mut line).map(|_| line);
+        let _ = tx.send(read);
+    });
+    let mut shutdown = shutdown.clone();
+    let line = tokio::select! {
+        read = rx => read.map_err(|_| anyhow::anyhow!("cannot read the answer"))??,
+        reason = shutdown.wait() => {
+            eprintln!();
+            return Err(restore::RestoreError::Interrupted {
+                reason,
+                state: "nothing was changed".into(),
+            }
+            .into());
+        }
+    };
     if line.trim() != expected {
         return Err(UsageError("not confirmed; nothing was changed".into()).into());
     }
@@ -247,21 +236,30 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
 
 pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<()> {
     let req = request(args, settings, ctx)?;
-    tracing::info!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
-    let pre = restore::preflight(&req)
-        .await
-        .with_context(|| format!("restore of \"{}\" refused in preflight", req.target))?;
+    tracing::debug!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
+    let pre = if args.target.dry_run {
+        restore::dry_run_preflight(&req).await
+    } else {
+        restore::preflight(&req).await
+    }
+    .with_context(|| format!("restore of \"{}\" refused in preflight", req.target))?;
     let plan = restore::plan(&req, &pre);
     let refusal = restore::refusal(&req, &pre);
     if args.target.dry_run {
         print!("{}", render_plan(&req, &pre, &plan));
-        match refusal {
+        return match refusal {
             Some(why) => {
-                println!("Dry run: the restore would be REFUSED: {why}. Nothing was changed.")
+                println!("Dry run: the restore would be REFUSED: {why}. Nothing was changed.");
+                Err(restore::RestoreError::Refused(format!(
+                    "dry run: the restore would be refused: {why}"
+                ))
+                .into())
             }
-            None => println!("Dry run: nothing was changed."),
-        }
-        return Ok(());
+            None => {
+                println!("Dry run: nothing was changed.");
+                Ok(())
+            }
+        };
     }
     if let Some(why) = refusal {
         return Err(restore::RestoreError::Refused(why).into());
@@ -280,8 +278,11 @@ pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Resu
                 }
             ),
             &req.target,
-        )?;
+            &ctx.shutdown,
+        )
+        .await?;
     }
+    super::repair::repair(settings, &args.target, Some(&req.target), ctx).await?;
     execute(&req, &pre, settings).await
 }
 

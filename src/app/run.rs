@@ -32,10 +32,10 @@ pub async fn run(args: &RunArgs, settings: Settings, ctx: Context) -> Result<()>
         "pgkeep daemon starting"
     );
     tracing::info!(addr = %addr, "listening");
+    super::repair::repair_quietly(&settings, &database, &ctx).await;
     let opts = Options {
         database,
         child_env: ctx.child_env(),
-        tmp_dir: ctx.tmp_dir(),
         path_env: ctx.path_env(),
         clock: jiff::Timestamp::now,
         settings: std::sync::Arc::new(settings),

@@ -20,6 +20,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
     let store = storage::open(&settings.backup_dir)?;
     let database = settings.database_or(&args.database);
     let chosen = choose(args, settings, &*store, &database)?;
+    super::repair::repair_quietly(settings, &database, ctx).await;
     let req = verify::Request {
         store: &*store,
         level: verify::Level::Checksum,
@@ -41,7 +42,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
         path_env: req.search.path_env.clone(),
     });
     let admin = args.restore.then(|| admin_params(local.as_ref(), settings));
-    let passfile = private_passfile(admin.as_ref(), ctx)?;
+    let passfile = private_passfile(admin.as_ref())?;
     let notifier = Notifier::from_settings(settings);
     let mut records = Vec::new();
     let mut unrecorded = None;
@@ -49,7 +50,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
         if let Some(r) = ctx.shutdown.reason() {
             return Err(VerifyError::Interrupted(r).into());
         }
-        tracing::info!(id = %t.id, file = %t.file, "verifying");
+        tracing::debug!(id = %t.id, file = %t.file, "verifying");
         let mut rec = tokio::task::block_in_place(|| verify::verify(&req, t))
             .with_context(|| format!("cannot verify {}", t.file))?;
         if let Some(admin) = &admin {
@@ -148,7 +149,7 @@ fn admin_params(local: Option<&TempCluster>, settings: &Settings) -> ConnParams 
             connect_timeout: settings.connect_timeout,
         },
         None => {
-            let mut a = super::restore::admin_params(settings, &Default::default());
+            let mut a = super::admin::admin_params(settings, &Default::default());
             if a.password.is_none() {
                 a.password = a.resolve_password();
             }
@@ -158,13 +159,11 @@ fn admin_params(local: Option<&TempCluster>, settings: &Settings) -> ConnParams 
 }
 
 /// The private passfile that gives the admin password to the test restore's children.
-fn private_passfile(admin: Option<&ConnParams>, ctx: &Context) -> Result<Option<PrivatePassfile>> {
+fn private_passfile(admin: Option<&ConnParams>) -> Result<Option<PrivatePassfile>> {
     let Some(pw) = admin.and_then(|a| a.password.clone()) else {
         return Ok(None);
     };
-    let dir = ctx.tmp_dir();
-    let file = PrivatePassfile::create(&dir, &pw)
-        .with_context(|| format!("cannot create a private passfile in {}", dir.display()))?;
+    let file = PrivatePassfile::new(&pw).context("cannot create a private passfile")?;
     Ok(Some(file))
 }
 
@@ -173,7 +172,8 @@ fn tell_one(rec: &Record, args: &VerifyArgs, settings: &Settings, notifier: &Not
     if rec.ok {
         tracing::info!(id = %rec.id, duration = %format!("{:.1}s", rec.duration_seconds), result = %rec.message, "backup verified");
     } else {
-        tracing::error!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), error = %rec.message, "verification failed");
+        // The FAILED line on stdout says it; the log repeats it only with -v.
+        tracing::debug!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), error = %rec.message, "verification failed");
         if notifier.is_configured() {
             let event = Event::new(
                 Operation::Verify,

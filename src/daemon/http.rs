@@ -1,12 +1,13 @@
 //! The daemon's HTTP endpoints: immediate backups and their listing (bearer token, compared in
 //! constant time; without a configured token the mutating endpoints are off), liveness,
-//! readiness and Prometheus metrics. The server takes a bound listener and stops on shutdown.
+//! readiness, Prometheus metrics, and the status page with its JSON (read-only, no token). The
+//! server takes a bound listener and stops on shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,6 +22,8 @@ use crate::pg::ConnParams;
 /// The routes, for `serve` and for tests.
 pub fn router(daemon: Arc<Daemon>) -> Router {
     Router::new()
+        .route("/", get(page))
+        .route("/api/v1/status", get(status))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -196,9 +199,45 @@ async fn show(
     axum::Json(json!({ "id": id, "attempt": attempt, "backup": backup })).into_response()
 }
 
-async fn trigger(State(daemon): State<Arc<Daemon>>, headers: HeaderMap) -> Response {
+/// The status page: what the daemon knows, readable without a token.
+async fn page(State(daemon): State<Arc<Daemon>>) -> Response {
+    let summary = daemon.status();
+    let s = daemon.settings();
+    let view = super::page::View {
+        host: &s.host,
+        tz: &s.timezone,
+        writable: s.api_token.is_some(),
+    };
+    super::page::response(&summary, &view)
+}
+
+/// The page's data as JSON.
+async fn status(State(daemon): State<Arc<Daemon>>) -> Response {
+    let mut r = axum::Json(daemon.status()).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `?database=NAME` of `POST /api/v1/backups`: the database to back up (default: the daemon's).
+#[derive(Debug, serde::Deserialize)]
+struct TriggerQuery {
+    database: Option<String>,
+}
+
+async fn trigger(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Query(q): Query<TriggerQuery>,
+) -> Response {
     if let Err(r) = authorize(&daemon, &headers, true) {
         return r;
+    }
+    if let Some(db) = q.database.filter(|db| !daemon.databases().contains(db)) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("this daemon does not back up database \"{db}\""),
+        );
     }
     match daemon.start_backup(Trigger::Api) {
         Ok((id, _handle)) => {

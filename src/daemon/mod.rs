@@ -1,13 +1,17 @@
 //! `pgkeep run`: the long-running process of the backup pod. It runs backups on a schedule
 //! (catching up a run missed while down), culls after every successful backup, serves the HTTP
-//! API (immediate backups, health, metrics), and on SIGTERM lets a running backup finish within a
-//! grace period before aborting it cleanly. Everything it needs is passed in: settings, the bound
+//! API (immediate backups, health, metrics, the status page), and on SIGTERM lets a running
+//! backup finish within a grace period before aborting it cleanly. Everything it needs is passed in: settings, the bound
 //! listener, the shutdown signal and the clock.
 
+pub mod catalog;
+pub mod chart;
 pub mod http;
 pub mod metrics;
+pub mod page;
 pub mod scheduler;
 pub mod state;
+pub mod status;
 pub mod verifier;
 
 use std::sync::Arc;

@@ -4,13 +4,14 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::catalog::CatalogCache;
 use super::metrics::Metrics;
 use crate::backup::{self, BackupError};
 use crate::catalog::{self, Status};
@@ -66,6 +67,9 @@ pub struct Attempt {
     pub stored_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// While running: dump bytes streamed so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dumped_bytes: Option<u64>,
 }
 
 /// Why a backup could not be started.
@@ -85,7 +89,6 @@ pub struct Options {
     pub database: String,
     /// The environment children may inherit (already filtered).
     pub child_env: Vec<(String, String)>,
-    pub tmp_dir: PathBuf,
     pub path_env: Option<OsString>,
     pub clock: fn() -> Timestamp,
 }
@@ -94,6 +97,8 @@ pub struct Options {
 struct Attempts {
     running: Option<Attempt>,
     history: VecDeque<Attempt>,
+    /// Dump bytes streamed so far, by running attempt id.
+    progress: std::collections::BTreeMap<String, Arc<AtomicU64>>,
 }
 
 /// The shared state of a running daemon.
@@ -102,6 +107,8 @@ pub struct Daemon {
     pub(super) shutdown: Shutdown,
     state: Mutex<Attempts>,
     pub(super) metrics: Mutex<Metrics>,
+    /// The listing of the backup location, kept for the status page.
+    pub(super) catalog: CatalogCache,
     busy: watch::Sender<bool>,
     notifier: Arc<crate::notify::Notifier>,
 }
@@ -119,8 +126,10 @@ impl Daemon {
             state: Mutex::new(Attempts {
                 running: None,
                 history: VecDeque::new(),
+                progress: Default::default(),
             }),
             metrics: Mutex::new(m),
+            catalog: CatalogCache::default(),
             busy,
         })
     }
@@ -148,7 +157,11 @@ impl Daemon {
     /// The running attempt and the finished ones, newest first.
     pub fn attempts(&self) -> (Option<Attempt>, Vec<Attempt>) {
         let s = self.state.lock().expect("state lock");
-        (s.running.clone(), s.history.iter().cloned().collect())
+        let running = s.running.clone().map(|mut a| {
+            a.dumped_bytes = s.progress.get(&a.id).map(|p| p.load(Ordering::Relaxed));
+            a
+        });
+        (running, s.history.iter().cloned().collect())
     }
 
     pub fn metrics_text(&self) -> String {
@@ -176,7 +189,10 @@ impl Daemon {
             .map_err(|e| e.to_string())
             .and_then(|store| catalog::list(&*store, Some(&s.host)).map_err(|e| e.to_string()));
         let entries = match entries {
-            Ok(e) => e,
+            Ok(e) => {
+                self.catalog.store(e.clone(), self.now(), &s.backup_dir);
+                e
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the backup catalog");
                 return None;
@@ -269,6 +285,7 @@ impl Daemon {
                 file: None,
                 stored_bytes: None,
                 error: None,
+                dumped_bytes: None,
             };
             state.running = Some(attempt.clone());
             attempt
@@ -297,6 +314,12 @@ impl Daemon {
         let grace = s.shutdown_grace;
         let mut process_shutdown = self.shutdown.clone();
         let id = attempt.id.clone();
+        let dumped = Arc::new(AtomicU64::new(0));
+        self.state
+            .lock()
+            .expect("state lock")
+            .progress
+            .insert(id.clone(), dumped.clone());
         let watcher = tokio::spawn(async move {
             let reason = process_shutdown.wait().await;
             tracing::info!(
@@ -313,10 +336,9 @@ impl Daemon {
             settings: &s,
             database: attempt.database.clone(),
             child_env: self.opts.child_env.clone(),
-            tmp_dir: self.opts.tmp_dir.clone(),
             path_env: self.opts.path_env.clone(),
             shutdown: stop_rx,
-            progress: None,
+            progress: Some(Box::new(move |n| dumped.store(n, Ordering::Relaxed))),
             now: self.opts.clock,
         };
         let res = backup::run_at(req, attempt.started_at).await;
@@ -338,8 +360,11 @@ impl Daemon {
         if res.is_ok() && self.shutdown.reason().is_none() {
             self.cull().await;
         }
+        // The status page shows the new backup as soon as the attempt is no longer running.
+        self.refresh_catalog().await;
         {
             let mut state = self.state.lock().expect("state lock");
+            state.progress.remove(&attempt.id);
             state.running = None;
             state.history.push_front(attempt.clone());
             state.history.truncate(HISTORY);
@@ -494,6 +519,7 @@ impl Drop for Release {
         if let Ok(mut state) = d.state.lock()
             && let Some(mut a) = state.running.take()
         {
+            state.progress.remove(&a.id);
             // Only reached when the task ended without recording its result.
             a.status = AttemptStatus::Failed;
             a.error = Some("the backup task ended unexpectedly".into());

@@ -118,6 +118,7 @@ impl Daemon {
             }
             let started = self.now();
             self.verify_newest().await;
+            self.refresh_catalog().await;
             if self.shutdown.reason().is_some() {
                 break;
             }

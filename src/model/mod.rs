@@ -3,6 +3,7 @@
 //! into them and depends on nothing above it.
 
 pub mod format;
+pub mod name;
 pub mod policy;
 pub mod schedule;
 pub mod secret;

@@ -1,10 +1,23 @@
 //! libpq password files: looking a password up (for pgkeep's own connections) and writing a
 //! private one for child processes, so the password never travels in argv or the environment.
+//!
+//! The private passfile lives in memory only ([`crate::process::MemoryFile`]): no file on disk
+//! holds the password, so none is left behind when pgkeep is killed. Older versions wrote
+//! `.pgkeep-pass-*` files into TMPDIR; [`remove_stale`] removes what their killed runs left.
 
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::model::Secret;
+use crate::process::MemoryFile;
+
+/// `PGPASSFILE` for a child when no password is known: a path that cannot exist (`/dev/null` is
+/// no directory), so libpq finds no passfile and says nothing. `/dev/null` itself made libpq add
+/// `WARNING: password file "/dev/null" is not a plain file` to every error it printed, and
+/// leaving `PGPASSFILE` unset would send libpq to `~/.pgpass`, which pgkeep was not told to use.
+pub const NONE: &str = "/dev/null/no-passfile";
+
+/// The name prefix of the passfiles older versions wrote into TMPDIR.
+const STALE_PREFIX: &str = ".pgkeep-pass-";
 
 /// Escape a field for a passfile line (`:` and `\` are escaped with `\`).
 pub fn escape(field: &str) -> String {
@@ -57,29 +70,53 @@ pub fn lookup(file: &Path, host: &str, port: u16, db: &str, user: &str) -> Optio
     None
 }
 
-/// A private passfile for child processes; removed when dropped.
+/// A private passfile for child processes, in memory only; gone when dropped (or when pgkeep
+/// dies). Children given [`PrivatePassfile::path`] as `PGPASSFILE` read it.
 pub struct PrivatePassfile {
-    file: tempfile::NamedTempFile,
+    file: MemoryFile,
 }
 
 impl PrivatePassfile {
-    /// Write `*:*:*:*:password` into a new 0600 file in `dir`.
-    pub fn create(dir: &Path, password: &Secret) -> std::io::Result<PrivatePassfile> {
-        let mut file = tempfile::Builder::new()
-            .prefix(".pgkeep-pass-")
-            .tempfile_in(dir)?;
-        // tempfile creates files 0600 already; keep it explicit.
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        writeln!(file, "*:*:*:*:{}", escape(password.expose()))?;
-        file.as_file().sync_all()?;
-        Ok(PrivatePassfile { file })
+    /// A passfile that gives `password` for every connection (`*:*:*:*:password`).
+    pub fn new(password: &Secret) -> std::io::Result<PrivatePassfile> {
+        let line = format!("*:*:*:*:{}\n", escape(password.expose()));
+        Ok(PrivatePassfile {
+            file: MemoryFile::new("passfile", line.as_bytes())?,
+        })
     }
 
     pub fn path(&self) -> &Path {
         self.file.path()
     }
+}
+
+/// Remove the passfiles that runs of older versions left in `dir` (their TMPDIR) when they were
+/// killed: regular files named `.pgkeep-pass-*` owned by this user. Returns what was removed.
+pub fn remove_stale(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = nix::unistd::geteuid().as_raw();
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(STALE_PREFIX)
+        {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() && m.uid() == uid => {}
+            _ => continue,
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -97,10 +134,46 @@ mod tests {
             "ünï cødé 'q' \"d\"",
             "@#$%",
         ] {
-            let pf = PrivatePassfile::create(dir.path(), &Secret::new(pw)).unwrap();
+            let pf = PrivatePassfile::new(&Secret::new(pw)).unwrap();
             let got = lookup(pf.path(), "h", 5432, "db", "u").unwrap();
             assert_eq!(got.expose(), pw);
         }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn stale_passfiles_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join(".pgkeep-pass-abc123"), "*:*:*:*:old\n").unwrap();
+        std::fs::write(d.join(".pgkeep-passive"), "not ours").unwrap();
+        std::fs::write(d.join("pgkeep-pass-x"), "not ours").unwrap();
+        std::fs::create_dir(d.join(".pgkeep-pass-dir")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", d.join(".pgkeep-pass-link")).unwrap();
+        let removed = remove_stale(d).unwrap();
+        assert_eq!(removed, vec![d.join(".pgkeep-pass-abc123")]);
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".pgkeep-pass-dir",
+                ".pgkeep-pass-link",
+                ".pgkeep-passive",
+                "pgkeep-pass-x"
+            ]
+        );
+    }
+
+    /// No password: libpq must find no passfile, and must not be told about one it would
+    /// complain of.
+    #[test]
+    fn the_no_passfile_path_cannot_exist() {
+        let e = std::fs::metadata(NONE).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(nix::libc::ENOTDIR), "{e}");
     }
 
     #[test]

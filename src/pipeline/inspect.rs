@@ -1,6 +1,7 @@
 //! Reads a plain-format dump as it streams by: counts the rows of every COPY block and checks
 //! that the dump ends with pg_dump's completion trailer. Constant memory: only the current line's
-//! head is kept.
+//! head is kept. Table names are the dump's bytes (see `model::name` for their keys); a quoted
+//! name may hold a newline, so a COPY header may span lines.
 
 use std::collections::BTreeMap;
 
@@ -15,8 +16,12 @@ const MAX_LINE_HEAD: usize = 64 * 1024;
 /// What the inspector saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
-    /// Rows per table, keyed by the table name as the dump prints it (`public."SBI_USER"`).
+    /// Rows per table, keyed by the table name as the dump prints it (`public."SBI_USER"`), in
+    /// the form of `model::name::key_of`.
     pub tables: BTreeMap<String, u64>,
+    /// The dump's `SET client_encoding`: the encoding of its names.
+    #[serde(default)]
+    pub client_encoding: Option<String>,
     /// The completion trailer was seen, followed only by blank, comment or `\unrestrict` lines.
     pub trailer: bool,
     /// The stream ended inside a COPY block (a truncated dump).
@@ -53,6 +58,8 @@ pub struct Inspector {
     line: Vec<u8>,
     /// Bytes of the current line seen so far (may exceed `line.len()`).
     line_len: usize,
+    /// A COPY header whose quoted name goes on past a newline.
+    header: Option<Vec<u8>>,
 }
 
 impl Inspector {
@@ -108,11 +115,27 @@ impl Inspector {
             self.line.clear();
             return;
         }
+        let line = match self.header.take() {
+            Some(mut head) => {
+                head.push(b'\n');
+                head.extend_from_slice(&line);
+                head
+            }
+            None => line,
+        };
+        if line.starts_with(b"COPY ") && open_quote(&line) {
+            if full && line.len() < MAX_LINE_HEAD {
+                self.header = Some(line);
+            }
+            return;
+        }
         if line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;") {
             if let Some(name) = copy_table(&line) {
                 self.copy = Some(name);
                 self.rows = 0;
             }
+        } else if let Some(enc) = client_encoding(&line) {
+            self.report.client_encoding = Some(enc);
         } else if line == TRAILER {
             self.report.trailer = true;
         } else if self.report.trailer && !trailer_epilogue(&line) {
@@ -149,6 +172,19 @@ fn trailer_epilogue(line: &[u8]) -> bool {
         || line.starts_with(b"\\unrestrict ")
 }
 
+/// An odd number of double quotes: a quoted identifier is still open (doubled quotes inside
+/// count twice).
+fn open_quote(line: &[u8]) -> bool {
+    memchr::memchr_iter(b'"', line).count() % 2 == 1
+}
+
+/// `SET client_encoding = 'LATIN1';` -> `LATIN1`.
+fn client_encoding(line: &[u8]) -> Option<String> {
+    let rest = line.strip_prefix(b"SET client_encoding = '")?;
+    let enc = rest.strip_suffix(b"';")?;
+    Some(String::from_utf8_lossy(enc).into_owned())
+}
+
 /// The table name of `COPY name (cols) FROM stdin;`, as written (quotes kept).
 fn copy_table(line: &[u8]) -> Option<String> {
     let rest = &line[5..];
@@ -174,7 +210,7 @@ fn copy_table(line: &[u8]) -> Option<String> {
     if i == 0 {
         return None;
     }
-    Some(String::from_utf8_lossy(&rest[..i]).into_owned())
+    Some(crate::model::name::key_of(&rest[..i]))
 }
 
 #[cfg(test)]
@@ -230,6 +266,18 @@ SELECT pg_catalog.lo_create('16400');\n\
         // A trailer line cut mid-way.
         let r = inspect_in_chunks(b"-- PostgreSQL database dump complete", 4);
         assert!(!r.trailer);
+    }
+
+    #[test]
+    fn names_with_newlines_and_other_encodings_are_counted() {
+        let d = b"SET client_encoding = 'LATIN1';\nCOPY public.\"new\nline\" (\"a\nb\") FROM stdin;\n1\n2\n\\.\nCOPY s.\"caf\xe9\" (a) FROM stdin;\n1\n\\.\n-- PostgreSQL database dump complete\n";
+        for chunk in [1, 3, 4096] {
+            let r = inspect_in_chunks(d, chunk);
+            assert_eq!(r.tables["public.\"new\nline\""], 2, "chunk {chunk}");
+            assert_eq!(r.tables[&crate::model::name::key_of(b"s.\"caf\xe9\"")], 1);
+            assert_eq!(r.client_encoding.as_deref(), Some("LATIN1"));
+            assert!(r.trailer);
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Parallel gzip: the input is cut into fixed-size chunks, each compressed by a worker thread into
 //! its own gzip member with libdeflate, and the members are written in order. A multi-member gzip
 //! file is standard (RFC 1952): `gunzip -c` and every zlib reader decode it as one stream.
-//! Memory is bounded by the chunk size times the number of chunks in flight.
+//! Memory is bounded by the chunk size times the number of chunks in flight. `finish` succeeds
+//! only when every chunk came back from a worker and was written: a dead worker fails the stream.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -19,12 +20,17 @@ pub struct ParGzWriter<W: Write + Send + 'static> {
     seq: u64,
     jobs: Option<Sender<(u64, Vec<u8>)>>,
     workers: Vec<JoinHandle<()>>,
-    collector: Option<JoinHandle<io::Result<W>>>,
+    collector: Option<JoinHandle<io::Result<(W, u64)>>>,
     failed: Arc<AtomicBool>,
 }
 
 impl<W: Write + Send + 'static> ParGzWriter<W> {
     pub fn new(sink: W, level: i32, threads: usize) -> io::Result<Self> {
+        Self::with_fault(sink, level, threads, None)
+    }
+
+    /// `panic_at`: the chunk at which a worker panics, for the tests of a dying worker.
+    fn with_fault(sink: W, level: i32, threads: usize, panic_at: Option<u64>) -> io::Result<Self> {
         let level = libdeflater::CompressionLvl::new(level)
             .map_err(|_| io::Error::other(format!("gzip level {level} is out of range 1..=12")))?;
         let threads = threads.max(1);
@@ -35,7 +41,7 @@ impl<W: Write + Send + 'static> ParGzWriter<W> {
             .map(|_| {
                 let rx = job_rx.clone();
                 let tx = res_tx.clone();
-                std::thread::spawn(move || worker(rx, tx, level))
+                std::thread::spawn(move || worker(rx, tx, level, panic_at))
             })
             .collect();
         drop(res_tx);
@@ -76,10 +82,16 @@ impl<W: Write + Send + 'static> ParGzWriter<W> {
         self.shutdown(submitted)
     }
 
+    /// Every submitted chunk must have come back and been written, in order: a worker that died
+    /// (a panic) took its chunk with it, and the shorter stream would still hash and decode
+    /// cleanly, so that is an error, never a success.
     fn shutdown(&mut self, submitted: io::Result<()>) -> io::Result<W> {
         self.jobs = None;
+        let mut dead = 0;
         for w in self.workers.drain(..) {
-            let _ = w.join();
+            if w.join().is_err() {
+                dead += 1;
+            }
         }
         let collected = match self.collector.take() {
             Some(c) => c
@@ -88,8 +100,19 @@ impl<W: Write + Send + 'static> ParGzWriter<W> {
             None => Err(io::Error::other("gzip writer already finished")),
         };
         // The sink's own error (e.g. ENOSPC) is the real cause; report it first.
-        let sink = collected?;
+        let (sink, written) = collected?;
+        if dead > 0 {
+            return Err(io::Error::other(format!(
+                "{dead} gzip compression thread(s) died; the compressed stream is incomplete"
+            )));
+        }
         submitted?;
+        if written != self.seq {
+            return Err(io::Error::other(format!(
+                "only {written} of {} gzip members were written; the compressed stream is incomplete",
+                self.seq
+            )));
+        }
         Ok(sink)
     }
 }
@@ -121,9 +144,11 @@ fn worker(
     rx: Receiver<(u64, Vec<u8>)>,
     tx: Sender<(u64, io::Result<Vec<u8>>)>,
     level: libdeflater::CompressionLvl,
+    panic_at: Option<u64>,
 ) {
     let mut c = libdeflater::Compressor::new(level);
     for (seq, data) in rx {
+        assert!(panic_at != Some(seq), "injected panic at chunk {seq}");
         let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
         let res = c
             .gzip_compress(&data, &mut out)
@@ -142,7 +167,7 @@ fn collect<W: Write>(
     rx: Receiver<(u64, io::Result<Vec<u8>>)>,
     mut sink: W,
     failed: Arc<AtomicBool>,
-) -> io::Result<W> {
+) -> io::Result<(W, u64)> {
     let mut pending = BTreeMap::new();
     let mut next = 0u64;
     let mut error: Option<io::Error> = None;
@@ -164,7 +189,8 @@ fn collect<W: Write>(
         Some(e) => Err(e),
         None => {
             sink.flush()?;
-            Ok(sink)
+            // Members still pending wait for one that never came: they are not written.
+            Ok((sink, next))
         }
     }
 }
@@ -204,6 +230,21 @@ mod tests {
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
+        }
+    }
+
+    /// A worker that dies takes its chunk with it: the stream must fail, not end short.
+    #[test]
+    fn a_dead_worker_fails_the_stream() {
+        let data: Vec<u8> = (0..5 * CHUNK).map(|i| (i % 251) as u8).collect();
+        for (panic_at, threads) in [(2, 3), (4, 2), (0, 1), (4, 1)] {
+            let mut w = ParGzWriter::with_fault(Vec::new(), 1, threads, Some(panic_at)).unwrap();
+            let written = w.write_all(&data);
+            let finished = w.finish();
+            assert!(
+                written.is_err() || finished.is_err(),
+                "chunk {panic_at} of 5 lost with {threads} workers, yet the stream succeeded"
+            );
         }
     }
 

@@ -8,13 +8,17 @@ use std::time::{Duration, Instant};
 use super::database;
 use super::error::RestoreError;
 use super::hooks;
+use super::journal::{self, Journal};
 use super::load::{LoadError, Loader, ScratchLoad};
 use super::preflight::{Preflight, refusal};
 use super::request::{Request, Strategy, effective_admin};
 use super::roles::create_role_sql;
+use super::subscriptions;
 use super::swap::{block_sql, rename_scratch, swap, terminate_sql};
 use crate::catalog;
+use crate::fault;
 use crate::lock::Lock;
+use crate::pg::ident::quote_ident;
 use crate::pg::passfile::PrivatePassfile;
 use crate::pg::{ConnParams, query_error};
 
@@ -46,7 +50,10 @@ pub fn lock_path(tmp_dir: &Path, admin: &ConnParams, db: &str) -> PathBuf {
     ))
 }
 
-/// Run the restore (after preflight and confirmation).
+/// Run the restore (after preflight and confirmation). The scratch database is created first
+/// and carries the restore's journal (see [`super::journal`]) before any hook runs; it is dropped
+/// again only after the post-restore hooks, so that a kill at any step leaves a journal that says
+/// what to repair.
 pub async fn execute(req: &Request, pre: &Preflight) -> Result<Report, RestoreError> {
     if let Some(why) = refusal(req, pre) {
         return Err(RestoreError::Refused(why));
@@ -66,50 +73,293 @@ pub async fn execute(req: &Request, pre: &Preflight) -> Result<Report, RestoreEr
             "legacy file without manifest: no row counts recorded at backup time could be checked (counts were compared with the file's own data only)".into(),
         );
     }
-    if !req.pre_hooks.is_empty() {
-        let t = Instant::now();
-        report.pre_hooks = run_hooks(req, &req.pre_hooks, "pre_restore", "pending", true).await;
-        report.phases.push(("pre-restore hooks", t.elapsed()));
-    }
-    let result = match report.pre_hooks.iter().find(|h| !h.ok) {
-        Some(h) => Err(RestoreError::Refused(format!(
-            "pre-restore hook `{}` failed: {}",
-            hooks::show_argv(&h.argv),
-            h.message
-        ))),
-        None => run_core(req, pre, &mut report).await,
+    let admin = effective_admin(req, &pre.maintenance_db);
+    // Children (psql, pg_restore) connect to the scratch database: give them the password in a
+    // private passfile that matches any database name.
+    let passfile = match &admin.password {
+        Some(pw) => Some(PrivatePassfile::new(pw).map_err(|source| RestoreError::Io {
+            context: "cannot create a private passfile".into(),
+            source,
+        })?),
+        _ => None,
     };
+    let loader = Loader {
+        admin: &admin,
+        tools: &pre.tools,
+        child_env: &req.child_env,
+        passfile: passfile.as_ref().map(|p| p.path()),
+        shutdown: &req.shutdown,
+        server_version_num: pre.server_version_num,
+    };
+    // The restore's own session, open to the end: the journal names it, and a journal whose
+    // session is gone is a dead restore's.
+    let client = admin.connect().await?;
+    client
+        .batch_execute(&format!(
+            "SET application_name = {}",
+            crate::pg::ident::quote_literal(&journal::session_name(&pre.scratch))
+        ))
+        .await
+        .map_err(|e| query_error("naming the restore's session", e))?;
+    // The scratch database is created with the recorded owner: --create-roles comes first.
+    create_missing_roles(&client, req, pre, &mut report).await?;
+    let t = Instant::now();
+    let journal = start_journal(req, pre, &client, &loader).await?;
+    report.phases.push(("create scratch", t.elapsed()));
+    let mut run = Run {
+        req,
+        pre,
+        client: &client,
+        loader: &loader,
+        journal,
+        swapped: false,
+    };
+    let result = run.hooks_and_core(&mut report).await;
     // Post-restore hooks run whatever happened, so the apps come back.
-    if !req.post_hooks.is_empty() {
+    if !req.post_hooks.is_empty() && (req.pre_hooks.is_empty() || run.journal.pre_hooks_started) {
         let t = Instant::now();
         let outcome = if result.is_ok() { "success" } else { "failure" };
         report.post_hooks = run_hooks(req, &req.post_hooks, "post_restore", outcome, false).await;
         report.phases.push(("post-restore hooks", t.elapsed()));
+        run.journal.post_hooks_done = true;
+        let holder = run.holder(&report);
+        if let Err(e) = run.journal.write(&client, &holder).await {
+            tracing::warn!(error = %e, "cannot note the post-restore hooks in the restore journal");
+        }
+        fault::point("restore.post-hooks-done");
     }
+    let result = match result {
+        Ok(()) => run.finish(&mut report).await,
+        Err(e) => Err(run.undo(e).await),
+    };
     match result {
         Ok(()) => Ok(report),
+        Err(e) => Err(with_failed_hooks(e, &report)),
+    }
+}
+
+/// With `--create-roles`: the roles the backup needs that the server lacks, and the recorded
+/// memberships among them (a membership that cannot be made is a note).
+async fn create_missing_roles(
+    client: &tokio_postgres::Client,
+    req: &Request,
+    pre: &Preflight,
+    report: &mut Report,
+) -> Result<(), RestoreError> {
+    if !req.create_roles || pre.roles_missing.is_empty() {
+        return Ok(());
+    }
+    for r in &pre.roles_missing {
+        exec(client, create_role_sql(r), format!("creating role \"{r}\"")).await?;
+        report.roles_created.push(r.clone());
+    }
+    for sql in super::plan::membership_sql(pre) {
+        if let Err(e) = client.batch_execute(&sql).await {
+            report.notes.push(format!(
+                "could not recreate a role membership (`{sql}`): {}",
+                crate::pg::error_text(&e)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Create the scratch database and write the journal onto it.
+async fn start_journal(
+    req: &Request,
+    pre: &Preflight,
+    client: &tokio_postgres::Client,
+    loader: &Loader<'_>,
+) -> Result<Journal, RestoreError> {
+    let previous =
+        (pre.target_exists && req.strategy == Strategy::Swap).then_some(pre.previous.as_str());
+    let mut journal = Journal::begin(
+        client,
+        &req.target,
+        &pre.scratch,
+        previous,
+        req.drop_previous,
+    )
+    .await?;
+    loader
+        .create(&pre.scratch, pre.info.as_ref())
+        .await
+        .map_err(|source| RestoreError::Load {
+            source,
+            state: nothing_changed(req),
+        })?;
+    // The scratch copy's own comment (the restored database's) is kept in the journal, which
+    // puts it back when it is closed or hands it to the live name at the swap.
+    match super::journal::comment_of(client, &pre.scratch).await {
+        Ok(own) => journal.comment = own,
         Err(e) => {
-            let failed: Vec<String> = report
-                .post_hooks
-                .iter()
-                .filter(|h| !h.ok)
-                .map(|h| {
-                    format!(
-                        "post-restore hook `{}` failed too: {}",
-                        hooks::show_argv(&h.argv),
-                        h.message
-                    )
-                })
-                .collect();
-            if failed.is_empty() {
-                Err(e)
-            } else {
-                Err(RestoreError::WithHooks {
-                    source: Box::new(e),
-                    hooks: failed.join("; "),
-                })
+            let _ = loader.drop(&pre.scratch).await;
+            return Err(e);
+        }
+    }
+    if let Err(e) = journal.write(client, &pre.scratch).await {
+        let _ = loader.drop(&pre.scratch).await;
+        return Err(e);
+    }
+    fault::point("restore.journaled");
+    Ok(journal)
+}
+
+fn nothing_changed(req: &Request) -> String {
+    format!("nothing was changed (\"{}\" is as it was)", req.target)
+}
+
+/// The failed restore's error, with the post-restore hooks that failed too.
+fn with_failed_hooks(e: RestoreError, report: &Report) -> RestoreError {
+    let failed: Vec<String> = report
+        .post_hooks
+        .iter()
+        .filter(|h| !h.ok)
+        .map(|h| {
+            format!(
+                "post-restore hook `{}` failed too: {}",
+                hooks::show_argv(&h.argv),
+                h.message
+            )
+        })
+        .collect();
+    if failed.is_empty() {
+        e
+    } else {
+        RestoreError::WithHooks {
+            source: Box::new(e),
+            hooks: failed.join("; "),
+        }
+    }
+}
+
+/// One confirmed restore under way.
+struct Run<'a> {
+    req: &'a Request,
+    pre: &'a Preflight,
+    client: &'a tokio_postgres::Client,
+    loader: &'a Loader<'a>,
+    journal: Journal,
+    /// The restored copy is live (swapped or renamed into place).
+    swapped: bool,
+}
+
+impl Run<'_> {
+    /// The pre-restore hooks (skipped after a shutdown), then the load and the swap.
+    async fn hooks_and_core(&mut self, report: &mut Report) -> Result<(), RestoreError> {
+        let req = self.req;
+        if let Some(reason) = req.shutdown.reason() {
+            return Err(RestoreError::Interrupted {
+                reason,
+                state: String::new(),
+            });
+        }
+        if !req.pre_hooks.is_empty() {
+            self.journal.pre_hooks_started = true;
+            self.journal.write(self.client, &self.pre.scratch).await?;
+            let t = Instant::now();
+            report.pre_hooks = run_hooks(req, &req.pre_hooks, "pre_restore", "pending", true).await;
+            report.phases.push(("pre-restore hooks", t.elapsed()));
+            fault::point("restore.pre-hooks-done");
+        }
+        if let Some(h) = report.pre_hooks.iter().find(|h| !h.ok) {
+            return Err(RestoreError::Refused(format!(
+                "pre-restore hook `{}` failed: {}",
+                hooks::show_argv(&h.argv),
+                h.message
+            )));
+        }
+        self.core(report).await
+    }
+
+    /// The database that holds the journal now.
+    fn holder(&self, report: &Report) -> String {
+        match (&report.previous, self.swapped) {
+            (Some(prev), true) => prev.clone(),
+            (None, true) => self.req.target.clone(),
+            (_, false) => self.pre.scratch.clone(),
+        }
+    }
+
+    /// The success: close the journal (or drop the kept copy that holds it, when asked).
+    async fn finish(&mut self, report: &mut Report) -> Result<(), RestoreError> {
+        let holder = self.holder(report);
+        if self.req.drop_previous
+            && let Some(prev) = report.previous.clone()
+        {
+            let t = Instant::now();
+            match self.loader.drop(&prev).await {
+                Ok(()) => report.previous_dropped = true,
+                Err(e) => report
+                    .notes
+                    .push(format!("could not drop the previous copy \"{prev}\": {e}")),
+            }
+            report.phases.push(("drop previous", t.elapsed()));
+        }
+        if !report.previous_dropped
+            && let Err(e) = self.journal.close(self.client, &holder).await
+        {
+            report.notes.push(format!(
+                "could not remove the restore journal from \"{holder}\" (the next pgkeep run will): {e}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The failure: drop the scratch database unless it went live, and say what is left, as
+    /// found on the server.
+    async fn undo(&self, e: RestoreError) -> RestoreError {
+        let mut state = Vec::new();
+        if !self.swapped {
+            let dropped = self.loader.drop(&self.pre.scratch).await;
+            match (dropped, self.exists(&self.pre.scratch).await) {
+                (Ok(()), Ok(false)) => state.push("the scratch database was dropped".to_string()),
+                (Err(d), _) => state.push(format!(
+                    "the scratch database \"{}\" could not be dropped ({d}); `pgkeep cleanup` drops it",
+                    self.pre.scratch
+                )),
+                _ => state.push(format!(
+                    "the scratch database \"{}\" is still there; `pgkeep cleanup` drops it",
+                    self.pre.scratch
+                )),
             }
         }
+        state.insert(0, self.live_state().await);
+        let state = state.join("; ");
+        match e {
+            RestoreError::Interrupted { reason, .. } => RestoreError::Interrupted { reason, state },
+            RestoreError::Load { source, .. } => RestoreError::Load { source, state },
+            RestoreError::Swap(m) => RestoreError::Swap(format!("{m}; {state}")),
+            other => other,
+        }
+    }
+
+    /// What the live name holds now, read from the server.
+    async fn live_state(&self) -> String {
+        let db = &self.req.target;
+        let in_place = self.req.strategy == Strategy::InPlace && self.pre.target_exists;
+        match self.exists(db).await {
+            Ok(true) if self.swapped => format!("\"{db}\" holds the restored data"),
+            Ok(true) if in_place => format!("\"{db}\" still exists"),
+            Ok(true) if self.pre.target_exists => {
+                format!("the live database \"{db}\" was not changed")
+            }
+            Ok(true) => format!("\"{db}\" exists"),
+            Ok(false) if in_place => format!(
+                "the in-place restore had already dropped \"{db}\": it does not exist until a restore succeeds"
+            ),
+            Ok(false) => format!("\"{db}\" was not created"),
+            Err(e) => format!("the state of \"{db}\" could not be read ({e})"),
+        }
+    }
+
+    async fn exists(&self, db: &str) -> Result<bool, RestoreError> {
+        Ok(self
+            .client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
+            .await
+            .map_err(|e| query_error("reading pg_database", e))?
+            .is_some())
     }
 }
 
@@ -143,91 +393,138 @@ async fn exec(
         .map_err(|e| RestoreError::Pg(query_error(&what, e)))
 }
 
-/// What a failure before the swap leaves: the live database unchanged (or, in place, gone).
-fn state_before_swap(req: &Request, pre: &Preflight, in_place: bool) -> String {
-    let db = &req.target;
-    let what = "; the scratch database was dropped";
-    if in_place {
-        format!(
-            "the in-place restore had already dropped \"{db}\": it does not exist until a restore succeeds{what}"
-        )
-    } else if pre.target_exists {
-        format!("the live database \"{db}\" was not changed{what}")
-    } else {
-        format!("\"{db}\" was not created{what}")
-    }
-}
-
-async fn run_core(req: &Request, pre: &Preflight, report: &mut Report) -> Result<(), RestoreError> {
-    let admin = effective_admin(req, &pre.maintenance_db);
-    // Children (psql, pg_restore) connect to the scratch database: give them the password in a
-    // private passfile that matches any database name.
-    let passfile =
-        match &admin.password {
-            Some(pw) => Some(PrivatePassfile::create(&req.tmp_dir, pw).map_err(|source| {
-                RestoreError::Io {
-                    context: format!(
-                        "cannot create a private passfile in {}",
-                        req.tmp_dir.display()
-                    ),
-                    source,
-                }
-            })?),
-            _ => None,
+impl Run<'_> {
+    async fn core(&mut self, report: &mut Report) -> Result<(), RestoreError> {
+        let (req, pre, client) = (self.req, self.pre, self.client);
+        report.notes.extend(
+            pre.unapplied
+                .iter()
+                .map(|u| format!("not applied to the restored copy: {u}")),
+        );
+        let in_place = req.strategy == Strategy::InPlace && pre.target_exists;
+        let down_since = if in_place {
+            Some(drop_live(client, self.loader.admin, req, pre, report).await?)
+        } else {
+            None
         };
-    let loader = Loader {
-        admin: &admin,
-        tools: &pre.tools,
-        child_env: &req.child_env,
-        passfile: passfile.as_ref().map(|p| p.path()),
-        shutdown: &req.shutdown,
-        server_version_num: pre.server_version_num,
-    };
-    let client = admin.connect().await?;
-    if req.create_roles && !pre.roles_missing.is_empty() {
-        for r in &pre.roles_missing {
-            exec(
-                &client,
-                create_role_sql(r),
-                format!("creating role \"{r}\""),
-            )
-            .await?;
-            report.roles_created.push(r.clone());
-        }
+        self.load_scratch(report).await?;
+        keep_restored_subscriptions_disabled(self.loader.admin, &pre.scratch, report).await?;
+        fault::point("restore.loaded");
+        self.put_in_place(report, down_since).await
     }
-    let in_place = req.strategy == Strategy::InPlace && pre.target_exists;
-    let down_since = if in_place {
-        Some(drop_live(&client, req, pre, report).await?)
-    } else {
-        None
-    };
-    load_scratch(&loader, req, pre, report, in_place).await?;
-    put_in_place(&client, &loader, req, pre, report, down_since).await?;
-    if req.drop_previous
-        && let Some(prev) = report.previous.clone()
-    {
+
+    /// Load the scratch database (created by [`start_journal`]) and check it.
+    async fn load_scratch(&self, report: &mut Report) -> Result<(), RestoreError> {
+        let (req, pre) = (self.req, self.pre);
+        let input = req.backup.input();
+        let expected = req.backup.manifest.as_ref().map(|m| &m.tables);
+        let scratch = ScratchLoad {
+            database: &pre.scratch,
+            input: &input,
+            info: pre.info.as_ref(),
+            expected: expected.or(pre.legacy_rows.as_ref()),
+            checks: &req.checks,
+            jobs: req.jobs,
+            names_encoding: req
+                .backup
+                .manifest
+                .as_ref()
+                .and_then(|m| m.dump_encoding.as_deref()),
+        };
         let t = Instant::now();
-        match loader.drop(&prev).await {
-            Ok(()) => report.previous_dropped = true,
-            Err(e) => report
-                .notes
-                .push(format!("could not drop the previous copy \"{prev}\": {e}")),
+        let checked = match self
+            .loader
+            .load_and_check_created(&scratch, t.elapsed())
+            .await
+        {
+            Ok(c) => c,
+            Err(LoadError::Interrupted(reason)) => {
+                return Err(RestoreError::Interrupted {
+                    reason,
+                    state: String::new(),
+                });
+            }
+            Err(source) => {
+                return Err(RestoreError::Load {
+                    source,
+                    state: String::new(),
+                });
+            }
+        };
+        report.phases.push(("load", checked.load.duration));
+        report.phases.push(("row counts", checked.count));
+        if !req.checks.is_empty() {
+            report.phases.push(("checks", checked.checks));
         }
-        report.phases.push(("drop previous", t.elapsed()));
+        report.tables_checked = checked.tables_checked;
+        report.rows_checked = checked.rows_checked;
+        if let Some(reason) = req.shutdown.reason() {
+            return Err(RestoreError::Interrupted {
+                reason,
+                state: String::new(),
+            });
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Swap the checked copy in for the live database (handing the journal to the kept copy in
+    /// the same transaction), or rename it into place where there is none (or, in place, none
+    /// any more).
+    async fn put_in_place(
+        &mut self,
+        report: &mut Report,
+        down_since: Option<Instant>,
+    ) -> Result<(), RestoreError> {
+        let (req, pre, client) = (self.req, self.pre, self.client);
+        let db = req.target.as_str();
+        let t = Instant::now();
+        if pre.target_exists && down_since.is_none() {
+            let hand_over = self.journal.hand_over_sql(client).await?;
+            // The previous copy's subscriptions stop before the restored ones may use their slots.
+            let disabled = subscriptions::disable(self.loader.admin, db).await?;
+            let down = match swap(client, db, &pre.previous, &pre.scratch, &hand_over).await {
+                Ok(down) => down,
+                Err(e) => {
+                    let _ = subscriptions::enable(self.loader.admin, db, &disabled).await;
+                    return Err(RestoreError::Swap(e));
+                }
+            };
+            for s in &disabled {
+                report.notes.push(format!(
+                    "subscription \"{s}\" of the previous copy \"{}\" was disabled, so that the restored one can use its slot",
+                    pre.previous
+                ));
+            }
+            report.downtime = Some(down);
+            report.previous = Some(pre.previous.clone());
+        } else {
+            rename_scratch(client, &pre.scratch, db).await?;
+            if let Some(since) = down_since {
+                report.downtime = Some(since.elapsed());
+            }
+        }
+        self.swapped = true;
+        report.phases.push(("swap", t.elapsed()));
+        Ok(())
+    }
 }
 
 /// In place: block connections to the live database, end its sessions, drop it. The downtime
 /// starts here.
 async fn drop_live(
     client: &tokio_postgres::Client,
+    admin: &ConnParams,
     req: &Request,
     pre: &Preflight,
     report: &mut Report,
 ) -> Result<Instant, RestoreError> {
     let db = req.target.as_str();
     let t = Instant::now();
+    for s in subscriptions::detach_and_drop(admin, db).await? {
+        report.notes.push(format!(
+            "subscription \"{s}\" of the dropped database was dropped without its slot: the slot stays on the publisher for the restored subscription"
+        ));
+    }
     exec(
         client,
         block_sql(db),
@@ -250,89 +547,20 @@ async fn drop_live(
     Ok(t)
 }
 
-/// Load the scratch database and check it; a failure or a shutdown drops it again.
-async fn load_scratch(
-    loader: &Loader<'_>,
-    req: &Request,
-    pre: &Preflight,
+/// The restored subscriptions stay disabled (pg_dump creates them so) until the user enables
+/// them: the report names them.
+async fn keep_restored_subscriptions_disabled(
+    admin: &ConnParams,
+    scratch: &str,
     report: &mut Report,
-    in_place: bool,
 ) -> Result<(), RestoreError> {
-    let input = req.backup.input();
-    let expected = req.backup.manifest.as_ref().map(|m| &m.tables);
-    let scratch = ScratchLoad {
-        database: &pre.scratch,
-        input: &input,
-        info: pre.info.as_ref(),
-        expected: expected.or(pre.legacy_rows.as_ref()),
-        checks: &req.checks,
-        jobs: req.jobs,
-    };
-    let checked = match loader.load_and_check(&scratch).await {
-        Ok(c) => c,
-        Err(LoadError::Interrupted(reason)) => {
-            return Err(RestoreError::Interrupted {
-                reason,
-                state: state_before_swap(req, pre, in_place),
-            });
-        }
-        Err(source) => {
-            return Err(RestoreError::Load {
-                source,
-                state: state_before_swap(req, pre, in_place),
-            });
-        }
-    };
-    report.phases.push(("create scratch", checked.create));
-    report.phases.push(("load", checked.load.duration));
-    report.phases.push(("row counts", checked.count));
-    if !req.checks.is_empty() {
-        report.phases.push(("checks", checked.checks));
+    subscriptions::disable(admin, scratch).await?;
+    let restored = subscriptions::of_database(&admin.connect().await?, scratch).await?;
+    for (s, _) in restored {
+        report.notes.push(format!(
+            "subscription \"{s}\" was restored disabled: it replicates nothing until you run ALTER SUBSCRIPTION {} ENABLE (check its slot on the publisher first)",
+            quote_ident(&s)
+        ));
     }
-    report.tables_checked = checked.tables_checked;
-    report.rows_checked = checked.rows_checked;
-    if let Some(r) = req.shutdown.reason() {
-        let _ = loader.drop(&pre.scratch).await;
-        return Err(RestoreError::Interrupted {
-            reason: r,
-            state: state_before_swap(req, pre, in_place),
-        });
-    }
-    Ok(())
-}
-
-/// Swap the checked copy in for the live database, or rename it into place where there is none
-/// (or, in place, none any more); a failure drops the scratch database.
-async fn put_in_place(
-    client: &tokio_postgres::Client,
-    loader: &Loader<'_>,
-    req: &Request,
-    pre: &Preflight,
-    report: &mut Report,
-    down_since: Option<Instant>,
-) -> Result<(), RestoreError> {
-    let db = req.target.as_str();
-    let t = Instant::now();
-    if pre.target_exists && down_since.is_none() {
-        match swap(client, db, &pre.previous, &pre.scratch).await {
-            Ok(down) => report.downtime = Some(down),
-            Err(e) => {
-                let _ = loader.drop(&pre.scratch).await;
-                return Err(RestoreError::Swap(format!(
-                    "{e}; \"{db}\" was left as it was (connections allowed again) and the scratch database was dropped"
-                )));
-            }
-        }
-        report.previous = Some(pre.previous.clone());
-    } else {
-        if let Err(e) = rename_scratch(client, &pre.scratch, db).await {
-            let _ = loader.drop(&pre.scratch).await;
-            return Err(RestoreError::Pg(e));
-        }
-        if let Some(since) = down_since {
-            report.downtime = Some(since.elapsed());
-        }
-    }
-    report.phases.push(("swap", t.elapsed()));
     Ok(())
 }

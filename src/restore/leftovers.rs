@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::database;
 use super::error::RestoreError;
-use super::names::{previous_name, scratch_name};
+use super::names::{previous_name, scratch_name, without_seq};
 use crate::pg::{ConnParams, query_error};
 
 /// Kept copies and leftovers of restores on the server.
@@ -28,11 +28,18 @@ pub async fn leftovers(
         .query(
             "SELECT d.datname::text, pg_database_size(d.oid), \
              (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) \
-             FROM pg_database d WHERE d.datname ~ '_(before_restore|restoring)_[0-9]{8}_[0-9]{6}$' ORDER BY 1",
+             FROM pg_database d WHERE d.datname ~ '_(before_restore|restoring)_[0-9]{8}_[0-9]{6}(_[0-9]{1,5})?$' ORDER BY 1",
             &[],
         )
         .await
         .map_err(|e| query_error("listing kept copies", e))?;
+    // A restore under way holds its scratch database through its journal, sessions or not.
+    let busy: Vec<String> = super::journal::find(&client, None)
+        .await?
+        .into_iter()
+        .filter(|f| f.alive)
+        .map(|f| f.holder)
+        .collect();
     let mut out = Vec::new();
     for r in rows {
         let name: String = r.get(0);
@@ -42,7 +49,7 @@ pub async fn leftovers(
         } else {
             "scratch left by an interrupted restore"
         };
-        if kind != "previous copy" && sessions > 0 {
+        if kind != "previous copy" && (sessions > 0 || busy.contains(&name)) {
             continue; // a restore is loading it now
         }
         if let Some(db) = db {
@@ -51,7 +58,10 @@ pub async fn leftovers(
                 scratch_name(db, Timestamp::UNIX_EPOCH),
             ]
             .iter()
-            .any(|n| name.len() == n.len() && name.starts_with(&n[..n.len() - 15]));
+            .any(|n| {
+                let base = without_seq(&name);
+                base.len() == n.len() && base.starts_with(&n[..n.len() - 15])
+            });
             if !prefix_ok {
                 continue;
             }
@@ -68,6 +78,7 @@ pub async fn leftovers(
 
 /// Drop one leftover database.
 pub async fn drop_leftover(admin: &ConnParams, name: &str) -> Result<(), RestoreError> {
+    super::subscriptions::detach_and_drop(admin, name).await?;
     let client = admin.connect().await?;
     let v = crate::pg::catalog::server_info(&client).await?.version_num;
     client

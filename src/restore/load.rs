@@ -10,7 +10,8 @@
 //!                       server_version_num };
 //! let name = crate::restore::scratch_name(&manifest.database, now); // `pgkeep cleanup` finds leftovers
 //! let checked = loader.load_and_check(&ScratchLoad { database: &name, input: &input,
-//!     info: Some(&manifest.database_info), expected: Some(&manifest.tables), checks: &[], jobs: 1 }).await?;
+//!     info: Some(&manifest.database_info), expected: Some(&manifest.tables), checks: &[], jobs: 1,
+//!     names_encoding: manifest.dump_encoding.as_deref() }).await?;
 //! loader.drop(&name).await?;   // load_and_check already dropped it on failure
 //! ```
 
@@ -22,11 +23,13 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::database::{create_database_sql, drop_database_sql, grants_sql, settings_sql};
+use super::database::{
+    create_database_sql, drop_database_sql, extensions_sql, grants_sql, settings_sql,
+};
 
 use crate::model::{Compression, Format};
 use crate::pg::catalog::DatabaseInfo;
-use crate::pg::ident::{quote_ident, split_quoted};
+use crate::pg::ident::split_quoted;
 use crate::pg::{ConnParams, PgError, query_error};
 use crate::pipeline::{self, Inspector};
 use crate::process::{Running, Spec};
@@ -38,7 +41,7 @@ pub enum LoadError {
     Pg(#[from] PgError),
     #[error("loading the backup into \"{database}\" failed: {message}")]
     LoadFailed { database: String, message: String },
-    #[error("the file is incomplete, so its load was rolled back: {0}")]
+    #[error("the file is incomplete, so its load was stopped: {0}")]
     Incomplete(String),
     #[error("row counts differ from the backup's: {}", describe_mismatches(.0))]
     RowCounts(Vec<Mismatch>),
@@ -179,9 +182,15 @@ pub struct ScratchLoad<'a> {
     pub checks: &'a [String],
     /// pg_restore parallel jobs (custom archives).
     pub jobs: usize,
+    /// The encoding of the names in `expected` (the dump's); `None`: the one the plain dump
+    /// sets, else the recorded database encoding.
+    pub names_encoding: Option<&'a str>,
 }
 
-/// The argument list of the load command, for plans and for running it.
+/// The argument list of the load command, for plans and for running it. The load is not one
+/// transaction (a catalog of thousands of tables or large objects would need more locks than
+/// the server's lock table holds); it stops at the first error, and a failed load's scratch
+/// database is dropped, so nothing of it is ever seen under the database's name.
 pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -> Spec {
     match input.format {
         Format::Plain => Spec::new(&tools.psql)
@@ -190,7 +199,6 @@ pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -
             .arg("--no-password")
             .arg("-v")
             .arg("ON_ERROR_STOP=1")
-            .arg("--single-transaction")
             .arg("-d")
             .arg(conninfo_dbname(database))
             .arg("-f")
@@ -203,8 +211,6 @@ pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -
                 .arg(conninfo_dbname(database));
             if jobs > 1 {
                 s = s.arg(format!("--jobs={jobs}"));
-            } else {
-                s = s.arg("--single-transaction");
             }
             s.arg(&input.path)
         }
@@ -224,6 +230,21 @@ pub fn conninfo_dbname(name: &str) -> String {
 pub fn parse_qualified(name: &str) -> Option<(String, String)> {
     match split_quoted(name, '.').as_slice() {
         [s, t] if !s.is_empty() && !t.is_empty() => Some((s.clone(), t.clone())),
+        _ => None,
+    }
+}
+
+/// `SELECT count(*) FROM ONLY <the table of oid $1>`, the name built by the server.
+const COUNT_BY_OID: &str = "SELECT (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %s', $1::oid::regclass), false, true, '')))[1]::text::int8";
+
+/// Split a table name as pg_dump prints it, as bytes, into schema and name.
+pub fn parse_qualified_bytes(name: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut parts = crate::model::name::split_quoted_bytes(name, b'.');
+    match parts.as_slice() {
+        [s, t] if !s.is_empty() && !t.is_empty() => {
+            let t = parts.pop()?;
+            Some((parts.pop()?, t))
+        }
         _ => None,
     }
 }
@@ -285,7 +306,45 @@ impl Loader<'_> {
             let _ = self.drop(database).await;
             return Err(e);
         }
+        let extensions = extensions_sql(info);
+        if !extensions.is_empty()
+            && let Err(e) = self.create_extensions(database, extensions).await
+        {
+            let _ = self.drop(database).await;
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Create the recorded extensions as their owners before the load, in as many rounds as
+    /// their dependencies need. One that cannot be created so is left to the load (which creates
+    /// it as the loading role).
+    async fn create_extensions(
+        &self,
+        database: &str,
+        mut pending: Vec<String>,
+    ) -> Result<(), LoadError> {
+        let client = self.params(database).connect().await?;
+        loop {
+            let before = pending.len();
+            let mut failed = Vec::new();
+            for sql in pending {
+                if let Err(e) = client.batch_execute(&sql).await {
+                    let _ = client.batch_execute("RESET ROLE").await;
+                    failed.push((sql, crate::pg::error_text(&e)));
+                }
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            if failed.len() == before {
+                for (sql, e) in failed {
+                    tracing::warn!(statement = %sql, error = %e, "an extension is left to the load");
+                }
+                return Ok(());
+            }
+            pending = failed.into_iter().map(|(s, _)| s).collect();
+        }
     }
 
     /// Apply the recorded database and role-in-database settings.
@@ -305,8 +364,10 @@ impl Loader<'_> {
         .await
     }
 
-    /// Drop the database (sessions forced out).
+    /// Drop the database (sessions forced out), its subscriptions first (detached from their
+    /// slots: a database with subscriptions cannot be dropped).
     pub async fn drop(&self, database: &str) -> Result<(), LoadError> {
+        super::subscriptions::detach_and_drop(self.admin, database).await?;
         self.admin_exec(
             &drop_database_sql(database, self.server_version_num),
             &format!("dropping database \"{database}\""),
@@ -316,7 +377,7 @@ impl Loader<'_> {
 
     /// Load the file into `database`. A plain dump streams through the decoder into psql's stdin
     /// while the inspector watches it: if it ends without pg_dump's trailer, psql is killed
-    /// before it sees the end of its input, so the single transaction never commits.
+    /// and the load fails (the caller drops the scratch database).
     pub async fn load(
         &self,
         database: &str,
@@ -391,44 +452,43 @@ impl Loader<'_> {
         Ok(stats)
     }
 
-    /// Count the rows of the given tables (names as pg_dump prints them); `None` for a table
-    /// that does not exist.
+    /// Count the rows of the given tables (manifest keys of the names as pg_dump prints them,
+    /// in `encoding`); `None` for a table that does not exist. Names are compared as bytes: the
+    /// server converts them to the dump's encoding, and each table is counted by its oid, so no
+    /// name has to pass through the client's UTF-8 text.
     pub async fn count_rows<'t>(
         &self,
         database: &str,
         tables: impl IntoIterator<Item = &'t String>,
+        encoding: &str,
     ) -> Result<BTreeMap<String, Option<u64>>, LoadError> {
         let client = self.params(database).connect().await?;
         let ctx = format!("counting rows in \"{database}\"");
-        let existing: std::collections::BTreeSet<(String, String)> = client
+        let existing: BTreeMap<(Vec<u8>, Vec<u8>), u32> = client
             .query(
-                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                "SELECT convert_to(n.nspname::text, $1), convert_to(c.relname::text, $1), c.oid \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('r', 'p', 'f')",
-                &[],
+                &[&encoding],
             )
             .await
             .map_err(|e| query_error(&ctx, e))?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
             .collect();
         let mut out = BTreeMap::new();
         for t in tables {
-            let found = match parse_qualified(t) {
-                Some(key) if existing.contains(&key) => {
+            let oid = parse_qualified_bytes(&crate::model::name::bytes_of(t))
+                .and_then(|key| existing.get(&key).copied());
+            let found = match oid {
+                Some(oid) => {
                     let row = client
-                        .query_one(
-                            &format!(
-                                "SELECT count(*) FROM ONLY {}.{}",
-                                quote_ident(&key.0),
-                                quote_ident(&key.1)
-                            ),
-                            &[],
-                        )
+                        .query_one(COUNT_BY_OID, &[&oid])
                         .await
                         .map_err(|e| query_error(&ctx, e))?;
                     Some(row.get::<_, i64>(0) as u64)
                 }
-                _ => None,
+                None => None,
             };
             out.insert(t.clone(), found);
         }
@@ -483,7 +543,9 @@ impl Loader<'_> {
         }
     }
 
-    async fn load_and_check_created(
+    /// Load, count and check a scratch database that [`Loader::create`] made; it stays on
+    /// failure too, for the caller to drop.
+    pub async fn load_and_check_created(
         &self,
         req: &ScratchLoad<'_>,
         create: Duration,
@@ -496,7 +558,15 @@ impl Loader<'_> {
         let expected = req.expected.or(from_file);
         let (tables_checked, rows_checked) = match expected {
             Some(exp) => {
-                let actual = self.count_rows(req.database, exp.keys()).await?;
+                let encoding = req
+                    .names_encoding
+                    .or(load
+                        .report
+                        .as_ref()
+                        .and_then(|r| r.client_encoding.as_deref()))
+                    .or(req.info.map(|i| i.encoding.as_str()))
+                    .unwrap_or("UTF8");
+                let actual = self.count_rows(req.database, exp.keys(), encoding).await?;
                 let mismatches = compare_counts(exp, &actual);
                 if !mismatches.is_empty() {
                     return Err(LoadError::RowCounts(mismatches));
@@ -592,6 +662,10 @@ mod tests {
             Some(("we.ird".into(), "t \"q\"".into()))
         );
         assert_eq!(parse_qualified("nodot"), None);
+        assert_eq!(
+            parse_qualified_bytes(b"\"caf\xe9\".\"a\nb\""),
+            Some((b"caf\xe9".to_vec(), b"a\nb".to_vec()))
+        );
         let exp: BTreeMap<String, u64> = [("a.t".to_string(), 3), ("a.u".to_string(), 0)].into();
         let mut act: BTreeMap<String, Option<u64>> =
             [("a.t".to_string(), Some(3)), ("a.u".to_string(), Some(0))].into();

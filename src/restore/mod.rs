@@ -10,6 +10,7 @@ mod error;
 mod execute;
 mod file;
 pub mod hooks;
+pub mod journal;
 mod leftovers;
 pub mod load;
 mod names;
@@ -17,10 +18,14 @@ mod plan;
 mod preflight;
 mod request;
 mod roles;
+pub mod subscriptions;
 mod swap;
 
 pub use choose::{Chosen, Selector, choose, parse_time};
-pub use database::{create_database_sql, drop_database_sql, grants_sql, settings_sql};
+pub use database::{
+    TargetServer, create_database_sql, drop_database_sql, fit_to_target, grants_sql,
+    memberships_sql, settings_sql,
+};
 pub use error::RestoreError;
 pub use execute::{Report, execute, lock_path};
 pub use file::{LegacyScan, check_file, scan_plain};
@@ -28,7 +33,7 @@ pub use leftovers::{Leftover, drop_leftover, leftovers};
 pub use load::{Checked, Input, LoadError, Loader, ScratchLoad, Tools};
 pub use names::{previous_name, scratch_name, stamp, suffixed};
 pub use plan::{Plan, Step, plan};
-pub use preflight::{Preflight, preflight, refusal};
+pub use preflight::{Preflight, dry_run_preflight, preflight, refusal, target_server};
 pub use request::{Request, Strategy, effective_admin};
 pub use roles::{create_role_sql, dump_roles, roles_in_line, roles_of, roles_of_database};
 pub use swap::{block_sql, swap_sql, terminate_sql, unblock_sql};

@@ -43,9 +43,18 @@ pub fn plan(req: &Request, pre: &Preflight) -> Plan {
     steps.extend(after_load(req, pre, in_place));
     Plan {
         steps,
-        notes: notes(req, in_place),
+        notes: notes(req, pre, in_place),
         space: space(req, pre, in_place),
     }
+}
+
+/// The memberships `--create-roles` grants: those of the recorded roles that touch a created one.
+pub fn membership_sql(pre: &Preflight) -> Vec<String> {
+    let Some(info) = &pre.info else {
+        return Vec::new();
+    };
+    let created = pre.roles_missing.iter().cloned().collect();
+    database::memberships_sql(&info.memberships, &pre.roles_needed, &created)
 }
 
 /// Check the file, the pre-restore hooks, the missing roles, and (in place) the drop.
@@ -65,12 +74,15 @@ fn before_load(req: &Request, pre: &Preflight, in_place: bool) -> Vec<Step> {
         ));
     }
     if !pre.roles_missing.is_empty() && req.create_roles {
+        let mut sql: Vec<String> = pre
+            .roles_missing
+            .iter()
+            .map(|r| create_role_sql(r))
+            .collect();
+        sql.extend(membership_sql(pre));
         steps.push(step(
-            "create the missing roles (no password, no login privileges beyond the default)",
-            pre.roles_missing
-                .iter()
-                .map(|r| create_role_sql(r))
-                .collect(),
+            "create the missing roles (no password, no login privileges beyond the default) and their recorded memberships",
+            sql,
         ));
     }
     if in_place {
@@ -127,6 +139,7 @@ fn load_steps(req: &Request, pre: &Preflight) -> Vec<Step> {
     );
     let mut create = vec![database::create_database_sql(&pre.scratch, info)];
     create.extend(database::grants_sql(&pre.scratch, info));
+    create.extend(database::extensions_sql(info));
     let mut steps = vec![
         step(
             format!(
@@ -136,7 +149,10 @@ fn load_steps(req: &Request, pre: &Preflight) -> Vec<Step> {
             create,
         ),
         step(
-            format!("load the backup into \"{}\" (one transaction)", pre.scratch),
+            format!(
+                "load the backup into \"{}\" (stops at the first error; a failed load drops the scratch database)",
+                pre.scratch
+            ),
             vec![load_line],
         ),
         step("check the restored copy", checks),
@@ -153,11 +169,10 @@ fn after_load(req: &Request, pre: &Preflight, in_place: bool) -> Vec<Step> {
     let db = &req.target;
     let mut steps = Vec::new();
     if pre.target_exists && !in_place {
-        let mut d = vec![block_sql(db), terminate_sql(db)];
-        d.extend(swap_sql(db, &pre.previous, &pre.scratch));
+        let d = swap_sql(db, &pre.previous, &pre.scratch);
         steps.push(step(
             format!(
-                "swap (the downtime): block new connections to \"{db}\", end its {} sessions, rename it to \"{}\" and the scratch database to \"{db}\" in one transaction",
+                "swap (the downtime), in one transaction: end the {} sessions of \"{db}\", rename it to \"{}\" and close that copy, rename the scratch database to \"{db}\"",
                 pre.live_sessions, pre.previous
             ),
             d,
@@ -200,8 +215,12 @@ fn after_load(req: &Request, pre: &Preflight, in_place: bool) -> Vec<Step> {
     steps
 }
 
-fn notes(req: &Request, in_place: bool) -> Vec<String> {
-    let mut notes = Vec::new();
+fn notes(req: &Request, pre: &Preflight, in_place: bool) -> Vec<String> {
+    let mut notes: Vec<String> = pre
+        .unapplied
+        .iter()
+        .map(|u| format!("a recorded property cannot be applied on the target: {u}"))
+        .collect();
     if req.backup.is_legacy() {
         notes.push("legacy file: no manifest, so neither a checksum nor the row counts recorded at backup time can be checked".into());
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::error::RestoreError;
 use super::file::{LegacyScan, check_file};
 use super::load::Tools;
-use super::names::{previous_name, scratch_name};
+use super::names::{previous_name_n, scratch_name_n};
 use super::request::{Request, effective_admin};
 use super::roles::{dump_roles, roles_of, roles_of_database};
 use crate::pg::catalog::DatabaseInfo;
@@ -44,6 +44,13 @@ pub struct Preflight {
     pub file_check_duration: Duration,
     /// Row counts seen in a legacy file (none for manifest backups: the manifest has them).
     pub legacy_rows: Option<BTreeMap<String, u64>>,
+    /// Prepared transactions of the live database (their gids): they hold it, so neither the
+    /// swap nor an in-place drop could go through.
+    pub prepared: Vec<String>,
+    /// Recorded properties the target cannot take, each a sentence (also left out of `info`).
+    pub unapplied: Vec<String>,
+    /// Why the file check refused the file, when a dry run went on past it.
+    pub file_refused: Option<String>,
 }
 
 /// The admin role as the server sees it.
@@ -63,14 +70,32 @@ struct Live {
     sessions: i64,
     /// Sessions of roles the admin role is not a member of.
     foreign_sessions: i64,
+    prepared: Vec<String>,
 }
 
 const PRIVILEGES: &str = "reading the admin role's privileges";
 
 /// Read-only preflight: file check, server, privileges, roles, tools, names. Changes nothing.
+/// A damaged file stops it at once.
 pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
+    run(req, false).await
+}
+
+/// The preflight of a dry run: a damaged file is recorded in [`Preflight::file_refused`] and the
+/// rest of the preflight goes on, so that the plan can still be shown as far as it can be made.
+pub async fn dry_run_preflight(req: &Request) -> Result<Preflight, RestoreError> {
+    run(req, true).await
+}
+
+async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError> {
     let t = Instant::now();
-    let (file_check, legacy) = check_file(&req.backup)?;
+    let (file_check, legacy, file_refused) = match check_file(&req.backup) {
+        Ok((check, legacy)) => (check, legacy, None),
+        Err(RestoreError::Refused(why)) if past_damage => {
+            (format!("REFUSED: {why}"), None, Some(why))
+        }
+        Err(e) => return Err(e),
+    };
     let file_check_duration = t.elapsed();
     let maintenance_db = if req.target == "postgres" {
         "template1"
@@ -83,11 +108,24 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
     let server = crate::pg::catalog::server_info(&client).await?;
     let me = admin_role(&client).await?;
     let live = live_database(&client, &req.target).await?;
-    let (info, info_source) = properties(req, &admin, live.is_some()).await?;
+    let (mut info, info_source) = properties(req, &admin, live.is_some()).await?;
     let tools = Tools::find(server.version_num, &req.search)?;
-    let roles_needed = needed_roles(req, &client, info.as_ref(), legacy.as_ref(), &tools).await?;
+    let roles_needed = needed_roles(req, &client, info.as_ref(), legacy.as_ref(), &tools)
+        .await
+        .or_else(|e| match &file_refused {
+            // A damaged archive may not list its roles: the plan goes on with the certain ones.
+            Some(_) => Ok(info.as_ref().map(roles_of_database).unwrap_or_default()),
+            None => Err(e),
+        })?;
     let existing = lookup_roles(&client, roles_needed.iter().cloned().collect()).await?;
     let roles_missing: Vec<String> = roles_needed.difference(&existing).cloned().collect();
+    let unapplied = match info.as_mut() {
+        Some(i) => {
+            let target = target_server(&client, server.version_num, &roles_needed).await?;
+            super::database::fit_to_target(i, &target)
+        }
+        None => Vec::new(),
+    };
     let missing_privileges = if me.superuser {
         Vec::new()
     } else {
@@ -116,11 +154,17 @@ pub async fn preflight(req: &Request) -> Result<Preflight, RestoreError> {
         roles_missing,
         missing_privileges,
         tools,
-        scratch: scratch_name(&req.target, req.now),
-        previous: previous_name(&req.target, req.now),
+        scratch: free_name(&client, |n| scratch_name_n(&req.target, req.now, n)).await?,
+        previous: free_name(&client, |n| previous_name_n(&req.target, req.now, n)).await?,
+        prepared: live
+            .as_ref()
+            .map(|l| l.prepared.clone())
+            .unwrap_or_default(),
+        unapplied,
         file_check,
         file_check_duration,
         legacy_rows: legacy.map(|(r, _)| r.tables),
+        file_refused,
     })
 }
 
@@ -158,12 +202,99 @@ async fn live_database(
         )
         .await
         .map_err(|e| query_error("looking up the target database", e))?;
-    Ok(live.map(|r| Live {
+    let Some(r) = live else { return Ok(None) };
+    let prepared = client
+        .query(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY prepared",
+            &[&target],
+        )
+        .await
+        .map_err(|e| query_error("looking up prepared transactions", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(Some(Live {
         owner: r.get(0),
         size: r.get(2),
         sessions: r.get(3),
         foreign_sessions: r.get(4),
+        prepared,
     }))
+}
+
+/// What the target server offers: its tablespaces, the roles there (and those a restore with
+/// `--create-roles` creates), the roles a non-superuser admin may act as.
+pub async fn target_server(
+    client: &tokio_postgres::Client,
+    version_num: u32,
+    roles_needed: &BTreeSet<String>,
+) -> Result<super::database::TargetServer, PgError> {
+    let ctx = "reading the target server's tablespaces and roles";
+    let tablespaces = client
+        .query("SELECT spcname::text FROM pg_tablespace", &[])
+        .await
+        .map_err(|e| query_error(ctx, e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut roles: BTreeSet<String> = client
+        .query("SELECT rolname::text FROM pg_roles", &[])
+        .await
+        .map_err(|e| query_error(ctx, e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let superuser: bool = client
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(ctx, e))?
+        .get(0);
+    let can_act_as = if superuser {
+        None
+    } else {
+        Some(
+            client
+                .query(
+                    "SELECT rolname::text FROM pg_roles WHERE pg_has_role(current_user, oid, 'MEMBER')",
+                    &[],
+                )
+                .await
+                .map_err(|e| query_error(ctx, e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+        )
+    };
+    roles.extend(roles_needed.iter().cloned());
+    Ok(super::database::TargetServer {
+        version_num,
+        tablespaces,
+        can_act_as,
+        roles,
+    })
+}
+
+/// The first of `candidate(1)`, `candidate(2)`, .. that names no database on the server.
+async fn free_name(
+    client: &tokio_postgres::Client,
+    candidate: impl Fn(u32) -> String,
+) -> Result<String, PgError> {
+    let mut n = 1;
+    loop {
+        let name = candidate(n);
+        let taken = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|e| query_error("looking up database names", e))?
+            .is_some();
+        if !taken || n >= 99_999 {
+            return Ok(name);
+        }
+        n += 1;
+    }
 }
 
 /// The properties the restored database gets: the manifest's, else the live database's.
@@ -298,8 +429,22 @@ async fn missing_privileges(
 
 /// Why preflight forbids the restore, if it does.
 pub fn refusal(req: &Request, pre: &Preflight) -> Option<String> {
+    if let Some(why) = &pre.file_refused {
+        return Some(why.clone());
+    }
     if !pre.missing_privileges.is_empty() {
         return Some(pre.missing_privileges.join("; "));
+    }
+    if !pre.prepared.is_empty() {
+        return Some(format!(
+            "the live database \"{}\" has prepared transactions ({}): they hold it, so it cannot be renamed or dropped; COMMIT PREPARED or ROLLBACK PREPARED them first",
+            req.target,
+            pre.prepared
+                .iter()
+                .map(|g| format!("'{g}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if !pre.roles_missing.is_empty() && !req.create_roles {
         return Some(format!(

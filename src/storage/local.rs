@@ -231,6 +231,7 @@ impl Store for LocalStore {
         let mut up = Box::new(self.start(name, true)?);
         up.write_all(data)
             .map_err(|e| StorageError::from_write(name, e))?;
+        crate::fault::point("store.put-before-rename");
         up.commit()
     }
 

@@ -61,9 +61,23 @@ pub async fn restore_level(
         && let Some(m) = &manifest
     {
         let created = create_roles(&client, &rr.admin.user, &m.database_info.roles).await?;
+        let roles = m.database_info.roles.iter().cloned().collect();
+        let made = created.iter().cloned().collect();
+        for sql in crate::restore::memberships_sql(&m.database_info.memberships, &roles, &made) {
+            if let Err(e) = client.batch_execute(&sql).await {
+                tracing::warn!(statement = %sql, error = %crate::pg::error_text(&e), "cannot recreate a role membership");
+            }
+        }
         if !created.is_empty() {
             tracing::info!(roles = %created.join(", "), "created the backup's roles in the throwaway cluster");
         }
+    }
+    let mut info = manifest.as_ref().map(|m| m.database_info.clone());
+    let mut unapplied = Vec::new();
+    if let Some(i) = info.as_mut() {
+        let roles = i.roles.iter().cloned().collect();
+        let target = crate::restore::target_server(&client, server.version_num, &roles).await?;
+        unapplied = crate::restore::fit_to_target(i, &target);
     }
     drop(client);
     let tools = Tools::find(server.version_num, rr.search)?;
@@ -93,16 +107,22 @@ pub async fn restore_level(
         .load_and_check(&ScratchLoad {
             database: &scratch,
             input: &input,
-            info: manifest.as_ref().map(|m| &m.database_info),
+            info: info.as_ref(),
             expected: manifest.as_ref().map(|m| &m.tables),
             checks: rr.checks,
             jobs: 1,
+            names_encoding: manifest.as_ref().and_then(|m| m.dump_encoding.as_deref()),
         })
         .await;
     let outcome = verdict(res, &loader, &scratch, rr.checks.len()).await?;
     rec.duration_seconds += started.elapsed().as_secs_f64();
     match outcome {
-        Ok(m) => rec.message = format!("{}; {m}", rec.message),
+        Ok(m) => {
+            rec.message = format!("{}; {m}", rec.message);
+            if !unapplied.is_empty() {
+                rec.message = format!("{}; not applied: {}", rec.message, unapplied.join("; "));
+            }
+        }
         Err(f) => {
             rec.ok = false;
             rec.failure = Some(f.code().to_string());
@@ -123,11 +143,15 @@ async fn verdict(
     Ok(match res {
         Ok(checked) => {
             // It proved what it had to; the copy goes.
-            if let Err(e) = loader.drop(scratch).await {
-                tracing::warn!(database = %scratch, error = %e, "cannot drop the scratch database");
-            }
+            let dropped = match loader.drop(scratch).await {
+                Ok(()) => "dropped again".to_string(),
+                Err(e) => {
+                    tracing::warn!(database = %scratch, error = %e, "cannot drop the scratch database");
+                    format!("it could not be dropped ({e}): `pgkeep cleanup` lists it")
+                }
+            };
             Ok(format!(
-                "loaded into scratch database \"{scratch}\" in {:.1}s: {} rows in {} tables as recorded{}; dropped again",
+                "loaded into scratch database \"{scratch}\" in {:.1}s: {} rows in {} tables as recorded{}; {dropped}",
                 checked.load.duration.as_secs_f64(),
                 checked.rows_checked,
                 checked.tables_checked,

@@ -5,7 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod majors;
+pub mod procs;
 
 #[allow(unused_imports)]
 pub use majors::{MAJORS, Major, cluster_of};

@@ -435,6 +435,7 @@ fn manifest(file: &str, bytes: u64) -> pgkeep::catalog::Manifest {
         raw_bytes: bytes,
         sha256: "00".repeat(32),
         tables: Default::default(),
+        dump_encoding: None,
         large_objects: 0,
         database_info: pgkeep::pg::catalog::DatabaseInfo {
             name: "db".into(),
@@ -442,13 +443,21 @@ fn manifest(file: &str, bytes: u64) -> pgkeep::catalog::Manifest {
             encoding: "UTF8".into(),
             collate: "C".into(),
             ctype: "C".into(),
+            locale_provider: None,
+            locale: None,
+            icu_rules: None,
+            tablespace: None,
+            connection_limit: None,
+            comment: None,
             acl: None,
             grants: vec![],
             settings: vec![],
             extensions: vec![],
             roles: vec![],
+            memberships: vec![],
             size_bytes: 0,
         },
+        warnings: vec![],
     }
 }
 

@@ -1,0 +1,31 @@
+//! What every command does before its verb runs: arm the test-only fault point and remove the
+//! passfiles that killed runs of older versions left in TMPDIR.
+
+use anyhow::Result;
+
+use super::context::Context;
+
+/// Arm `PGKEEP_FAULT_POINT` (an unknown point is an error) and sweep old passfiles.
+pub fn prepare(ctx: &Context) -> Result<()> {
+    if let Some(point) = ctx.env.get("PGKEEP_FAULT_POINT") {
+        crate::fault::arm(point)?;
+    }
+    remove_stale_passfiles(ctx);
+    Ok(())
+}
+
+/// Older versions wrote passfiles into TMPDIR, and a killed run left its file there.
+fn remove_stale_passfiles(ctx: &Context) {
+    let tmp = ctx.tmp_dir();
+    match crate::pg::passfile::remove_stale(&tmp) {
+        Ok(removed) if !removed.is_empty() => tracing::warn!(
+            dir = %tmp.display(),
+            "removed {} passfile(s) left in TMPDIR by an older pgkeep",
+            removed.len()
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::debug!(dir = %tmp.display(), error = %e, "cannot look for old passfiles")
+        }
+    }
+}
