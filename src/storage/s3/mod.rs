@@ -94,8 +94,12 @@ impl S3Store {
         self.rt.as_ref().expect("alive until dropped").handle()
     }
 
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.handle().block_on(f)
+    fn block_on<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        upload::block_on(self.handle(), f)
     }
 
     fn root(&self) -> Path {
@@ -155,7 +159,7 @@ struct S3Reader {
 impl Read for S3Reader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.cur.is_empty() {
-            match self.rt.block_on(self.stream.next()) {
+            match upload::block_on(&self.rt, self.stream.next()) {
                 None => return Ok(0),
                 Some(Ok(b)) => self.cur = b,
                 Some(Err(e)) => {

@@ -20,6 +20,27 @@ use crate::storage::store::{StorageError, Upload};
 
 const MIB: usize = 1024 * 1024;
 
+/// Run `f` on the store's runtime `rt` from a blocking call, wherever that call is made: a plain
+/// thread or a blocking task blocks on it directly; a worker of a multi-threaded runtime (an
+/// async caller) first hands its other tasks off with `block_in_place`; a current-thread
+/// runtime, which cannot, waits on a short-lived thread.
+pub(super) fn block_on<F>(rt: &Handle, f: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    use tokio::runtime::RuntimeFlavor;
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => rt.block_on(f),
+        Ok(RuntimeFlavor::CurrentThread) => std::thread::scope(|s| {
+            s.spawn(|| rt.block_on(f))
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        }),
+        Ok(_) => tokio::task::block_in_place(|| rt.block_on(f)),
+    }
+}
+
 /// How parts are cut.
 #[derive(Debug, Clone, Copy)]
 pub struct PartPlan {
@@ -113,10 +134,7 @@ impl S3Upload {
     fn start_buffer(&mut self) {
         let size = self.plan.size_of(self.idx);
         let permits = size.div_ceil(MIB).min(self.plan.budget.div_ceil(MIB)) as u32;
-        let permit = self
-            .t
-            .rt
-            .block_on(self.sem.clone().acquire_many_owned(permits))
+        let permit = block_on(&self.t.rt, self.sem.clone().acquire_many_owned(permits))
             .expect("the semaphore is never closed");
         self.permit = Some(permit);
         self.buf = Vec::with_capacity(size);
@@ -124,7 +142,7 @@ impl S3Upload {
 
     /// The uploader's error, once it stopped.
     fn failure(&mut self) -> StorageError {
-        match self.task.take().map(|t| self.t.rt.block_on(t)) {
+        match self.task.take().map(|t| block_on(&self.t.rt, t)) {
             Some(Ok(Err(e))) => errors::storage("cannot upload", &self.t.what, &e),
             _ => StorageError::Backend {
                 kind: crate::storage::store::ErrorKind::Other,
@@ -153,17 +171,14 @@ impl S3Upload {
         drop(self.tx.take());
         if let Some(t) = self.task.take() {
             t.abort();
-            let _ = self.t.rt.block_on(t);
+            let _ = block_on(&self.t.rt, t);
         }
         let t = &self.t;
-        match t
-            .rt
-            .block_on(t.client.abort_multipart(&t.path, &t.upload_id))
-        {
+        match block_on(&t.rt, t.client.abort_multipart(&t.path, &t.upload_id)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(errors::storage("cannot abort the upload of", &t.what, &e)),
         }
-        match t.rt.block_on(t.client.delete(&t.marker)) {
+        match block_on(&t.rt, t.client.delete(&t.marker)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(errors::storage(
                 "cannot delete the upload marker of",
@@ -184,18 +199,21 @@ impl S3Upload {
         let Some(task) = self.task.take() else {
             return Err(self.failure());
         };
-        let parts = match self.t.rt.block_on(task) {
+        let parts = match block_on(&self.t.rt, task) {
             Ok(Ok(parts)) => parts,
             Ok(Err(e)) => return Err(errors::storage("cannot upload", &self.t.what, &e)),
             Err(_) => return Err(self.failure()),
         };
         let t = &self.t;
-        t.rt.block_on(t.client.complete_multipart(&t.path, &t.upload_id, parts))
-            .map_err(|e| errors::storage("cannot complete the upload of", &t.what, &e))?;
+        block_on(
+            &t.rt,
+            t.client.complete_multipart(&t.path, &t.upload_id, parts),
+        )
+        .map_err(|e| errors::storage("cannot complete the upload of", &t.what, &e))?;
         self.done = true;
         // Committed; a marker left by a failed delete only names a finished upload, which the
         // next run's discard aborts harmlessly.
-        let _ = t.rt.block_on(t.client.delete(&t.marker));
+        let _ = block_on(&t.rt, t.client.delete(&t.marker));
         Ok(())
     }
 }
