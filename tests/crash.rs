@@ -8,12 +8,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::procs::{TableLock, processes_of, wait_for_process, wait_no_processes};
+use common::procs::{
+    TableLock, find_bytes, killed_by_sigkill, processes_of, wait_for_process, wait_no_processes,
+};
 use common::*;
 
 /// How long the server and the kernel get to end what a killed run left (both act
@@ -159,30 +159,6 @@ impl Crash {
         }
         assert_eq!(self.listed().len(), committed.len(), "{what}");
     }
-}
-
-fn find_bytes(dir: &Path, needle: &[u8], hits: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            find_bytes(&p, needle, hits);
-        } else if meta.is_file()
-            && let Ok(data) = std::fs::read(&p)
-            && memchr::memmem::find(&data, needle).is_some()
-        {
-            hits.push(p.display().to_string());
-        }
-    }
-}
-
-fn killed_by_sigkill(status: ExitStatus) -> bool {
-    status.signal() == Some(libc::SIGKILL)
 }
 
 fn sigkill(pid: u32) {

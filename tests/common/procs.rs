@@ -173,3 +173,31 @@ impl Drop for TableLock {
         self.end();
     }
 }
+
+/// The files under `dir` (recursively, symlinks not followed) whose bytes contain `needle`:
+/// where a password would be if one had been left on disk.
+pub fn find_bytes(dir: &std::path::Path, needle: &[u8], hits: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            find_bytes(&p, needle, hits);
+        } else if meta.is_file()
+            && let Ok(data) = std::fs::read(&p)
+            && memchr::memmem::find(&data, needle).is_some()
+        {
+            hits.push(p.display().to_string());
+        }
+    }
+}
+
+/// Whether a child ended by SIGKILL (a fault point's kill, or the test's own).
+pub fn killed_by_sigkill(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(libc::SIGKILL)
+}

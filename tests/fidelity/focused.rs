@@ -345,7 +345,6 @@ fn a_database_name_that_is_not_utf8_backs_up_and_restores() {
 }
 
 #[test]
-#[ignore = "issue 18: pgkeep panics (exit 101) when any environment variable is not UTF-8: std::env::vars()"]
 fn an_environment_variable_that_is_not_utf8_does_not_stop_pgkeep() {
     let t = server();
     let b = MUSIC.build_as(t, "fx_envbytes", &[]);
