@@ -20,24 +20,24 @@ use crate::storage::store::{StorageError, Upload};
 
 const MIB: usize = 1024 * 1024;
 
-/// Run `f` on the store's runtime `rt` from a blocking call, wherever that call is made: a plain
-/// thread or a blocking task blocks on it directly; a worker of a multi-threaded runtime (an
-/// async caller) first hands its other tasks off with `block_in_place`; a current-thread
-/// runtime, which cannot, waits on a short-lived thread.
-pub(super) fn block_on<F>(rt: &Handle, f: F) -> F::Output
-where
-    F: Future + Send,
-    F::Output: Send,
-{
-    use tokio::runtime::RuntimeFlavor;
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Err(_) => rt.block_on(f),
-        Ok(RuntimeFlavor::CurrentThread) => std::thread::scope(|s| {
-            s.spawn(|| rt.block_on(f))
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        }),
-        Ok(_) => tokio::task::block_in_place(|| rt.block_on(f)),
+/// Run `f` to completion from a blocking call, wherever that call is made: a plain thread, a
+/// blocking task, or an async task of any runtime (a command that is `async` and calls the
+/// synchronous store). `f` is polled on this thread by a small executor of its own inside the
+/// context of the store's runtime `rt`, whose workers drive the sockets and timers: no runtime
+/// is ever started from within another (`Handle::block_on` would panic there). On a worker of a
+/// multi-threaded runtime the worker first hands its other tasks off (`block_in_place`); the
+/// future runs outside tokio's cooperative budget, which belongs to the caller's task.
+pub(super) fn block_on<F: Future>(rt: &Handle, f: F) -> F::Output {
+    let run = || {
+        let _entered = rt.enter();
+        futures::executor::block_on(tokio::task::unconstrained(f))
+    };
+    let on_worker = Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if on_worker {
+        tokio::task::block_in_place(run)
+    } else {
+        run()
     }
 }
 
@@ -159,7 +159,7 @@ impl S3Upload {
         };
         self.idx += 1;
         let tx = self.tx.as_ref().expect("open until commit or abort");
-        if tx.blocking_send(part).is_err() {
+        if block_on(&self.t.rt, tx.send(part)).is_err() {
             return Err(self.failure());
         }
         Ok(())
@@ -252,19 +252,11 @@ impl Upload for S3Upload {
 }
 
 impl Drop for S3Upload {
-    /// Dropped unfinished: abort when this thread may block; inside an async context only stop
-    /// the uploader and leave the marker, for the next run to discard.
+    /// Dropped unfinished (an error or a panic on the writer's side): abort, as `abort` does.
+    /// Should that fail, the marker stays and the next run's culling discards the upload.
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        if Handle::try_current().is_err() {
+        if !self.done {
             let _ = self.give_up();
-        } else {
-            drop(self.tx.take());
-            if let Some(t) = self.task.take() {
-                t.abort();
-            }
         }
     }
 }
