@@ -110,8 +110,7 @@ impl S3 {
     /// A location is `ENDPOINT s3://BUCKET/PREFIX`: a child process finds the same server.
     fn open(location: &str) -> Box<dyn Store> {
         let (endpoint, url) = location.split_once(' ').unwrap();
-        let vars = moto::vars(endpoint);
-        let store = S3Store::open(url, &|k| vars.get(k).cloned()).unwrap();
+        let store = S3Store::open(url, &moto::options(endpoint)).unwrap();
         Box::new(store.with_part_plan(PartPlan {
             base: 256 * 1024,
             step: 4,

@@ -5,12 +5,14 @@
 pub mod format;
 pub mod name;
 pub mod policy;
+pub mod s3;
 pub mod schedule;
 pub mod secret;
 pub mod tls;
 
 pub use format::{Compression, Format};
 pub use policy::{Policy, PolicyError};
+pub use s3::S3Options;
 pub use schedule::Schedule;
 pub use secret::{Secret, redact_url};
 pub use tls::SslMode;

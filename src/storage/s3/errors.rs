@@ -51,6 +51,10 @@ pub fn storage(action: &str, what: &str, e: &Error) -> StorageError {
     let reason = match (kind, s3_code(&text)) {
         (_, Some(code)) => code.to_string(),
         (ErrorKind::NotFound, None) => "not found".to_string(),
+        // A HEAD refused has no body to name the cause.
+        (ErrorKind::Permission, None) => {
+            "access denied (HTTP 403: wrong credentials, or no permission)".to_string()
+        }
         // The full text: one line.
         _ => text.replace('\n', " "),
     };

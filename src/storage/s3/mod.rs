@@ -24,6 +24,7 @@ use tokio::runtime::{Handle, Runtime};
 pub use settings::{S3Settings, is_s3};
 pub use upload::PartPlan;
 
+use crate::model::S3Options;
 use crate::storage::store::{
     ErrorKind, ObjectInfo, StorageError, Store, Unfinished, Upload, check_name,
 };
@@ -65,10 +66,10 @@ fn name_of(prefix: &Path, path: &Path) -> Option<String> {
 }
 
 impl S3Store {
-    /// Open the store of `url`, settings looked up with `get`. Nothing is sent: the first
-    /// request (usually [`Store::check_writable`]) finds bad credentials or a missing bucket.
-    pub fn open(url: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<S3Store, StorageError> {
-        let settings = S3Settings::resolve(url, get)?;
+    /// Open the store of `url`, reached as `options` say. Nothing is sent: the first request
+    /// (usually [`Store::check_writable`]) finds bad credentials or a missing bucket.
+    pub fn open(url: &str, options: &S3Options) -> Result<S3Store, StorageError> {
+        let settings = S3Settings::resolve(url, options)?;
         let client = Arc::new(settings.build()?);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -94,11 +95,7 @@ impl S3Store {
         self.rt.as_ref().expect("alive until dropped").handle()
     }
 
-    fn block_on<F>(&self, f: F) -> F::Output
-    where
-        F: Future + Send,
-        F::Output: Send,
-    {
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
         upload::block_on(self.handle(), f)
     }
 
