@@ -1,6 +1,7 @@
 //! The catalog of backups: the versioned manifest written beside each data file (its existence is
-//! the commit point), backup ids and names, listing newest first, and the discovery of `.sql.gz`
-//! files left by the old backup pod (shown as legacy, unverified entries).
+//! the commit point), backup ids and names, listing newest first, and the one rule for what a data
+//! file without a manifest is: a `.sql.gz` of the old backup pod (legacy, restorable) or a file
+//! pgkeep made whose manifest is missing (uncommitted: never a backup).
 
 use std::collections::BTreeMap;
 
@@ -89,6 +90,46 @@ pub enum Status {
     Good,
     /// A `.sql.gz` without manifest (made by the old backup pod): never verified.
     Legacy,
+    /// A data file pgkeep made whose manifest is missing (deleted, or the backup was killed
+    /// before its commit): not a backup. Restored only by `--file PATH --allow-unverified`.
+    Uncommitted,
+}
+
+/// Whether a data file without a manifest was made by pgkeep (then it is [`Status::Uncommitted`])
+/// rather than by the old backup pod ([`Status::Legacy`]), from its name and first bytes. The old
+/// pod only wrote `.sql.gz` through GNU gzip, whose header names the OS (3, Unix); pgkeep's gzip
+/// members carry 255 ("unknown"), and pgkeep alone writes `.sql.zst`, `.sql` and `.dump` under
+/// its names (`<host>-<db>_YYYY-MM-DD_HH-MM-SS`).
+pub fn made_by_pgkeep(name: &str, head: &[u8]) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    if base.ends_with(".sql.gz") {
+        return head.len() >= 10 && head[..3] == [0x1f, 0x8b, 8] && head[9] == 255;
+    }
+    DATA_EXTENSIONS.iter().any(|e| base.ends_with(e)) && stamp_of(&id_of(base)).is_some()
+}
+
+/// The first 10 bytes of a stored object (fewer when it is shorter or unreadable).
+pub fn head_of(store: &dyn Store, name: &str) -> Vec<u8> {
+    let mut head = Vec::with_capacity(10);
+    if let Ok(r) = store.open(name) {
+        let _ = r.take(10).read_to_end(&mut head);
+    }
+    head
+}
+
+/// Format and compression of a data file, from its extension.
+pub fn format_of(name: &str) -> Option<(Format, Compression)> {
+    if name.ends_with(".sql.gz") {
+        Some((Format::Plain, Compression::Gzip))
+    } else if name.ends_with(".sql.zst") {
+        Some((Format::Plain, Compression::Zstd))
+    } else if name.ends_with(".dump") {
+        Some((Format::Custom, Compression::None))
+    } else if name.ends_with(".sql") {
+        Some((Format::Plain, Compression::None))
+    } else {
+        None
+    }
 }
 
 /// One row of `pgkeep list`.
@@ -267,7 +308,7 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                 database_unknown: None,
                 manifest: Some(m),
             });
-        } else if o.name.ends_with(".sql.gz")
+        } else if let Some((format, compression)) = format_of(&o.name)
             && !names.contains(format!("{}{MANIFEST_SUFFIX}", o.name).as_str())
         {
             let id = id_of(&o.name);
@@ -277,6 +318,13 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                     Timestamp::try_from(o.modified).unwrap_or(Timestamp::UNIX_EPOCH),
                     None,
                 ),
+            };
+            let status = if made_by_pgkeep(&o.name, &head_of(store, &o.name)) {
+                Status::Uncommitted
+            } else if compression == Compression::Gzip {
+                Status::Legacy
+            } else {
+                continue;
             };
             let host = host_hint.map(host_label);
             let database = head.and_then(|h| {
@@ -299,11 +347,11 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                 id,
                 time,
                 database,
-                format: Format::Plain,
-                compression: Compression::Gzip,
+                format,
+                compression,
                 stored_bytes: o.size,
                 duration_seconds: None,
-                status: Status::Legacy,
+                status,
                 file: o.name.clone(),
                 sha256: None,
                 manifest: None,

@@ -231,6 +231,23 @@ pub struct RestoreArgs {
     /// Drop the previous copy once the restore succeeded.
     #[arg(long)]
     pub drop_previous: bool,
+    /// Run the file's SQL as the admin role instead of the database's owner: for backups whose
+    /// statements need more than the owner may do (the dry run lists them: event triggers,
+    /// publications FOR ALL TABLES, untrusted extensions, COPY ... PROGRAM, ...).
+    #[arg(long)]
+    pub load_as_admin: bool,
+    /// The role that owned the database, for a legacy file (no manifest) whose database no
+    /// longer exists: its SQL runs as this role.
+    #[arg(long, value_name = "ROLE")]
+    pub owner: Option<String>,
+    /// With --file: restore a pgkeep-made file whose manifest is missing (uncommitted), without
+    /// a checksum or recorded row counts to check it against.
+    #[arg(long, requires = "file")]
+    pub allow_unverified: bool,
+    /// Load plain backups with a psql that lacks restricted mode (\restrict; 13.22+, 14.19+,
+    /// 15.14+, 16.10+, 17.6+, 18): pgkeep's meta-command filter is then the only line.
+    #[arg(long)]
+    pub allow_unrestricted_psql: bool,
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -330,6 +347,13 @@ pub struct VerifyArgs {
     /// (without passwords). The cluster is stopped and removed afterwards.
     #[arg(long, requires = "restore")]
     pub local: bool,
+    /// With --restore: run the file's SQL as the admin role (the cluster's superuser with
+    /// --local) instead of the database's owner.
+    #[arg(long, requires = "restore")]
+    pub load_as_admin: bool,
+    /// With --restore: load plain backups with a psql that lacks restricted mode (\restrict).
+    #[arg(long, requires = "restore")]
+    pub allow_unrestricted_psql: bool,
 }
 
 #[derive(Debug, Args)]

@@ -116,7 +116,7 @@ pub fn plan(
             time: e.time,
             kind: match e.status {
                 Status::Good => Kind::Good,
-                Status::Legacy => Kind::Legacy,
+                Status::Legacy | Status::Uncommitted => Kind::Legacy,
             },
             verified: verified(e),
         })
@@ -144,19 +144,34 @@ pub fn plan(
         policy: *policy,
         items,
         unattributed,
-        orphans: orphans(store, now, partial_max_age)?,
+        orphans: orphans(store, Some(host), now, partial_max_age)?,
     })
 }
 
-/// Unfinished writes and data files without manifest (other than legacy `.sql.gz`) older than
-/// `max_age`. Younger ones may belong to a backup in progress and are left alone.
+/// Unfinished writes older than `max_age`, and uncommitted data files (pgkeep-made, manifest
+/// missing: see [`catalog::made_by_pgkeep`]) older than `max_age` for which a newer committed
+/// backup of the same database exists: an accidental manifest deletion must not become data
+/// loss. Younger files may belong to a backup in progress and are left alone.
 pub fn orphans(
     store: &dyn Store,
+    host: Option<&str>,
     now: Timestamp,
     max_age: Duration,
 ) -> Result<Vec<Orphan>, PruneError> {
     let objects = store.list()?;
-    let names: std::collections::BTreeSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+    let entries = catalog::list(store, host)?;
+    let newest_good = |db: &str| {
+        entries
+            .iter()
+            .filter(|e| e.status == Status::Good && e.database.as_deref() == Some(db))
+            .map(|e| e.time)
+            .max()
+    };
+    let uncommitted: std::collections::BTreeMap<&str, &Entry> = entries
+        .iter()
+        .filter(|e| e.status == Status::Uncommitted)
+        .map(|e| (e.file.as_str(), e))
+        .collect();
     let mut out = Vec::new();
     for u in store.unfinished()? {
         let age = age(u.modified, now);
@@ -171,17 +186,25 @@ pub fn orphans(
         }
     }
     for o in &objects {
-        let without_manifest = [".sql.zst", ".sql", ".dump"]
-            .iter()
-            .any(|ext| o.name.ends_with(ext))
-            && !names.contains(format!("{}{MANIFEST_SUFFIX}", o.name).as_str());
+        let Some(e) = uncommitted.get(o.name.as_str()) else {
+            continue;
+        };
+        let superseded = e
+            .database
+            .as_deref()
+            .and_then(newest_good)
+            .is_some_and(|t| t > e.time);
+        if !superseded {
+            continue;
+        }
+        let kind = "uncommitted data file (no manifest), superseded by a newer backup";
         let age = age(o.modified, now);
-        if without_manifest && age >= max_age {
+        if age >= max_age {
             out.push(Orphan {
                 file: o.name.clone(),
                 bytes: o.size,
                 age_seconds: age.as_secs(),
-                kind: "data file without manifest",
+                kind,
                 unfinished: None,
             });
         }
@@ -301,6 +324,15 @@ mod tests {
             .unwrap();
     }
 
+    /// A committed manifest of database `db` (file and time set by the test).
+    const MANIFEST: &str = r#"{"manifest_version":1,"id":"x","file":"","database":"db","host":"h",
+        "port":5432,"server_version":"15","pg_dump_version":"15","pgkeep_version":"0",
+        "started_at":"2026-01-01T00:00:00Z","finished_at":"2026-01-01T00:00:00Z",
+        "duration_seconds":1.0,"format":"custom","compression":"none","level":0,"stored_bytes":0,
+        "raw_bytes":0,"sha256":"","tables":{},"large_objects":0,"database_info":{"name":"db",
+        "owner":"o","encoding":"UTF8","collate":"C","ctype":"C","acl":null,"grants":[],
+        "settings":[],"extensions":[],"roles":[],"size_bytes":0}}"#;
+
     #[test]
     fn orphans_only_when_old_enough_and_legacy_is_not_an_orphan() {
         let dir = tempfile::tempdir().unwrap();
@@ -314,7 +346,36 @@ mod tests {
         put(d, "2026-11-20/h-db_2026-11-20_02-00-00.dump", 3 * 86400);
         put(d, "2026-11-20/h-db_2026-11-20_03-00-00.sql.gz", 3 * 86400);
         let store = LocalStore::open(d).unwrap();
-        let got = orphans(&store, Timestamp::now(), Duration::from_secs(86400)).unwrap();
+        let got = orphans(
+            &store,
+            Some("h"),
+            Timestamp::now(),
+            Duration::from_secs(86400),
+        )
+        .unwrap();
+        let files: Vec<&str> = got.iter().map(|o| o.file.as_str()).collect();
+        // The uncommitted `.dump` is the newest data of its database: it stays.
+        assert_eq!(
+            files,
+            vec!["2026-11-20/h-db_2026-11-20_01-00-00.sql.gz.partial"]
+        );
+        // Once a newer committed backup exists, it goes (when old enough).
+        put(d, "2026-11-21/h-db_2026-11-21_01-00-00.dump", 2 * 86400);
+        let mut m: serde_json::Value = serde_json::from_str(MANIFEST).unwrap();
+        m["file"] = "2026-11-21/h-db_2026-11-21_01-00-00.dump".into();
+        m["started_at"] = "2026-11-21T01:00:00Z".into();
+        std::fs::write(
+            d.join("2026-11-21/h-db_2026-11-21_01-00-00.dump.manifest.json"),
+            m.to_string(),
+        )
+        .unwrap();
+        let got = orphans(
+            &store,
+            Some("h"),
+            Timestamp::now(),
+            Duration::from_secs(86400),
+        )
+        .unwrap();
         let files: Vec<&str> = got.iter().map(|o| o.file.as_str()).collect();
         assert_eq!(
             files,

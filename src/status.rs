@@ -200,6 +200,8 @@ fn row(e: &Entry) -> Row {
         (Some(_), _) => Verdict::Good,
         (None, Status::Good) => Verdict::Unverified,
         (None, Status::Legacy) => Verdict::Legacy,
+        // Not a backup (its manifest is missing); such files are left out of the page.
+        (None, Status::Uncommitted) => Verdict::Bad,
     };
     Row {
         id: e.id.clone(),
@@ -221,7 +223,7 @@ fn database(inputs: &Inputs, name: &str) -> Database {
     let mine: Vec<&Entry> = inputs
         .entries
         .iter()
-        .filter(|e| e.database.as_deref() == Some(name))
+        .filter(|e| e.database.as_deref() == Some(name) && e.status != Status::Uncommitted)
         .collect();
     let rows: Vec<Row> = mine.iter().map(|e| row(e)).collect();
     let good = mine
@@ -298,7 +300,7 @@ fn window(mine: &[&Entry], inputs: &Inputs) -> Window {
             time: e.time,
             kind: match e.status {
                 Status::Good => retention::Kind::Good,
-                Status::Legacy => retention::Kind::Legacy,
+                Status::Legacy | Status::Uncommitted => retention::Kind::Legacy,
             },
             verified: e.verification.as_ref().map(|v| v.ok),
         })

@@ -773,6 +773,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
     let tools = Tools {
         psql: info.bindir.join("psql"),
         pg_restore: info.bindir.join("pg_restore"),
+        psql_version: "15.18".into(),
     };
     let (_trigger, shutdown) = pgkeep::shutdown::channel();
     let env = vec![("PATH".to_string(), std::env::var("PATH").unwrap())];
@@ -783,6 +784,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
         passfile: None,
         shutdown: &shutdown,
         server_version_num: 150000,
+        allow_unrestricted_psql: false,
     };
     let scratch = unique("scratch");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -791,6 +793,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
             path: cut_path.clone(),
             format: Format::Plain,
             compression: Compression::None,
+            sha256: None,
         };
         loader
             .create(&scratch, Some(&manifest.database_info))
@@ -813,6 +816,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
             path: db.backup_dir.join(&file),
             format: Format::Plain,
             compression: Compression::None,
+            sha256: None,
         };
         let checked = loader
             .load_and_check(&ScratchLoad {
@@ -822,6 +826,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
                 expected: Some(&manifest.tables),
                 checks: &["SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'user300'".to_string()],
                 jobs: 1,
+                run_as: &pgkeep::restore::RunAs::Admin,
                 names_encoding: manifest.dump_encoding.as_deref(),
             })
             .await
@@ -839,6 +844,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
                 expected: Some(&wrong),
                 checks: &[],
                 jobs: 1,
+                run_as: &pgkeep::restore::RunAs::Admin,
                 names_encoding: None,
             })
             .await

@@ -74,11 +74,16 @@ async fn restore_demo(
         &settings.host,
         APP_DB,
         &crate::restore::Selector::Latest,
+        false,
     )?;
     let mut admin = crate::pg::ConnParams::from_settings(settings, "postgres");
     admin.user = "postgres".into();
     admin.password = None;
     let req = crate::restore::Request {
+        load: crate::restore::LoadPolicy {
+            configured: Some(crate::pg::ConnParams::from_settings(settings, APP_DB)),
+            ..Default::default()
+        },
         backup,
         target: APP_DB.into(),
         strategy: crate::restore::Strategy::Swap,

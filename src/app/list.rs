@@ -68,6 +68,7 @@ pub fn render_list(entries: &[Entry]) -> String {
                 Status::Good => "good".into(),
                 Status::Legacy if e.verification.is_some() => "legacy".into(),
                 Status::Legacy => "legacy (unverified)".into(),
+                Status::Uncommitted => "uncommitted (no manifest)".into(),
             },
             match &e.verification {
                 None => "-".into(),

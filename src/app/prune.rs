@@ -80,6 +80,7 @@ pub fn render_prune(
             match i.status {
                 Status::Good => "good".into(),
                 Status::Legacy => "legacy".into(),
+                Status::Uncommitted => "uncommitted".into(),
             },
             i.id.clone(),
             i.verdict.to_string(),

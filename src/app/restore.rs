@@ -195,6 +195,7 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         &settings.host,
         &source_db,
         &selector(args)?,
+        args.allow_unverified,
     )?;
     let target =
         args.target_database
@@ -208,6 +209,12 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         return Err(UsageError("the target database name is empty".into()).into());
     }
     Ok(Request {
+        load: restore::LoadPolicy {
+            as_admin: args.load_as_admin,
+            allow_unrestricted_psql: args.allow_unrestricted_psql,
+            owner: args.owner.clone(),
+            configured: Some(crate::pg::ConnParams::from_settings(settings, &target)),
+        },
         backup,
         target,
         strategy: if args.in_place {

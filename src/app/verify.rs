@@ -63,6 +63,15 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
                 shutdown: &ctx.shutdown,
                 now: jiff::Timestamp::now(),
                 create_roles: local.is_some(),
+                load: crate::restore::LoadPolicy {
+                    as_admin: args.load_as_admin,
+                    allow_unrestricted_psql: args.allow_unrestricted_psql,
+                    owner: None,
+                    // The configured user exists on the configured server only.
+                    configured: local
+                        .is_none()
+                        .then(|| crate::pg::ConnParams::from_settings(settings, &database)),
+                },
             };
             verify::restore_level(&*store, &rr, &mut rec)
                 .await

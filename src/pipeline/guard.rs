@@ -110,22 +110,27 @@ impl std::fmt::Debug for RestrictKey {
     }
 }
 
+/// `len` alphanumeric characters from the operating system's CSPRNG (about 5.95 bits each).
+pub fn random_alnum(len: usize) -> Result<String, GuardError> {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut key = String::with_capacity(len);
+    while key.len() < len {
+        let mut buf = [0u8; 64];
+        getrandom::fill(&mut buf).map_err(|e| GuardError::Random(e.to_string()))?;
+        // 248 = 4 * 62: rejecting the rest keeps every character equally likely.
+        for b in buf.into_iter().filter(|&b| b < 248) {
+            if key.len() < len {
+                key.push(ALNUM[(b % 62) as usize] as char);
+            }
+        }
+    }
+    Ok(key)
+}
+
 impl RestrictKey {
     /// 32 characters from the operating system's CSPRNG (about 190 bits).
     pub fn random() -> Result<RestrictKey, GuardError> {
-        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        let mut key = String::with_capacity(32);
-        while key.len() < 32 {
-            let mut buf = [0u8; 64];
-            getrandom::fill(&mut buf).map_err(|e| GuardError::Random(e.to_string()))?;
-            // 248 = 4 * 62: rejecting the rest keeps every character equally likely.
-            for b in buf.into_iter().filter(|&b| b < 248) {
-                if key.len() < 32 {
-                    key.push(ALNUM[(b % 62) as usize] as char);
-                }
-            }
-        }
-        Ok(RestrictKey(key))
+        random_alnum(32).map(RestrictKey)
     }
 
     /// The first bytes given to psql: restricts the session, then goes on with line 1.
@@ -413,6 +418,8 @@ pub struct LoadFeed {
     pub stored_bytes: u64,
     pub sha256: String,
     pub guard: GuardReport,
+    /// Rows per table, the completion trailer, truncation: the backup's own inspector.
+    pub inspect: super::inspect::Report,
 }
 
 /// Feed a stored plain backup to psql: read `stored` once, hashing it, decompress, guard, and
@@ -425,13 +432,17 @@ pub fn feed_psql<R: Read, W: Write + ?Sized>(
 ) -> Result<LoadFeed, GuardError> {
     let mut stored = HashingReader::new(stored);
     let mut guard = Guard::new(opts);
+    let mut inspector = super::inspect::Inspector::new();
     let failed = {
         let mut dec = super::decoder(&mut stored, compression).map_err(GuardError::Decode)?;
         let mut buf = vec![0u8; READ_BUF];
         loop {
             match dec.read(&mut buf) {
                 Ok(0) => break None,
-                Ok(n) => guard.feed(&buf[..n], sink)?,
+                Ok(n) => {
+                    inspector.feed(&buf[..n]);
+                    guard.feed(&buf[..n], sink)?
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Some(e),
             }
@@ -451,6 +462,7 @@ pub fn feed_psql<R: Read, W: Write + ?Sized>(
         stored_bytes,
         sha256,
         guard: report,
+        inspect: inspector.finish(),
     })
 }
 

@@ -48,6 +48,17 @@ pub fn scan<R: Read>(
     compression: Compression,
     opts: ScanOptions,
 ) -> Result<Preflight, GuardError> {
+    scan_with(stored, compression, opts, &mut |_| {})
+}
+
+/// [`scan`], showing every decompressed chunk to `observe` as well (one read for several
+/// inspections).
+pub fn scan_with<R: Read>(
+    stored: R,
+    compression: Compression,
+    opts: ScanOptions,
+    observe: &mut dyn FnMut(&[u8]),
+) -> Result<Preflight, GuardError> {
     let mut stored = HashingReader::new(stored);
     let mut scanner = Scanner::new(opts);
     let mut inspector = Inspector::new();
@@ -59,6 +70,7 @@ pub fn scan<R: Read>(
             match dec.read(&mut buf) {
                 Ok(0) => break None,
                 Ok(n) => {
+                    observe(&buf[..n]);
                     scanner.feed(&buf[..n]);
                     inspector.feed(&buf[..n]);
                     absorb(&mut out, scanner.take_events());

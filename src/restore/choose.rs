@@ -36,8 +36,11 @@ pub struct Chosen {
     pub compression: Compression,
     pub stored_bytes: u64,
     pub time: Option<Timestamp>,
-    /// `None` for legacy files (the old pod's `.sql.gz` without manifest).
+    /// `None` for legacy files (the old pod's `.sql.gz` without manifest) and for an
+    /// uncommitted file given with `--allow-unverified`.
     pub manifest: Option<Manifest>,
+    /// A pgkeep-made file whose manifest is missing ([`Status::Uncommitted`]).
+    pub uncommitted: bool,
     /// Keeps `path` in place while the restore runs (a fetched copy is removed with it).
     pub local: Option<Arc<LocalFile>>,
 }
@@ -52,6 +55,7 @@ impl Chosen {
             path: self.path.clone(),
             format: self.format,
             compression: self.compression,
+            sha256: self.manifest.as_ref().map(|m| m.sha256.clone()),
         }
     }
 }
@@ -66,8 +70,18 @@ fn from_entry(store: &dyn Store, staging_dir: &Path, e: &Entry) -> Result<Chosen
         stored_bytes: e.stored_bytes,
         time: Some(e.time),
         manifest: e.manifest.clone(),
+        uncommitted: e.status == Status::Uncommitted,
         local: Some(Arc::new(local)),
     })
+}
+
+/// The refusal of an uncommitted data file.
+fn uncommitted(path: &Path) -> RestoreError {
+    RestoreError::Refused(format!(
+        "{} is not a committed backup: pgkeep made it, but its manifest is missing (deleted, or the backup never finished), so neither its checksum nor its row counts can be checked; restore it anyway with --file {} --allow-unverified",
+        path.display(),
+        path.display()
+    ))
 }
 
 /// Parse `--before`: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` or `YYYY-MM-DD` (UTC).
@@ -93,18 +107,32 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
 }
 
 /// Pick a backup of `database` from `store`; a backup that is not a local file already is
-/// fetched into `staging_dir`.
+/// fetched into `staging_dir`. Uncommitted files are never picked; one named by `--file` is
+/// taken only with `allow_unverified`.
 pub fn choose(
     store: &dyn Store,
     staging_dir: &Path,
     host_hint: &str,
     database: &str,
     selector: &Selector,
+    allow_unverified: bool,
 ) -> Result<Chosen, RestoreError> {
     if let Selector::File(p) = selector {
-        return chosen_file(store, staging_dir, p);
+        let c = chosen_file(store, staging_dir, p)?;
+        if c.uncommitted && !allow_unverified {
+            return Err(uncommitted(p));
+        }
+        return Ok(c);
     }
-    let entries = catalog::list(store, Some(host_hint))?;
+    let mut entries = catalog::list(store, Some(host_hint))?;
+    if let Selector::Id(id) = selector
+        && let Some(e) = entries
+            .iter()
+            .find(|e| e.status == Status::Uncommitted && (e.id == *id || e.file == *id))
+    {
+        return Err(uncommitted(&Path::new(&store.describe()).join(&e.file)));
+    }
+    entries.retain(|e| e.status != Status::Uncommitted);
     let from_entry = |e: &Entry| from_entry(store, staging_dir, e);
     let of_db: Vec<&Entry> = entries
         .iter()
@@ -203,6 +231,13 @@ fn chosen_file(store: &dyn Store, staging_dir: &Path, p: &Path) -> Result<Chosen
             )));
         }
     };
+    let uncommitted = manifest.is_none() && {
+        let mut head = Vec::new();
+        if let Ok(f) = std::fs::File::open(&path) {
+            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 10), &mut head);
+        }
+        catalog::made_by_pgkeep(&name, &head)
+    };
     Ok(Chosen {
         id: catalog::id_of(&name),
         path,
@@ -211,6 +246,7 @@ fn chosen_file(store: &dyn Store, staging_dir: &Path, p: &Path) -> Result<Chosen
         stored_bytes,
         time: manifest.as_ref().map(|m| m.started_at),
         manifest,
+        uncommitted,
         local,
     })
 }

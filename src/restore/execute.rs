@@ -10,6 +10,7 @@ use super::error::RestoreError;
 use super::hooks;
 use super::journal::{self, Journal};
 use super::load::{LoadError, Loader, ScratchLoad};
+use super::load_role::RunAs;
 use super::preflight::{Preflight, refusal};
 use super::request::{Request, Strategy, effective_admin};
 use super::roles::create_role_sql;
@@ -90,6 +91,7 @@ pub async fn execute(req: &Request, pre: &Preflight) -> Result<Report, RestoreEr
         passfile: passfile.as_ref().map(|p| p.path()),
         shutdown: &req.shutdown,
         server_version_num: pre.server_version_num,
+        allow_unrestricted_psql: req.load.allow_unrestricted_psql,
     };
     // The restore's own session, open to the end: the journal names it, and a journal whose
     // session is gone is a dead restore's.
@@ -416,8 +418,23 @@ impl Run<'_> {
     /// Load the scratch database (created by [`start_journal`]) and check it.
     async fn load_scratch(&self, report: &mut Report) -> Result<(), RestoreError> {
         let (req, pre) = (self.req, self.pre);
-        let input = req.backup.input();
+        let mut input = req.backup.input();
+        // The bytes loaded must be those the preflight read.
+        input.sha256 = Some(pre.file_sha256.clone());
         let expected = req.backup.manifest.as_ref().map(|m| &m.tables);
+        let run_as = match &pre.load_owner {
+            Some(owner) => RunAs::Owner {
+                owner: owner.clone(),
+                // A role this restore created has no password: its configured login cannot work
+                // there, so a temporary role loads as it.
+                configured: req
+                    .load
+                    .configured
+                    .clone()
+                    .filter(|_| !(req.create_roles && pre.roles_missing.contains(owner))),
+            },
+            None => RunAs::Admin,
+        };
         let scratch = ScratchLoad {
             database: &pre.scratch,
             input: &input,
@@ -425,6 +442,7 @@ impl Run<'_> {
             expected: expected.or(pre.legacy_rows.as_ref()),
             checks: &req.checks,
             jobs: req.jobs,
+            run_as: &run_as,
             names_encoding: req
                 .backup
                 .manifest

@@ -9,6 +9,7 @@ use super::error::RestoreError;
 use super::load::Input;
 use super::roles::RoleScanner;
 use crate::model::Format;
+use crate::pipeline::psql_scan::{ScanOptions, Statement};
 use crate::pipeline::{self, Inspector};
 
 /// What reading a legacy file found: its row counts and trailer, and the roles it names.
@@ -51,47 +52,210 @@ pub fn scan_plain(input: &Input) -> Result<LegacyScan, RestoreError> {
     Ok((report, roles))
 }
 
-/// Check the file before anything else: the manifest's sha256 and size, or for legacy files a
-/// full read (decompress, trailer, row counts, roles).
-pub fn check_file(backup: &Chosen) -> Result<(String, Option<LegacyScan>), RestoreError> {
+/// What the preflight read of a backup file found.
+#[derive(Debug, Clone, Default)]
+pub struct FileCheck {
+    pub summary: String,
+    /// sha256 of the stored bytes: the load feeds only bytes that hash the same.
+    pub sha256: String,
+    /// Row counts and roles of a legacy file.
+    pub legacy: Option<LegacyScan>,
+    /// Statements that need more than the database owner's privilege (plain dumps).
+    pub privileged: Vec<Statement>,
+    pub privileged_total: u64,
+    /// Roles that own objects in the backup (`ALTER ... OWNER TO`).
+    pub owners: BTreeSet<String>,
+    /// The owner the backup gives the `public` schema, if it names one.
+    pub public_owner: Option<String>,
+}
+
+fn refused(path: &std::path::Path, why: String) -> RestoreError {
+    RestoreError::Refused(format!("{}: {why}", path.display()))
+}
+
+/// Read a plain file through the psql lexer: refuse meta-commands (line and start of each) and
+/// incomplete files, whatever a manifest says.
+fn vet_plain(
+    backup: &Chosen,
+) -> Result<(pipeline::preflight::Preflight, RoleScanner), RestoreError> {
+    let file = std::fs::File::open(&backup.path).map_err(|e| RestoreError::Io {
+        context: format!("cannot open {}", backup.path.display()),
+        source: e,
+    })?;
+    let mut roles = RoleScanner::default();
+    let pre = pipeline::preflight::scan_with(
+        file,
+        backup.compression,
+        ScanOptions::default(),
+        &mut |chunk| roles.chunk(chunk),
+    )
+    .map_err(|e| refused(&backup.path, e.to_string()))?;
+    if !pre.acceptable() {
+        let shown: Vec<String> = pre.refused.iter().take(3).map(|f| f.to_string()).collect();
+        let more = pre.refused_total.saturating_sub(shown.len() as u64);
+        return Err(refused(
+            &backup.path,
+            format!(
+                "the file holds what a backup never holds, so none of it is given to psql: {}{}",
+                shown.join("; "),
+                if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
+    let incomplete = pre.inspect.incomplete_reason().or_else(|| {
+        pre.end
+            .unterminated
+            .map(|what| format!("it ends inside a {what}"))
+    });
+    if let Some(reason) = incomplete {
+        return Err(refused(
+            &backup.path,
+            format!("the file is incomplete ({reason}), whatever its manifest says"),
+        ));
+    }
+    Ok((pre, roles))
+}
+
+/// The statements of a custom archive's schema (as `pg_restore --schema-only` prints it): the
+/// owners of its objects and what needs more than the owner's privilege.
+pub fn custom_statements(
+    backup: &Chosen,
+    pg_restore: &std::path::Path,
+    env: &[(String, String)],
+    into: &mut FileCheck,
+) -> Result<(), RestoreError> {
+    let spec = crate::process::Spec::new(pg_restore)
+        .envs(env.iter().cloned())
+        .arg("--schema-only")
+        .arg("--file=-")
+        .arg(&backup.path);
+    let (outcome, out) = crate::process::output(&spec, None).map_err(|e| RestoreError::Io {
+        context: "cannot run pg_restore".into(),
+        source: e,
+    })?;
+    if !outcome.success() {
+        return Err(refused(
+            &backup.path,
+            format!("the archive's schema does not read: {}", outcome.describe()),
+        ));
+    }
+    let mut roles = RoleScanner::default();
+    let pre = pipeline::preflight::scan_with(
+        &out[..],
+        crate::model::Compression::None,
+        ScanOptions::default(),
+        &mut |chunk| roles.chunk(chunk),
+    )
+    .map_err(|e| refused(&backup.path, e.to_string()))?;
+    into.privileged = pre.privileged;
+    into.privileged_total = pre.privileged_total;
+    into.owners = roles.owners;
+    into.public_owner = roles.public_owner;
+    Ok(())
+}
+
+fn mismatch(
+    backup: &Chosen,
+    m: &crate::catalog::Manifest,
+    bytes: u64,
+    sha: &str,
+    detail: &dyn std::fmt::Display,
+) -> RestoreError {
+    if let Some(other) = other_backup(backup, m, sha) {
+        return refused(
+            &backup.path,
+            format!(
+                "this is the data file of backup {other} (its manifest records this sha256 {}), not of backup {}: the data files were swapped or copied",
+                &sha[..16],
+                m.id
+            ),
+        );
+    }
+    RestoreError::Refused(format!(
+        "{} does not match its manifest (size {bytes}, sha256 {}; the manifest says size {}, sha256 {}): the file is damaged or truncated ({detail})",
+        backup.path.display(),
+        &sha[..16],
+        m.stored_bytes,
+        &m.sha256[..m.sha256.len().min(16)]
+    ))
+}
+
+/// Which other backup's data this is, when its checksum is another manifest's.
+fn other_backup(backup: &Chosen, m: &crate::catalog::Manifest, sha256: &str) -> Option<String> {
+    let path = backup.path.to_string_lossy();
+    let root = path.strip_suffix(m.file.as_str())?;
+    let store = crate::storage::LocalStore::open(std::path::Path::new(root)).ok()?;
+    crate::catalog::list(&store, None)
+        .ok()?
+        .into_iter()
+        .find(|e| e.file != m.file && e.sha256.as_deref() == Some(sha256))
+        .map(|e| e.id)
+}
+
+/// Check the file before anything else: a plain file is read fully through the psql lexer
+/// (refused: meta-commands, incomplete content), then its size and sha256 are compared with the
+/// manifest's; a legacy file is also scanned for row counts and roles.
+pub fn check_file(backup: &Chosen) -> Result<FileCheck, RestoreError> {
+    let mut out = FileCheck::default();
+    let (bytes, sha) = if backup.format == Format::Plain {
+        let pre = vet_plain(backup).map_err(|e| {
+            // A file that does not match its manifest says so first.
+            let file = std::fs::File::open(&backup.path).ok();
+            match (
+                &backup.manifest,
+                file.and_then(|f| pipeline::hash_reader(f).ok()),
+            ) {
+                (Some(m), Some((bytes, sha))) if sha != m.sha256 || bytes != m.stored_bytes => {
+                    mismatch(backup, m, bytes, &sha, &e)
+                }
+                _ => e,
+            }
+        })?;
+        let (pre, roles) = pre;
+        out.owners = roles.owners;
+        out.public_owner = roles.public_owner;
+        out.privileged = pre.privileged.clone();
+        out.privileged_total = pre.privileged_total;
+        (pre.stored_bytes, pre.sha256)
+    } else {
+        let file = std::fs::File::open(&backup.path).map_err(|e| RestoreError::Io {
+            context: format!("cannot open {}", backup.path.display()),
+            source: e,
+        })?;
+        pipeline::hash_reader(file).map_err(|e| RestoreError::Io {
+            context: format!("cannot read {}", backup.path.display()),
+            source: e,
+        })?
+    };
+    out.sha256 = sha.clone();
     match &backup.manifest {
         Some(m) => {
-            let file = std::fs::File::open(&backup.path).map_err(|e| RestoreError::Io {
-                context: format!("cannot open {}", backup.path.display()),
-                source: e,
-            })?;
-            let (bytes, sha) = pipeline::hash_reader(file).map_err(|e| RestoreError::Io {
-                context: format!("cannot read {}", backup.path.display()),
-                source: e,
-            })?;
             if bytes != m.stored_bytes || sha != m.sha256 {
-                return Err(RestoreError::Refused(format!(
-                    "{} does not match its manifest (size {bytes}, sha256 {}; the manifest says size {}, sha256 {}): the file is damaged or truncated",
-                    backup.path.display(),
-                    &sha[..16],
-                    m.stored_bytes,
-                    &m.sha256[..m.sha256.len().min(16)]
-                )));
+                return Err(mismatch(backup, m, bytes, &sha, &"the content reads"));
             }
-            Ok((
-                format!("sha256 {} matches the manifest ({bytes} bytes)", &sha[..16]),
-                None,
-            ))
+            out.summary = format!("sha256 {} matches the manifest ({bytes} bytes)", &sha[..16]);
         }
         None if backup.format == Format::Plain => {
             let (report, roles) = scan_plain(&backup.input())?;
-            Ok((
-                format!(
-                    "legacy file (no manifest, no checksum): read fully, it decompresses and ends with pg_dump's trailer; {} tables, {} rows",
-                    report.tables.len(),
-                    report.tables.values().sum::<u64>()
-                ),
-                Some((report, roles)),
-            ))
+            out.summary = format!(
+                "{} (no manifest, no checksum): read fully, it decompresses and ends with pg_dump's trailer; {} tables, {} rows",
+                if backup.uncommitted {
+                    "uncommitted file, restored with --allow-unverified"
+                } else {
+                    "legacy file"
+                },
+                report.tables.len(),
+                report.tables.values().sum::<u64>()
+            );
+            out.legacy = Some((report, roles));
         }
-        None => Ok((
-            "custom archive without manifest: no checksum to compare".into(),
-            None,
-        )),
+        None => {
+            out.summary = "custom archive without manifest: no checksum to compare".into();
+        }
     }
+    Ok(out)
 }

@@ -16,99 +16,33 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-use thiserror::Error;
 
 use super::database::{
     create_database_sql, drop_database_sql, extensions_sql, grants_sql, settings_sql,
 };
 
-use crate::model::{Compression, Format};
+use super::load_role::{LoadRole, RunAs};
+use crate::model::Format;
 use crate::pg::catalog::DatabaseInfo;
 use crate::pg::ident::split_quoted;
-use crate::pg::{ConnParams, PgError, query_error};
-use crate::pipeline::{self, Inspector};
+use crate::pg::{ConnParams, query_error};
+use crate::pipeline::guard::{GuardOptions, RestrictKey};
+use crate::pipeline::psql_scan::{ScanOptions, ascii_safe_encoding};
 use crate::process::{Running, Spec};
-use crate::shutdown::{Reason, Shutdown};
+use crate::shutdown::Shutdown;
 
-#[derive(Debug, Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Pg(#[from] PgError),
-    #[error("loading the backup into \"{database}\" failed: {message}")]
-    LoadFailed { database: String, message: String },
-    #[error("the file is incomplete, so its load was stopped: {0}")]
-    Incomplete(String),
-    #[error("row counts differ from the backup's: {}", describe_mismatches(.0))]
-    RowCounts(Vec<Mismatch>),
-    #[error("check `{sql}` failed: {message}")]
-    CheckFailed { sql: String, message: String },
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
-    #[error("interrupted by {} during the load", .0.name())]
-    Interrupted(Reason),
-}
-
-impl crate::exit::ExitCode for LoadError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            LoadError::Interrupted(r) => r.exit_code(),
-            // A query that fails while loading is the load failing, not the connection.
-            LoadError::Pg(_)
-            | LoadError::LoadFailed { .. }
-            | LoadError::Incomplete(_)
-            | LoadError::RowCounts(_)
-            | LoadError::CheckFailed { .. }
-            | LoadError::Io { .. } => crate::exit::FAILED,
-        }
-    }
-}
-
-/// A table whose row count differs from the expected one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mismatch {
-    pub table: String,
-    pub expected: u64,
-    /// `None` when the table does not exist after the load.
-    pub found: Option<u64>,
-}
-
-fn describe_mismatches(m: &[Mismatch]) -> String {
-    let mut parts: Vec<String> = m
-        .iter()
-        .take(5)
-        .map(|m| match m.found {
-            Some(f) => format!("{} has {f} rows, expected {}", m.table, m.expected),
-            None => format!("{} is missing (expected {} rows)", m.table, m.expected),
-        })
-        .collect();
-    if m.len() > 5 {
-        parts.push(format!("and {} more", m.len() - 5));
-    }
-    parts.join("; ")
-}
-
-/// What to load.
-#[derive(Debug, Clone)]
-pub struct Input {
-    pub path: PathBuf,
-    pub format: Format,
-    /// pgkeep's compression of a plain file (`None` for custom archives).
-    pub compression: Compression,
-}
+pub use super::load_error::{Input, LoadError, LoadStats, Mismatch};
 
 /// The client programs a load runs.
 #[derive(Debug, Clone)]
 pub struct Tools {
     pub psql: PathBuf,
     pub pg_restore: PathBuf,
+    /// psql's version as it prints it (`15.18`): whether it has restricted mode.
+    pub psql_version: String,
 }
 
 impl Tools {
@@ -129,7 +63,13 @@ impl Tools {
         Ok(Tools {
             psql: psql.path,
             pg_restore: pg_restore.path,
+            psql_version: psql.version,
         })
+    }
+
+    /// Whether this psql has restricted mode (`\restrict`).
+    pub fn psql_restricts(&self) -> bool {
+        crate::pipeline::guard::psql_supports_restrict(&self.psql_version)
     }
 }
 
@@ -146,16 +86,8 @@ pub struct Loader<'a> {
     pub shutdown: &'a Shutdown,
     /// `WITH (FORCE)` on DROP DATABASE (PostgreSQL 13+).
     pub server_version_num: u32,
-}
-
-/// Timings and counts of a load.
-#[derive(Debug, Clone, Default)]
-pub struct LoadStats {
-    pub duration: Duration,
-    /// Bytes fed to psql (plain dumps).
-    pub raw_bytes: u64,
-    /// What the stream looked like (plain dumps): rows per table in the file, trailer seen.
-    pub report: Option<pipeline::Report>,
+    /// Load plain dumps with a psql that lacks restricted mode (the lexer the only line).
+    pub allow_unrestricted_psql: bool,
 }
 
 /// The outcome of `load_and_check`.
@@ -182,6 +114,8 @@ pub struct ScratchLoad<'a> {
     pub checks: &'a [String],
     /// pg_restore parallel jobs (custom archives).
     pub jobs: usize,
+    /// Who runs the file's SQL.
+    pub run_as: &'a RunAs,
     /// The encoding of the names in `expected` (the dump's); `None`: the one the plain dump
     /// sets, else the recorded database encoding.
     pub names_encoding: Option<&'a str>,
@@ -204,15 +138,18 @@ pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -
             .arg("-f")
             .arg("-"),
         Format::Custom => {
-            let mut s = Spec::new(&tools.pg_restore)
+            let s = Spec::new(&tools.pg_restore)
                 .arg("--exit-on-error")
                 .arg("--no-password")
                 .arg("-d")
                 .arg(conninfo_dbname(database));
             if jobs > 1 {
-                s = s.arg(format!("--jobs={jobs}"));
+                // A parallel restore needs a file it can seek in.
+                s.arg(format!("--jobs={jobs}")).arg(&input.path)
+            } else {
+                // Read from stdin: the bytes are hashed as they are fed.
+                s
             }
-            s.arg(&input.path)
         }
     }
 }
@@ -375,58 +312,99 @@ impl Loader<'_> {
         .await
     }
 
-    /// Load the file into `database`. A plain dump streams through the decoder into psql's stdin
-    /// while the inspector watches it: if it ends without pg_dump's trailer, psql is killed
-    /// and the load fails (the caller drops the scratch database).
+    /// The environment of a load's child: the load role's connection, and the settings psql's
+    /// lexing depends on, pinned (the guard's reasoning assumes them).
+    fn load_env(
+        &self,
+        database: &str,
+        role: Option<&LoadRole>,
+        encoding: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let (params, passfile) = match role {
+            Some(r) => (r.params.with_dbname(database), r.passfile()),
+            None => (self.params(database), self.passfile),
+        };
+        let mut env = crate::backup::libpq_env(&params, self.child_env, passfile);
+        let mut options = "-c standard_conforming_strings=on".to_string();
+        if let Some(owner) = role.and_then(LoadRole::session_role) {
+            options.push_str(" -c role=");
+            for c in owner.chars() {
+                if c == ' ' || c == '\\' {
+                    options.push('\\');
+                }
+                options.push(c);
+            }
+        }
+        let encoding = encoding
+            .filter(|e| ascii_safe_encoding(e.as_bytes()))
+            .unwrap_or("UTF8");
+        env.retain(|(k, _)| k != "PGOPTIONS" && k != "PGCLIENTENCODING");
+        env.push(("PGOPTIONS".into(), options));
+        env.push(("PGCLIENTENCODING".into(), encoding.into()));
+        env
+    }
+
+    /// Load the file into `database` as the admin role (see [`Loader::load_as`]).
     pub async fn load(
         &self,
         database: &str,
         input: &Input,
         jobs: usize,
     ) -> Result<LoadStats, LoadError> {
+        self.load_as(database, input, jobs, None, None).await
+    }
+
+    /// Load the file into `database` as `role` (`None`: the admin role). A plain dump streams
+    /// through the decoder and the guard into psql's stdin (restricted mode where psql has it);
+    /// a custom archive into pg_restore's. The bytes fed are hashed: if they are not those
+    /// checked before ([`Input::sha256`]), or a plain dump ends without pg_dump's trailer, the
+    /// child is killed before it sees the end of its input, so it never commits.
+    pub async fn load_as(
+        &self,
+        database: &str,
+        input: &Input,
+        jobs: usize,
+        role: Option<&LoadRole>,
+        encoding: Option<&str>,
+    ) -> Result<LoadStats, LoadError> {
         let started = Instant::now();
-        let params = self.params(database);
-        let env = crate::backup::libpq_env(&params, self.child_env, self.passfile);
+        let env = self.load_env(database, role, encoding);
         let spec = load_command(self.tools, input, database, jobs).envs(env);
-        let stdin = match input.format {
-            Format::Plain => Stdio::piped(),
-            Format::Custom => Stdio::null(),
+        let parallel = input.format == Format::Custom && jobs > 1;
+        let stdin = if parallel {
+            Stdio::null()
+        } else {
+            Stdio::piped()
         };
-        let mut running =
-            Running::spawn_with_stdin(&spec, stdin, Stdio::null()).map_err(|source| {
-                LoadError::Io {
-                    context: format!("cannot start {}", spec.name()),
-                    source,
-                }
-            })?;
+        let opts = GuardOptions {
+            scan: ScanOptions {
+                psql_major: psql_major(&self.tools.psql_version),
+                ..ScanOptions::default()
+            },
+            restrict_key: if self.tools.psql_restricts() {
+                Some(RestrictKey::random().map_err(|e| LoadError::Io {
+                    context: "cannot make a restricted-mode key".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?)
+            } else {
+                None
+            },
+        };
+        let running = Running::spawn_with_stdin(&spec, stdin, Stdio::null()).map_err(|source| {
+            LoadError::Io {
+                context: format!("cannot start {}", spec.name()),
+                source,
+            }
+        })?;
         let killer = running.killer();
         let input2 = input.clone();
         let db = database.to_string();
         let mut task = tokio::task::spawn_blocking(move || -> Result<LoadStats, LoadError> {
-            let mut stats = LoadStats::default();
-            let feed = match input2.format {
-                Format::Plain => {
-                    let pipe = running.take_stdin().expect("stdin is piped");
-                    Some(feed_plain(&input2, pipe, &running.killer()))
-                }
-                Format::Custom => None,
+            let (outcome, stats) = match input2.format {
+                Format::Plain => super::feed::plain(running, &input2, opts)?,
+                Format::Custom if parallel => super::feed::custom_parallel(running, &input2)?,
+                Format::Custom => super::feed::custom(running, &input2)?,
             };
-            let outcome = running.wait().map_err(|source| LoadError::Io {
-                context: "cannot wait for the load".into(),
-                source,
-            })?;
-            if let Some(feed) = feed {
-                let (bytes, report, pipe) = feed?;
-                drop(pipe);
-                stats.raw_bytes = bytes;
-                // `None`: psql stopped reading early; its status below says why.
-                if let Some(report) = report {
-                    if let Some(reason) = report.incomplete_reason() {
-                        return Err(LoadError::Incomplete(reason));
-                    }
-                    stats.report = Some(report);
-                }
-            }
             if !outcome.success() {
                 return Err(LoadError::LoadFailed {
                     database: db,
@@ -528,30 +506,77 @@ impl Loader<'_> {
 
     /// Create, load, count and check; on any failure the scratch database is dropped. On
     /// success it stays (with its recorded settings applied) for the caller to swap or drop.
+    /// The file's SQL runs as [`ScratchLoad::run_as`]; a temporary load role is dropped again.
     pub async fn load_and_check(&self, req: &ScratchLoad<'_>) -> Result<Checked, LoadError> {
+        self.refuse_unrestricted(req.input)?;
         let t = Instant::now();
         self.create(req.database, req.info).await?;
         let create = t.elapsed();
-        match self.load_and_check_created(req, create).await {
-            Ok(c) => Ok(c),
-            Err(e) => {
-                if let Err(d) = self.drop(req.database).await {
-                    tracing::warn!(database = %req.database, error = %d, "cannot drop the scratch database");
-                }
-                Err(e)
-            }
+        let res = self.load_and_check_created(req, create).await;
+        if res.is_err()
+            && let Err(d) = self.drop(req.database).await
+        {
+            tracing::warn!(database = %req.database, error = %d, "cannot drop the scratch database");
         }
+        res
     }
 
-    /// Load, count and check a scratch database that [`Loader::create`] made; it stays on
+    /// A plain dump is not given to a psql without restricted mode unless that was allowed.
+    fn refuse_unrestricted(&self, input: &Input) -> Result<(), LoadError> {
+        if input.format == Format::Plain
+            && !self.tools.psql_restricts()
+            && !self.allow_unrestricted_psql
+        {
+            return Err(LoadError::RoleRefused(format!(
+                "psql {} ({}) lacks restricted mode (\\restrict: 13.22+, 14.19+, 15.14+, 16.10+, 17.6+, 18), so pgkeep's filter of psql meta-commands would be the only line; install a newer psql or pass --allow-unrestricted-psql",
+                self.tools.psql_version,
+                self.tools.psql.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Load, count and check a scratch database that [`Loader::create`] made, as
+    /// [`ScratchLoad::run_as`] (a temporary load role is dropped again); the database stays on
     /// failure too, for the caller to drop.
     pub async fn load_and_check_created(
         &self,
         req: &ScratchLoad<'_>,
         create: Duration,
     ) -> Result<Checked, LoadError> {
-        tracing::info!(database = %req.database, file = %req.input.path.display(), "loading");
-        let load = self.load(req.database, req.input, req.jobs).await?;
+        self.refuse_unrestricted(req.input)?;
+        let role = match req.run_as {
+            RunAs::Admin => None,
+            RunAs::Owner { owner, configured } => {
+                Some(LoadRole::prepare(self.admin, owner, configured.as_ref()).await?)
+            }
+        };
+        let res = self.checked_load(req, create, role.as_ref()).await;
+        if let Some(role) = &role
+            && let Err(e) = role.release(self.admin).await
+        {
+            tracing::warn!(error = %e, "cannot drop the temporary load role");
+        }
+        res
+    }
+
+    async fn checked_load(
+        &self,
+        req: &ScratchLoad<'_>,
+        create: Duration,
+        role: Option<&LoadRole>,
+    ) -> Result<Checked, LoadError> {
+        if let Some(r) = role {
+            r.probe(req.database).await?;
+        }
+        tracing::info!(database = %req.database, file = %req.input.path.display(), role = %role.map_or(self.admin.user.as_str(), |r| r.params.user.as_str()), "loading");
+        let encoding = req.info.map(|i| i.encoding.as_str());
+        let load = self
+            .load_as(req.database, req.input, req.jobs, role, encoding)
+            .await?;
+        if let Some(r) = role {
+            r.reassign(self.admin, req.database).await?;
+        }
         tracing::info!(database = %req.database, duration = %format!("{:.1}s", load.duration.as_secs_f64()), "loaded");
         let t = Instant::now();
         let from_file = load.report.as_ref().map(|r| &r.tables);
@@ -590,61 +615,10 @@ impl Loader<'_> {
     }
 }
 
-/// Feed a plain dump into psql's stdin, decompressing and inspecting it. Returns the bytes fed,
-/// the inspector's report (`None` when psql stopped reading early) and, for an incomplete file,
-/// the pipe still open: the caller closes it only after psql was killed and reaped, so an
-/// incomplete file never reaches psql's end of input (which would commit).
-#[allow(clippy::type_complexity)]
-fn feed_plain(
-    input: &Input,
-    mut pipe: std::process::ChildStdin,
-    killer: &crate::process::Killer,
-) -> Result<
-    (
-        u64,
-        Option<pipeline::Report>,
-        Option<std::process::ChildStdin>,
-    ),
-    LoadError,
-> {
-    let fail = |context: String, source: std::io::Error| {
-        killer.terminate(Duration::from_secs(2));
-        LoadError::Io { context, source }
-    };
-    let file = std::fs::File::open(&input.path)
-        .map_err(|e| fail(format!("cannot open {}", input.path.display()), e))?;
-    let mut reader = pipeline::decoder(file, input.compression)
-        .map_err(|e| fail(format!("cannot decompress {}", input.path.display()), e))?;
-    let mut inspector = Inspector::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                killer.terminate(Duration::from_secs(2));
-                return Err(LoadError::Incomplete(format!(
-                    "{} does not decompress: {e}",
-                    input.path.display()
-                )));
-            }
-        };
-        inspector.feed(&buf[..n]);
-        if pipe.write_all(&buf[..n]).is_err() {
-            // psql stopped reading: it failed; its exit status and stderr tell why.
-            return Ok((total, None, None));
-        }
-        total += n as u64;
-    }
-    let report = inspector.finish();
-    if report.incomplete_reason().is_some() {
-        killer.terminate(Duration::from_secs(2));
-        return Ok((total, Some(report), Some(pipe)));
-    }
-    drop(pipe);
-    Ok((total, Some(report), None))
+/// The major of a psql version (`15.18` -> 15, `18beta3` -> 18); 18 when unreadable.
+fn psql_major(version: &str) -> u32 {
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or(18)
 }
 
 #[cfg(test)]

@@ -8,14 +8,18 @@ mod choose;
 mod database;
 mod error;
 mod execute;
+mod feed;
 mod file;
 pub mod hooks;
 pub mod journal;
 mod leftovers;
 pub mod load;
+mod load_error;
+pub mod load_role;
 mod names;
 mod plan;
 mod preflight;
+mod privilege;
 mod request;
 mod roles;
 pub mod subscriptions;
@@ -28,12 +32,16 @@ pub use database::{
 };
 pub use error::RestoreError;
 pub use execute::{Report, execute, lock_path};
-pub use file::{LegacyScan, check_file, scan_plain};
+pub use file::{FileCheck, LegacyScan, check_file, custom_statements, scan_plain};
 pub use leftovers::{Leftover, drop_leftover, leftovers};
 pub use load::{Checked, Input, LoadError, Loader, ScratchLoad, Tools};
+pub use load_role::{LoadRole, RunAs, TEMP_ROLE_PREFIX};
 pub use names::{previous_name, scratch_name, stamp, suffixed};
 pub use plan::{Plan, Step, plan};
-pub use preflight::{Preflight, dry_run_preflight, preflight, refusal, target_server};
-pub use request::{Request, Strategy, effective_admin};
+pub use preflight::{
+    Preflight, default_info, dry_run_preflight, preflight, refusal, target_server,
+};
+pub use privilege::needs_admin;
+pub use request::{LoadPolicy, Request, Strategy, effective_admin};
 pub use roles::{create_role_sql, dump_roles, roles_in_line, roles_of, roles_of_database};
 pub use swap::{block_sql, swap_sql, terminate_sql, unblock_sql};

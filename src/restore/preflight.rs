@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::error::RestoreError;
-use super::file::{LegacyScan, check_file};
+use super::file::{FileCheck, LegacyScan, check_file};
 use super::load::Tools;
 use super::names::{previous_name_n, scratch_name_n};
 use super::request::{Request, effective_admin};
@@ -44,6 +44,12 @@ pub struct Preflight {
     pub file_check_duration: Duration,
     /// Row counts seen in a legacy file (none for manifest backups: the manifest has them).
     pub legacy_rows: Option<BTreeMap<String, u64>>,
+    /// sha256 of the file as checked: the load feeds only bytes that hash the same.
+    pub file_sha256: String,
+    /// The role the file's SQL runs as (`None`: the admin role).
+    pub load_owner: Option<String>,
+    /// Statements of the file that need more than the owner has, each a sentence.
+    pub needs_admin: Vec<String>,
     /// Prepared transactions of the live database (their gids): they hold it, so neither the
     /// swap nor an in-place drop could go through.
     pub prepared: Vec<String>,
@@ -89,11 +95,15 @@ pub async fn dry_run_preflight(req: &Request) -> Result<Preflight, RestoreError>
 
 async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError> {
     let t = Instant::now();
-    let (file_check, legacy, file_refused) = match check_file(&req.backup) {
-        Ok((check, legacy)) => (check, legacy, None),
-        Err(RestoreError::Refused(why)) if past_damage => {
-            (format!("REFUSED: {why}"), None, Some(why))
-        }
+    let (mut checked, file_refused) = match check_file(&req.backup) {
+        Ok(checked) => (checked, None),
+        Err(RestoreError::Refused(why)) if past_damage => (
+            FileCheck {
+                summary: format!("REFUSED: {why}"),
+                ..FileCheck::default()
+            },
+            Some(why),
+        ),
         Err(e) => return Err(e),
     };
     let file_check_duration = t.elapsed();
@@ -108,15 +118,25 @@ async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError
     let server = crate::pg::catalog::server_info(&client).await?;
     let me = admin_role(&client).await?;
     let live = live_database(&client, &req.target).await?;
-    let (mut info, info_source) = properties(req, &admin, live.is_some()).await?;
+    let (mut info, info_source) = properties(req, &admin, &client, live.is_some()).await?;
     let tools = Tools::find(server.version_num, &req.search)?;
-    let roles_needed = needed_roles(req, &client, info.as_ref(), legacy.as_ref(), &tools)
+    let roles_needed = needed_roles(req, &client, info.as_ref(), checked.legacy.as_ref(), &tools)
         .await
         .or_else(|e| match &file_refused {
             // A damaged archive may not list its roles: the plan goes on with the certain ones.
             Some(_) => Ok(info.as_ref().map(roles_of_database).unwrap_or_default()),
             None => Err(e),
         })?;
+    let (load_owner, needs_admin) = owner_checks(
+        req,
+        &client,
+        info.as_ref(),
+        &tools,
+        &mut checked,
+        file_refused.is_none(),
+    )
+    .await?;
+    let legacy = checked.legacy.as_ref();
     let existing = lookup_roles(&client, roles_needed.iter().cloned().collect()).await?;
     let roles_missing: Vec<String> = roles_needed.difference(&existing).cloned().collect();
     let unapplied = match info.as_mut() {
@@ -161,10 +181,13 @@ async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError
             .map(|l| l.prepared.clone())
             .unwrap_or_default(),
         unapplied,
-        file_check,
+        file_check: checked.summary.clone(),
         file_check_duration,
-        legacy_rows: legacy.map(|(r, _)| r.tables),
+        legacy_rows: legacy.map(|(r, _)| r.tables.clone()),
         file_refused,
+        file_sha256: checked.sha256.clone(),
+        load_owner,
+        needs_admin,
     })
 }
 
@@ -301,8 +324,15 @@ async fn free_name(
 async fn properties(
     req: &Request,
     admin: &ConnParams,
+    client: &tokio_postgres::Client,
     target_exists: bool,
 ) -> Result<(Option<DatabaseInfo>, &'static str), RestoreError> {
+    if let (None, false, Some(owner)) = (&req.backup.manifest, target_exists, &req.load.owner) {
+        return Ok((
+            Some(default_info(client, &req.target, owner).await?),
+            "the server's defaults, owned by --owner (legacy file, no live database)",
+        ));
+    }
     Ok(match (&req.backup.manifest, target_exists) {
         (Some(m), _) => (Some(m.database_info.clone()), "the manifest"),
         (None, true) => {
@@ -316,6 +346,42 @@ async fn properties(
             None,
             "the server's defaults (legacy file, no live database)",
         ),
+    })
+}
+
+/// Properties of a new database `name` owned by `owner` with the server's defaults
+/// (template1's encoding and locale).
+pub async fn default_info(
+    client: &tokio_postgres::Client,
+    name: &str,
+    owner: &str,
+) -> Result<DatabaseInfo, PgError> {
+    let t = client
+        .query_one(
+            "SELECT pg_encoding_to_char(encoding)::text, datcollate::text, datctype::text FROM pg_database WHERE datname = 'template1'",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("reading the server's default encoding", e))?;
+    Ok(DatabaseInfo {
+        name: name.to_string(),
+        owner: owner.to_string(),
+        encoding: t.get(0),
+        collate: t.get(1),
+        ctype: t.get(2),
+        acl: None,
+        grants: Vec::new(),
+        settings: Vec::new(),
+        extensions: Vec::new(),
+        roles: Vec::new(),
+        memberships: Vec::new(),
+        locale_provider: None,
+        locale: None,
+        icu_rules: None,
+        tablespace: None,
+        connection_limit: None,
+        comment: None,
+        size_bytes: 0,
     })
 }
 
@@ -427,6 +493,31 @@ async fn missing_privileges(
     Ok(missing)
 }
 
+/// The role the file's SQL runs as (`None`: the admin role), and the statements of the file
+/// that need more than that owner has.
+async fn owner_checks(
+    req: &Request,
+    client: &tokio_postgres::Client,
+    info: Option<&DatabaseInfo>,
+    tools: &Tools,
+    checked: &mut FileCheck,
+    file_sound: bool,
+) -> Result<(Option<String>, Vec<String>), RestoreError> {
+    let load_owner = (!req.load.as_admin)
+        .then(|| info.map(|i| i.owner.clone()))
+        .flatten();
+    if load_owner.is_some() && file_sound && req.backup.format == crate::model::Format::Custom {
+        super::file::custom_statements(&req.backup, &tools.pg_restore, &req.child_env, checked)?;
+    }
+    let needs_admin = match &load_owner {
+        Some(owner) => {
+            super::privilege::needs_admin(client, owner, checked, checked.legacy.as_ref()).await?
+        }
+        None => Vec::new(),
+    };
+    Ok((load_owner, needs_admin))
+}
+
 /// Why preflight forbids the restore, if it does.
 pub fn refusal(req: &Request, pre: &Preflight) -> Option<String> {
     if let Some(why) = &pre.file_refused {
@@ -444,6 +535,25 @@ pub fn refusal(req: &Request, pre: &Preflight) -> Option<String> {
                 .map(|g| format!("'{g}'"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        ));
+    }
+    if !req.load.as_admin && pre.info.is_none() {
+        return Some("the legacy file's database does not exist, so no owner is known to run its SQL as: pass --owner ROLE (the role that owned the database), or --load-as-admin".into());
+    }
+    if let (Some(owner), false) = (&pre.load_owner, pre.needs_admin.is_empty()) {
+        return Some(format!(
+            "the backup holds statements that need more than the database owner \"{owner}\" may do: {}; pass --load-as-admin to run the file as the admin role",
+            pre.needs_admin.join("; ")
+        ));
+    }
+    if req.backup.format == crate::model::Format::Plain
+        && !pre.tools.psql_restricts()
+        && !req.load.allow_unrestricted_psql
+    {
+        return Some(format!(
+            "psql {} ({}) lacks restricted mode (\\restrict: 13.22+, 14.19+, 15.14+, 16.10+, 17.6+, 18), so pgkeep's filter of psql meta-commands would be the only line; install a newer psql or pass --allow-unrestricted-psql",
+            pre.tools.psql_version,
+            pre.tools.psql.display()
         ));
     }
     if !pre.roles_missing.is_empty() && !req.create_roles {

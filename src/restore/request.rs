@@ -40,6 +40,22 @@ pub struct Request {
     pub tmp_dir: PathBuf,
     pub shutdown: Shutdown,
     pub now: Timestamp,
+    /// What the file's SQL may do and who runs it.
+    pub load: LoadPolicy,
+}
+
+/// Who runs a backup's SQL, and what it may need.
+#[derive(Debug, Clone, Default)]
+pub struct LoadPolicy {
+    /// Run the file's SQL as the admin role (`--load-as-admin`).
+    pub as_admin: bool,
+    /// Load plain dumps with a psql without restricted mode (`--allow-unrestricted-psql`).
+    pub allow_unrestricted_psql: bool,
+    /// The owner of a legacy file's database when no live database tells it (`--owner`).
+    pub owner: Option<String>,
+    /// The configured (application) user's connection: the load connects as it when it owns
+    /// the database.
+    pub configured: Option<ConnParams>,
 }
 
 /// The admin connection to `dbname`, its password resolved once: the configured one, else the

@@ -49,13 +49,7 @@ pub(super) fn parse_manifest(name: &str, bytes: &[u8]) -> Result<Manifest, Failu
 /// gzip members written by pgkeep's compressor (libdeflate) carry OS byte 255 ("unknown");
 /// GNU gzip, as used by the old backup pod, writes 3 (Unix).
 pub(super) fn written_by_pgkeep(store: &dyn Store, file: &str) -> bool {
-    let mut head = [0u8; 10];
-    match store.open(file) {
-        Ok(mut r) => {
-            r.read_exact(&mut head).is_ok() && head[..3] == [0x1f, 0x8b, 8] && head[9] == 255
-        }
-        Err(_) => false,
-    }
+    crate::catalog::made_by_pgkeep(file, &crate::catalog::head_of(store, file))
 }
 
 /// A reader that hashes and counts what passes through it.

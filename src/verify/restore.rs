@@ -32,7 +32,12 @@ pub struct RestoreRequest<'a> {
     /// The server is a throwaway cluster (`--local`): create the roles the backup references
     /// first (no passwords, no login), so its owners and grants load.
     pub create_roles: bool,
+    /// Who runs the file's SQL and what psql may be used.
+    pub load: crate::restore::LoadPolicy,
 }
+
+/// Owner of a legacy file's scratch database in a throwaway cluster (a role without login).
+const LOCAL_OWNER: &str = "pgkeep_verify_owner";
 
 /// The restore level on top of a checksum-level record that passed: load the backup into a
 /// scratch database with the restore engine's loader, compare the row counts with the
@@ -60,26 +65,10 @@ pub async fn restore_level(
     if rr.create_roles
         && let Some(m) = &manifest
     {
-        let created = create_roles(&client, &rr.admin.user, &m.database_info.roles).await?;
-        let roles = m.database_info.roles.iter().cloned().collect();
-        let made = created.iter().cloned().collect();
-        for sql in crate::restore::memberships_sql(&m.database_info.memberships, &roles, &made) {
-            if let Err(e) = client.batch_execute(&sql).await {
-                tracing::warn!(statement = %sql, error = %crate::pg::error_text(&e), "cannot recreate a role membership");
-            }
-        }
-        if !created.is_empty() {
-            tracing::info!(roles = %created.join(", "), "created the backup's roles in the throwaway cluster");
-        }
+        local_roles(&client, rr, m).await?;
     }
-    let mut info = manifest.as_ref().map(|m| m.database_info.clone());
-    let mut unapplied = Vec::new();
-    if let Some(i) = info.as_mut() {
-        let roles = i.roles.iter().cloned().collect();
-        let target = crate::restore::target_server(&client, server.version_num, &roles).await?;
-        unapplied = crate::restore::fit_to_target(i, &target);
-    }
-    drop(client);
+    let (info, unapplied) =
+        properties(&client, rr, rec, manifest.as_ref(), server.version_num).await?;
     let tools = Tools::find(server.version_num, rr.search)?;
     let loader = Loader {
         admin: rr.admin,
@@ -88,16 +77,37 @@ pub async fn restore_level(
         passfile: rr.passfile,
         shutdown: rr.shutdown,
         server_version_num: server.version_num,
+        allow_unrestricted_psql: rr.load.allow_unrestricted_psql,
     };
+    let m = manifest.as_ref();
     // The loader reads a local file: the local store's own, else a fetched copy.
     let local = staging::local_file(store, &rec.file, &staging::default_dir())?;
     let input = Input {
         path: local.path().to_path_buf(),
-        format: manifest.as_ref().map_or(Format::Plain, |m| m.format),
-        compression: manifest
-            .as_ref()
-            .map_or(Compression::Gzip, |m| m.compression),
+        format: m.map_or(Format::Plain, |m| m.format),
+        compression: m.map_or(Compression::Gzip, |m| m.compression),
+        sha256: m
+            .map(|m| m.sha256.clone())
+            .or_else(|| Some(rec.sha256.clone())),
     };
+    let run_as = run_as(rr, info.as_ref())?;
+    // The file is read through the psql lexer first (as a restore's preflight does).
+    if let Err(f) = vet(
+        &input,
+        manifest.as_ref(),
+        rec,
+        &client,
+        &run_as,
+        (&tools, rr),
+    )
+    .await?
+    {
+        rec.ok = false;
+        rec.failure = Some(f.code().to_string());
+        rec.message = f.to_string();
+        return Ok(());
+    }
+    drop(client);
     let db = rec
         .database
         .clone()
@@ -111,6 +121,7 @@ pub async fn restore_level(
             expected: manifest.as_ref().map(|m| &m.tables),
             checks: rr.checks,
             jobs: 1,
+            run_as: &run_as,
             names_encoding: manifest.as_ref().and_then(|m| m.dump_encoding.as_deref()),
         })
         .await;
@@ -130,6 +141,45 @@ pub async fn restore_level(
         }
     }
     Ok(())
+}
+
+/// In a throwaway cluster: create the backup's roles (and their recorded memberships).
+async fn local_roles(
+    client: &tokio_postgres::Client,
+    rr: &RestoreRequest<'_>,
+    m: &crate::catalog::Manifest,
+) -> Result<(), VerifyError> {
+    let created = create_roles(client, &rr.admin.user, &m.database_info.roles).await?;
+    let roles = m.database_info.roles.iter().cloned().collect();
+    let made = created.iter().cloned().collect();
+    for sql in crate::restore::memberships_sql(&m.database_info.memberships, &roles, &made) {
+        if let Err(e) = client.batch_execute(&sql).await {
+            tracing::warn!(statement = %sql, error = %crate::pg::error_text(&e), "cannot recreate a role membership");
+        }
+    }
+    if !created.is_empty() {
+        tracing::info!(roles = %created.join(", "), "created the backup's roles in the throwaway cluster");
+    }
+    Ok(())
+}
+
+/// The database properties the scratch copy gets (the manifest's, fitted to the server, or a
+/// legacy file's), and the recorded ones the server cannot take.
+async fn properties(
+    client: &tokio_postgres::Client,
+    rr: &RestoreRequest<'_>,
+    rec: &Record,
+    manifest: Option<&crate::catalog::Manifest>,
+    version_num: u32,
+) -> Result<(Option<crate::pg::catalog::DatabaseInfo>, Vec<String>), VerifyError> {
+    let Some(m) = manifest else {
+        return Ok((legacy_info(client, rr, rec).await?, Vec::new()));
+    };
+    let mut i = m.database_info.clone();
+    let roles = i.roles.iter().cloned().collect();
+    let target = crate::restore::target_server(client, version_num, &roles).await?;
+    let unapplied = crate::restore::fit_to_target(&mut i, &target);
+    Ok((Some(i), unapplied))
 }
 
 /// What the test restore proved, or which failure of the backup it found; `Err` when it could
@@ -164,7 +214,12 @@ async fn verdict(
         }
         Err(LoadError::Pg(e)) => return Err(e.into()),
         Err(LoadError::Interrupted(r)) => return Err(VerifyError::Interrupted(r)),
-        Err(e @ LoadError::Io { .. }) => return Err(VerifyError::Restore(e.to_string())),
+        Err(e @ (LoadError::Io { .. } | LoadError::RoleRefused(_))) => {
+            return Err(VerifyError::Restore(e.to_string()));
+        }
+        Err(e @ (LoadError::Refused(_) | LoadError::Changed { .. })) => {
+            Err(Failure::RestoreLoad(e.to_string()))
+        }
         Err(e @ LoadError::RowCounts(_)) => Err(Failure::RestoreRows(
             e.to_string()
                 .trim_start_matches("row counts differ from the backup's: ")
@@ -175,6 +230,105 @@ async fn verdict(
             Err(Failure::RestoreLoad(e.to_string()))
         }
     })
+}
+
+/// Who loads: the owner of the recorded (or live) database, or the admin role when asked.
+fn run_as(
+    rr: &RestoreRequest<'_>,
+    info: Option<&crate::pg::catalog::DatabaseInfo>,
+) -> Result<crate::restore::RunAs, VerifyError> {
+    Ok(match (rr.load.as_admin, info) {
+        (false, Some(i)) => crate::restore::RunAs::Owner {
+            owner: i.owner.clone(),
+            configured: rr.load.configured.clone(),
+        },
+        (false, None) => {
+            return Err(VerifyError::Restore(
+                "the legacy file's database does not exist on the server, so no owner is known to load it as: verify it with --local, or pass --load-as-admin".into(),
+            ));
+        }
+        (true, _) => crate::restore::RunAs::Admin,
+    })
+}
+
+/// The properties of a legacy file's scratch database: owned by the live database's owner,
+/// or in a throwaway cluster by a role without login made for it.
+async fn legacy_info(
+    client: &tokio_postgres::Client,
+    rr: &RestoreRequest<'_>,
+    rec: &Record,
+) -> Result<Option<crate::pg::catalog::DatabaseInfo>, VerifyError> {
+    let owner = if rr.create_roles {
+        create_roles(client, &rr.admin.user, &[LOCAL_OWNER.to_string()]).await?;
+        Some(LOCAL_OWNER.to_string())
+    } else {
+        match &rec.database {
+            Some(db) => client
+                .query_opt(
+                    "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+                    &[db],
+                )
+                .await
+                .map_err(|e| query_error("looking up the live database's owner", e))?
+                .map(|r| r.get(0)),
+            None => None,
+        }
+    };
+    match owner {
+        Some(o) => Ok(Some(
+            crate::restore::default_info(client, "pgkeep_verify", &o).await?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Read the file as a restore's preflight does (`crate::restore::check_file`): refused content
+/// (psql meta-commands) and incomplete files make the backup bad; statements the owner may not
+/// run make the test restore impossible here without `--load-as-admin`.
+async fn vet(
+    input: &Input,
+    manifest: Option<&crate::catalog::Manifest>,
+    rec: &Record,
+    client: &tokio_postgres::Client,
+    run_as: &crate::restore::RunAs,
+    (tools, rr): (&Tools, &RestoreRequest<'_>),
+) -> Result<Result<(), Failure>, VerifyError> {
+    let chosen = crate::restore::Chosen {
+        id: rec.id.clone(),
+        path: input.path.clone(),
+        format: input.format,
+        compression: input.compression,
+        stored_bytes: 0,
+        time: None,
+        manifest: manifest.cloned(),
+        uncommitted: false,
+        local: None,
+    };
+    let checked = tokio::task::block_in_place(|| {
+        let mut c = crate::restore::check_file(&chosen)?;
+        if input.format == Format::Custom && matches!(run_as, crate::restore::RunAs::Owner { .. }) {
+            crate::restore::custom_statements(&chosen, &tools.pg_restore, rr.child_env, &mut c)?;
+        }
+        Ok::<_, crate::restore::RestoreError>(c)
+    });
+    let checked = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = e.to_string();
+            let msg = msg.strip_suffix("; nothing was changed").unwrap_or(&msg);
+            return Ok(Err(Failure::RestoreLoad(msg.to_string())));
+        }
+    };
+    if let crate::restore::RunAs::Owner { owner, .. } = run_as {
+        let needs = crate::restore::needs_admin(client, owner, &checked, None).await?;
+        if !needs.is_empty() {
+            return Err(VerifyError::Restore(format!(
+                "the backup holds statements that need more than the database owner \"{owner}\" may do: {}; pass --load-as-admin to load it as the admin role",
+                needs.join("; ")
+            )));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Create the roles of `roles` that do not exist yet, without password and without login (a

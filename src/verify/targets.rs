@@ -65,7 +65,11 @@ pub fn targets(
         .iter()
         .map(|e| {
             let mut t = Target::from(e);
-            t.settling = e.status == Status::Legacy && settling(&e.file);
+            t.settling = e.status != Status::Good && settling(&e.file);
+            if e.status == Status::Uncommitted {
+                // Checked as a data file without manifest, as those the listing leaves out.
+                t.status = None;
+            }
             t
         })
         .collect();
@@ -73,6 +77,7 @@ pub fn targets(
         if o.name.ends_with(".sql.gz")
             || !DATA_EXTENSIONS.iter().any(|e| o.name.ends_with(e))
             || modified.contains_key(format!("{}{MANIFEST_SUFFIX}", o.name).as_str())
+            || entries.iter().any(|e| e.file == o.name)
         {
             continue;
         }

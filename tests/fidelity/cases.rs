@@ -71,6 +71,7 @@ pub const COLUMNS: Case = Case {
 };
 pub const LARGE_OBJECTS: Case = Case {
     smoke: true,
+    admin_load: Some("a large object owned by a role the database owner is not a member of"),
     ..case(
         "large_objects",
         "large objects with owners, grants, a comment and a chosen oid",
@@ -85,6 +86,7 @@ pub const SUPERUSER_OBJECTS: Case = Case {
 };
 pub const PRIVILEGES: Case = Case {
     smoke: true,
+    admin_load: Some("objects owned by a role the database owner is not a member of"),
     ..case(
         "privileges",
         "default privileges, table and column grants, a table grant chain, objects of a group role, comments",

@@ -1,0 +1,111 @@
+//! How a load fails, what it loads and what it measured: shared by the loader, the feeders of
+//! psql and pg_restore, and the load role.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::model::{Compression, Format};
+use crate::pg::PgError;
+use crate::pipeline;
+use crate::shutdown::Reason;
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    #[error("loading the backup into \"{database}\" failed: {message}")]
+    LoadFailed { database: String, message: String },
+    #[error("the file is incomplete, so its load was stopped: {0}")]
+    Incomplete(String),
+    #[error("row counts differ from the backup's: {}", describe_mismatches(.0))]
+    RowCounts(Vec<Mismatch>),
+    #[error("check `{sql}` failed: {message}")]
+    CheckFailed { sql: String, message: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("interrupted by {} during the load", .0.name())]
+    Interrupted(Reason),
+    /// The guard refused what it was about to give psql (the file changed since the preflight).
+    #[error("the backup holds a {0}; psql was stopped before it, the load was rolled back")]
+    Refused(String),
+    #[error(
+        "{file} changed after the preflight read: the bytes loaded have sha256 {}…, not the {}… that were checked; the load was rolled back",
+        &.actual[..16.min(.actual.len())], &.expected[..16.min(.expected.len())]
+    )]
+    Changed {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{0}")]
+    RoleRefused(String),
+}
+
+impl crate::exit::ExitCode for LoadError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            LoadError::Interrupted(r) => r.exit_code(),
+            LoadError::Refused(_) | LoadError::Changed { .. } | LoadError::RoleRefused(_) => {
+                crate::exit::REFUSED
+            }
+            // A query that fails while loading is the load failing, not the connection.
+            LoadError::Pg(_)
+            | LoadError::LoadFailed { .. }
+            | LoadError::Incomplete(_)
+            | LoadError::RowCounts(_)
+            | LoadError::CheckFailed { .. }
+            | LoadError::Io { .. } => crate::exit::FAILED,
+        }
+    }
+}
+
+/// A table whose row count differs from the expected one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub table: String,
+    pub expected: u64,
+    /// `None` when the table does not exist after the load.
+    pub found: Option<u64>,
+}
+
+fn describe_mismatches(m: &[Mismatch]) -> String {
+    let mut parts: Vec<String> = m
+        .iter()
+        .take(5)
+        .map(|m| match m.found {
+            Some(f) => format!("{} has {f} rows, expected {}", m.table, m.expected),
+            None => format!("{} is missing (expected {} rows)", m.table, m.expected),
+        })
+        .collect();
+    if m.len() > 5 {
+        parts.push(format!("and {} more", m.len() - 5));
+    }
+    parts.join("; ")
+}
+
+/// What to load.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub path: PathBuf,
+    pub format: Format,
+    /// pgkeep's compression of a plain file (`None` for custom archives).
+    pub compression: Compression,
+    /// The sha256 the bytes fed must have (the manifest's, else the preflight's): a file
+    /// changed after it was checked is caught while it loads.
+    pub sha256: Option<String>,
+}
+
+/// Timings and counts of a load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadStats {
+    pub duration: Duration,
+    /// Bytes fed to psql (plain dumps).
+    pub raw_bytes: u64,
+    /// What the stream looked like (plain dumps): rows per table in the file, trailer seen.
+    pub report: Option<pipeline::Report>,
+}
