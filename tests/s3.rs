@@ -280,3 +280,61 @@ fn a_plain_http_endpoint_must_be_allowed() {
     assert!(e.contains("no S3 credentials"), "{e}");
     assert!(predicate::str::contains("s3://b/p").eval(&e), "{e}");
 }
+
+/// `pgkeep run` with its backups in `url` on the server at `endpoint`.
+fn daemon(db: &TestDb, url: &str, endpoint: &str) -> common::daemon::Daemon {
+    let vars = moto::vars(endpoint);
+    let mut env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.push(("BACKUP_DIR", url));
+    env.push(("PGKEEP_API_TOKEN", common::daemon::TOKEN));
+    common::daemon::Daemon::start(db, &env, &["--schedule", "0 1 1 1 *"])
+}
+
+#[test]
+fn the_daemon_backs_up_into_s3_and_readyz_probes_the_bucket() {
+    use common::daemon::TOKEN;
+    use std::time::Duration;
+    let db = TestDb::create(SAMPLE);
+    let bucket = moto::bucket();
+    let url = format!("s3://{bucket}/daemon");
+    let mut d = daemon(&db, &url, moto::endpoint());
+    d.wait_log(
+        |l| l["message"] == "next backup scheduled",
+        Duration::from_secs(60),
+    );
+    let (status, body) = d.http("GET", "/readyz", None);
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(1100)); // a new second: a new backup id
+    let (status, body) = d.http("POST", "/api/v1/backups", Some(TOKEN));
+    assert_eq!(status, 202, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let done = d.wait_attempt(v["id"].as_str().unwrap());
+    assert_eq!(done["attempt"]["status"], "succeeded", "{done}");
+    assert_eq!(done["backup"]["status"], "good", "{done}");
+    assert!(
+        entries(&db, &url).iter().any(|e| e["id"] == v["id"]),
+        "the API's backup is in the bucket"
+    );
+    let (status, metrics) = d.http("GET", "/metrics", None);
+    assert_eq!(status, 200, "{metrics}");
+    assert!(!d.log_text().contains(moto::SECRET_ACCESS_KEY));
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+
+    // With a key the server refuses, the pod is not ready and says why in one line.
+    let (endpoint, strict) = moto::strict();
+    let mut d = daemon(&db, &format!("s3://{strict}/daemon"), endpoint);
+    let (status, body) = d.http("GET", "/readyz", None);
+    assert_eq!(status, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let error = v["checks"]["storage"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("access denied (HTTP 403") || error.contains("InvalidAccessKeyId"),
+        "{v}"
+    );
+    assert!(
+        !body.contains(moto::SECRET_ACCESS_KEY) && !d.log_text().contains(moto::SECRET_ACCESS_KEY)
+    );
+    d.signal(libc::SIGTERM);
+    d.wait_exit();
+}

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::Secret;
+use super::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Options {
