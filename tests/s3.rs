@@ -338,3 +338,22 @@ fn the_daemon_backs_up_into_s3_and_readyz_probes_the_bucket() {
     d.signal(libc::SIGTERM);
     d.wait_exit();
 }
+
+#[test]
+fn a_custom_format_backup_goes_through_local_staging_and_restores() {
+    let db = TestDb::create(SAMPLE);
+    let bucket = moto::bucket();
+    let url = format!("s3://{bucket}/custom");
+    stdout(at(&db, &url).env("PGKEEP_FORMAT", "custom").arg("backup"));
+    let listed = entries(&db, &url);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0]["file"].as_str().unwrap().ends_with(".dump"));
+    stdout(at(&db, &url).arg("verify"));
+    db.sql("DELETE FROM \"SBI_USER\"");
+    stdout(
+        at(&db, &url)
+            .env("PGKEEP_ADMIN_USER", "postgres")
+            .args(["restore", "--yes"]),
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM \"SBI_USER\"").trim(), "300");
+}
