@@ -171,7 +171,7 @@ pub fn libpq_env(
 /// of the same database waits for the next free second.
 pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
     let s = req.settings;
-    let store = storage::open(&s.backup_dir)?;
+    let store = storage::open(&s.backup_dir, &s.s3)?;
     let started_at = loop {
         let at = (req.now)();
         let (day, stem) = catalog::backup_stem(&s.host, &req.database, at);
@@ -187,7 +187,7 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
 /// fixed beforehand, e.g. to answer an API request with the id before the backup ends.
 pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done, BackupError> {
     let s = req.settings;
-    let store = storage::open(&s.backup_dir)?;
+    let store = storage::open(&s.backup_dir, &s.s3)?;
     store.check_writable()?;
     let started = Instant::now();
     let (day, stem) = catalog::backup_stem(&s.host, &req.database, started_at);
@@ -201,7 +201,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         std::process::id()
     );
     let lock = Lock::acquire(
-        &lock_path(&storage::lock_dir(&s.backup_dir), &s.host, &req.database),
+        &lock_path(&storage::lock_dir(&s.lock_dir)?, &s.host, &req.database),
         &holder,
     )?;
     fault::point("backup.locked");

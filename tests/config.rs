@@ -118,8 +118,8 @@ fn config_keys_lists_every_key_aligned_with_default_and_range() {
     assert_eq!(row("schedule")[3], "cron, 5 or 6 fields, or @daily ..");
     assert_eq!(row("uri")[1..3], ["PGKEEP_URI, DATABASE_URL", "(not set)"]);
     // 53 keys of the backup, daemon, restore, verification, manifest signing and notifications,
-    // and 4 of the page.
-    assert_eq!(lines.len(), 1 + 57, "{text}");
+    // 4 of the page, 16 of S3 storage and lock_dir.
+    assert_eq!(lines.len(), 1 + 57 + 17, "{text}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::report;
 
 pub fn run(args: &CheckArgs, settings: &Settings) -> Result<()> {
     let database = settings.database_or(&args.database);
-    let store = crate::storage::open(&settings.backup_dir)?;
+    let store = crate::storage::open(&settings.backup_dir, &settings.s3)?;
     let entries = catalog::list(&*store, Some(&settings.host))?;
     let health = crate::check::evaluate(
         &entries,

@@ -67,7 +67,7 @@ async fn restore_demo(
     println!("  rows now: {}", counts(cluster)?);
 
     println!("\n$ pgkeep restore --yes   (admin role: the cluster's superuser)");
-    let store = crate::storage::open(&settings.backup_dir)?;
+    let store = crate::storage::open(&settings.backup_dir, &settings.s3)?;
     let backup = crate::restore::choose(
         &*store,
         &ctx.tmp_dir(),

@@ -10,7 +10,7 @@ use crate::report;
 /// The listed backups of the configured host, optionally of one database (legacy files whose
 /// database is unknown included).
 pub fn entries(settings: &Settings, database: Option<&str>) -> Result<Vec<Entry>> {
-    let store = crate::storage::open(&settings.backup_dir)?;
+    let store = crate::storage::open(&settings.backup_dir, &settings.s3)?;
     let mut entries = catalog::list(&*store, Some(&settings.host))?;
     if let Some(db) = database {
         entries.retain(|e| e.database.as_deref() == Some(db) || e.database.is_none());

@@ -12,8 +12,8 @@ use crate::storage::{self, Site};
 
 pub fn run(args: &PruneArgs, settings: &Settings) -> Result<()> {
     let database = settings.database_or(&args.database);
-    let store = storage::open(&settings.backup_dir)?;
-    let lock_dir = storage::lock_dir(&settings.backup_dir);
+    let store = storage::open(&settings.backup_dir, &settings.s3)?;
+    let lock_dir = storage::lock_dir(&settings.lock_dir)?;
     let plan = prune::plan(
         &*store,
         &settings.host,

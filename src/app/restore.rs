@@ -188,7 +188,7 @@ fn selector(args: &RestoreArgs) -> Result<Selector> {
 /// flag's, else the backup's, else the configured one), hooks, tools and the environment.
 fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Request> {
     let source_db = settings.database_or(&args.database);
-    let store = crate::storage::open(&settings.backup_dir)?;
+    let store = crate::storage::open(&settings.backup_dir, &settings.s3)?;
     let backup = restore::choose(
         &*store,
         &ctx.tmp_dir(),

@@ -9,7 +9,7 @@ use crate::daemon::{self, Daemon, Options};
 
 pub async fn run(args: &RunArgs, settings: Settings, ctx: Context) -> Result<()> {
     settings.policy.validate()?;
-    crate::storage::open(&settings.backup_dir)?;
+    crate::storage::open(&settings.backup_dir, &settings.s3)?;
     let database = settings.database_or(&args.database);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

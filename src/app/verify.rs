@@ -17,7 +17,7 @@ use crate::storage::{self, Store};
 use crate::verify::{self, Record, Target, VerifyError};
 
 pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Result<()> {
-    let store = storage::open(&settings.backup_dir)?;
+    let store = storage::open(&settings.backup_dir, &settings.s3)?;
     let database = settings.database_or(&args.database);
     let chosen = choose(args, settings, &*store, &database)?;
     super::repair::repair_quietly(settings, &database, ctx).await;

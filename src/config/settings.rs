@@ -29,6 +29,10 @@ pub struct Settings {
     pub sslrootcert: Option<PathBuf>,
     pub connect_timeout: u64,
     pub backup_dir: PathBuf,
+    /// Local directory of the per-database locks.
+    pub lock_dir: PathBuf,
+    /// How an `s3://` backup_dir is reached.
+    pub s3: crate::model::S3Options,
     pub format: Format,
     pub compression: Compression,
     pub level: i32,

@@ -168,7 +168,7 @@ impl Daemon {
         let mut text = self.metrics.lock().expect("metrics lock").render();
         // Verification results come from the records beside the backups.
         let s = self.settings();
-        match crate::storage::open(&s.backup_dir)
+        match crate::storage::open(&s.backup_dir, &s.s3)
             .map_err(crate::verify::VerifyError::from)
             .and_then(|store| Ok((crate::verify::states(&*store)?, store.free_bytes())))
         {
@@ -185,7 +185,7 @@ impl Daemon {
     /// Returns the start time of the newest backup of the database (good or legacy).
     pub fn load_catalog(&self) -> Option<Timestamp> {
         let s = self.settings();
-        let entries = crate::storage::open(&s.backup_dir)
+        let entries = crate::storage::open(&s.backup_dir, &s.s3)
             .map_err(|e| e.to_string())
             .and_then(|store| catalog::list(&*store, Some(&s.host)).map_err(|e| e.to_string()));
         let entries = match entries {
@@ -247,8 +247,10 @@ impl Daemon {
                 });
             }
             // Another process (`pgkeep backup` beside the daemon) may hold the lock.
+            let lock_dir = crate::storage::lock_dir(&s.lock_dir)
+                .map_err(|e| StartError::Failed(e.to_string()))?;
             match Lock::acquire(
-                &backup::lock_path(&crate::storage::lock_dir(&s.backup_dir), &s.host, &db),
+                &backup::lock_path(&lock_dir, &s.host, &db),
                 &format!("pgkeep run (pid {}) checking the lock", std::process::id()),
             ) {
                 Ok(lock) => drop(lock),
@@ -263,7 +265,7 @@ impl Daemon {
             // Backup ids have a resolution of one second: a backup right after another in the
             // same second takes the next second instead of colliding with its name.
             // The store is asked too: a `pgkeep backup` beside the daemon may have taken the id.
-            let store = crate::storage::open(&s.backup_dir).ok();
+            let store = crate::storage::open(&s.backup_dir, &s.s3).ok();
             let taken = |day: &str, id: &str| {
                 store
                     .as_ref()
@@ -445,8 +447,10 @@ impl Daemon {
         let db = self.database().to_string();
         let now = self.now();
         let res = tokio::task::spawn_blocking(move || {
-            let store = crate::storage::open(&s.backup_dir).map_err(prune::PruneError::from)?;
-            let lock_dir = crate::storage::lock_dir(&s.backup_dir);
+            let store =
+                crate::storage::open(&s.backup_dir, &s.s3).map_err(prune::PruneError::from)?;
+            let lock_dir =
+                crate::storage::lock_dir(&s.lock_dir).map_err(prune::PruneError::from)?;
             prune::run(
                 crate::storage::Site::new(&*store, &lock_dir),
                 &s.host,

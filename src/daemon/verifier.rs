@@ -143,7 +143,7 @@ impl Daemon {
         let manifest_keys = s.manifest_keys.clone();
         let dbname = db.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<Tick, VerifyError> {
-            let store = crate::storage::open(&s.backup_dir)?;
+            let store = crate::storage::open(&s.backup_dir, &s.s3)?;
             let newest = verify::targets(&*store, Some(&s.host), now)?
                 .into_iter()
                 .find(|t| !t.settling && t.database.as_deref() == Some(dbname.as_str()));
