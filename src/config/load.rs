@@ -53,6 +53,7 @@ impl Settings {
             listen: t.addr("listen"),
             api_token: t.api_token()?,
             shutdown_grace: t.duration("shutdown_grace"),
+            retry_delay: t.duration("retry_delay"),
             host: t.text("host"),
             port: t.int("port") as u16,
             user,

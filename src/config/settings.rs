@@ -49,6 +49,8 @@ pub struct Settings {
     pub listen: std::net::SocketAddr,
     pub api_token: Option<Secret>,
     pub shutdown_grace: std::time::Duration,
+    /// The first delay before a failed scheduled backup is retried (zero: no retries).
+    pub retry_delay: std::time::Duration,
     /// Role for restores (`None`: the backup user).
     pub admin_user: Option<String>,
     pub admin_password: Option<Secret>,
