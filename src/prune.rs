@@ -442,7 +442,7 @@ mod tests {
             "2020-01-01/postgresql-sbi_2020-01-01_00-00-00.sql.gz.partial",
             86400 * 400,
         );
-        put(d, "2020-01-01/x.sql.gz.partial", 86400 * 400);
+        put(d, "2020-01-02/x.sql.gz.partial", 86400 * 400);
         let store = LocalStore::open(d).unwrap();
         let now = Timestamp::from_second(1_790_000_000 + 3600).unwrap();
         let p = plan(
@@ -465,5 +465,9 @@ mod tests {
         let left = catalog::list(&store, Some("postgresql")).unwrap();
         assert_eq!(left.len(), 12, "11 kept + the stray file");
         assert!(!d.join("2020-01-01").exists());
+        assert!(
+            d.join("2020-01-02/x.sql.gz.partial").exists(),
+            "not pgkeep's name: left alone"
+        );
     }
 }

@@ -494,7 +494,7 @@ fn leftovers_of_dead_runs_are_swept_and_only_those() {
     // The next backup of the database sweeps it and, while it runs, its own partial file is
     // left alone by the other database's backup and culling.
     let lock = TableLock::take(&c.db, "routes");
-    let mut live = c.backup(&[]).stderr(Stdio::piped()).spawn().unwrap();
+    let live = c.backup(&[]).stderr(Stdio::piped()).spawn().unwrap();
     lock.wait_for_waiter();
     let own: Vec<String> = partials_where(&c, |f| f.contains(&c.db.name));
     assert_eq!(own.len(), 1, "{own:?}");

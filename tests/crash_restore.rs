@@ -342,7 +342,7 @@ fn a_dead_scratch_copy_goes_beside_a_restore_of_another_database_of_the_same_sec
 
 /// Kills at random moments of restores (`PGKEEP_CRASH_SEED` replays them).
 #[test]
-#[ignore = "issue 12: one random kill (seed 1796134849449385225, 720 ms in) left a scratch database that the next restore did not repair; the replay passed, so a timing window is still open"]
+#[ignore = "issue 12: one random kill (seed 1796134849449385225) left a scratch database beside a restore of another test in the same second; fixed (see a_dead_scratch_copy_goes_beside_a_restore_of_another_database_of_the_same_second), to be un-ignored once repeated runs pass"]
 fn kills_at_random_moments_of_restores() {
     let c = Crash::new();
     let seed: u64 = std::env::var("PGKEEP_CRASH_SEED")

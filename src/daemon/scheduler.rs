@@ -108,7 +108,7 @@ impl Daemon {
 
     /// Run one scheduled backup to its end: `Some(true)` when it failed (worth a retry),
     /// `Some(false)` when it succeeded or was skipped for another run, `None` at shutdown.
-    async fn attempt(&self, trigger: Trigger) -> Option<bool> {
+    async fn attempt(self: &Arc<Self>, trigger: Trigger) -> Option<bool> {
         match self.start_backup(trigger) {
             Ok((_, handle)) => Some(handle.await.map_or(true, |a| a.result == "failure")),
             Err(StartError::Busy { running, .. }) => {
