@@ -200,14 +200,12 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         started_at.round(jiff::Unit::Second).unwrap_or(started_at),
         std::process::id()
     );
-    let lock = Lock::acquire(
-        &lock_path(&storage::lock_dir(&s.lock_dir)?, &s.host, &req.database),
-        &holder,
-    )?;
-    fault::point("backup.locked");
-
+    // The lock file is made only once the directory and the database proved usable: a
+    // refused run leaves none behind.
     let params = ConnParams::from_settings(s, &req.database);
     let pre = preflight(&params, s, req.path_env.clone()).await?;
+    let lock = lock_and_sweep(&*store, s, &req.database, &holder)?;
+    fault::point("backup.locked");
     tracing::debug!(
         server = %pre.server.version,
         pg_dump = %pre.pg_dump.path.display(),
@@ -283,6 +281,38 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         path: Path::new(&store.describe()).join(&file),
         manifest,
     })
+}
+
+/// Take the database's lock and remove the unfinished writes of its backups: only a run holding
+/// the lock writes them (a pg_dump that outlived its pgkeep holds it too), so every one found
+/// now is a dead run's. Other databases' writes and files pgkeep did not name are left alone.
+fn lock_and_sweep(
+    store: &dyn Store,
+    s: &Settings,
+    database: &str,
+    holder: &str,
+) -> Result<Lock, BackupError> {
+    let lock = Lock::acquire(
+        &lock_path(&storage::lock_dir(&s.lock_dir)?, &s.host, database),
+        holder,
+    )?;
+    let own = catalog::series(&s.host, database);
+    let mut swept = Vec::new();
+    for u in store.unfinished()? {
+        if catalog::series_of(&u.name) == Some(own.as_str()) {
+            store.discard(&u)?;
+            swept.push(u.handle);
+        }
+    }
+    if !swept.is_empty() {
+        tracing::info!(
+            database = %database,
+            files = %swept.join(", "),
+            "removed {} unfinished file(s) left by a killed backup of this database",
+            swept.len()
+        );
+    }
+    Ok(lock)
 }
 
 /// The password for pg_dump, in a private in-memory passfile (none without a password).

@@ -254,6 +254,21 @@ pub fn stem_taken(store: &dyn Store, day: &str, stem: &str) -> Result<bool, Stor
     Ok(false)
 }
 
+/// The `<host>-<db>` series of backups that `name` belongs to, when it is one of the objects a
+/// backup writes under pgkeep's naming (a data file or its manifest); `None` for anything else
+/// (verification records, files of other tools).
+pub fn series_of(name: &str) -> Option<&str> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let data = base.strip_suffix(MANIFEST_SUFFIX).unwrap_or(base);
+    let ext = DATA_EXTENSIONS.iter().find(|e| data.ends_with(*e))?;
+    stamp_of(&data[..data.len() - ext.len()]).map(|(_, head)| head)
+}
+
+/// The series of the backups of database `db` of `host` (see [`series_of`]).
+pub fn series(host: &str, db: &str) -> String {
+    format!("{}-{}", host_label(host), sanitize(db))
+}
+
 /// The id of a data file: its name without directory and extension.
 pub fn id_of(file: &str) -> String {
     let base = file.rsplit('/').next().unwrap_or(file);
@@ -446,5 +461,25 @@ mod tests {
         assert_eq!(head, "postgresql-sbi");
         assert!(stamp_of("short").is_none());
         assert_eq!(sanitize(".."), "_");
+    }
+
+    #[test]
+    fn series_of_backup_objects_only() {
+        let s = series("postgresql", "sbi db");
+        assert_eq!(s, "postgresql-sbi_db");
+        for name in [
+            "2026-11-25/postgresql-sbi_db_2026-11-25_01-02-03.sql.gz",
+            "2026-11-25/postgresql-sbi_db_2026-11-25_01-02-03.sql",
+            "2026-11-25/postgresql-sbi_db_2026-11-25_01-02-03.dump.manifest.json",
+        ] {
+            assert_eq!(series_of(name), Some(s.as_str()), "{name}");
+        }
+        for name in [
+            "2026-11-25/postgresql-sbi_db_2026-11-25_01-02-03.sql.gz.verify.json",
+            "2026-11-25/notes.txt",
+            "2026-11-25/postgresql-sbi_db.sql.gz",
+        ] {
+            assert_eq!(series_of(name), None, "{name}");
+        }
     }
 }

@@ -15,7 +15,7 @@ pub fn run(args: &PruneArgs, settings: &Settings) -> Result<()> {
     let store = storage::open(&settings.backup_dir, &settings.s3)?;
     let lock_dir = storage::lock_dir(&settings.lock_dir)?;
     let plan = prune::plan(
-        &*store,
+        Site::new(&*store, &lock_dir),
         &settings.host,
         &database,
         jiff::Timestamp::now(),

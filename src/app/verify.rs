@@ -146,10 +146,35 @@ fn start_local(args: &VerifyArgs, settings: &Settings) -> Result<Option<TempClus
         return Ok(None);
     }
     let bindir = crate::cluster::server_bindir(settings.pg_bindir.as_deref())?;
+    let tmp = std::env::temp_dir();
+    sweep_clusters(&tmp, &bindir);
     tracing::info!(bindir = %bindir.display(), "starting a throwaway cluster for the test restore");
-    let cluster = tokio::task::block_in_place(|| TempCluster::start(&bindir))
+    let holder = format!(
+        "verify --local by pid {} started {}",
+        std::process::id(),
+        jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+    );
+    let cluster = tokio::task::block_in_place(|| TempCluster::start_owned(&bindir, &tmp, &holder))
         .context("cannot start a throwaway cluster for verify --local")?;
+    crate::fault::point("verify.cluster-started");
     Ok(Some(cluster))
+}
+
+/// Stop and remove the throwaway clusters that killed `verify --local` runs left in TMPDIR.
+fn sweep_clusters(tmp: &std::path::Path, bindir: &std::path::Path) {
+    match tokio::task::block_in_place(|| crate::cluster::sweep_dead(tmp, bindir)) {
+        Ok(removed) if !removed.is_empty() => tracing::warn!(
+            clusters = %removed.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+            "stopped and removed {} throwaway cluster(s) left by killed verify --local runs",
+            removed.len()
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot look for throwaway clusters of killed runs")
+        }
+    }
 }
 
 /// The admin connection of the test restore: the throwaway cluster's superuser, or the

@@ -591,7 +591,7 @@ pub const KEYS: &[Key] = &[
         &["PGKEEP_PARTIAL_MAX_AGE"],
         Kind::duration(60),
         Default::Value("24h"),
-        "age after which leftover *.partial files are removed by culling (at least 1m, so a backup in progress is never removed)",
+        "age after which culling removes unfinished verification records and uncommitted data files superseded by a newer backup (at least 1m); partial backup files go as soon as no backup of the database holds its lock",
     ),
     Key::new(
         "listen",
@@ -613,6 +613,13 @@ pub const KEYS: &[Key] = &[
         Kind::duration(0),
         Default::Value("25s"),
         "on SIGTERM, how long a running backup may take to finish before it is aborted",
+    ),
+    Key::new(
+        "retry_delay",
+        &["PGKEEP_RETRY_DELAY"],
+        Kind::Duration { min: 1, max: u64::MAX, zero_off: true },
+        Default::Value("5m"),
+        "`pgkeep run`: a failed scheduled or catch-up backup is retried after this delay, doubled after each failure, never at or past the next scheduled run (0: off)",
     ),
     Key::new(
         "maintenance_listen",

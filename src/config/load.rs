@@ -57,6 +57,7 @@ impl Settings {
             api_token: t.api_token()?,
             manifest_keys: t.manifest_keys()?,
             shutdown_grace: t.duration("shutdown_grace"),
+            retry_delay: t.duration("retry_delay"),
             host: t.text("host"),
             port: t.int("port") as u16,
             user,

@@ -55,6 +55,8 @@ pub struct Settings {
     /// Keys that sign and check manifests (`manifest_keys`); `None`: manifests are not signed.
     pub manifest_keys: Option<crate::model::ManifestKeys>,
     pub shutdown_grace: std::time::Duration,
+    /// The first delay before a failed scheduled backup is retried (zero: no retries).
+    pub retry_delay: std::time::Duration,
     /// Role for restores (`None`: the backup user).
     pub admin_user: Option<String>,
     pub admin_password: Option<Secret>,

@@ -346,7 +346,7 @@ fn one_duration_grammar_for_every_duration_key() {
         .iter()
         .filter(|k| matches!(k.kind, Kind::Duration { .. }))
         .collect();
-    assert_eq!(duration_keys.len(), 12);
+    assert_eq!(duration_keys.len(), 13);
     for k in duration_keys {
         let (long, bare) = if k.name == "maintenance_retry_after" {
             ("1 hour", "3600")

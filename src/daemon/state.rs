@@ -70,6 +70,10 @@ pub struct Attempt {
     /// While running: dump bytes streamed so far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dumped_bytes: Option<u64>,
+    /// How it ended, as counted in the metrics (`success`, `failure`, `aborted`, `skipped`);
+    /// empty while it runs.
+    #[serde(skip)]
+    pub result: &'static str,
 }
 
 /// Why a backup could not be started.
@@ -247,14 +251,16 @@ impl Daemon {
                 });
             }
             // Another process (`pgkeep backup` beside the daemon) may hold the lock.
-            let lock_dir = crate::storage::lock_dir(&s.lock_dir)
-                .map_err(|e| StartError::Failed(e.to_string()))?;
-            match Lock::acquire(
-                &backup::lock_path(&lock_dir, &s.host, &db),
-                &format!("pgkeep run (pid {}) checking the lock", std::process::id()),
-            ) {
-                Ok(lock) => drop(lock),
-                Err(LockError::Busy { holder }) => {
+            // (Checked without creating the lock file: the backup makes it once the database
+            // proved to exist.)
+            match Lock::holder(&backup::lock_path(
+                &crate::storage::lock_dir(&s.lock_dir)
+                    .map_err(|e| StartError::Failed(e.to_string()))?,
+                &s.host,
+                &db,
+            )) {
+                Ok(None) => {}
+                Ok(Some(holder)) => {
                     return Err(StartError::Busy {
                         running: holder,
                         id: None,
@@ -288,6 +294,7 @@ impl Daemon {
                 stored_bytes: None,
                 error: None,
                 dumped_bytes: None,
+                result: "",
             };
             state.running = Some(attempt.clone());
             attempt
@@ -353,6 +360,7 @@ impl Daemon {
         attempt.finished_at = Some(now);
         let secs = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
         let result = self.record_result(&res, &mut attempt, now);
+        attempt.result = result;
         {
             let mut m = self.metrics.lock().expect("metrics lock");
             let d = m.db(&attempt.database);
