@@ -8,9 +8,11 @@ pub mod policy;
 pub mod schedule;
 pub mod secret;
 pub mod tls;
+pub mod verdict;
 
 pub use format::{Compression, Format};
 pub use policy::{Policy, PolicyError};
 pub use schedule::Schedule;
 pub use secret::{Secret, redact_url};
 pub use tls::SslMode;
+pub use verdict::Verdict;
