@@ -223,7 +223,7 @@ fn cases() -> Vec<Case> {
             expect: String::new(),
         },
         Case {
-            name: "newest backup failed verification: culled, floor moves to the next three",
+            name: "newest backup verified bad (no age window): outside the floor, which moves to the next three",
             policy: policy(0, 3, 0, 0, 0),
             now: "2026-11-25T02:00",
             tz: "UTC",
