@@ -164,12 +164,28 @@ pub const VERIFY_SUFFIX: &str = ".verify.json";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
     pub ok: bool,
+    /// `good`, `bad` or `inconclusive` (absent in records from before verdicts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::model::Verdict>,
     pub level: String,
     pub checked_at: Timestamp,
     /// Stable failure code (`truncated`, `checksum`, ...), absent when ok.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     pub message: String,
+}
+
+impl Verification {
+    /// What the verification concluded (a record from before verdicts: from `ok` and its code).
+    pub fn verdict(&self) -> crate::model::Verdict {
+        self.verdict
+            .unwrap_or_else(|| crate::model::Verdict::of_legacy(self.ok, self.failure.as_deref()))
+    }
+
+    /// Its last verification proved it is not a restorable backup.
+    pub fn is_bad(&self) -> bool {
+        self.verdict() == crate::model::Verdict::Bad
+    }
 }
 
 /// Read the verification record of a data file, if there is a readable one.

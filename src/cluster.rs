@@ -67,6 +67,73 @@ pub fn server_bindir(pg_bindir: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
+/// A server bin directory of PostgreSQL `need` or newer (the exact major preferred, else the
+/// oldest newer one; never an older one) that has `initdb`, `pg_ctl` and `postgres`: in
+/// `pg_bindir` (PGKEEP_PG_BINDIR), `/usr/lib/postgresql/N/bin`, `/usr/pgsql-N/bin`, then `PATH`.
+/// `need == 0` (a dump of unknown major): as [`server_bindir`]. `Err` names what was found and
+/// what to install.
+pub fn server_bindir_for(
+    need: u32,
+    pg_bindir: Option<&Path>,
+    path_env: Option<std::ffi::OsString>,
+) -> std::result::Result<(PathBuf, u32), String> {
+    use crate::pg::tools::{Search, installed, probe};
+    if need == 0 {
+        let d = server_bindir(pg_bindir).map_err(|e| format!("{e:#}"))?;
+        let major = probe("postgres", &d.join("postgres")).map_or(0, |t| t.major);
+        return Ok((d, major));
+    }
+    let mut found: Vec<crate::pg::tools::Tool> = pg_bindir
+        .and_then(|d| probe("postgres", &d.join("postgres")).ok())
+        .into_iter()
+        .collect();
+    found.extend(installed(
+        "postgres",
+        &Search {
+            bindir: None,
+            path_env,
+        },
+    ));
+    let complete = |t: &crate::pg::tools::Tool| {
+        t.path
+            .parent()
+            .is_some_and(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+    };
+    let pick = found
+        .iter()
+        .filter(|t| t.major == need && complete(t))
+        .chain({
+            let mut newer: Vec<_> = found
+                .iter()
+                .filter(|t| t.major > need && complete(t))
+                .collect();
+            newer.sort_by_key(|t| t.major);
+            newer
+        })
+        .next();
+    match pick {
+        Some(t) => Ok((
+            t.path
+                .parent()
+                .expect("a program's directory")
+                .to_path_buf(),
+            t.major,
+        )),
+        None => Err(format!(
+            "no PostgreSQL {need} server here (or a newer one) to load the dump into; found: {}; install the PostgreSQL {need} server (initdb, pg_ctl, postgres) and point PGKEEP_PG_BINDIR at its bin directory",
+            if found.is_empty() {
+                "none".to_string()
+            } else {
+                found
+                    .iter()
+                    .map(|t| format!("{} ({})", t.version, t.path.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )),
+    }
+}
+
 impl TempCluster {
     /// initdb and start a cluster. Superuser `postgres` logs in without password over the
     /// socket; every other role must use its password (scram-sha-256).

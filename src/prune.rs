@@ -51,6 +51,9 @@ pub struct Item {
     /// The manifest object, for good backups.
     pub manifest: Option<String>,
     pub stored_bytes: u64,
+    /// The verdict of its last verification, if it was verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::model::Verdict>,
     #[serde(flatten)]
     pub verdict: Verdict,
 }
@@ -85,7 +88,7 @@ impl Plan {
 }
 
 /// The verification state of a backup, when something knows it (wired in by the verifier).
-pub type VerifiedFn<'a> = &'a dyn Fn(&Entry) -> Option<bool>;
+pub type VerifiedFn<'a> = &'a dyn Fn(&Entry) -> Option<crate::model::Verdict>;
 
 /// Decide for every backup of `database` in the store. Changes nothing.
 #[allow(clippy::too_many_arguments)]
@@ -129,6 +132,7 @@ pub fn plan<'a>(
         .into_iter()
         .zip(decisions)
         .map(|(e, Decision { verdict, .. })| Item {
+            verified: verified(&e),
             manifest: e
                 .manifest
                 .as_ref()
@@ -317,7 +321,7 @@ pub fn run(
 }
 
 /// The verification state when nothing is known: every backup unverified.
-pub fn unverified(_: &Entry) -> Option<bool> {
+pub fn unverified(_: &Entry) -> Option<crate::model::Verdict> {
     None
 }
 

@@ -351,20 +351,12 @@ matrix! {
     newer_pg_dump_13_15_custom: newer_pg_dump(13, 15, "custom");
     newer_pg_dump_14_15_plain: newer_pg_dump(14, 15, "plain");
 
-    #[ignore = "issue 11: verify --local starts the local 15 server whatever the dump's major"]
     verify_local_picks_dump_major_16_plain: verify_local_picks_dump_major(16, "plain");
-    #[ignore = "issue 11: verify --local starts the local 15 server whatever the dump's major"]
     verify_local_picks_dump_major_17_plain: verify_local_picks_dump_major(17, "plain");
-    #[ignore = "issue 11: verify --local starts the local 15 server whatever the dump's major"]
     verify_local_picks_dump_major_17_custom: verify_local_picks_dump_major(17, "custom");
-    #[ignore = "issue 11: verify --local starts the local 15 server whatever the dump's major"]
     verify_local_picks_dump_major_18_plain: verify_local_picks_dump_major(18, "plain");
-    #[ignore = "issue 11: with no server of the dump's major, verify --local loads into the older 15 and passes or condemns the backup instead of inconclusive"]
     verify_local_without_suitable_server_16_plain: verify_local_without_suitable_server(16, "plain");
-    #[ignore = "issue 11: with no server of the dump's major, verify --local loads into the older 15 and passes or condemns the backup instead of inconclusive"]
     verify_local_without_suitable_server_17_plain: verify_local_without_suitable_server(17, "plain");
-    #[ignore = "issue 11: with no server of the dump's major, verify --local loads into the older 15 and passes or condemns the backup instead of inconclusive"]
     verify_local_without_suitable_server_17_custom: verify_local_without_suitable_server(17, "custom");
-    #[ignore = "issue 11: with no server of the dump's major, verify --local loads into the older 15 and passes or condemns the backup instead of inconclusive"]
     verify_local_without_suitable_server_18_custom: verify_local_without_suitable_server(18, "custom");
 }

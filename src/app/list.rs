@@ -5,6 +5,7 @@ use anyhow::Result;
 use crate::catalog::{self, Entry, Status};
 use crate::cli::ListArgs;
 use crate::config::Settings;
+use crate::model::Verdict;
 use crate::report;
 
 /// The listed backups of the configured host, optionally of one database (legacy files whose
@@ -65,6 +66,7 @@ pub fn render_list(entries: &[Entry]) -> String {
             e.duration_seconds
                 .map_or("-".into(), |d| format!("{d:.1}s")),
             match e.status {
+                Status::Good if e.verification.as_ref().is_some_and(|v| v.is_bad()) => "bad".into(),
                 Status::Good => "good".into(),
                 Status::Legacy if e.verification.is_some() => "legacy".into(),
                 Status::Legacy => "legacy (unverified)".into(),
@@ -74,10 +76,11 @@ pub fn render_list(entries: &[Entry]) -> String {
                 None => "-".into(),
                 Some(v) => format!(
                     "{} {}",
-                    if v.ok {
-                        "ok".to_string()
-                    } else {
-                        format!("FAILED ({})", v.failure.as_deref().unwrap_or("?"))
+                    match v.verdict() {
+                        Verdict::Good => "ok".to_string(),
+                        Verdict::Bad => format!("FAILED ({})", v.failure.as_deref().unwrap_or("?")),
+                        Verdict::Inconclusive =>
+                            format!("inconclusive ({})", v.failure.as_deref().unwrap_or("?")),
                     },
                     v.checked_at
                         .to_zoned(jiff::tz::TimeZone::UTC)

@@ -77,10 +77,14 @@ pub fn render_prune(
                 .to_zoned(settings.timezone.clone())
                 .strftime("%Y-%m-%d %H:%M:%S")
                 .to_string(),
-            match i.status {
-                Status::Good => "good".into(),
-                Status::Legacy => "legacy".into(),
-                Status::Uncommitted => "uncommitted".into(),
+            match (i.status, i.verified) {
+                (Status::Good, Some(crate::model::Verdict::Bad)) => "bad".into(),
+                (Status::Good, Some(crate::model::Verdict::Inconclusive)) => {
+                    "good (inconclusive)".into()
+                }
+                (Status::Good, _) => "good".into(),
+                (Status::Legacy, _) => "legacy".into(),
+                (Status::Uncommitted, _) => "uncommitted".into(),
             },
             i.id.clone(),
             i.verdict.to_string(),

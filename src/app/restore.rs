@@ -56,6 +56,9 @@ pub async fn confirm(question: &str, expected: &str, shutdown: &Shutdown) -> Res
 pub fn render_plan(req: &Request, pre: &Preflight, plan: &Plan) -> String {
     let mut out = String::new();
     let b = &req.backup;
+    for s in &b.skipped {
+        out.push_str(&format!("Newer backup {s}\n"));
+    }
     out.push_str(&format!(
         "Restore plan: backup {} ({}, {}{}) -> database \"{}\" on {} (PostgreSQL {}, as role \"{}\"{})\n",
         b.id,
@@ -204,6 +207,9 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         settings.manifest_keys.as_ref(),
     )? {
         tracing::warn!("backup {}: {note}", backup.id);
+    }
+    for s in &backup.skipped {
+        tracing::warn!(id = %backup.id, "restoring an older backup: {s}");
     }
     let target =
         args.target_database

@@ -38,7 +38,7 @@ pub struct Metrics {
 pub const RESULTS: [&str; 4] = ["success", "failure", "aborted", "skipped"];
 
 /// Result labels of `pgkeep_scheduled_verifications_total`, always exported.
-pub const VERIFY_RESULTS: [&str; 4] = ["ok", "failed", "too_old", "error"];
+pub const VERIFY_RESULTS: [&str; 5] = ["ok", "failed", "inconclusive", "too_old", "error"];
 
 /// Escape a label value: backslash, double quote and newline.
 pub fn escape(v: &str) -> String {

@@ -261,6 +261,31 @@ impl Daemon {
                 .detail("file", rec.file.clone()),
             );
             ("ok", Some(false))
+        } else if rec.verdict() == crate::model::Verdict::Inconclusive {
+            tracing::warn!(
+                database = %db,
+                id = %rec.id,
+                file = %rec.file,
+                failure = rec.failure.as_deref().unwrap_or(""),
+                reason = %rec.message,
+                "scheduled verification inconclusive: the backup is kept like an unverified one"
+            );
+            self.tell(
+                Event::new(
+                    Operation::Verify,
+                    Outcome::Failure,
+                    Some(db),
+                    host,
+                    format!(
+                        "backup {} could not be verified (inconclusive; it is kept): {}",
+                        rec.id, rec.message
+                    ),
+                )
+                .detail("file", rec.file.clone())
+                .detail("verdict", "inconclusive")
+                .detail("failure", rec.failure.clone().unwrap_or_default()),
+            );
+            ("inconclusive", Some(false))
         } else {
             tracing::error!(
                 database = %db,
@@ -279,6 +304,7 @@ impl Daemon {
                     format!("backup {} is bad: {}", rec.id, rec.message),
                 )
                 .detail("file", rec.file.clone())
+                .detail("verdict", "bad")
                 .detail("failure", rec.failure.clone().unwrap_or_default()),
             );
             ("failed", Some(false))

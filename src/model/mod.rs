@@ -11,6 +11,7 @@ pub mod schedule;
 pub mod seal;
 pub mod secret;
 pub mod tls;
+pub mod verdict;
 
 pub use format::{Compression, Format};
 pub use policy::{Policy, PolicyError};
@@ -20,3 +21,4 @@ pub use schedule::Schedule;
 pub use seal::{ManifestKeys, Seal};
 pub use secret::{Secret, redact_url};
 pub use tls::SslMode;
+pub use verdict::Verdict;

@@ -135,6 +135,10 @@ pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -
             .arg("--no-password")
             .arg("-v")
             .arg("ON_ERROR_STOP=1")
+            // The SQLSTATE of a failing statement on stderr: a failed load is classified by
+            // it, never by the message text (which follows the server's `lc_messages`).
+            .arg("-v")
+            .arg("VERBOSITY=verbose")
             .arg("-d")
             .arg(conninfo_dbname(database))
             .arg("-f")
@@ -412,6 +416,7 @@ impl Loader<'_> {
                 return Err(LoadError::LoadFailed {
                     database: db,
                     message: outcome.describe(),
+                    sqlstate: outcome.sqlstate.clone(),
                 });
             }
             Ok(stats)

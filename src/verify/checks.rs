@@ -64,6 +64,7 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
         kind: Kind::Managed,
         level: req.level,
         ok: false,
+        verdict: None,
         failure: None,
         message: String::new(),
         checked_at,
@@ -107,17 +108,7 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
         return Err(VerifyError::Interrupted(r));
     }
     rec.duration_seconds = started.elapsed().as_secs_f64();
-    match result {
-        Ok(msg) => {
-            rec.ok = true;
-            rec.message = msg;
-        }
-        Err(f) => {
-            rec.ok = false;
-            rec.failure = Some(f.code().to_string());
-            rec.message = f.to_string();
-        }
-    }
+    rec.conclude(result);
     Ok(rec)
 }
 
@@ -411,7 +402,7 @@ fn replay(
 ) -> Result<pipeline::Report, Failure> {
     // pg_restore reads the archive by name: the local store's own file, else a fetched copy.
     let local = staging::local_file(req.store, &m.file, &staging::default_dir())
-        .map_err(|e| Failure::Read(e.to_string()))?;
+        .map_err(|e| Failure::Staging(e.to_string()))?;
     crate::backup::replay_custom(pg_restore, local.path(), &req.child_env, &req.progress).map_err(
         |e| {
             let s = e.to_string();

@@ -66,3 +66,20 @@ impl crate::exit::ExitCode for BadBackups {
         crate::exit::BAD_BACKUP
     }
 }
+
+/// `pgkeep verify` found no bad backup but could not prove some (exit code
+/// `exit::INCONCLUSIVE`).
+#[derive(Debug, Error)]
+#[error(
+    "{inconclusive} of {total} verified backup(s) could not be proven (inconclusive: kept like unverified backups)"
+)]
+pub struct Inconclusive {
+    pub inconclusive: usize,
+    pub total: usize,
+}
+
+impl crate::exit::ExitCode for Inconclusive {
+    fn exit_code(&self) -> u8 {
+        crate::exit::INCONCLUSIVE
+    }
+}
