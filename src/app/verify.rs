@@ -141,15 +141,14 @@ impl LocalServers {
                     .round(jiff::Unit::Second)
                     .unwrap_or_else(|_| jiff::Timestamp::now())
             );
-            let cluster = tokio::task::block_in_place(|| {
-                TempCluster::start_owned(&bindir, &tmp, &holder)
-            })
-            .map_err(|e| {
-                format!(
-                    "cannot start a throwaway PostgreSQL {major} cluster from {}: {e:#}",
-                    bindir.display()
-                )
-            })?;
+            let cluster =
+                tokio::task::block_in_place(|| TempCluster::start_owned(&bindir, &tmp, &holder))
+                    .map_err(|e| {
+                        format!(
+                            "cannot start a throwaway PostgreSQL {major} cluster from {}: {e:#}",
+                            bindir.display()
+                        )
+                    })?;
             crate::fault::point("verify.cluster-started");
             self.started.insert(bindir.clone(), cluster);
         }
