@@ -216,6 +216,10 @@ mod tests {
             Failure::RestoreServer(s()),
             Failure::RestoreVersion(s()),
             Failure::RestoreUnproven(s()),
+            Failure::Signature {
+                name: s(),
+                why: s(),
+            },
         ];
         assert_eq!(all.len(), FAILURE_CODES.len());
         for f in &all {
