@@ -90,8 +90,15 @@ fn a_role_without_createdb_verify_restore_is_inconclusive_and_restore_refuses() 
         "verify --restore",
         &mut as_owner(&["verify", "--restore"]),
         10,
-        "lacks CREATEDB",
+        "could not be proven",
         &["verify --restore", "CREATEDB", "inconclusive"],
+    );
+    // The backup's line on stdout says why.
+    let out = as_owner(&["verify", "--restore"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("INCONCLUSIVE") && stdout.contains("lacks CREATEDB"),
+        "{stdout}"
     );
     case(
         "restore --yes",
@@ -100,12 +107,14 @@ fn a_role_without_createdb_verify_restore_is_inconclusive_and_restore_refuses() 
         "lacks CREATEDB",
         &["restore refused", "CREATEDB"],
     );
-    // Nothing was recorded against the backup.
-    assert!(
-        !db.files().iter().any(|f| f.ends_with(".verify.json")),
-        "{:?}",
-        db.files()
-    );
+    // The record says inconclusive: the backup is kept like an unverified one.
+    let record = db
+        .files()
+        .into_iter()
+        .find(|f| f.ends_with(".verify.json"))
+        .expect("a verification record");
+    let text = std::fs::read_to_string(db.backup_dir.join(record)).unwrap();
+    assert!(text.contains("\"verdict\": \"inconclusive\""), "{text}");
 }
 
 #[test]

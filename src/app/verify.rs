@@ -323,10 +323,10 @@ fn tell_one(rec: &Record, args: &VerifyArgs, settings: &Settings, notifier: &Not
     if verdict == Verdict::Good {
         tracing::info!(id = %rec.id, duration = %format!("{:.1}s", rec.duration_seconds), result = %rec.message, "backup verified");
     } else {
-        // The stdout line says it; the log repeats it only with -v (an inconclusive one is
-        // logged as a warning: it is an alert, never a reason to delete anything).
+        // The stdout line says it; the log repeats it only with -v, for an inconclusive one
+        // too (an alert, never a reason to delete anything: notifications and `check` say it).
         if verdict == Verdict::Inconclusive {
-            tracing::warn!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), reason = %rec.message, "verification inconclusive: the backup is kept like an unverified one");
+            tracing::debug!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), reason = %rec.message, "verification inconclusive: the backup is kept like an unverified one");
         } else {
             tracing::debug!(id = %rec.id, failure = rec.failure.as_deref().unwrap_or(""), error = %rec.message, "verification failed");
         }
