@@ -39,7 +39,7 @@ pub struct RestoreRequest<'a> {
 }
 
 /// The test restore needs a scratch database: an admin role that may not create one cannot run
-/// it, which says nothing about the backup (inconclusive, and nothing is recorded).
+/// it, which says nothing about the backup (inconclusive, `restore-privilege`).
 async fn may_create_databases(client: &tokio_postgres::Client) -> Result<(), VerifyError> {
     let me = client
         .query_one(
@@ -238,6 +238,7 @@ fn unproven(e: VerifyError) -> Failure {
         VerifyError::Pg(p) => pg_failure(&p),
         VerifyError::Tool(t) => Failure::RestoreVersion(t.to_string()),
         VerifyError::Storage(s) => Failure::Staging(s.to_string()),
+        VerifyError::Privilege(why) => Failure::RestorePrivilege(why),
         other => Failure::RestoreUnproven(other.to_string()),
     }
 }
