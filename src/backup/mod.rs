@@ -14,7 +14,7 @@ use crate::catalog::{self, MANIFEST_VERSION, Manifest};
 use crate::config::Settings;
 use crate::fault;
 use crate::lock::{Lock, LockError};
-use crate::model::{Compression, Format, Progress};
+use crate::model::{Format, Progress};
 use crate::pg::catalog::{DatabaseInfo, ServerInfo};
 use crate::pg::passfile::{self, PrivatePassfile};
 use crate::pg::tools::{self, Search, Tool, ToolError};
@@ -26,8 +26,10 @@ use crate::storage::{self, Staged, StorageError, Store, Upload};
 
 mod compression;
 
-use compression::{check_compression, custom_compress_arg, recorded_compression, stored_compression};
 pub use compression::ZSTD_PG_DUMP_MAJOR;
+use compression::{
+    check_compression, custom_compress_arg, recorded_compression, stored_compression,
+};
 
 #[derive(Debug, Error)]
 pub enum BackupError {
