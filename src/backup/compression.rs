@@ -2,14 +2,22 @@
 //! inside a custom archive, what the manifest records, and whether the chosen pg_dump can write
 //! a zstd archive at all (asked before anything is written).
 
-use super::{BackupError, Preflight};
 use crate::config::Settings;
 use crate::model::{Compression, Format};
 use crate::pg::passfile;
+use crate::pg::tools::Tool;
 use crate::process::Spec;
 
 /// The compression pgkeep applies: the configured one for plain dumps; none for custom
 /// archives, which pg_dump compresses itself.
+/// Why a backup cannot have the compression asked for.
+pub(super) enum Refused {
+    /// The chosen pg_dump cannot write it (exit 2, before anything is written).
+    Unsupported(String),
+    /// pg_dump could not be started to ask it.
+    Io(std::io::Error),
+}
+
 pub(super) fn stored_compression(s: &Settings) -> Compression {
     match s.format {
         Format::Plain => s.compression,
@@ -43,20 +51,20 @@ pub const ZSTD_PG_DUMP_MAJOR: u32 = 16;
 /// Whether the build has zstd is asked of pg_dump itself: it checks the compression before it
 /// connects, so it runs against a socket directory that cannot exist and writes nothing.
 pub(super) fn check_compression(
-    pre: &Preflight,
+    pg_dump: &Tool,
+    server_version: &str,
     s: &Settings,
     base_env: &[(String, String)],
-) -> Result<(), BackupError> {
+) -> Result<(), Refused> {
     if s.format != Format::Custom || s.compression != Compression::Zstd {
         return Ok(());
     }
-    let pg_dump = &pre.pg_dump;
     if pg_dump.major < ZSTD_PG_DUMP_MAJOR {
-        return Err(BackupError::Unsupported(format!(
+        return Err(Refused::Unsupported(format!(
             "--format custom --compression zstd needs pg_dump {ZSTD_PG_DUMP_MAJOR} or newer; the \
              server is PostgreSQL {} and its pg_dump is {} ({}): use --compression gzip, or \
              --format plain --compression zstd",
-            pre.server.version,
+            server_version,
             pg_dump.version,
             pg_dump.path.display()
         )));
@@ -70,13 +78,10 @@ pub(super) fn check_compression(
         .arg(custom_compress_arg(s))
         .arg("--file=/dev/null")
         .arg("--dbname=host=/nonexistent/pgkeep-probe port=1");
-    let (outcome, _) = crate::process::output(&spec, None).map_err(|source| BackupError::Io {
-        context: "cannot start pg_dump".into(),
-        source,
-    })?;
+    let (outcome, _) = crate::process::output(&spec, None).map_err(Refused::Io)?;
     let said = outcome.stderr_tail.to_lowercase();
     if said.contains("compress") {
-        return Err(BackupError::Unsupported(format!(
+        return Err(Refused::Unsupported(format!(
             "pg_dump {} ({}) cannot write zstd archives: {}",
             pg_dump.version,
             pg_dump.path.display(),

@@ -219,7 +219,15 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         "preflight done"
     );
 
-    check_compression(&pre, s, &req.child_env)?;
+    check_compression(&pre.pg_dump, &pre.server.version, s, &req.child_env).map_err(
+        |r| match r {
+            compression::Refused::Unsupported(m) => BackupError::Unsupported(m),
+            compression::Refused::Io(source) => BackupError::Io {
+                context: "cannot start pg_dump".into(),
+                source,
+            },
+        },
+    )?;
 
     let passfile = private_passfile(&params)?;
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
