@@ -59,6 +59,18 @@ pub enum BackupError {
     Unsupported(String),
 }
 
+impl From<compression::Refused> for BackupError {
+    fn from(r: compression::Refused) -> BackupError {
+        match r {
+            compression::Refused::Unsupported(m) => BackupError::Unsupported(m),
+            compression::Refused::Io(source) => BackupError::Io {
+                context: "cannot start pg_dump".into(),
+                source,
+            },
+        }
+    }
+}
+
 impl crate::exit::ExitCode for BackupError {
     fn exit_code(&self) -> u8 {
         use crate::exit::{FAILED, STORAGE};
@@ -219,15 +231,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         "preflight done"
     );
 
-    check_compression(&pre.pg_dump, &pre.server.version, s, &req.child_env).map_err(
-        |r| match r {
-            compression::Refused::Unsupported(m) => BackupError::Unsupported(m),
-            compression::Refused::Io(source) => BackupError::Io {
-                context: "cannot start pg_dump".into(),
-                source,
-            },
-        },
-    )?;
+    check_compression(&pre.pg_dump, &pre.server.version, s, &req.child_env)?;
 
     let passfile = private_passfile(&params)?;
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
