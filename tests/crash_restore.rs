@@ -4,7 +4,9 @@
 //! database accepts connections and holds either its old data or the restored data, every
 //! pre-restore hook was followed by a post-restore hook, no child process and no session of the
 //! restore is left, no password is on disk, no scratch or kept copy is left (`--drop-previous`),
-//! and the next restore succeeds.
+//! and the next restore succeeds. And what a failed restore says it left (the scratch database
+//! dropped or not, the live database changed or not) is what the server shows, also when the
+//! server stopped or restarted under the restore.
 
 mod common;
 
@@ -385,4 +387,164 @@ fn kills_at_random_moments_of_restores() {
     println!(
         "{kills} random kills of restores (a full restore takes {full:?}), {invariants} invariants checked"
     );
+}
+
+/// A database on a server of its own (a test that stops it), with a backup, and a pre-restore
+/// hook that says it runs (`ready`) and then waits for the test (`go`) before it exits with `rc`.
+struct Held {
+    server: common::majors::PrivateServer,
+    db: TestDb,
+    dir: tempfile::TempDir,
+}
+
+impl Held {
+    fn new(rc: u8) -> Held {
+        let server = common::majors::private_server();
+        let db = server
+            .0
+            .create_db("CREATE TABLE marker(v text); INSERT INTO marker VALUES ('restored');");
+        let dir = tempfile::tempdir().unwrap();
+        let (status, err) = run(db.command().arg("backup"));
+        assert!(status.success(), "{err}");
+        db.sql_as_owner("UPDATE marker SET v = 'live'");
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("pgkeep.toml"),
+            format!(
+                "hook_timeout = 60\npre_restore = [[\"sh\", \"-c\", \"touch '{d}/ready'; while [ ! -e '{d}/go' ]; do sleep 0.05; done; exit {rc}\"]]\n"
+            ),
+        )
+        .unwrap();
+        Held { server, db, dir }
+    }
+
+    /// Run a restore; `between` runs while the pre-restore hook waits. Returns the exit code and
+    /// stderr.
+    fn restore(&self, between: impl FnOnce()) -> (Option<i32>, String) {
+        let child = self
+            .db
+            .command()
+            .env("PGKEEP_ADMIN_USER", "postgres")
+            .args(["restore", "--yes", "--config"])
+            .arg(self.dir.path().join("pgkeep.toml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        while !self.dir.path().join("ready").exists() {
+            assert!(Instant::now() < until, "the pre-restore hook did not run");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        between();
+        std::fs::write(self.dir.path().join("go"), "").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn scratch_copies(&self) -> Vec<String> {
+        self.server
+            .0
+            .psql(
+                "postgres",
+                &format!(
+                    "SELECT datname FROM pg_database WHERE datname LIKE {} ORDER BY 1",
+                    quote_literal(&format!("{}\\_restoring\\_%", self.db.name))
+                ),
+            )
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The server stopped while the pre-restore hook ran, and the hook failed: the scratch database
+/// could not be dropped. The error used to say "nothing was changed"; it names the scratch
+/// database left and the command that drops it, which then does.
+#[test]
+fn a_scratch_database_that_could_not_be_dropped_is_named() {
+    let h = Held::new(1);
+    let (code, err) = h.restore(|| h.server.stop_server());
+    assert_eq!(code, Some(7), "refused by the hook: {err}");
+    assert!(!err.contains("nothing was changed"), "{err}");
+    h.server.start_server();
+    let left = h.scratch_copies();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let fix = format!("`pgkeep cleanup -d {}` drops it", h.db.name);
+    assert!(
+        err.contains(&format!(
+            "the scratch database \"{}\" could not be dropped",
+            left[0]
+        )) && err.contains("may still be there")
+            && err.contains(&fix),
+        "{err}"
+    );
+    let (status, err) = run(h
+        .db
+        .command()
+        .env("PGKEEP_ADMIN_USER", "postgres")
+        .args(["cleanup", "--yes", "-d", &h.db.name]));
+    assert!(status.success(), "{err}");
+    assert_eq!(h.scratch_copies(), Vec::<String>::new());
+    assert_eq!(h.db.sql("SELECT v FROM marker").trim(), "live");
+}
+
+/// The server restarted while the pre-restore hook ran: the restore's own session is gone, so
+/// the swap fails. What the error says of the live and the scratch database is read from the
+/// server on a new connection (it used to be read on the dead session, and said the dropped
+/// scratch database was "still there").
+#[test]
+fn after_a_restart_the_error_says_what_the_server_shows() {
+    let h = Held::new(0);
+    let (code, err) = h.restore(|| {
+        h.server.stop_server();
+        h.server.start_server();
+    });
+    assert_ne!(code, Some(0), "{err}");
+    assert_eq!(h.scratch_copies(), Vec::<String>::new(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the live database \"{}\" was not changed; the scratch database was dropped",
+            h.db.name
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("still there"), "{err}");
+    assert_eq!(h.db.sql("SELECT v FROM marker").trim(), "live");
+}
+
+/// An in-place restore killed after it dropped the live database: the repair used to say the
+/// live database "was not changed"; it says that it does not exist.
+#[test]
+fn the_repair_of_a_killed_in_place_restore_says_the_database_is_gone() {
+    let c = Crash::new();
+    let (status, err) = run(c
+        .restore()
+        .arg("--in-place")
+        .env("PGKEEP_FAULT_POINT", "restore.loaded"));
+    assert!(killed_by_sigkill(status), "{err}");
+    assert!(c.marker().is_err(), "the in-place restore dropped it");
+    let (status, err) = run(c
+        .command()
+        .args(["cleanup", "-d", &c.db.name, "--yes", "--config"])
+        .arg(c.tmp.path().join("pgkeep.toml")));
+    assert!(status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("repaired the interrupted restore"))
+        .unwrap_or_else(|| panic!("no repair line: {err}"));
+    assert!(!line.contains("was not changed"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "\"{}\" does not exist: the in-place restore had dropped it before the load; restore it again",
+            c.db.name
+        )),
+        "{line}"
+    );
+    let (status, err) = run(&mut c.restore());
+    assert!(status.success(), "{err}");
+    assert_eq!(c.marker().as_deref(), Ok("restored"));
 }
