@@ -548,3 +548,27 @@ fn the_repair_of_a_killed_in_place_restore_says_the_database_is_gone() {
     assert!(status.success(), "{err}");
     assert_eq!(c.marker().as_deref(), Ok("restored"));
 }
+
+/// SIGTERM after the scratch database was made and before the pre-restore hooks: the hooks do
+/// not run (neither pre nor post: the apps were never scaled down), the exit is 143, the live
+/// database keeps its data and the scratch database is dropped.
+#[test]
+fn a_shutdown_before_the_pre_restore_hooks_skips_them() {
+    let c = Crash::new();
+    let (status, err) = run(c
+        .restore()
+        .env("PGKEEP_FAULT_POINT", "restore.journaled")
+        .env("PGKEEP_FAULT_SIGNAL", "SIGTERM"));
+    assert_eq!(status.code(), Some(143), "{err}");
+    assert!(
+        err.contains(&format!(
+            "interrupted by SIGTERM; the live database \"{}\" was not changed; the scratch database was dropped",
+            c.db.name
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(c.log()).unwrap_or_default(), "");
+    assert_eq!(c.marker().as_deref(), Ok("live"));
+    assert_eq!(c.copies(), Vec::<String>::new());
+    assert_eq!(c.wait_no_sessions(), "");
+}
