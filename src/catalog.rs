@@ -93,6 +93,10 @@ pub enum Status {
     /// A data file pgkeep made whose manifest is missing (deleted, or the backup was killed
     /// before its commit): not a backup. Restored only by `--file PATH --allow-unverified`.
     Uncommitted,
+    /// A manifest that cannot be read or parsed, or one of a newer manifest version than this
+    /// pgkeep knows: listed with the reason (`Entry::unreadable`), never culled, never restored
+    /// or verified by choice, and it stops no command.
+    Unreadable,
 }
 
 /// Whether a data file without a manifest was made by pgkeep (then it is [`Status::Uncommitted`])
@@ -154,6 +158,9 @@ pub struct Entry {
     /// Why `database` is unknown (an old pod's file named for another host), when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_unknown: Option<String>,
+    /// Why the manifest could not be used ([`Status::Unreadable`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// Suffix of the verification record written beside a data file (never the manifest, which
@@ -322,8 +329,13 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
     // The store lists committed objects only: unfinished writes never show here.
     for o in &objects {
         if let Some(data) = o.name.strip_suffix(MANIFEST_SUFFIX) {
-            let m = read_manifest(store, &o.name)?;
-            let _ = data;
+            let m = match read_manifest(store, &o.name) {
+                Ok(m) => m,
+                Err(e) => {
+                    entries.push(unreadable_entry(&objects, data, e, host_hint));
+                    continue;
+                }
+            };
             entries.push(Entry {
                 id: m.id.clone(),
                 time: m.started_at,
@@ -337,19 +349,12 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                 sha256: Some(m.sha256.clone()),
                 verification: verification_of(&m.file),
                 database_unknown: None,
+                unreadable: None,
                 manifest: Some(m),
             });
         } else if let Some((format, compression)) = format_of(&o.name)
             && !names.contains(format!("{}{MANIFEST_SUFFIX}", o.name).as_str())
         {
-            let id = id_of(&o.name);
-            let (time, head) = match stamp_of(&id) {
-                Some((t, head)) => (t, Some(head)),
-                None => (
-                    Timestamp::try_from(o.modified).unwrap_or(Timestamp::UNIX_EPOCH),
-                    None,
-                ),
-            };
             let status = if made_by_pgkeep(&o.name, &head_of(store, &o.name)) {
                 Status::Uncommitted
             } else if compression == Compression::Gzip {
@@ -357,23 +362,7 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
             } else {
                 continue;
             };
-            let host = host_hint.map(host_label);
-            let database = head.and_then(|h| {
-                host.as_ref()
-                    .and_then(|host| h.strip_prefix(&format!("{host}-")).map(str::to_string))
-            });
-            let database_unknown = match (&database, head, &host) {
-                (Some(_), _, _) => None,
-                (None, Some(_), Some(host)) => Some(format!(
-                    "its name does not start with `{host}-` (the configured host), so it was made \
-                     for another service name; its database is unknown and prune never culls it"
-                )),
-                (None, _, _) => Some(
-                    "its name has no `<host>-<database>_<time>` form; its database is unknown and \
-                     prune never culls it"
-                        .into(),
-                ),
-            };
+            let (id, time, database, database_unknown) = named(&o.name, o.modified, host_hint);
             entries.push(Entry {
                 id,
                 time,
@@ -388,11 +377,81 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
                 manifest: None,
                 verification: verification_of(&o.name),
                 database_unknown,
+                unreadable: None,
             });
         }
     }
     entries.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
     Ok(entries)
+}
+
+/// Id, time and database of a file known only by its name (and modification time): the
+/// database from `<host>-<database>_<time>` with the configured host, else unknown and why.
+fn named(
+    name: &str,
+    modified: std::time::SystemTime,
+    host_hint: Option<&str>,
+) -> (String, Timestamp, Option<String>, Option<String>) {
+    let id = id_of(name);
+    let (time, head) = match stamp_of(&id) {
+        Some((t, head)) => (t, Some(head)),
+        None => (
+            Timestamp::try_from(modified).unwrap_or(Timestamp::UNIX_EPOCH),
+            None,
+        ),
+    };
+    let host = host_hint.map(host_label);
+    let database = head.and_then(|h| {
+        host.as_ref()
+            .and_then(|host| h.strip_prefix(&format!("{host}-")).map(str::to_string))
+    });
+    let database_unknown = match (&database, head, &host) {
+        (Some(_), _, _) => None,
+        (None, Some(_), Some(host)) => Some(format!(
+            "its name does not start with `{host}-` (the configured host), so it was made \
+             for another service name; its database is unknown and prune never culls it"
+        )),
+        (None, _, _) => Some(
+            "its name has no `<host>-<database>_<time>` form; its database is unknown and \
+             prune never culls it"
+                .into(),
+        ),
+    };
+    (id, time, database, database_unknown)
+}
+
+/// The entry of a backup whose manifest `<data>.manifest.json` cannot be used: known by its
+/// data file's name (and size, when the data file is there).
+fn unreadable_entry(
+    objects: &[crate::storage::ObjectInfo],
+    data: &str,
+    e: CatalogError,
+    host_hint: Option<&str>,
+) -> Entry {
+    let object = objects.iter().find(|o| o.name == data);
+    let modified = object.map_or(std::time::SystemTime::UNIX_EPOCH, |o| o.modified);
+    let (id, time, database, database_unknown) = named(data, modified, host_hint);
+    let (format, compression) = format_of(data).unwrap_or((Format::Plain, Compression::None));
+    let why = match e {
+        CatalogError::BadManifest { message, .. } => message,
+        other => other.to_string(),
+    };
+    Entry {
+        id,
+        time,
+        database,
+        format,
+        compression,
+        stored_bytes: object.map_or(0, |o| o.size),
+        duration_seconds: None,
+        status: Status::Unreadable,
+        file: data.to_string(),
+        sha256: None,
+        manifest: None,
+        verification: None,
+        database_unknown,
+        unreadable: Some(why),
+    }
 }
 
 /// What the configured manifest keys say of a manifest's bytes: `Ok(None)` when there are no
@@ -436,20 +495,23 @@ pub fn read_manifest(store: &dyn Store, name: &str) -> Result<Manifest, CatalogE
             name: name.to_string(),
             message: e.to_string(),
         })?;
-    let m: Manifest = serde_json::from_str(&text).map_err(|e| CatalogError::BadManifest {
+    let bad = |message: String| CatalogError::BadManifest {
         name: name.to_string(),
-        message: e.to_string(),
-    })?;
-    if m.manifest_version > MANIFEST_VERSION {
-        return Err(CatalogError::BadManifest {
-            name: name.to_string(),
-            message: format!(
-                "manifest version {} is newer than this pgkeep understands ({MANIFEST_VERSION})",
-                m.manifest_version
-            ),
-        });
+        message,
+    };
+    // The version first: a newer manifest may lack or change fields this pgkeep needs.
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if let Some(v) = value
+        .get("manifest_version")
+        .and_then(serde_json::Value::as_u64)
+        && v > u64::from(MANIFEST_VERSION)
+    {
+        return Err(bad(format!(
+            "manifest version {v} is newer than this pgkeep understands ({MANIFEST_VERSION})"
+        )));
     }
-    Ok(m)
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
 }
 
 use std::io::Read;

@@ -44,6 +44,9 @@ pub struct Health {
     pub database: String,
     pub checked_at: Timestamp,
     pub problems: Vec<Problem>,
+    /// What a person should look at that does not make the backups unhealthy: code
+    /// `unreadable-manifest` (a backup of this database whose manifest cannot be read).
+    pub warnings: Vec<Problem>,
     /// The newest backup that is committed and did not fail verification.
     pub newest_good: Option<String>,
     pub newest_good_age_seconds: Option<u64>,
@@ -98,6 +101,19 @@ pub fn evaluate(
     left_out(&mut problems, &committed);
     let last_ok = verification(&mut problems, &mine, &committed, database, now, cfg);
     free_space(&mut problems, &committed, free_bytes, backup_dir, cfg);
+    let warnings = mine
+        .iter()
+        .filter_map(|e| {
+            let why = e.unreadable.as_ref()?;
+            Some(Problem {
+                code: "unreadable-manifest",
+                message: format!(
+                    "the manifest of backup {} in {backup_dir} cannot be used ({why}): it is not counted, culled or restored",
+                    e.id
+                ),
+            })
+        })
+        .collect();
     Health {
         ok: problems.is_empty(),
         database: database.to_string(),
@@ -107,6 +123,7 @@ pub fn evaluate(
         last_verified_ok_at: last_ok,
         free_bytes,
         problems,
+        warnings,
     }
 }
 

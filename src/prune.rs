@@ -109,6 +109,10 @@ pub fn plan<'a>(
     let mut unattributed = Vec::new();
     let mut series: Vec<Entry> = Vec::new();
     for e in entries {
+        if e.status == Status::Unreadable {
+            // Its manifest cannot be read: never culled, and no slot of the policy.
+            continue;
+        }
         match e.database.as_deref() {
             Some(d) if d == database => series.push(e),
             None => unattributed.push(e.file.clone()),
@@ -122,7 +126,8 @@ pub fn plan<'a>(
             time: e.time,
             kind: match e.status {
                 Status::Good => Kind::Good,
-                Status::Legacy | Status::Uncommitted => Kind::Legacy,
+                // (Unreadable ones are left out above.)
+                Status::Legacy | Status::Uncommitted | Status::Unreadable => Kind::Legacy,
             },
             verified: verified(e),
         })

@@ -225,7 +225,7 @@ fn row(e: &Entry) -> Row {
         (None, Status::Good) => Verdict::Unverified,
         (None, Status::Legacy) => Verdict::Legacy,
         // Not a backup (its manifest is missing); such files are left out of the page.
-        (None, Status::Uncommitted) => Verdict::Bad,
+        (None, Status::Uncommitted | Status::Unreadable) => Verdict::Bad,
     };
     Row {
         id: e.id.clone(),
@@ -248,7 +248,10 @@ fn database(inputs: &Inputs, name: &str) -> Database {
     let mine: Vec<&Entry> = inputs
         .entries
         .iter()
-        .filter(|e| e.database.as_deref() == Some(name) && e.status != Status::Uncommitted)
+        .filter(|e| {
+            e.database.as_deref() == Some(name)
+                && !matches!(e.status, Status::Uncommitted | Status::Unreadable)
+        })
         .collect();
     let rows: Vec<Row> = mine.iter().map(|e| row(e)).collect();
     let good = mine
@@ -328,7 +331,10 @@ fn window(mine: &[&Entry], inputs: &Inputs) -> Window {
             time: e.time,
             kind: match e.status {
                 Status::Good => retention::Kind::Good,
-                Status::Legacy | Status::Uncommitted => retention::Kind::Legacy,
+                // (`mine` leaves unreadable ones out.)
+                Status::Legacy | Status::Uncommitted | Status::Unreadable => {
+                    retention::Kind::Legacy
+                }
             },
             verified: e.verification.as_ref().map(|v| v.verdict()),
         })
@@ -351,6 +357,7 @@ mod tests {
             time,
             database: Some(db.into()),
             database_unknown: None,
+            unreadable: None,
             format: Format::Plain,
             compression: Compression::Gzip,
             stored_bytes: 1000,

@@ -1,7 +1,8 @@
 //! `pgkeep prune` through the real binary: a dry run changes nothing and names the rule of every
 //! decision; `--apply` deletes manifest first then data; an empty policy is refused; old pod
 //! files fall under the policy; leftover partial files of the database's killed backups go, no
-//! other file does.
+//! other file does; a backup whose manifest cannot be read is listed as `unreadable`, never
+//! culled, and stops no command.
 
 mod common;
 
@@ -188,4 +189,119 @@ fn prune_apply_is_refused_while_a_backup_holds_the_lock() {
     std::fs::remove_file(&hold).unwrap();
     assert!(child.wait().unwrap().success());
     db.pgkeep().args(["prune", "--apply"]).assert().success();
+}
+
+/// A garbage manifest (of a backup newer than the good one) and a manifest of a newer format
+/// (of one older than every age rule keeps) used to make list, prune, check and restore fail.
+/// Both are listed as `unreadable` with the reason, never culled, never restored, and every
+/// command runs.
+#[test]
+fn unreadable_and_newer_manifests_are_listed_kept_and_stop_nothing() {
+    let db = TestDb::create(SAMPLE);
+    db.pgkeep().arg("backup").assert().success();
+    let files = db.files();
+    let good = files
+        .iter()
+        .find_map(|f| f.strip_suffix(".manifest.json"))
+        .unwrap()
+        .to_string();
+    let host = pgkeep::catalog::host_label(&cluster().socket_dir.display().to_string());
+    let now = jiff::Timestamp::now();
+    let mut made = Vec::new();
+    for (at, manifest) in [
+        (now + jiff::SignedDuration::from_hours(1), None),
+        (now - jiff::SignedDuration::from_hours(24 * 60), Some(())),
+    ] {
+        let (day, stem) = pgkeep::catalog::backup_stem(&host, &db.name, at);
+        std::fs::create_dir_all(db.backup_dir.join(&day)).unwrap();
+        let data = format!("{day}/{stem}.sql.gz");
+        std::fs::copy(db.backup_dir.join(&good), db.backup_dir.join(&data)).unwrap();
+        let bytes = match manifest {
+            None => b"{\"manifest_version\": 1, \"id\": ".to_vec(),
+            Some(()) => {
+                let mut m: serde_json::Value = serde_json::from_slice(
+                    &std::fs::read(db.backup_dir.join(format!("{good}.manifest.json"))).unwrap(),
+                )
+                .unwrap();
+                m["manifest_version"] = 2.into();
+                m.as_object_mut().unwrap().remove("sha256");
+                serde_json::to_vec(&m).unwrap()
+            }
+        };
+        std::fs::write(db.backup_dir.join(format!("{data}.manifest.json")), bytes).unwrap();
+        made.push((pgkeep::catalog::id_of(&data), data));
+    }
+    let before = db.files();
+
+    let out = db.pgkeep().arg("list").assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    for (id, data) in &made {
+        let row = text
+            .lines()
+            .find(|l| l.ends_with(id.as_str()))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(row.contains("unreadable"), "{row}");
+        assert!(
+            text.contains(&format!("unreadable manifest of {id}: "))
+                && text.contains(&format!("{data}.manifest.json by hand")),
+            "{text}"
+        );
+    }
+    assert!(text.contains("not JSON"), "{text}");
+    assert!(
+        text.contains("manifest version 2 is newer than this pgkeep understands (1)"),
+        "{text}"
+    );
+    let out = db.pgkeep().args(["list", "--json"]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let unreadable: Vec<&serde_json::Value> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "unreadable")
+        .collect();
+    assert_eq!(unreadable.len(), 2, "{v}");
+    assert!(
+        unreadable.iter().all(|e| e["unreadable"].is_string()),
+        "{v}"
+    );
+
+    db.pgkeep().args(["prune", "--apply"]).assert().success();
+    assert_eq!(db.files(), before, "never culled");
+
+    // Never verified, so check would say `verify-stale`; the unreadable ones are not verified.
+    db.pgkeep().arg("verify").assert().success();
+    let out = db.pgkeep().arg("check").assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("warning: unreadable-manifest: "))
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("ok: "), "{text}");
+
+    let out = db
+        .pgkeep()
+        .env("PGKEEP_ADMIN_USER", "postgres")
+        .args(["restore", "--yes"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains(&pgkeep::catalog::id_of(&good)),
+        "the good one: {text}"
+    );
+    db.pgkeep()
+        .env("PGKEEP_ADMIN_USER", "postgres")
+        .args(["restore", "--yes", "--backup", &made[0].0])
+        .assert()
+        .code(7)
+        .stderr(predicate::str::contains("cannot be used: not JSON"));
+    db.pgkeep()
+        .env("PGKEEP_ADMIN_USER", "postgres")
+        .args(["cleanup", "--yes", "-d", &db.name])
+        .assert()
+        .success();
 }

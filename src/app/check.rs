@@ -20,6 +20,11 @@ pub fn run(args: &CheckArgs, settings: &Settings) -> Result<()> {
         jiff::Timestamp::now(),
         &settings.check,
     );
+    if !args.json {
+        for w in &health.warnings {
+            println!("warning: {}: {}", w.code, w.message);
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&health)?);
     } else if health.ok {

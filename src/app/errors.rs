@@ -157,6 +157,22 @@ mod tests {
                 .into(),
                 REFUSED,
             ),
+            (
+                RestoreError::Stopped {
+                    why: "w".into(),
+                    state: "s".into(),
+                }
+                .into(),
+                REFUSED,
+            ),
+            (
+                RestoreError::Failed {
+                    source: Box::new(RestoreError::Pg(unreachable())),
+                    state: "s".into(),
+                }
+                .into(),
+                CONNECTION,
+            ),
             (VerifyError::Catalog(bad_manifest()).into(), STORAGE),
             (PruneError::Catalog(bad_manifest()).into(), STORAGE),
             (bad_manifest().into(), FAILED),

@@ -71,6 +71,7 @@ pub fn render_list(entries: &[Entry]) -> String {
                 Status::Legacy if e.verification.is_some() => "legacy".into(),
                 Status::Legacy => "legacy (unverified)".into(),
                 Status::Uncommitted => "uncommitted (no manifest)".into(),
+                Status::Unreadable => "unreadable".into(),
             },
             match &e.verification {
                 None => "-".into(),
@@ -95,9 +96,20 @@ pub fn render_list(entries: &[Entry]) -> String {
     }
     let notes: Vec<String> = entries
         .iter()
-        .filter_map(|e| {
-            let why = e.database_unknown.as_ref()?;
-            Some(format!("database ? of {}: {why}\n", e.id))
+        .flat_map(|e| {
+            let unknown = e
+                .database_unknown
+                .as_ref()
+                .map(|why| format!("database ? of {}: {why}\n", e.id));
+            let unreadable = e.unreadable.as_ref().map(|why| {
+                format!(
+                    "unreadable manifest of {}: {why}; it is never culled (fix or remove {}{} by hand)\n",
+                    e.id,
+                    e.file,
+                    catalog::MANIFEST_SUFFIX
+                )
+            });
+            unknown.into_iter().chain(unreadable)
         })
         .collect();
     let widths: Vec<usize> = (0..8)

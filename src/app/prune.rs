@@ -85,6 +85,7 @@ pub fn render_prune(
                 (Status::Good, _) => "good".into(),
                 (Status::Legacy, _) => "legacy".into(),
                 (Status::Uncommitted, _) => "uncommitted".into(),
+                (Status::Unreadable, _) => "unreadable".into(),
             },
             i.id.clone(),
             i.verdict.to_string(),

@@ -148,12 +148,8 @@ pub fn render_report(req: &Request, report: &Report) -> String {
             report.roles_created.join(", ")
         ));
     }
-    match (&report.previous, report.previous_dropped) {
-        (Some(p), true) => out.push_str(&format!("  previous copy \"{p}\" dropped\n")),
-        (Some(p), false) => out.push_str(&format!(
-            "  previous copy kept as \"{p}\" (connections disabled); `pgkeep cleanup` drops it\n"
-        )),
-        _ => {}
+    if let (Some(p), Some(now)) = (&report.previous, &report.previous_now) {
+        out.push_str(&previous_line(p, now, &req.target));
     }
     for h in report.pre_hooks.iter().chain(&report.post_hooks) {
         out.push_str(&format!(
@@ -174,6 +170,24 @@ pub fn render_report(req: &Request, report: &Report) -> String {
 }
 
 /// How the flags choose a backup.
+/// The report's line on the kept copy, from what `pg_database` showed at the end.
+fn previous_line(p: &str, now: &restore::PreviousNow, target: &str) -> String {
+    use restore::PreviousNow;
+    let fix = restore::cleanup_command(target);
+    match now {
+        PreviousNow::Kept => {
+            format!("  previous copy kept as \"{p}\" (connections disabled); `{fix}` drops it\n")
+        }
+        PreviousNow::Drop(d) => format!("  {}\n", d.phrase("previous copy", p, &fix)),
+        PreviousNow::Missing => {
+            format!("  previous copy \"{p}\": the server no longer lists it\n")
+        }
+        PreviousNow::Unread(e) => format!(
+            "  previous copy \"{p}\": whether it is still there could not be read ({e}); `{fix}` drops it if it is\n"
+        ),
+    }
+}
+
 fn selector(args: &RestoreArgs) -> Result<Selector> {
     Ok(match (&args.backup_id, &args.file, &args.before) {
         (Some(id), _, _) => Selector::Id(id.clone()),

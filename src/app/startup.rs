@@ -5,10 +5,21 @@ use anyhow::Result;
 
 use super::context::Context;
 
-/// Arm `PGKEEP_FAULT_POINT` (an unknown point is an error) and sweep old passfiles.
+/// Arm `PGKEEP_FAULT_POINT` (an unknown point is an error; `PGKEEP_FAULT_SIGNAL` makes it send
+/// that signal instead of killing) and sweep old passfiles.
 pub fn prepare(ctx: &Context) -> Result<()> {
     if let Some(point) = ctx.env.get("PGKEEP_FAULT_POINT") {
-        crate::fault::arm(point)?;
+        match ctx.env.get("PGKEEP_FAULT_SIGNAL") {
+            None => crate::fault::arm(point)?,
+            Some(signal) => {
+                let shutdown = ctx.shutdown.clone();
+                crate::fault::arm_signal(
+                    point,
+                    signal,
+                    Box::new(move || shutdown.reason().is_some()),
+                )?;
+            }
+        }
     }
     remove_stale_passfiles(ctx);
     Ok(())

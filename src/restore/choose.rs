@@ -196,7 +196,18 @@ pub fn choose(
     {
         return Err(uncommitted(&Path::new(&store.describe()).join(&e.file)));
     }
-    entries.retain(|e| e.status != Status::Uncommitted);
+    if let Selector::Id(id) = selector
+        && let Some(e) = entries
+            .iter()
+            .find(|e| e.status == Status::Unreadable && (e.id == *id || e.file == *id))
+    {
+        return Err(RestoreError::Refused(format!(
+            "the manifest of backup `{}` cannot be used: {}",
+            e.id,
+            e.unreadable.as_deref().unwrap_or("unreadable")
+        )));
+    }
+    entries.retain(|e| !matches!(e.status, Status::Uncommitted | Status::Unreadable));
     let from_entry = |e: &Entry| from_entry(store, staging_dir, e);
     let of_db: Vec<&Entry> = entries
         .iter()

@@ -31,6 +31,17 @@ pub enum RestoreError {
     Refused(String),
     #[error("{source}; {state}")]
     Load { source: LoadError, state: String },
+    /// Refused after the scratch database was made, which could not be undone entirely: the
+    /// state found on the server instead of "nothing was changed".
+    #[error("{why}; {state}")]
+    Stopped { why: String, state: String },
+    /// Failed after the scratch database was made, with the state found on the server.
+    #[error("{source}; {state}")]
+    Failed {
+        #[source]
+        source: Box<RestoreError>,
+        state: String,
+    },
     #[error("the swap failed: {0}")]
     Swap(String),
     #[error("{context}: {source}")]
@@ -53,7 +64,7 @@ impl crate::exit::ExitCode for RestoreError {
     fn exit_code(&self) -> u8 {
         use crate::exit::{FAILED, REFUSED, STORAGE, USAGE};
         match self {
-            RestoreError::Refused(_) => REFUSED,
+            RestoreError::Refused(_) | RestoreError::Stopped { .. } => REFUSED,
             RestoreError::NoBackup(_) => USAGE,
             RestoreError::Interrupted { reason, .. } => reason.exit_code(),
             RestoreError::Load { source, .. } => source.exit_code(),
@@ -64,7 +75,9 @@ impl crate::exit::ExitCode for RestoreError {
             RestoreError::Tool(e) => e.exit_code(),
             RestoreError::Storage(_) | RestoreError::Catalog(_) => STORAGE,
             RestoreError::Lock(e) => e.exit_code(),
-            RestoreError::WithHooks { source, .. } => source.exit_code(),
+            RestoreError::WithHooks { source, .. } | RestoreError::Failed { source, .. } => {
+                source.exit_code()
+            }
         }
     }
 }

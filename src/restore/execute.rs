@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::database;
+use super::dropped::Dropped;
 use super::error::RestoreError;
 use super::hooks;
 use super::journal::{self, Journal};
@@ -30,15 +31,34 @@ pub struct Report {
     /// From blocking connections to the commit of the rename (swap), or from the drop to the
     /// rename (in-place).
     pub downtime: Option<Duration>,
-    /// The kept previous copy (swap), if any and not dropped.
+    /// The kept previous copy (swap), if any.
     pub previous: Option<String>,
-    pub previous_dropped: bool,
+    /// What `pg_database` shows of it at the end.
+    pub previous_now: Option<PreviousNow>,
     pub tables_checked: usize,
     pub rows_checked: u64,
     pub pre_hooks: Vec<hooks::HookResult>,
     pub post_hooks: Vec<hooks::HookResult>,
     pub notes: Vec<String>,
     pub roles_created: Vec<String>,
+}
+
+/// The kept copy at the end of a restore, as `pg_database` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PreviousNow {
+    /// Listed (it was not to be dropped).
+    Kept,
+    /// It was to be dropped (`--drop-previous`): what the drop left.
+    Drop(Dropped),
+    /// It was not to be dropped, and `pg_database` no longer lists it.
+    Missing,
+    /// `pg_database` could not be read.
+    Unread(String),
+}
+
+/// The command that drops what a restore of `db` left.
+pub fn cleanup_command(db: &str) -> String {
+    hooks::show_argv(&["pgkeep".into(), "cleanup".into(), "-d".into(), db.into()])
 }
 
 /// The restore lock of one target database.
@@ -284,24 +304,30 @@ impl Run<'_> {
         }
     }
 
-    /// The success: close the journal (or drop the kept copy that holds it, when asked).
+    /// The success: close the journal (or drop the kept copy that holds it, when asked), and
+    /// read what is left of the kept copy.
     async fn finish(&mut self, report: &mut Report) -> Result<(), RestoreError> {
         let holder = self.holder(report);
-        if self.req.drop_previous
-            && let Some(prev) = report.previous.clone()
-        {
-            let t = Instant::now();
-            match self.loader.drop(&prev).await {
-                Ok(()) => report.previous_dropped = true,
-                Err(e) => report
-                    .notes
-                    .push(format!("could not drop the previous copy \"{prev}\": {e}")),
-            }
-            report.phases.push(("drop previous", t.elapsed()));
+        if let Some(prev) = report.previous.clone() {
+            let now = if self.req.drop_previous {
+                let t = Instant::now();
+                let dropped = self.loader.drop_checked(&prev).await;
+                report.phases.push(("drop previous", t.elapsed()));
+                PreviousNow::Drop(dropped)
+            } else {
+                match self.exists(&prev).await {
+                    Ok(true) => PreviousNow::Kept,
+                    Ok(false) => PreviousNow::Missing,
+                    Err(e) => PreviousNow::Unread(e.to_string()),
+                }
+            };
+            report.previous_now = Some(now);
         }
-        if !report.previous_dropped
-            && let Err(e) = self.journal.close(self.client, &holder).await
-        {
+        let previous_gone = matches!(
+            report.previous_now,
+            Some(PreviousNow::Drop(Dropped::Gone) | PreviousNow::Missing)
+        );
+        if !previous_gone && let Err(e) = self.journal.close(self.client, &holder).await {
             report.notes.push(format!(
                 "could not remove the restore journal from \"{holder}\" (the next pgkeep run will): {e}"
             ));
@@ -313,56 +339,64 @@ impl Run<'_> {
     /// found on the server.
     async fn undo(&self, e: RestoreError) -> RestoreError {
         let mut state = Vec::new();
+        let mut scratch_gone = true;
         if !self.swapped {
-            let dropped = self.loader.drop(&self.pre.scratch).await;
-            match (dropped, self.exists(&self.pre.scratch).await) {
-                (Ok(()), Ok(false)) => state.push("the scratch database was dropped".to_string()),
-                (Err(d), _) => state.push(format!(
-                    "the scratch database \"{}\" could not be dropped ({d}); `pgkeep cleanup` drops it",
-                    self.pre.scratch
-                )),
-                _ => state.push(format!(
-                    "the scratch database \"{}\" is still there; `pgkeep cleanup` drops it",
-                    self.pre.scratch
-                )),
-            }
+            let dropped = self.loader.drop_checked(&self.pre.scratch).await;
+            scratch_gone = dropped.gone();
+            state.push(match dropped {
+                Dropped::Gone => "the scratch database was dropped".to_string(),
+                left => left.phrase(
+                    "the scratch database",
+                    &self.pre.scratch,
+                    &cleanup_command(&self.req.target),
+                ),
+            });
         }
-        state.insert(0, self.live_state().await);
+        let (live, unchanged) = self.live_state().await;
+        state.insert(0, live);
         let state = state.join("; ");
         match e {
             RestoreError::Interrupted { reason, .. } => RestoreError::Interrupted { reason, state },
             RestoreError::Load { source, .. } => RestoreError::Load { source, state },
             RestoreError::Swap(m) => RestoreError::Swap(format!("{m}; {state}")),
-            other => other,
+            // "Nothing was changed" holds only when the server shows it.
+            RestoreError::Refused(why) if scratch_gone && unchanged => RestoreError::Refused(why),
+            RestoreError::Refused(why) => RestoreError::Stopped { why, state },
+            other => RestoreError::Failed {
+                source: Box::new(other),
+                state,
+            },
         }
     }
 
-    /// What the live name holds now, read from the server.
-    async fn live_state(&self) -> String {
+    /// What the live name holds now, read from the server; and whether it is as it was.
+    async fn live_state(&self) -> (String, bool) {
         let db = &self.req.target;
         let in_place = self.req.strategy == Strategy::InPlace && self.pre.target_exists;
-        match self.exists(db).await {
+        let text = match self.exists(db).await {
             Ok(true) if self.swapped => format!("\"{db}\" holds the restored data"),
             Ok(true) if in_place => format!("\"{db}\" still exists"),
             Ok(true) if self.pre.target_exists => {
-                format!("the live database \"{db}\" was not changed")
+                return (format!("the live database \"{db}\" was not changed"), true);
             }
             Ok(true) => format!("\"{db}\" exists"),
             Ok(false) if in_place => format!(
                 "the in-place restore had already dropped \"{db}\": it does not exist until a restore succeeds"
             ),
-            Ok(false) => format!("\"{db}\" was not created"),
+            Ok(false) => return (format!("\"{db}\" was not created"), true),
             Err(e) => format!("the state of \"{db}\" could not be read ({e})"),
-        }
+        };
+        (text, false)
     }
 
+    /// Whether `pg_database` lists `db`: on the restore's session, or on a new one when that
+    /// session is gone (the server restarted under the restore).
     async fn exists(&self, db: &str) -> Result<bool, RestoreError> {
-        Ok(self
-            .client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
-            .await
-            .map_err(|e| query_error("reading pg_database", e))?
-            .is_some())
+        if !self.client.is_closed() {
+            return Ok(super::dropped::exists(self.client, db).await?);
+        }
+        let client = self.loader.admin.connect().await?;
+        Ok(super::dropped::exists(&client, db).await?)
     }
 }
 

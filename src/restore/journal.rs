@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::database::drop_database_sql;
+use super::dropped::{drop_confirmed, exists};
 use super::error::RestoreError;
 use super::hooks;
 use super::swap::unblock_sql;
@@ -269,10 +269,7 @@ pub async fn repair(r: &Repair<'_>, db: Option<&str>) -> Result<Vec<String>, Res
         lines.push(repair_one(r, &client, version, &f).await?);
     }
     for scratch in unjournaled_scratch(&client, db).await? {
-        client
-            .batch_execute(&drop_database_sql(&scratch, version))
-            .await
-            .map_err(|e| RestoreError::Pg(query_error(&format!("dropping \"{scratch}\""), e)))?;
+        drop_confirmed(&client, &scratch, version).await?;
         lines.push(format!(
             "repaired an interrupted restore: dropped the scratch database \"{scratch}\" of a restore killed before it ran any hook or changed anything else"
         ));
@@ -355,14 +352,11 @@ async fn repair_one(
             .await?;
             did.push(format!("allowed connections to \"{}\" again", j.target));
         }
-        exec(
-            drop_database_sql(&f.holder, version),
-            format!("dropping \"{}\"", f.holder),
-        )
-        .await?;
+        drop_confirmed(client, &f.holder, version).await?;
         did.push(format!(
-            "dropped the scratch database \"{}\" (the restore had not swapped; \"{}\" was not changed)",
-            f.holder, j.target
+            "dropped the scratch database \"{}\" (the restore had not swapped; {})",
+            f.holder,
+            unswapped_live(client, j).await?
         ));
     }
     if j.pre_hooks_started && !j.post_hooks_done {
@@ -377,11 +371,7 @@ async fn repair_one(
         .await?;
         match (&j.previous, j.drop_previous) {
             (Some(prev), true) => {
-                exec(
-                    drop_database_sql(prev, version),
-                    format!("dropping the kept copy \"{prev}\""),
-                )
-                .await?;
+                drop_confirmed(client, prev, version).await?;
                 did.push(format!("dropped the kept copy \"{prev}\" as asked"));
             }
             (Some(prev), false) => did.push(format!(
@@ -400,6 +390,23 @@ async fn repair_one(
         j.by,
         did.join("; ")
     ))
+}
+
+/// What the live name of a restore that did not swap holds, read from the server: an in-place
+/// restore drops it before the load.
+async fn unswapped_live(
+    client: &tokio_postgres::Client,
+    j: &Journal,
+) -> Result<String, RestoreError> {
+    let t = &j.target;
+    Ok(match (exists(client, t).await?, j.live_allowed.is_some()) {
+        (true, true) => format!("\"{t}\" was not changed"),
+        (true, false) => format!("\"{t}\" exists (it did not when the restore began)"),
+        (false, true) => format!(
+            "\"{t}\" does not exist: the in-place restore had dropped it before the load; restore it again"
+        ),
+        (false, false) => format!("\"{t}\" was not created"),
+    })
 }
 
 /// Run the post-restore hooks for a restore whose pre-restore hooks ran (the apps may still be

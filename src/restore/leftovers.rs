@@ -3,7 +3,6 @@
 
 use jiff::Timestamp;
 
-use super::database;
 use super::error::RestoreError;
 use super::names::{previous_name, scratch_name, without_seq};
 use crate::pg::{ConnParams, query_error};
@@ -81,8 +80,6 @@ pub async fn drop_leftover(admin: &ConnParams, name: &str) -> Result<(), Restore
     super::subscriptions::detach_and_drop(admin, name).await?;
     let client = admin.connect().await?;
     let v = crate::pg::catalog::server_info(&client).await?.version_num;
-    client
-        .batch_execute(&database::drop_database_sql(name, v))
-        .await
-        .map_err(|e| RestoreError::Pg(query_error(&format!("dropping \"{name}\""), e)))
+    super::dropped::drop_confirmed(&client, name, v).await?;
+    Ok(())
 }

@@ -20,10 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::database::{
-    create_database_sql, drop_database_sql, extensions_sql, grants_sql, settings_sql,
-};
+use super::database::{create_database_sql, extensions_sql, grants_sql, settings_sql};
 
+use super::dropped::Dropped;
 use super::load_role::{LoadRole, RunAs};
 use crate::model::Format;
 use crate::pg::catalog::DatabaseInfo;
@@ -311,11 +310,22 @@ impl Loader<'_> {
     /// slots: a database with subscriptions cannot be dropped).
     pub async fn drop(&self, database: &str) -> Result<(), LoadError> {
         super::subscriptions::detach_and_drop(self.admin, database).await?;
-        self.admin_exec(
-            &drop_database_sql(database, self.server_version_num),
-            &format!("dropping database \"{database}\""),
-        )
-        .await
+        let client = self.admin.connect().await?;
+        super::dropped::drop_confirmed(&client, database, self.server_version_num).await?;
+        Ok(())
+    }
+
+    /// [`Loader::drop`], and when it fails, `pg_database` read again on a new connection (the
+    /// failure may be a connection lost after the drop): what is left, for the message.
+    pub async fn drop_checked(&self, database: &str) -> Dropped {
+        let Err(e) = self.drop(database).await else {
+            return Dropped::Gone;
+        };
+        let after = match self.admin.connect().await {
+            Ok(client) => super::dropped::exists(&client, database).await,
+            Err(c) => Err(c),
+        };
+        Dropped::after_failure(e.to_string(), after)
     }
 
     /// The environment of a load's child: the load role's connection, and the settings psql's

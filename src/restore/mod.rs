@@ -6,6 +6,7 @@
 
 mod choose;
 mod database;
+mod dropped;
 mod error;
 mod execute;
 mod feed;
@@ -30,8 +31,9 @@ pub use database::{
     TargetServer, create_database_sql, drop_database_sql, fit_to_target, grants_sql,
     memberships_sql, settings_sql,
 };
+pub use dropped::Dropped;
 pub use error::RestoreError;
-pub use execute::{Report, execute, lock_path};
+pub use execute::{PreviousNow, Report, cleanup_command, execute, lock_path};
 pub use file::{FileCheck, LegacyScan, check_file, custom_statements, scan_plain};
 pub use leftovers::{Leftover, drop_leftover, leftovers};
 pub use load::{Checked, Input, LoadError, Loader, ScratchLoad, Tools};

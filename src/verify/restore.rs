@@ -178,7 +178,7 @@ async fn test_restore(
             names_encoding: manifest.as_ref().and_then(|m| m.dump_encoding.as_deref()),
         })
         .await;
-    Ok(verdict(res, &loader, &scratch, rr.checks.len())
+    Ok(verdict(res, &loader, (&db, &scratch), rr.checks.len())
         .await?
         .map(|m| {
             let m = format!("{m} (PostgreSQL {} server)", server.version);
@@ -321,17 +321,19 @@ async fn properties(
 async fn verdict(
     res: Result<Checked, LoadError>,
     loader: &Loader<'_>,
-    scratch: &str,
+    (db, scratch): (&str, &str),
     checks: usize,
 ) -> Result<Result<String, Failure>, VerifyError> {
     Ok(match res {
         Ok(checked) => {
             // It proved what it had to; the copy goes.
-            let dropped = match loader.drop(scratch).await {
-                Ok(()) => "dropped again".to_string(),
-                Err(e) => {
-                    tracing::warn!(database = %scratch, error = %e, "cannot drop the scratch database");
-                    format!("it could not be dropped ({e}): `pgkeep cleanup` lists it")
+            let dropped = match loader.drop_checked(scratch).await {
+                crate::restore::Dropped::Gone => "dropped again".to_string(),
+                left => {
+                    let fix = crate::restore::cleanup_command(db);
+                    let phrase = left.phrase("the scratch database", scratch, &fix);
+                    tracing::warn!(database = %scratch, "{phrase}");
+                    phrase
                 }
             };
             Ok(format!(

@@ -63,6 +63,8 @@ pub fn targets(
     };
     let mut out: Vec<Target> = entries
         .iter()
+        // A backup whose manifest cannot be read is not judged here (`list` shows why).
+        .filter(|e| e.status != Status::Unreadable)
         .map(|e| {
             let mut t = Target::from(e);
             t.settling = e.status != Status::Good && settling(&e.file);
