@@ -69,6 +69,10 @@ pub enum Command {
     Backup(BackupArgs),
     /// List backups, newest first (legacy .sql.gz files without a manifest included).
     List(ListArgs),
+    /// The databases that backup, prune, verify and check work over (the `databases` setting,
+    /// else `all`: every database that accepts connections, templates and exclude_databases
+    /// left out), read from the server now; then what was left out and why.
+    Databases(DatabasesArgs),
     /// Prove backups: read every byte, compare size and sha256 with the manifest, decompress
     /// fully and check completeness and row counts (custom format: replay every block with
     /// pg_restore). The result is recorded beside each backup as <file>.verify.json.
@@ -312,6 +316,14 @@ pub struct ListArgs {
     #[arg(long, short = 'd', value_name = "NAME")]
     pub database: Option<String>,
     /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DatabasesArgs {
+    /// JSON for schedulers that start one job per database: {"databases": [...], "missing",
+    /// "gone", "excluded", "no_connections", "templates"}.
     #[arg(long)]
     pub json: bool,
 }

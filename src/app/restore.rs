@@ -187,7 +187,7 @@ fn selector(args: &RestoreArgs) -> Result<Selector> {
 /// The restore request of the flags and settings: the chosen backup, the target database (the
 /// flag's, else the backup's, else the configured one), hooks, tools and the environment.
 fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Request> {
-    let source_db = settings.database_or(&args.database);
+    let source_db = super::set::one(settings, &args.database, "restore")?;
     let store = crate::storage::open(&settings.backup_dir)?;
     let backup = restore::choose(
         &*store,
