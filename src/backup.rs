@@ -270,7 +270,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         warnings,
         globals: None,
     };
-    commit_manifest(&*store, &manifest)?;
+    commit_manifest(&*store, &manifest, req.settings.manifest_keys.as_ref())?;
     fault::point("backup.committed");
     drop(lock);
     Ok(Done {
@@ -621,8 +621,13 @@ fn dump_custom(
 }
 
 /// Write the manifest atomically; if that fails, remove the data so nothing unlisted remains.
-pub(crate) fn commit_manifest(store: &dyn Store, m: &Manifest) -> Result<(), BackupError> {
-    let json = serde_json::to_vec_pretty(m).map_err(|e| BackupError::Manifest(e.to_string()))?;
+pub(crate) fn commit_manifest(
+    store: &dyn Store,
+    m: &Manifest,
+    keys: Option<&crate::model::ManifestKeys>,
+) -> Result<(), BackupError> {
+    let json =
+        catalog::manifest_bytes(m, keys).map_err(|e| BackupError::Manifest(e.to_string()))?;
     if let Err(e) = store.put(&m.manifest_name(), &json) {
         let _ = store.delete(&m.file);
         return Err(e.into());

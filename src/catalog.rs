@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::model::{Compression, Format};
+use crate::model::{Compression, Format, ManifestKeys, Seal};
 use crate::pg::catalog::DatabaseInfo;
 use crate::storage::{StorageError, Store};
 
@@ -379,6 +379,38 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
     }
     entries.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
     Ok(entries)
+}
+
+/// What the configured manifest keys say of a manifest's bytes: `Ok(None)` when there are no
+/// keys or its signature verifies, `Ok(Some(note))` when it is unsigned and that is allowed,
+/// `Err(why)` (to follow "the manifest NAME") when it must not be trusted.
+pub fn seal_of(keys: Option<&ManifestKeys>, bytes: &[u8]) -> Result<Option<String>, String> {
+    let Some(keys) = keys else {
+        return Ok(None);
+    };
+    match keys.check(bytes) {
+        Seal::Valid => Ok(None),
+        Seal::Unsigned if keys.required => Err(
+            "is not signed, and manifest_keys_required is set: it may have been written by \
+             someone without the key"
+                .into(),
+        ),
+        Seal::Unsigned => Ok(Some("its manifest is not signed".into())),
+        Seal::Invalid => Err(
+            "has a signature that none of manifest_keys verifies: it was changed after pgkeep \
+             wrote it, or signed with a key that is no longer configured"
+                .into(),
+        ),
+    }
+}
+
+/// The manifest's bytes as stored: signed with the first of `keys`, if any.
+pub fn manifest_bytes(m: &Manifest, keys: Option<&ManifestKeys>) -> serde_json::Result<Vec<u8>> {
+    let json = serde_json::to_vec_pretty(m)?;
+    Ok(match keys {
+        Some(k) => k.sign(&json),
+        None => json,
+    })
 }
 
 pub fn read_manifest(store: &dyn Store, name: &str) -> Result<Manifest, CatalogError> {

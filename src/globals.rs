@@ -193,7 +193,7 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         warnings: dumped.warnings,
         globals: Some(info),
     };
-    backup::commit_manifest(&*store, &manifest)?;
+    backup::commit_manifest(&*store, &manifest, s.manifest_keys.as_ref())?;
     drop(lock);
     Ok(Done {
         path: Path::new(&store.describe()).join(&file),

@@ -181,7 +181,15 @@ mod tests {
         assert!(o.success(), "{}", o.describe());
         drop(lock);
         let sleeper: i32 = String::from_utf8_lossy(&out).trim().parse().unwrap();
-        let got = Lock::acquire(&p, "other");
+        // A fork by another thread of this process (another test starting a child) holds a copy
+        // of every descriptor, this lock's too, until its exec closes them: retry for a while.
+        // The sleeper lives for 30 s, so a lock it inherited would still be refused at the end.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut got = Lock::acquire(&p, "other");
+        while got.is_err() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            got = Lock::acquire(&p, "other");
+        }
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(sleeper),
             nix::sys::signal::Signal::SIGKILL,

@@ -197,6 +197,14 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         &selector(args)?,
         args.allow_unverified,
     )?;
+    if let Some(note) = restore::check_seal(
+        &*store,
+        &selector(args)?,
+        &backup,
+        settings.manifest_keys.as_ref(),
+    )? {
+        tracing::warn!("backup {}: {note}", backup.id);
+    }
     let target =
         args.target_database
             .clone()

@@ -56,6 +56,7 @@ async fn run_one(
         child_env: ctx.child_env(),
         now: jiff::Timestamp::now,
         shutdown: ctx.shutdown.clone(),
+        manifest_keys: settings.manifest_keys.clone(),
     };
     // The restore level's admin connection and its private passfile (never a password in argv
     // or the environment of children).

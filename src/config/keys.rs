@@ -105,6 +105,17 @@ const NOTIFY_ON: Kind = Kind::Choice {
     aliases: &[("failures", "failure"), ("all", "always")],
 };
 /// A count of backups or days.
+const BOOL: Kind = Kind::Choice {
+    names: &["false", "true"],
+    aliases: &[
+        ("no", "false"),
+        ("off", "false"),
+        ("0", "false"),
+        ("yes", "true"),
+        ("on", "true"),
+        ("1", "true"),
+    ],
+};
 const COUNT: Kind = Kind::Int {
     min: 0,
     max: u32::MAX as i64,
@@ -252,6 +263,20 @@ pub const KEYS: &[Key] = &[
         Kind::Int { min: 0, max: i64::MAX },
         Default::Value("64"),
         "smallest plausible raw dump size in bytes",
+    ),
+    Key::new(
+        "manifest_keys",
+        &["PGKEEP_MANIFEST_KEYS"],
+        Kind::Text,
+        Default::Unset("not set: manifests are not signed"),
+        "HMAC keys (space-separated, 16+ bytes each) for tamper-evident manifests: the first signs, all verify",
+    ).secret(),
+    Key::new(
+        "manifest_keys_required",
+        &["PGKEEP_MANIFEST_KEYS_REQUIRED"],
+        BOOL,
+        Default::Value("false"),
+        "with manifest_keys: refuse manifests without a signature (else they pass with a warning)",
     ),
     Key::new(
         "log_format",

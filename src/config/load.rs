@@ -53,6 +53,7 @@ impl Settings {
             partial_max_age: t.duration("partial_max_age"),
             listen: t.addr("listen"),
             api_token: t.api_token()?,
+            manifest_keys: t.manifest_keys()?,
             shutdown_grace: t.duration("shutdown_grace"),
             host: t.text("host"),
             port: t.int("port") as u16,

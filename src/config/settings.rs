@@ -51,6 +51,8 @@ pub struct Settings {
     pub partial_max_age: std::time::Duration,
     pub listen: std::net::SocketAddr,
     pub api_token: Option<Secret>,
+    /// Keys that sign and check manifests (`manifest_keys`); `None`: manifests are not signed.
+    pub manifest_keys: Option<crate::model::ManifestKeys>,
     pub shutdown_grace: std::time::Duration,
     /// Role for restores (`None`: the backup user).
     pub admin_user: Option<String>,

@@ -259,6 +259,30 @@ impl<'a> Typed<'a> {
 
     /// The API token; it must be printable ASCII, the only text an HTTP client can send in a
     /// header, or no request could ever authenticate.
+    /// The manifest keys (`None` without any), each at least [`ManifestKeys`]' minimum.
+    pub fn manifest_keys(&self) -> Result<Option<crate::model::ManifestKeys>, ConfigError> {
+        let text = self.opt_text("manifest_keys").unwrap_or_default();
+        let keys: Vec<&str> = text.split_whitespace().collect();
+        if let Some(i) = keys
+            .iter()
+            .position(|k| k.len() < crate::model::seal::MIN_KEY_BYTES)
+        {
+            return Err(self.invalid(
+                "manifest_keys",
+                format!(
+                    "key {} of {} has fewer than {} bytes; use random keys (e.g. `openssl rand -hex 32`)",
+                    i + 1,
+                    keys.len(),
+                    crate::model::seal::MIN_KEY_BYTES
+                ),
+            ));
+        }
+        Ok(crate::model::ManifestKeys::new(
+            keys.into_iter().map(Secret::new).collect(),
+            self.text("manifest_keys_required") == "true",
+        ))
+    }
+
     pub fn api_token(&self) -> Result<Option<Secret>, ConfigError> {
         let Some(token) = self.opt_text("api_token") else {
             return Ok(None);

@@ -140,6 +140,7 @@ impl Daemon {
         let child_env = self.opts.child_env.clone();
         let clock = self.opts.clock;
         let shutdown = self.shutdown.clone();
+        let manifest_keys = s.manifest_keys.clone();
         let dbname = db.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<Tick, VerifyError> {
             let store = crate::storage::open(&s.backup_dir)?;
@@ -160,6 +161,7 @@ impl Daemon {
                 child_env,
                 now: clock,
                 shutdown,
+                manifest_keys,
             };
             let rec = verify::verify(&req, &target)?;
             let unrecorded = verify::record(&*store, &rec).err();

@@ -7,6 +7,7 @@ pub mod format;
 pub mod name;
 pub mod policy;
 pub mod schedule;
+pub mod seal;
 pub mod secret;
 pub mod tls;
 
@@ -14,5 +15,6 @@ pub use databases::DatabaseSet;
 pub use format::{Compression, Format};
 pub use policy::{Policy, PolicyError};
 pub use schedule::Schedule;
+pub use seal::{ManifestKeys, Seal};
 pub use secret::{Secret, redact_url};
 pub use tls::SslMode;

@@ -3,6 +3,7 @@
 //! loader reads a local file: a backup of the store is its own file for the local store, else a
 //! copy fetched into the staging directory (see `storage::staging`).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -174,6 +175,52 @@ pub fn choose(
         }
         Selector::File(_) => unreachable!(),
     }
+}
+
+/// With `manifest_keys`: whether the chosen backup's manifest may be trusted. `Ok(Some(note))`
+/// for an unsigned manifest that is allowed; a refusal (exit 7) for a signature no key verifies,
+/// or for an unsigned manifest when signatures are required. Legacy and uncommitted files have no
+/// manifest to check.
+pub fn check_seal(
+    store: &dyn Store,
+    selector: &Selector,
+    chosen: &Chosen,
+    keys: Option<&crate::model::ManifestKeys>,
+) -> Result<Option<String>, RestoreError> {
+    let (Some(_), Some(m)) = (keys, &chosen.manifest) else {
+        return Ok(None);
+    };
+    let (shown, bytes) = match selector {
+        Selector::File(p) if p.is_file() || p.is_absolute() => {
+            let name = format!("{}{}", p.display(), catalog::MANIFEST_SUFFIX);
+            let bytes = std::fs::read(&name).map_err(|e| RestoreError::Io {
+                context: format!("cannot read {name}"),
+                source: e,
+            })?;
+            (name, bytes)
+        }
+        _ => {
+            let name = m.manifest_name();
+            let mut bytes = Vec::new();
+            store
+                .open(&name)?
+                .read_to_end(&mut bytes)
+                .map_err(|e| RestoreError::Io {
+                    context: format!("cannot read {name}"),
+                    source: e,
+                })?;
+            (
+                Path::new(&store.describe())
+                    .join(&name)
+                    .display()
+                    .to_string(),
+                bytes,
+            )
+        }
+    };
+    catalog::seal_of(keys, &bytes).map_err(|why| {
+        RestoreError::Refused(format!("the manifest {shown} {why}; nothing was changed"))
+    })
 }
 
 /// `--file`: a local file (absolute, or found from the current directory), else an object of

@@ -425,7 +425,13 @@ impl Run<'_> {
         let run_as = match &pre.load_owner {
             Some(owner) => RunAs::Owner {
                 owner: owner.clone(),
-                configured: req.load.configured.clone(),
+                // A role this restore created has no password: its configured login cannot work
+                // there, so a temporary role loads as it.
+                configured: req
+                    .load
+                    .configured
+                    .clone()
+                    .filter(|_| !(req.create_roles && pre.roles_missing.contains(owner))),
             },
             None => RunAs::Admin,
         };

@@ -65,6 +65,8 @@ pub struct FileCheck {
     pub privileged_total: u64,
     /// Roles that own objects in the backup (`ALTER ... OWNER TO`).
     pub owners: BTreeSet<String>,
+    /// The owner the backup gives the `public` schema, if it names one.
+    pub public_owner: Option<String>,
 }
 
 fn refused(path: &std::path::Path, why: String) -> RestoreError {
@@ -75,7 +77,7 @@ fn refused(path: &std::path::Path, why: String) -> RestoreError {
 /// incomplete files, whatever a manifest says.
 fn vet_plain(
     backup: &Chosen,
-) -> Result<(pipeline::preflight::Preflight, BTreeSet<String>), RestoreError> {
+) -> Result<(pipeline::preflight::Preflight, RoleScanner), RestoreError> {
     let file = std::fs::File::open(&backup.path).map_err(|e| RestoreError::Io {
         context: format!("cannot open {}", backup.path.display()),
         source: e,
@@ -115,7 +117,7 @@ fn vet_plain(
             format!("the file is incomplete ({reason}), whatever its manifest says"),
         ));
     }
-    Ok((pre, roles.owners))
+    Ok((pre, roles))
 }
 
 /// The statements of a custom archive's schema (as `pg_restore --schema-only` prints it): the
@@ -152,6 +154,7 @@ pub fn custom_statements(
     into.privileged = pre.privileged;
     into.privileged_total = pre.privileged_total;
     into.owners = roles.owners;
+    into.public_owner = roles.public_owner;
     Ok(())
 }
 
@@ -212,8 +215,9 @@ pub fn check_file(backup: &Chosen) -> Result<FileCheck, RestoreError> {
                 _ => e,
             }
         })?;
-        let (pre, owners) = pre;
-        out.owners = owners;
+        let (pre, roles) = pre;
+        out.owners = roles.owners;
+        out.public_owner = roles.public_owner;
         out.privileged = pre.privileged.clone();
         out.privileged_total = pre.privileged_total;
         (pre.stored_bytes, pre.sha256)

@@ -49,8 +49,24 @@ pub async fn needs_admin(
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    if owner_row.is_some() && !checked.owners.is_empty() {
-        let owners: Vec<String> = checked.owners.iter().cloned().collect();
+    let mut owners: Vec<String> = checked.owners.iter().cloned().collect();
+    if let Some(public) = &checked.public_owner {
+        // The owner `public` has in a new database: pg_database_owner since PostgreSQL 15, the
+        // bootstrap superuser before. Giving it that owner again changes nothing.
+        let fresh: String = client
+            .query_one(
+                "SELECT CASE WHEN current_setting('server_version_num')::int >= 150000 \
+                 THEN 'pg_database_owner' ELSE (SELECT rolname::text FROM pg_roles WHERE oid = 10) END",
+                &[],
+            )
+            .await
+            .map_err(|e| query_error(ctx, e))?
+            .get(0);
+        if *public != fresh {
+            owners.push(public.clone());
+        }
+    }
+    if owner_row.is_some() && !owners.is_empty() {
         let foreign: Vec<String> = client
             .query(
                 "SELECT r FROM unnest($1::text[]) r WHERE r <> $2 AND NOT EXISTS \

@@ -83,6 +83,10 @@ pub(super) struct RoleScanner {
     pub(super) roles: BTreeSet<String>,
     /// Roles named by `ALTER ... OWNER TO`: the owners of objects.
     pub(super) owners: BTreeSet<String>,
+    /// The owner `ALTER SCHEMA public OWNER TO` gives the `public` schema, kept apart: a new
+    /// database already has a `public` schema, and giving it the owner it has is a no-op the
+    /// server allows anyone (the bootstrap superuser owns it before PostgreSQL 15).
+    pub(super) public_owner: Option<String>,
     in_copy: bool,
     /// The start of a line split across chunks ([`RoleScanner::chunk`]).
     partial: Vec<u8>,
@@ -102,7 +106,9 @@ impl RoleScanner {
         if let Ok(text) = std::str::from_utf8(line)
             && let Some(role) = roles_in_line(text.trim_end())
         {
-            if line.starts_with(b"ALTER ") {
+            if line.starts_with(b"ALTER SCHEMA public OWNER TO ") {
+                self.public_owner = Some(role.clone());
+            } else if line.starts_with(b"ALTER ") {
                 self.owners.insert(role.clone());
             }
             self.roles.insert(role);
@@ -192,6 +198,18 @@ pub fn create_role_sql(role: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_schema_owner_is_kept_apart_from_the_owners() {
+        let mut scan = RoleScanner::default();
+        scan.chunk(b"ALTER SCHEMA public OWNER TO postgres;\nALTER TABLE public.t OWNER TO app;\n");
+        assert_eq!(scan.public_owner.as_deref(), Some("postgres"));
+        assert_eq!(scan.owners.iter().collect::<Vec<_>>(), ["app"]);
+        assert!(
+            scan.roles.contains("postgres"),
+            "still a role the dump names"
+        );
+    }
 
     #[test]
     fn roles_from_dump_lines() {

@@ -38,6 +38,8 @@ pub struct Request<'a> {
     /// Stops reading at once when it fires; the verification then ends `Interrupted` and
     /// nothing is recorded.
     pub shutdown: Shutdown,
+    /// Keys that check the manifests' signatures (`manifest_keys`).
+    pub manifest_keys: Option<crate::model::ManifestKeys>,
 }
 
 /// Verify one backup. A bad backup is an `Ok(Record)` with `ok == false`; `Err` means the
@@ -76,15 +78,23 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
     let result = match read_manifest_bytes(store, &manifest_name)? {
         Some(bytes) => {
             rec.manifest_sha256 = Some(hex::encode(Sha256::digest(&bytes)));
-            match parse_manifest(&manifest_name, &bytes) {
-                Ok(m) => {
+            let sealed =
+                super::read::check_seal(req.manifest_keys.as_ref(), &manifest_name, &bytes);
+            match sealed.and_then(|note| parse_manifest(&manifest_name, &bytes).map(|m| (m, note)))
+            {
+                Ok((m, note)) => {
                     rec.database = Some(m.database.clone());
                     // No pg_restore is a problem of this machine, not of the backup.
                     let pg_restore = match m.format {
                         Format::Custom => Some(pg_restore_for(req, &m)?),
                         Format::Plain => None,
                     };
-                    check_managed(req, &m, pg_restore.as_deref(), previous.as_ref(), &mut rec)
+                    check_managed(req, &m, pg_restore.as_deref(), previous.as_ref(), &mut rec).map(
+                        |msg| match note {
+                            Some(n) => format!("{msg} ({n})"),
+                            None => msg,
+                        },
+                    )
                 }
                 Err(f) => Err(f),
             }
@@ -474,6 +484,7 @@ mod tests {
             search: Search::default(),
             child_env: Vec::new(),
             now: Timestamp::now,
+            manifest_keys: None,
             shutdown,
         };
         let t = Target {

@@ -48,6 +48,8 @@ pub enum Failure {
     ManifestMissing { file: String, why: String },
     #[error("the manifest {name} is unreadable: {message}")]
     ManifestUnreadable { name: String, message: String },
+    #[error("the manifest {name} {why}")]
+    Signature { name: String, why: String },
     #[error("the data does not decompress ({compression}): {message}")]
     Corrupt {
         compression: &'static str,
@@ -86,6 +88,7 @@ impl crate::exit::ExitCode for Failure {
             | Failure::ManifestChecksum { .. }
             | Failure::ManifestMissing { .. }
             | Failure::ManifestUnreadable { .. }
+            | Failure::Signature { .. }
             | Failure::Corrupt { .. }
             | Failure::CutInCopy { .. }
             | Failure::NoTrailer
@@ -129,6 +132,7 @@ impl Failure {
             Failure::ManifestChecksum { .. } => "manifest-checksum",
             Failure::ManifestMissing { .. } => "manifest-missing",
             Failure::ManifestUnreadable { .. } => "manifest-unreadable",
+            Failure::Signature { .. } => "signature",
             Failure::Corrupt { .. } => "corrupt",
             Failure::CutInCopy { .. } => "cut-in-copy",
             Failure::NoTrailer => "no-trailer",

@@ -29,6 +29,22 @@ pub(super) fn read_manifest_bytes(
     }
 }
 
+/// Whether the manifest's signature lets it be trusted: `Ok(None)` without keys or when signed,
+/// `Ok(Some(note))` for an unsigned manifest that is allowed, a failure otherwise.
+pub(super) fn check_seal(
+    keys: Option<&crate::model::ManifestKeys>,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Option<String>, Failure> {
+    match crate::catalog::seal_of(keys, bytes) {
+        Ok(note) => Ok(note),
+        Err(why) => Err(Failure::Signature {
+            name: name.to_string(),
+            why,
+        }),
+    }
+}
+
 pub(super) fn parse_manifest(name: &str, bytes: &[u8]) -> Result<Manifest, Failure> {
     let m: Manifest = serde_json::from_slice(bytes).map_err(|e| Failure::ManifestUnreadable {
         name: name.to_string(),

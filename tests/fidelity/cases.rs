@@ -71,6 +71,7 @@ pub const COLUMNS: Case = Case {
 };
 pub const LARGE_OBJECTS: Case = Case {
     smoke: true,
+    admin_load: Some("a large object owned by a role the database owner is not a member of"),
     ..case(
         "large_objects",
         "large objects with owners, grants, a comment and a chosen oid",
