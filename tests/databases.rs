@@ -128,8 +128,9 @@ fn all_backs_up_every_connectable_database_and_keeps_the_backups_of_a_dropped_on
         serde_json::json!(["template0", "template1", "tpl"])
     );
 
+    // Each run over the set records the globals too (database "").
     s.pgkeep(&env).arg("backup").assert().success();
-    assert_eq!(s.backups(), counts(&[("alpha", 1), ("beta", 1)]));
+    assert_eq!(s.backups(), counts(&[("", 1), ("alpha", 1), ("beta", 1)]));
 
     // A database added to the server is picked up by the next run.
     s.sql("postgres", "CREATE DATABASE gamma");
@@ -137,7 +138,7 @@ fn all_backs_up_every_connectable_database_and_keeps_the_backups_of_a_dropped_on
     s.pgkeep(&env).arg("backup").assert().success();
     assert_eq!(
         s.backups(),
-        counts(&[("alpha", 2), ("beta", 2), ("gamma", 1)])
+        counts(&[("", 2), ("alpha", 2), ("beta", 2), ("gamma", 1)])
     );
 
     // -d narrows the set to one database.
@@ -147,7 +148,7 @@ fn all_backs_up_every_connectable_database_and_keeps_the_backups_of_a_dropped_on
         .success();
     assert_eq!(
         s.backups(),
-        counts(&[("alpha", 3), ("beta", 2), ("gamma", 1)])
+        counts(&[("", 2), ("alpha", 3), ("beta", 2), ("gamma", 1)])
     );
 
     // beta is dropped: the next run reports it and goes on; culling never touches its backups.
@@ -172,7 +173,7 @@ fn all_backs_up_every_connectable_database_and_keeps_the_backups_of_a_dropped_on
     );
     assert_eq!(
         s.backups(),
-        counts(&[("alpha", 1), ("beta", 2), ("gamma", 1)])
+        counts(&[("", 1), ("alpha", 1), ("beta", 2), ("gamma", 1)])
     );
     let out = s.pgkeep(&env).arg("databases").output().unwrap();
     assert!(
@@ -220,11 +221,12 @@ fn one_failing_database_never_stops_the_others() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.contains("2 of 4 databases failed"), "{err}");
+    // Three databases, one missing, and the globals.
+    assert!(last.contains("2 of 5 databases failed"), "{err}");
     assert!(last.contains("\"nosuch\" does not exist"), "{err}");
     assert!(last.contains("backup of database \"b2\" failed"), "{err}");
     assert!(!err.contains("bk-secret"), "{err}");
-    assert_eq!(s.backups(), counts(&[("a1", 1), ("c3", 1)]));
+    assert_eq!(s.backups(), counts(&[("", 1), ("a1", 1), ("c3", 1)]));
 }
 
 #[test]
@@ -278,9 +280,9 @@ fn globals_of(s: &TempCluster) -> String {
          rolsuper, rolcanlogin, rolcreatedb, rolconnlimit, rolpassword IS NOT NULL), E'\\n' \
          ORDER BY rolname) FROM pg_authid WHERE rolname !~ '^pg_';\n\
          SELECT string_agg(format('%s in %s admin=%s', m.rolname, r.rolname, am.admin_option), \
-         E'\\n' ORDER BY 1) FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid \
+         E'\\n' ORDER BY m.rolname, r.rolname) FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid \
          JOIN pg_roles m ON m.oid = am.member WHERE r.rolname !~ '^pg_';\n\
-         SELECT string_agg(format('%s %s', r.rolname, s.setconfig), E'\\n' ORDER BY 1) \
+         SELECT string_agg(format('%s %s', r.rolname, s.setconfig), E'\\n' ORDER BY r.rolname) \
          FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole;",
     )
     .unwrap()
@@ -402,7 +404,6 @@ fn every_run_over_the_set_records_the_globals_as_a_backup_of_their_own() {
         .join("\n");
     empty.sql("postgres", &loaded);
     let (a, b) = (globals_of(&s.cluster), globals_of(&empty.cluster));
-    // bk exists on the source only after the first backups; both have it here.
     assert_eq!(a, b);
     assert!(a.contains("ann in app_owner admin=true"), "{a}");
     assert!(a.contains("ann {statement_timeout=5s}"), "{a}");
