@@ -114,9 +114,9 @@ fn config_keys_lists_every_key_aligned_with_default_and_range() {
     assert_eq!(row("notify_timeout")[2], "10s");
     assert_eq!(row("schedule")[3], "cron, 5 or 6 fields, or @daily ..");
     assert_eq!(row("uri")[1..3], ["PGKEEP_URI, DATABASE_URL", "(not set)"]);
-    // 53 keys of the backup, daemon, restore, verification, manifest signing and notifications,
-    // and 4 of the page.
-    assert_eq!(lines.len(), 1 + 57, "{text}");
+    // 55 keys of the backup, the database set, daemon, restore, verification, manifest signing
+    // and notifications, and 4 of the page.
+    assert_eq!(lines.len(), 1 + 59, "{text}");
 }
 
 #[test]
