@@ -103,32 +103,7 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         &holder,
     )?;
     let (params, server, info) = preflight(s).await?;
-    let search = Search {
-        bindir: s.pg_bindir.clone(),
-        path_env: req.path_env.clone(),
-    };
-    let pg_dumpall = tools::select(
-        "pg_dumpall",
-        tools::server_major(server.version_num),
-        None,
-        &search,
-    )?;
-    let passfile = backup::private_passfile(&params)?;
-    let env = backup::libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
-    let mut spec = Spec::new(&pg_dumpall.path)
-        .envs(env)
-        .arg("--globals-only")
-        .arg("--no-password")
-        .arg(format!("--database={}", params.dbname));
-    if !info.role_passwords {
-        spec = spec.arg("--no-role-passwords");
-    }
-    let cannot_start = |source| BackupError::Io {
-        context: "cannot start pg_dumpall".into(),
-        source,
-    };
-    let spec = spec.inherit_fd(&lock).map_err(cannot_start)?;
-    let running = Running::spawn(&spec, Stdio::piped()).map_err(cannot_start)?;
+    let (running, passfile, version) = start(&req, &params, &server, &info, &lock)?;
     let killer = running.killer();
     let upload = store.create(&file)?;
     let opts = pipeline::Options {
@@ -175,7 +150,7 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         host: s.host.clone(),
         port: s.port,
         server_version: server.version.clone(),
-        pg_dump_version: pg_dumpall.version.clone(),
+        pg_dump_version: version,
         pgkeep_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at,
         finished_at: (req.now)(),
@@ -199,4 +174,49 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         path: Path::new(&store.describe()).join(&file),
         manifest,
     })
+}
+
+/// Start pg_dumpall for the globals (holding the lock too), with its private passfile.
+fn start(
+    req: &Request<'_>,
+    params: &ConnParams,
+    server: &ServerInfo,
+    info: &GlobalsInfo,
+    lock: &Lock,
+) -> Result<
+    (
+        Running,
+        Option<crate::pg::passfile::PrivatePassfile>,
+        String,
+    ),
+    BackupError,
+> {
+    let s = req.settings;
+    let search = Search {
+        bindir: s.pg_bindir.clone(),
+        path_env: req.path_env.clone(),
+    };
+    let pg_dumpall = tools::select(
+        "pg_dumpall",
+        tools::server_major(server.version_num),
+        None,
+        &search,
+    )?;
+    let passfile = backup::private_passfile(params)?;
+    let env = backup::libpq_env(params, &req.child_env, passfile.as_ref().map(|p| p.path()));
+    let mut spec = Spec::new(&pg_dumpall.path)
+        .envs(env)
+        .arg("--globals-only")
+        .arg("--no-password")
+        .arg(format!("--database={}", params.dbname));
+    if !info.role_passwords {
+        spec = spec.arg("--no-role-passwords");
+    }
+    let cannot_start = |source| BackupError::Io {
+        context: "cannot start pg_dumpall".into(),
+        source,
+    };
+    let spec = spec.inherit_fd(lock).map_err(cannot_start)?;
+    let running = Running::spawn(&spec, Stdio::piped()).map_err(cannot_start)?;
+    Ok((running, passfile, pg_dumpall.version))
 }

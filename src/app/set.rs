@@ -52,7 +52,7 @@ pub async fn selection(settings: &Settings, set: &crate::model::DatabaseSet) -> 
 /// configured database; with `databases` set, `-d` is required.
 pub fn one(settings: &Settings, flag: &Option<String>, verb: &str) -> Result<String> {
     if flag.is_none() && settings.databases.is_some() {
-        return Err(super::UsageError(format!(
+        return Err(super::errors::UsageError(format!(
             "{verb} works on one database: name it with -d NAME (`databases` is set)"
         ))
         .into());
@@ -85,7 +85,7 @@ pub async fn each<T>(
         match f(db).await {
             Ok(v) => done.push((db.clone(), v)),
             Err(e) => {
-                code.get_or_insert(super::exit_code(&e));
+                code.get_or_insert(super::errors::exit_code(&e));
                 failed.push((db.clone(), crate::exit::one_line(&e)));
             }
         }
