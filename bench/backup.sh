@@ -14,6 +14,9 @@
 #   pg_dump|gzip   pg_dump | gzip > FILE          what the old backup pod does (gzip -6)
 #   pgkeep gzip    pgkeep backup                  default: parallel gzip members (libdeflate)
 #   pgkeep zstd    pgkeep backup --compression zstd
+#   pgkeep gzip s3 pgkeep backup into s3://bench/... on moto_server (loopback; opt-in with --only
+#                  ...,pgkeep-s3): measures moto, a Python test server, as much as pgkeep;
+#                  not a figure for a real object store
 #
 # then prints the medians with ratios: wall vs the limit, wall and size vs pg_dump|gzip, and,
 # for the realistic dataset, whether the targets are met:
@@ -32,7 +35,7 @@
 #   --runs N               measured runs per command (medians are reported)     [3]
 #   --pgkeep PATH          the pgkeep binary               [target/release/pgkeep; built if missing]
 #   --dataset-sql PATH     realistic.sql      [$PGKEEP_BENCH_DATASET, ../shared/datasets/realistic.sql]
-#   --only LIST            comma-separated subset of: limit,gzip,pgkeep-gzip,pgkeep-zstd
+#   --only LIST            comma-separated subset of: limit,gzip,pgkeep-gzip,pgkeep-zstd,pgkeep-s3
 #   --workdir DIR          keep the cluster and its datasets in DIR and reuse them on the next run
 #                          (the server is stopped on exit, the directory kept)
 #   --raw                  also print every single measurement
@@ -79,7 +82,7 @@ done
 [[ $runs -ge 1 ]] || die "--runs must be at least 1"
 IFS=, read -r -a methods <<<"$only"
 for m in "${methods[@]}"; do
-  case "$m" in limit|gzip|pgkeep-gzip|pgkeep-zstd) ;; *) die "unknown method in --only: $m" ;; esac
+  case "$m" in limit|gzip|pgkeep-gzip|pgkeep-zstd|pgkeep-s3) ;; *) die "unknown method in --only: $m" ;; esac
 done
 
 [[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) is needed: apt-get install time"
@@ -128,8 +131,10 @@ data=$dir/data
 out=$dir/out
 started=0
 
+moto_pid=""
 cleanup() {
   local rc=$?
+  if [[ -n $moto_pid ]]; then kill "$moto_pid" 2>/dev/null || true; fi
   if [[ $started -eq 1 ]]; then
     as_server "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
   fi
@@ -176,6 +181,18 @@ if [[ $rows -gt 0 ]]; then
 fi
 [[ ${#datasets[@]} -gt 0 ]] || die "nothing to measure: both datasets are skipped"
 
+# --- the S3 server (pgkeep-s3 only) ---------------------------------------------------------
+moto=""
+if [[ ",$only," == *,pgkeep-s3,* ]]; then
+  command -v moto_server >/dev/null || die "pgkeep-s3 needs moto_server: pip install 'moto[server]'"
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  moto_server -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
+  moto_pid=$!
+  moto=http://127.0.0.1:$port
+  for _ in $(seq 1 600); do curl -so /dev/null "$moto/moto-api/data.json" && break; sleep 0.05; done
+  curl -sf -X PUT "$moto/bench" >/dev/null || die "moto_server did not start (see $dir/moto.log)"
+fi
+
 # --- measuring ------------------------------------------------------------------------------
 mkdir -p "$out"
 results=$dir/results.tsv   # dataset method run wall user sys maxrss_kb bytes server_cpu
@@ -213,6 +230,17 @@ run_one() {
       f=$(find "$out/backups" -type f \( -name '*.sql.gz' -o -name '*.sql.zst' \) | head -n 1)
       [[ -n $f ]] || die "pgkeep made no backup file"
       size=$(stat -c %s "$f") ;;
+    pgkeep-s3)
+      local s3env=(BACKUP_DIR="s3://bench/$ds-$run" PGKEEP_S3_ENDPOINT="$moto" PGKEEP_S3_ALLOW_HTTP=true
+        AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret PGKEEP_LOCK_DIR="$out/locks")
+      env -u PGHOST -u PGPORT -u PGUSER \
+        DATABASE_SERVICE_NAME="$dir" POSTGRESQL_USER=postgres POSTGRESQL_DATABASE="$db" \
+        PGKEEP_PG_BINDIR="$bindir" "${s3env[@]}" \
+        /usr/bin/time -f '%e %U %S %M' -o "$timef" \
+        "$pgkeep" --quiet backup 2>"$out/pgkeep.log" \
+        || { cat "$out/pgkeep.log" >&2; die "pgkeep backup to S3 failed"; }
+      size=$(env "${s3env[@]}" DATABASE_SERVICE_NAME="$dir" "$pgkeep" list --json \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["stored_bytes"])') ;;
   esac
   read -r wall user sys rss <"$timef"
   sleep 0.3 # let the postmaster reap the backend
@@ -262,6 +290,7 @@ for entry in "${datasets[@]}"; do
     END {
       name["limit"] = "pg_dump >/dev/null"; name["gzip"] = "pg_dump | gzip"
       name["pgkeep-gzip"] = "pgkeep gzip"; name["pgkeep-zstd"] = "pgkeep zstd"
+      name["pgkeep-s3"] = "pgkeep gzip s3 (moto)"
       printf "\n== %s (plain dump %.1f MB) ==\n", label, rawb / 1e6
       printf "%-20s %7s %7s %7s %8s %9s %10s %9s %9s\n", "command", "wall s", "cpu s", "srv cpu", "rss MiB", "size MB", "wall/limit", "wall/gzip", "size/gzip"
       n = split(order, ms, ",")

@@ -14,7 +14,7 @@ use crate::catalog::{self, MANIFEST_VERSION, Manifest};
 use crate::config::Settings;
 use crate::fault;
 use crate::lock::{Lock, LockError};
-use crate::model::{Compression, Format};
+use crate::model::{Compression, Format, Progress};
 use crate::pg::catalog::{DatabaseInfo, ServerInfo};
 use crate::pg::passfile::{self, PrivatePassfile};
 use crate::pg::tools::{self, Search, Tool, ToolError};
@@ -47,6 +47,9 @@ pub enum BackupError {
     },
     #[error("cannot write the manifest: {0}")]
     Manifest(String),
+    /// The requested compression cannot be honoured with the pg_dump chosen for the server.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl crate::exit::ExitCode for BackupError {
@@ -58,6 +61,7 @@ impl crate::exit::ExitCode for BackupError {
             | BackupError::Incomplete(_)
             | BackupError::Io { .. }
             | BackupError::Manifest(_) => FAILED,
+            BackupError::Unsupported(_) => crate::exit::USAGE,
             BackupError::Storage(e) => e.exit_code(),
             // A lock file that cannot be used is a problem of the backup directory.
             BackupError::Lock(LockError::Io { .. }) => STORAGE,
@@ -77,8 +81,9 @@ pub struct Request<'a> {
     /// The PATH used to find client tools.
     pub path_env: Option<std::ffi::OsString>,
     pub shutdown: Shutdown,
-    /// Called with the number of dump bytes read so far.
-    pub progress: Option<Box<dyn FnMut(u64) + Send>>,
+    /// Told the dump bytes so far (`dumping`), then the archive bytes read back (`reading back`,
+    /// custom format).
+    pub progress: Progress,
     /// The clock.
     pub now: fn() -> Timestamp,
 }
@@ -166,7 +171,7 @@ pub fn libpq_env(
 /// of the same database waits for the next free second.
 pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
     let s = req.settings;
-    let store = storage::open(&s.backup_dir)?;
+    let store = storage::open(&s.backup_dir, &s.s3)?;
     let started_at = loop {
         let at = (req.now)();
         let (day, stem) = catalog::backup_stem(&s.host, &req.database, at);
@@ -182,7 +187,7 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
 /// fixed beforehand, e.g. to answer an API request with the id before the backup ends.
 pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done, BackupError> {
     let s = req.settings;
-    let store = storage::open(&s.backup_dir)?;
+    let store = storage::open(&s.backup_dir, &s.s3)?;
     store.check_writable()?;
     let started = Instant::now();
     let (day, stem) = catalog::backup_stem(&s.host, &req.database, started_at);
@@ -195,19 +200,19 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         started_at.round(jiff::Unit::Second).unwrap_or(started_at),
         std::process::id()
     );
-    let lock = Lock::acquire(
-        &lock_path(&storage::lock_dir(&s.backup_dir), &s.host, &req.database),
-        &holder,
-    )?;
-    fault::point("backup.locked");
-
+    // The lock file is made only once the directory and the database proved usable: a
+    // refused run leaves none behind.
     let params = ConnParams::from_settings(s, &req.database);
     let pre = preflight(&params, s, req.path_env.clone()).await?;
+    let lock = lock_and_sweep(&*store, s, &req.database, &holder)?;
+    fault::point("backup.locked");
     tracing::debug!(
         server = %pre.server.version,
         pg_dump = %pre.pg_dump.path.display(),
         "preflight done"
     );
+
+    check_compression(&pre, s, &req.child_env)?;
 
     let passfile = private_passfile(&params)?;
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
@@ -258,7 +263,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         finished_at,
         duration_seconds: started.elapsed().as_secs_f64(),
         format: s.format,
-        compression: stored_compression(s),
+        compression: recorded_compression(s),
         level: s.level,
         stored_bytes,
         raw_bytes,
@@ -277,6 +282,38 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         path: Path::new(&store.describe()).join(&file),
         manifest,
     })
+}
+
+/// Take the database's lock and remove the unfinished writes of its backups: only a run holding
+/// the lock writes them (a pg_dump that outlived its pgkeep holds it too), so every one found
+/// now is a dead run's. Other databases' writes and files pgkeep did not name are left alone.
+fn lock_and_sweep(
+    store: &dyn Store,
+    s: &Settings,
+    database: &str,
+    holder: &str,
+) -> Result<Lock, BackupError> {
+    let lock = Lock::acquire(
+        &lock_path(&storage::lock_dir(&s.lock_dir)?, &s.host, database),
+        holder,
+    )?;
+    let own = catalog::series(&s.host, database);
+    let mut swept = Vec::new();
+    for u in store.unfinished()? {
+        if catalog::series_of(&u.name) == Some(own.as_str()) {
+            store.discard(&u)?;
+            swept.push(u.handle);
+        }
+    }
+    if !swept.is_empty() {
+        tracing::info!(
+            database = %database,
+            files = %swept.join(", "),
+            "removed {} unfinished file(s) left by a killed backup of this database",
+            swept.len()
+        );
+    }
+    Ok(lock)
 }
 
 /// The password for pg_dump, in a private in-memory passfile (none without a password).
@@ -314,6 +351,75 @@ fn stored_compression(s: &Settings) -> Compression {
         Format::Plain => s.compression,
         Format::Custom => Compression::None,
     }
+}
+
+/// The compression the manifest records: pgkeep's own for plain dumps, the one pg_dump applies
+/// inside a custom archive (gzip level 0 is none).
+fn recorded_compression(s: &Settings) -> Compression {
+    match (s.format, s.compression) {
+        (Format::Custom, Compression::Gzip) if s.level == 0 => Compression::None,
+        _ => s.compression,
+    }
+}
+
+/// pg_dump's `--compress` value for a custom archive.
+fn custom_compress_arg(s: &Settings) -> String {
+    match recorded_compression(s) {
+        Compression::Gzip => format!("--compress={}", s.level),
+        Compression::Zstd => format!("--compress=zstd:{}", s.level),
+        Compression::None => "--compress=0".into(),
+    }
+}
+
+/// First pg_dump major that compresses custom archives with zstd (`--compress=zstd:N`).
+pub const ZSTD_PG_DUMP_MAJOR: u32 = 16;
+
+/// A custom archive compressed with zstd needs a pg_dump 16 or newer built with zstd. The pg_dump
+/// is the one chosen for the server: an older one is refused, never replaced by a newer one.
+/// Whether the build has zstd is asked of pg_dump itself: it checks the compression before it
+/// connects, so it runs against a socket directory that cannot exist and writes nothing.
+fn check_compression(
+    pre: &Preflight,
+    s: &Settings,
+    base_env: &[(String, String)],
+) -> Result<(), BackupError> {
+    if s.format != Format::Custom || s.compression != Compression::Zstd {
+        return Ok(());
+    }
+    let pg_dump = &pre.pg_dump;
+    if pg_dump.major < ZSTD_PG_DUMP_MAJOR {
+        return Err(BackupError::Unsupported(format!(
+            "--format custom --compression zstd needs pg_dump {ZSTD_PG_DUMP_MAJOR} or newer; the \
+             server is PostgreSQL {} and its pg_dump is {} ({}): use --compression gzip, or \
+             --format plain --compression zstd",
+            pre.server.version,
+            pg_dump.version,
+            pg_dump.path.display()
+        )));
+    }
+    let mut env: Vec<(String, String)> = base_env.to_vec();
+    env.push(("PGPASSFILE".into(), passfile::NONE.into()));
+    let spec = Spec::new(&pg_dump.path)
+        .envs(env)
+        .arg("--no-password")
+        .arg("--format=custom")
+        .arg(custom_compress_arg(s))
+        .arg("--file=/dev/null")
+        .arg("--dbname=host=/nonexistent/pgkeep-probe port=1");
+    let (outcome, _) = crate::process::output(&spec, None).map_err(|source| BackupError::Io {
+        context: "cannot start pg_dump".into(),
+        source,
+    })?;
+    let said = outcome.stderr_tail.to_lowercase();
+    if said.contains("compress") {
+        return Err(BackupError::Unsupported(format!(
+            "pg_dump {} ({}) cannot write zstd archives: {}",
+            pg_dump.version,
+            pg_dump.path.display(),
+            outcome.stderr_tail
+        )));
+    }
+    Ok(())
 }
 
 /// Where the dump goes until the commit: plain dumps stream into an upload; pg_dump writes a
@@ -392,7 +498,7 @@ async fn dump(
         });
     if let Output::Staged(staged) = &output {
         spec = spec
-            .arg(format!("--compress={}", s.level))
+            .arg(custom_compress_arg(s))
             .arg("--file")
             .arg(staged.path());
     }
@@ -421,7 +527,7 @@ async fn dump(
         threads: s.threads,
         inspect: s.format == Format::Plain,
     };
-    let mut progress = req.progress.take();
+    let progress = req.progress.clone();
     let target = target.to_string();
     let pg_restore = match s.format {
         Format::Custom => Some(
@@ -440,16 +546,14 @@ async fn dump(
     let mut task = tokio::task::spawn_blocking(move || {
         let mut progress_fn = |n: u64| {
             fault::point("backup.streamed");
-            if let Some(p) = progress.as_mut() {
-                p(n)
-            }
+            progress.report("dumping", n);
         };
         match (output, pg_restore) {
             (Output::Stream(upload), _) => {
                 stream_plain(running, upload, &opts, &target, &mut progress_fn)
             }
             (Output::Staged(staged), Some(pg_restore)) => {
-                dump_custom(running, staged, &pg_restore, &env)
+                dump_custom(running, staged, &pg_restore, &env, &progress)
             }
             (Output::Staged(_), None) => unreachable!("custom archives have a pg_restore"),
         }
@@ -587,12 +691,20 @@ fn dump_custom(
     staged: Staged,
     pg_restore: &Path,
     env: &[(String, String)],
+    progress: &Progress,
 ) -> Result<Dumped, BackupError> {
-    let outcome = running.wait().map_err(|source| BackupError::Io {
-        context: "cannot wait for pg_dump".into(),
-        source,
-    })?;
+    let outcome =
+        wait_growing(running, staged.path(), progress).map_err(|source| BackupError::Io {
+            context: "cannot wait for pg_dump".into(),
+            source,
+        })?;
     if !outcome.success() {
+        if no_room(staged.path(), &outcome) {
+            return Err(StorageError::Full {
+                path: staged.path().display().to_string(),
+            }
+            .into());
+        }
         return Err(BackupError::DumpFailed(outcome.describe()));
     }
     let path = staged.path().to_path_buf();
@@ -602,7 +714,7 @@ fn dump_custom(
     let mut report = if bytes == 0 {
         pipeline::Report::default()
     } else {
-        replay_custom(pg_restore, &path, env)?
+        replay_custom(pg_restore, &path, env, progress)?
     };
     if bytes > 0 && !report.trailer {
         return Err(BackupError::Incomplete(
@@ -617,6 +729,40 @@ fn dump_custom(
         report,
         output: Output::Staged(staged),
         warnings: outcome.warnings,
+    })
+}
+
+/// pg_dump writes a custom archive itself: when it fails on a full disk, that is the store's
+/// problem (exit 4, as for a plain dump), told by the file system having no room left or by
+/// pg_dump's own words for ENOSPC.
+fn no_room(archive: &Path, outcome: &crate::process::Outcome) -> bool {
+    let dir = archive.parent().unwrap_or(archive);
+    outcome.stderr_tail.contains("No space left on device")
+        || nix::sys::statvfs::statvfs(dir).is_ok_and(|s| s.blocks_available() == 0)
+}
+
+/// Wait for pg_dump writing a custom archive itself, reporting the archive's size as it grows.
+fn wait_growing(
+    running: Running,
+    archive: &Path,
+    progress: &Progress,
+) -> std::io::Result<crate::process::Outcome> {
+    if !progress.is_observed() {
+        return running.wait();
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(m) = std::fs::metadata(archive) {
+                    progress.report("dumping", m.len());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let outcome = running.wait();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        outcome
     })
 }
 
@@ -641,6 +787,7 @@ pub fn replay_custom(
     pg_restore: &Path,
     archive: &Path,
     env: &[(String, String)],
+    progress: &Progress,
 ) -> Result<pipeline::Report, BackupError> {
     let spec = Spec::new(pg_restore)
         .envs(env.iter().cloned())
@@ -653,6 +800,7 @@ pub fn replay_custom(
     let mut out = running.take_stdout().expect("piped");
     let mut inspector = pipeline::Inspector::new();
     let mut buf = vec![0u8; 256 * 1024];
+    let mut out = progress.reader("reading back", &mut out);
     loop {
         match out.read(&mut buf) {
             Ok(0) => break,

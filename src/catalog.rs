@@ -181,12 +181,28 @@ pub const VERIFY_SUFFIX: &str = ".verify.json";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
     pub ok: bool,
+    /// `good`, `bad` or `inconclusive` (absent in records from before verdicts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::model::Verdict>,
     pub level: String,
     pub checked_at: Timestamp,
     /// Stable failure code (`truncated`, `checksum`, ...), absent when ok.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     pub message: String,
+}
+
+impl Verification {
+    /// What the verification concluded (a record from before verdicts: from `ok` and its code).
+    pub fn verdict(&self) -> crate::model::Verdict {
+        self.verdict
+            .unwrap_or_else(|| crate::model::Verdict::of_legacy(self.ok, self.failure.as_deref()))
+    }
+
+    /// Its last verification proved it is not a restorable backup.
+    pub fn is_bad(&self) -> bool {
+        self.verdict() == crate::model::Verdict::Bad
+    }
 }
 
 /// Read the verification record of a data file, if there is a readable one.
@@ -269,6 +285,21 @@ pub fn stem_taken(store: &dyn Store, day: &str, stem: &str) -> Result<bool, Stor
         }
     }
     Ok(false)
+}
+
+/// The `<host>-<db>` series of backups that `name` belongs to, when it is one of the objects a
+/// backup writes under pgkeep's naming (a data file or its manifest); `None` for anything else
+/// (verification records, files of other tools).
+pub fn series_of(name: &str) -> Option<&str> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let data = base.strip_suffix(MANIFEST_SUFFIX).unwrap_or(base);
+    let ext = DATA_EXTENSIONS.iter().find(|e| data.ends_with(*e))?;
+    stamp_of(&data[..data.len() - ext.len()]).map(|(_, head)| head)
+}
+
+/// The series of the backups of database `db` of `host` (see [`series_of`]).
+pub fn series(host: &str, db: &str) -> String {
+    format!("{}-{}", host_label(host), sanitize(db))
 }
 
 /// The id of a data file: its name without directory and extension.
@@ -463,5 +494,25 @@ mod tests {
         assert_eq!(head, "postgresql-sbi");
         assert!(stamp_of("short").is_none());
         assert_eq!(sanitize(".."), "_");
+    }
+
+    #[test]
+    fn series_of_backup_objects_only() {
+        let s = series("postgresql", "sbi db");
+        assert_eq!(s, "postgresql-sbi_db");
+        for name in [
+            "2026-11-25/postgresql-sbi_db_2026-11-25_01-02-03.sql.gz",
+            "2026-11-25/postgresql-sbi_db_2026-11-25_01-02-03.sql",
+            "2026-11-25/postgresql-sbi_db_2026-11-25_01-02-03.dump.manifest.json",
+        ] {
+            assert_eq!(series_of(name), Some(s.as_str()), "{name}");
+        }
+        for name in [
+            "2026-11-25/postgresql-sbi_db_2026-11-25_01-02-03.sql.gz.verify.json",
+            "2026-11-25/notes.txt",
+            "2026-11-25/postgresql-sbi_db.sql.gz",
+        ] {
+            assert_eq!(series_of(name), None, "{name}");
+        }
     }
 }

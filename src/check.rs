@@ -56,8 +56,9 @@ fn age(now: Timestamp, t: Timestamp) -> Duration {
     Duration::from_secs(secs as u64)
 }
 
+/// Verified `bad` (an inconclusive verification leaves a backup good, like an unverified one).
 fn failed_verification(e: &Entry) -> bool {
-    e.verification.as_ref().is_some_and(|v| !v.ok)
+    e.verification.as_ref().is_some_and(|v| v.is_bad())
 }
 
 /// Evaluate the health of `database`'s backups. `entries` is the listing (newest first).
@@ -128,10 +129,7 @@ fn freshness(
                 if committed.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        " ({} backup(s) failed verification)",
-                        committed.len() - good.len()
-                    )
+                    format!(" ({} backup(s) verified bad)", committed.len() - good.len())
                 }
             ),
         }),
@@ -212,7 +210,23 @@ fn verification(
         .collect();
     let last = verified.iter().max_by_key(|(_, v)| v.checked_at);
     if let Some((e, v)) = last
-        && !v.ok
+        && v.verdict() == crate::model::Verdict::Inconclusive
+    {
+        problems.push(Problem {
+            code: "verify-inconclusive",
+            message: format!(
+                "the last verification (at {}) could not prove {} [{}]: {} (the backup is kept like an unverified one)",
+                v.checked_at
+                    .round(jiff::Unit::Second)
+                    .unwrap_or(v.checked_at),
+                e.id,
+                v.failure.as_deref().unwrap_or("?"),
+                v.message
+            ),
+        });
+    }
+    if let Some((e, v)) = last
+        && v.is_bad()
     {
         problems.push(Problem {
             code: "verify-failed",

@@ -296,7 +296,7 @@ pub struct BackupArgs {
     /// Dump format.
     #[arg(long, value_parser = ["plain", "custom"])]
     pub format: Option<String>,
-    /// Compression of plain dumps.
+    /// Compression: pgkeep's of a plain dump, pg_dump's in a custom archive (zstd: pg_dump 16+).
     #[arg(long, value_parser = ["gzip", "zstd", "none"])]
     pub compression: Option<String>,
     /// Compression level.
@@ -353,10 +353,11 @@ pub struct VerifyArgs {
     /// With --restore: SQL that must return at least one row in the loaded copy (repeatable).
     #[arg(long, value_name = "SQL", requires = "restore")]
     pub check_sql: Vec<String>,
-    /// With --restore: load into a throwaway cluster started with the local server binaries
-    /// (PGKEEP_PG_BINDIR, pg_config, /usr/lib/postgresql/*/bin) instead of the configured
-    /// server, which is not contacted; the roles the backup references are created there
-    /// (without passwords). The cluster is stopped and removed afterwards.
+    /// With --restore: load into a throwaway cluster started with local server binaries of the
+    /// dump's major, else the oldest newer one (PGKEEP_PG_BINDIR, /usr/lib/postgresql/N/bin,
+    /// /usr/pgsql-N/bin, PATH; never an older one: then the verdict is inconclusive) instead of
+    /// the configured server, which is not contacted; the roles the backup references are
+    /// created there (without passwords). The clusters are stopped and removed afterwards.
     #[arg(long, requires = "restore")]
     pub local: bool,
     /// With --restore: run the file's SQL as the admin role (the cluster's superuser with

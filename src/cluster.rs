@@ -1,11 +1,24 @@
 //! A throwaway PostgreSQL cluster in a temporary directory, made with the local server binaries:
 //! used by `pgkeep demo` and by the integration tests. Unix socket only, no TCP. When running as
 //! root the server programs run as the `postgres` OS user (the server refuses to run as root).
+//!
+//! The server is daemonized by `pg_ctl` (and started through `runuser` as root, which clears a
+//! parent-death signal), so it outlives a pgkeep killed with SIGKILL. A cluster that belongs to
+//! one run ([`TempCluster::start_owned`], `verify --local`) therefore sits beside a per-run lock
+//! of the same name (`TMPDIR/pgkeep-verify-XXXX.lock`, see [`crate::lock`]): whoever finds that
+//! lock free knows the run is dead and stops and removes the cluster ([`sweep_dead`]); a live
+//! run's cluster, and any directory without such a lock, is never touched.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+use crate::lock::Lock;
+
+/// The name prefix of the clusters (and their per-run locks) of `verify --local`.
+pub const RUN_PREFIX: &str = "pgkeep-verify-";
 
 /// A running throwaway cluster; stopped and removed on drop unless `keep` is set.
 pub struct TempCluster {
@@ -15,6 +28,8 @@ pub struct TempCluster {
     pub port: u16,
     pub keep: bool,
     stopped: bool,
+    /// The per-run lock of an owned cluster: its file goes last, after the cluster.
+    run_lock: Option<Lock>,
 }
 
 /// The server bin directory: `pg_bindir` if given, else `pg_config --bindir`, else the newest
@@ -52,6 +67,73 @@ pub fn server_bindir(pg_bindir: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
+/// A server bin directory of PostgreSQL `need` or newer (the exact major preferred, else the
+/// oldest newer one; never an older one) that has `initdb`, `pg_ctl` and `postgres`: in
+/// `pg_bindir` (PGKEEP_PG_BINDIR), `/usr/lib/postgresql/N/bin`, `/usr/pgsql-N/bin`, then `PATH`.
+/// `need == 0` (a dump of unknown major): as [`server_bindir`]. `Err` names what was found and
+/// what to install.
+pub fn server_bindir_for(
+    need: u32,
+    pg_bindir: Option<&Path>,
+    path_env: Option<std::ffi::OsString>,
+) -> std::result::Result<(PathBuf, u32), String> {
+    use crate::pg::tools::{Search, installed, probe};
+    if need == 0 {
+        let d = server_bindir(pg_bindir).map_err(|e| format!("{e:#}"))?;
+        let major = probe("postgres", &d.join("postgres")).map_or(0, |t| t.major);
+        return Ok((d, major));
+    }
+    let mut found: Vec<crate::pg::tools::Tool> = pg_bindir
+        .and_then(|d| probe("postgres", &d.join("postgres")).ok())
+        .into_iter()
+        .collect();
+    found.extend(installed(
+        "postgres",
+        &Search {
+            bindir: None,
+            path_env,
+        },
+    ));
+    let complete = |t: &crate::pg::tools::Tool| {
+        t.path
+            .parent()
+            .is_some_and(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+    };
+    let pick = found
+        .iter()
+        .filter(|t| t.major == need && complete(t))
+        .chain({
+            let mut newer: Vec<_> = found
+                .iter()
+                .filter(|t| t.major > need && complete(t))
+                .collect();
+            newer.sort_by_key(|t| t.major);
+            newer
+        })
+        .next();
+    match pick {
+        Some(t) => Ok((
+            t.path
+                .parent()
+                .expect("a program's directory")
+                .to_path_buf(),
+            t.major,
+        )),
+        None => Err(format!(
+            "no PostgreSQL {need} server here (or a newer one) to load the dump into; found: {}; install the PostgreSQL {need} server (initdb, pg_ctl, postgres) and point PGKEEP_PG_BINDIR at its bin directory",
+            if found.is_empty() {
+                "none".to_string()
+            } else {
+                found
+                    .iter()
+                    .map(|t| format!("{} ({})", t.version, t.path.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )),
+    }
+}
+
 impl TempCluster {
     /// initdb and start a cluster. Superuser `postgres` logs in without password over the
     /// socket; every other role must use its password (scram-sha-256).
@@ -68,13 +150,36 @@ impl TempCluster {
         extra_conf: &str,
         extra_hba: &str,
     ) -> Result<TempCluster> {
-        let is_root = nix::unistd::geteuid().is_root();
         let dir = tempfile::Builder::new()
             .prefix("pgkeep-cluster-")
             .tempdir()
             .context("cannot create a temporary directory for the cluster")?
             .keep();
-        let run_as = if is_root {
+        Self::start_in(dir, None, bindir, port, extra_conf, extra_hba)
+    }
+
+    /// A cluster of this run in `tmp`, made beside its per-run lock (noted with `holder`), so
+    /// that the next [`sweep_dead`] removes it if pgkeep is killed before it ends.
+    pub fn start_owned(bindir: &Path, tmp: &Path, holder: &str) -> Result<TempCluster> {
+        let lock = Lock::create_unique(tmp, RUN_PREFIX, holder)
+            .context("cannot create the lock of the throwaway cluster")?;
+        let dir = lock.path().with_extension("");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Self::start_in(dir, Some(lock), bindir, 5432, "", "")
+    }
+
+    fn start_in(
+        dir: PathBuf,
+        run_lock: Option<Lock>,
+        bindir: &Path,
+        port: u16,
+        extra_conf: &str,
+        extra_hba: &str,
+    ) -> Result<TempCluster> {
+        let run_as = if nix::unistd::geteuid().is_root() {
             let user = nix::unistd::User::from_name("postgres")
                 .ok()
                 .flatten()
@@ -92,6 +197,7 @@ impl TempCluster {
             port,
             keep: false,
             stopped: true,
+            run_lock,
         };
         let data = c.data_dir();
         let pwfile = c.dir.join("initdb.pw");
@@ -299,7 +405,47 @@ impl Drop for TempCluster {
                 .run_quiet();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(lock) = self.run_lock.take()
+            && !self.dir.exists()
+        {
+            let _ = lock.remove_taken();
+        }
     }
+}
+
+/// Stop and remove the throwaway clusters in `tmp` whose runs are dead (their per-run lock is
+/// free), with the server programs of `bindir`. Returns the directories removed.
+pub fn sweep_dead(tmp: &Path, bindir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let entries =
+        std::fs::read_dir(tmp).with_context(|| format!("cannot read {}", tmp.display()))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with(RUN_PREFIX) && name.ends_with(".lock")) {
+            continue;
+        }
+        let Some(lock) = Lock::take_dead(&e.path())? else {
+            continue;
+        };
+        let dir = e.path().with_extension("");
+        let had_cluster = dir.exists();
+        // Dropped, it stops the server (immediate), removes the directory, then the lock.
+        drop(TempCluster {
+            run_as: nix::unistd::geteuid()
+                .is_root()
+                .then(|| "postgres".to_string()),
+            dir: dir.clone(),
+            bindir: bindir.to_path_buf(),
+            port: 0,
+            keep: false,
+            stopped: !dir.join("data").join("postmaster.pid").exists(),
+            run_lock: Some(lock),
+        });
+        if had_cluster {
+            removed.push(dir);
+        }
+    }
+    Ok(removed)
 }
 
 trait RunQuiet {

@@ -23,6 +23,9 @@ pub const REFUSED: u8 = 7;
 pub const UNHEALTHY: u8 = 8;
 /// `pgkeep verify` found at least one bad backup (one line per backup on stdout).
 pub const BAD_BACKUP: u8 = 9;
+/// `pgkeep verify` found no bad backup, but could not prove at least one (one line per backup on
+/// stdout, `inconclusive`).
+pub const INCONCLUSIVE: u8 = 10;
 
 /// An error that knows the exit code it ends pgkeep with.
 pub trait ExitCode {

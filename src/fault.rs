@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use thiserror::Error;
 
-/// Every fault point, in the order a backup (then a restore) passes them.
+/// Every fault point, in the order a backup (then a restore, then a verification) passes them.
 pub const POINTS: &[&str] = &[
     // The backup's lock is held; nothing is written yet.
     "backup.locked",
@@ -46,6 +46,8 @@ pub const POINTS: &[&str] = &[
     "restore.swap-committed",
     // The post-restore hooks ran; the journal is not closed yet.
     "restore.post-hooks-done",
+    // `verify --local`: the throwaway cluster runs; no backup is loaded into it yet.
+    "verify.cluster-started",
 ];
 
 #[derive(Debug, Error)]

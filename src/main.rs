@@ -22,7 +22,10 @@ fn main() -> ExitCode {
         Ok(s) => s.log_format == LogFormat::Json,
         Err(_) => matches!(cli.log_format, Some(pgkeep::cli::LogFormatArg::Json)),
     };
-    init_logging(json, cli.verbose, cli.quiet, &env);
+    // The demo tells its story on stdout; its log lines show with -v only.
+    let quiet =
+        cli.quiet || (matches!(cli.command, pgkeep::cli::Command::Demo(_)) && cli.verbose == 0);
+    init_logging(json, cli.verbose, quiet, &env);
     let result = match settings {
         Err(e) => Err(anyhow::Error::new(e)),
         Ok(settings) => run(cli, settings, env),
@@ -66,7 +69,7 @@ fn init_logging(json: bool, verbose: u8, quiet: bool, env: &BTreeMap<String, Str
         .unwrap_or_else(|| EnvFilter::new(format!("pgkeep={default},warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(app::progress::log_writer);
     if json {
         builder
             .json()

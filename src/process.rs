@@ -323,6 +323,9 @@ pub struct Outcome {
     pub stderr_tail: String,
     /// The lines of stderr that are warnings (`pg_dump: warning: ...`), in order.
     pub warnings: Vec<String>,
+    /// The SQLSTATE of the first server error on stderr, when the child printed it (psql with
+    /// `VERBOSITY=verbose`).
+    pub sqlstate: Option<String>,
 }
 
 impl Outcome {
@@ -367,16 +370,63 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// Keep the last non-empty lines of stderr, joined into one line.
+/// Where a server message's severity ends and, with `VERBOSITY=verbose`, its SQLSTATE begins
+/// (`ERROR:  42501: permission denied ...`): the SQLSTATE and the rest of the line.
+fn split_sqlstate(line: &str) -> Option<(usize, &str, &str)> {
+    for severity in ["ERROR:  ", "FATAL:  ", "PANIC:  "] {
+        if let Some(at) = line.find(severity) {
+            let rest = &line[at + severity.len()..];
+            let code = rest.get(..5)?;
+            if code
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+                && rest[5..].starts_with(": ")
+            {
+                return Some((at + severity.len(), code, &rest[7..]));
+            }
+        }
+    }
+    None
+}
+
+/// The SQLSTATE of the first server error in a child's stderr (psql prints it with
+/// `VERBOSITY=verbose`; it does not depend on the server's `lc_messages`).
+pub fn first_sqlstate(bytes: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .find_map(|l| split_sqlstate(l).map(|(_, code, _)| code.to_string()))
+}
+
+/// A stderr line as users read it: a verbose message's SQLSTATE and LOCATION lines left out.
+fn plain_line(line: &str) -> Option<String> {
+    if line.starts_with("LOCATION:  ") {
+        return None;
+    }
+    Some(match split_sqlstate(line) {
+        Some((at, _, rest)) => format!("{}{rest}", &line[..at]),
+        None => line.to_string(),
+    })
+}
+
+/// Keep the last non-empty lines of stderr, joined into one line. The first line with a server
+/// error (`ERROR:`) comes first when it is not among them: it says why, where the last lines
+/// often only say that a worker gave up or which command it was.
 pub fn tail_lines(bytes: &[u8], max_lines: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text
+    let lines: Vec<String> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
+        .filter_map(plain_line)
         .collect();
     let start = lines.len().saturating_sub(max_lines);
-    lines[start..].join(" | ")
+    let tail = lines[start..].join(" | ");
+    match lines[..start].iter().find(|l| l.contains("ERROR:")) {
+        Some(first) if !lines[start..].iter().any(|l| l.contains("ERROR:")) => {
+            format!("{first} | … | {tail}")
+        }
+        _ => tail,
+    }
 }
 
 /// The lines of stderr in PostgreSQL's client tools' warning form (`prog: warning: text`),
@@ -488,6 +538,7 @@ impl Running {
             status,
             stderr_tail: tail_lines(&bytes, 3),
             warnings: warning_lines(&bytes),
+            sqlstate: first_sqlstate(&bytes),
         })
     }
 }
@@ -539,7 +590,34 @@ pub fn output(spec: &Spec, stdin: Option<&[u8]>) -> std::io::Result<(Outcome, Ve
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_first_server_error_stays_in_the_tail() {
+        let err = b"pg_restore: error: could not execute query: ERROR:  deadlock detected\nDETAIL: x\nCommand was: ALTER TABLE t\npg_restore: error: a worker process died unexpectedly\n";
+        assert_eq!(
+            super::tail_lines(err, 2),
+            "pg_restore: error: could not execute query: ERROR:  deadlock detected | … | Command was: ALTER TABLE t | pg_restore: error: a worker process died unexpectedly"
+        );
+        assert_eq!(super::tail_lines(err, 4).matches("deadlock").count(), 1);
+        assert_eq!(super::tail_lines(b"a\nb\nc\n", 2), "b | c");
+    }
     use super::*;
+
+    #[test]
+    fn a_verbose_error_gives_its_sqlstate_and_reads_as_a_plain_one() {
+        let err = b"psql:<stdin>:9: ERROR:  42501: permission denied for schema s\nLOCATION:  aclcheck_error, aclchk.c:3650\n";
+        assert_eq!(first_sqlstate(err).as_deref(), Some("42501"));
+        assert_eq!(
+            tail_lines(err, 3),
+            "psql:<stdin>:9: ERROR:  permission denied for schema s"
+        );
+        let plain = b"pg_restore: error: could not execute query: ERROR:  permission denied\n";
+        assert_eq!(first_sqlstate(plain), None);
+        assert_eq!(
+            tail_lines(plain, 3),
+            "pg_restore: error: could not execute query: ERROR:  permission denied"
+        );
+    }
 
     #[test]
     fn env_filter_drops_secrets() {

@@ -1,7 +1,8 @@
 //! Culling applied to a backup directory: turns the catalog into retention input, asks the pure
 //! retention function, and (only when told to) deletes what it culls, manifest first then data,
-//! plus unfinished writes (`*.partial` files) and data files without manifest old enough not to be
-//! in progress.
+//! plus the leftovers of the same database: unfinished writes of its backups once its lock says
+//! no backup of it runs, and data files without manifest superseded and old enough. Other
+//! databases' files are never touched (their runs may be alive).
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::catalog::{self, CatalogError, Entry, MANIFEST_SUFFIX, Status};
 use crate::lock::{Lock, LockError};
 use crate::model::{Policy, PolicyError};
 use crate::retention::{self, Backup, Decision, Kind, Verdict};
-use crate::storage::{Site, StorageError, Store, Unfinished};
+use crate::storage::{Site, StorageError, Unfinished};
 
 #[derive(Debug, Error)]
 pub enum PruneError {
@@ -50,6 +51,9 @@ pub struct Item {
     /// The manifest object, for good backups.
     pub manifest: Option<String>,
     pub stored_bytes: u64,
+    /// The verdict of its last verification, if it was verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::model::Verdict>,
     #[serde(flatten)]
     pub verdict: Verdict,
 }
@@ -84,12 +88,12 @@ impl Plan {
 }
 
 /// The verification state of a backup, when something knows it (wired in by the verifier).
-pub type VerifiedFn<'a> = &'a dyn Fn(&Entry) -> Option<bool>;
+pub type VerifiedFn<'a> = &'a dyn Fn(&Entry) -> Option<crate::model::Verdict>;
 
 /// Decide for every backup of `database` in the store. Changes nothing.
 #[allow(clippy::too_many_arguments)]
-pub fn plan(
-    store: &dyn Store,
+pub fn plan<'a>(
+    site: impl Into<Site<'a>>,
     host: &str,
     database: &str,
     now: Timestamp,
@@ -99,6 +103,8 @@ pub fn plan(
     verified: VerifiedFn<'_>,
 ) -> Result<Plan, PruneError> {
     policy.validate()?;
+    let site = site.into();
+    let store = site.store;
     let entries = catalog::list(store, Some(host))?;
     let mut unattributed = Vec::new();
     let mut series: Vec<Entry> = Vec::new();
@@ -126,6 +132,7 @@ pub fn plan(
         .into_iter()
         .zip(decisions)
         .map(|(e, Decision { verdict, .. })| Item {
+            verified: verified(&e),
             manifest: e
                 .manifest
                 .as_ref()
@@ -144,57 +151,70 @@ pub fn plan(
         policy: *policy,
         items,
         unattributed,
-        orphans: orphans(store, Some(host), now, partial_max_age)?,
+        orphans: orphans(site, host, database, now, partial_max_age)?,
     })
 }
 
-/// Unfinished writes older than `max_age`, and uncommitted data files (pgkeep-made, manifest
-/// missing: see [`catalog::made_by_pgkeep`]) older than `max_age` for which a newer committed
-/// backup of the same database exists: an accidental manifest deletion must not become data
-/// loss. Younger files may belong to a backup in progress and are left alone.
+/// The leftovers of `database`: the unfinished writes of its backups while no run holds its lock
+/// (only a run holding it writes them, so they are a killed run's), unfinished verification
+/// records older than `max_age` (verification does not take the lock), and uncommitted data
+/// files (pgkeep-made, manifest missing: see [`catalog::made_by_pgkeep`]) older than `max_age` for
+/// which a newer committed backup exists: an accidental manifest deletion must not become data
+/// loss.
 pub fn orphans(
-    store: &dyn Store,
-    host: Option<&str>,
+    site: Site<'_>,
+    host: &str,
+    database: &str,
     now: Timestamp,
     max_age: Duration,
 ) -> Result<Vec<Orphan>, PruneError> {
+    let store = site.store;
+    let own = catalog::series(host, database);
     let objects = store.list()?;
-    let entries = catalog::list(store, host)?;
-    let newest_good = |db: &str| {
-        entries
-            .iter()
-            .filter(|e| e.status == Status::Good && e.database.as_deref() == Some(db))
-            .map(|e| e.time)
-            .max()
-    };
+    let entries = catalog::list(store, Some(host))?;
+    let newest_good = entries
+        .iter()
+        .filter(|e| e.status == Status::Good && e.database.as_deref() == Some(database))
+        .map(|e| e.time)
+        .max();
     let uncommitted: std::collections::BTreeMap<&str, &Entry> = entries
         .iter()
-        .filter(|e| e.status == Status::Uncommitted)
+        .filter(|e| e.status == Status::Uncommitted && e.database.as_deref() == Some(database))
         .map(|e| (e.file.as_str(), e))
         .collect();
+    let running = Lock::holder(&crate::backup::lock_path(site.lock_dir, host, database))?;
     let mut out = Vec::new();
     for u in store.unfinished()? {
         let age = age(u.modified, now);
-        if age >= max_age {
-            out.push(Orphan {
-                file: u.handle.clone(),
-                bytes: u.size,
-                age_seconds: age.as_secs(),
-                kind: "partial file",
-                unfinished: Some(u),
-            });
-        }
+        let kind = if catalog::series_of(&u.name) == Some(own.as_str()) {
+            if running.is_some() {
+                continue;
+            }
+            "partial file of a killed backup"
+        } else if u
+            .name
+            .strip_suffix(crate::catalog::VERIFY_SUFFIX)
+            .and_then(catalog::series_of)
+            == Some(own.as_str())
+            && age >= max_age
+        {
+            "partial verification record"
+        } else {
+            continue;
+        };
+        out.push(Orphan {
+            file: u.handle.clone(),
+            bytes: u.size,
+            age_seconds: age.as_secs(),
+            kind,
+            unfinished: Some(u),
+        });
     }
     for o in &objects {
         let Some(e) = uncommitted.get(o.name.as_str()) else {
             continue;
         };
-        let superseded = e
-            .database
-            .as_deref()
-            .and_then(newest_good)
-            .is_some_and(|t| t > e.time);
-        if !superseded {
+        if newest_good.is_none_or(|t| t <= e.time) {
             continue;
         }
         let kind = "uncommitted data file (no manifest), superseded by a newer backup";
@@ -282,7 +302,7 @@ pub fn run(
     verified: VerifiedFn<'_>,
 ) -> Result<(Plan, Applied), PruneError> {
     let plan = plan(
-        site.store,
+        site,
         host,
         database,
         now,
@@ -301,7 +321,7 @@ pub fn run(
 }
 
 /// The verification state when nothing is known: every backup unverified.
-pub fn unverified(_: &Entry) -> Option<bool> {
+pub fn unverified(_: &Entry) -> Option<crate::model::Verdict> {
     None
 }
 
@@ -333,8 +353,22 @@ mod tests {
         "owner":"o","encoding":"UTF8","collate":"C","ctype":"C","acl":null,"grants":[],
         "settings":[],"extensions":[],"roles":[],"size_bytes":0}}"#;
 
+    fn orphan_files(store: &LocalStore, db: &str) -> Vec<String> {
+        orphans(
+            Site::from(store),
+            "h",
+            db,
+            Timestamp::now(),
+            Duration::from_secs(86400),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|o| o.file)
+        .collect()
+    }
+
     #[test]
-    fn orphans_only_when_old_enough_and_legacy_is_not_an_orphan() {
+    fn orphans_are_the_databases_own_and_legacy_is_not_an_orphan() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         put(
@@ -345,21 +379,33 @@ mod tests {
         put(d, "2026-11-25/h-db_2026-11-25_01-00-00.sql.gz.partial", 10);
         put(d, "2026-11-20/h-db_2026-11-20_02-00-00.dump", 3 * 86400);
         put(d, "2026-11-20/h-db_2026-11-20_03-00-00.sql.gz", 3 * 86400);
-        let store = LocalStore::open(d).unwrap();
-        let got = orphans(
-            &store,
-            Some("h"),
-            Timestamp::now(),
-            Duration::from_secs(86400),
-        )
-        .unwrap();
-        let files: Vec<&str> = got.iter().map(|o| o.file.as_str()).collect();
-        // The uncommitted `.dump` is the newest data of its database: it stays.
-        assert_eq!(
-            files,
-            vec!["2026-11-20/h-db_2026-11-20_01-00-00.sql.gz.partial"]
+        // Another database's leftovers, a file of another tool, a fresh verification record.
+        put(
+            d,
+            "2026-11-20/h-other_2026-11-20_01-00-00.sql.gz.partial",
+            3 * 86400,
         );
-        // Once a newer committed backup exists, it goes (when old enough).
+        put(d, "2026-11-20/notes.txt.partial", 3 * 86400);
+        put(
+            d,
+            "2026-11-20/h-db_2026-11-20_03-00-00.sql.gz.verify.json.partial",
+            10,
+        );
+        let store = LocalStore::open(d).unwrap();
+        // The uncommitted `.dump` is the newest data of its database: it stays. No backup of
+        // the database holds its lock, so both of its partial files are a killed run's.
+        assert_eq!(
+            orphan_files(&store, "db"),
+            vec![
+                "2026-11-20/h-db_2026-11-20_01-00-00.sql.gz.partial",
+                "2026-11-25/h-db_2026-11-25_01-00-00.sql.gz.partial"
+            ]
+        );
+        // While a backup of the database runs, its partial files are not touched.
+        let held = Lock::acquire(&crate::backup::lock_path(d, "h", "db"), "backup").unwrap();
+        assert!(orphan_files(&store, "db").is_empty());
+        drop(held);
+        // Once a newer committed backup exists, the uncommitted data goes (when old enough).
         put(d, "2026-11-21/h-db_2026-11-21_01-00-00.dump", 2 * 86400);
         let mut m: serde_json::Value = serde_json::from_str(MANIFEST).unwrap();
         m["file"] = "2026-11-21/h-db_2026-11-21_01-00-00.dump".into();
@@ -369,20 +415,18 @@ mod tests {
             m.to_string(),
         )
         .unwrap();
-        let got = orphans(
-            &store,
-            Some("h"),
-            Timestamp::now(),
-            Duration::from_secs(86400),
-        )
-        .unwrap();
-        let files: Vec<&str> = got.iter().map(|o| o.file.as_str()).collect();
         assert_eq!(
-            files,
+            orphan_files(&store, "db"),
             vec![
                 "2026-11-20/h-db_2026-11-20_01-00-00.sql.gz.partial",
-                "2026-11-20/h-db_2026-11-20_02-00-00.dump"
+                "2026-11-20/h-db_2026-11-20_02-00-00.dump",
+                "2026-11-25/h-db_2026-11-25_01-00-00.sql.gz.partial"
             ]
+        );
+        // The other database's partial is its own culling's business.
+        assert_eq!(
+            orphan_files(&store, "other"),
+            vec!["2026-11-20/h-other_2026-11-20_01-00-00.sql.gz.partial"]
         );
     }
 
@@ -397,7 +441,12 @@ mod tests {
             put(d, &format!("{day}/{stem}.sql.gz"), 0);
         }
         put(d, "stray.sql.gz", 0);
-        put(d, "2020-01-01/x.sql.gz.partial", 86400 * 400);
+        put(
+            d,
+            "2020-01-01/postgresql-sbi_2020-01-01_00-00-00.sql.gz.partial",
+            86400 * 400,
+        );
+        put(d, "2020-01-02/x.sql.gz.partial", 86400 * 400);
         let store = LocalStore::open(d).unwrap();
         let now = Timestamp::from_second(1_790_000_000 + 3600).unwrap();
         let p = plan(
@@ -420,5 +469,9 @@ mod tests {
         let left = catalog::list(&store, Some("postgresql")).unwrap();
         assert_eq!(left.len(), 12, "11 kept + the stray file");
         assert!(!d.join("2020-01-01").exists());
+        assert!(
+            d.join("2020-01-02/x.sql.gz.partial").exists(),
+            "not pgkeep's name: left alone"
+        );
     }
 }

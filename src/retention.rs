@@ -3,8 +3,11 @@
 //! never empty a backup directory because backups kept failing.
 //!
 //! Rules:
-//! - only good backups (committed, and not failed verification) count toward any keep rule;
-//!   legacy files of the old pod count toward the age window and the tiers, never the floor;
+//! - committed backups that are not verified `bad` (good, unverified and inconclusive ones alike)
+//!   count toward the floor (`keep_last`) and anchor the age window; legacy files of the old pod
+//!   count toward the age window and the tiers, never the floor;
+//! - a backup verified `bad` counts toward no floor and is culled by the age rules like any
+//!   other, never earlier, so a wave of bad verdicts cannot empty the directory;
 //! - the newest `keep_last` good backups are never culled (the floor);
 //! - the newest backup that passed verification is never culled;
 //! - age windows are measured from the newest good backup, not from the wall clock, so a streak
@@ -18,7 +21,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::model::{Policy, PolicyError};
+use crate::model::{Policy, PolicyError, Verdict as Proof};
 
 /// What kind of backup an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,8 +39,8 @@ pub struct Backup {
     pub id: String,
     pub time: Timestamp,
     pub kind: Kind,
-    /// Outcome of the last verification: `None` never verified, `Some(false)` failed.
-    pub verified: Option<bool>,
+    /// Verdict of the last verification: `None` never verified.
+    pub verified: Option<Proof>,
 }
 
 /// A rule that keeps a backup.
@@ -91,6 +94,8 @@ pub enum Anchor {
     NewestGood,
     /// No good backup exists: the newest legacy file of the old pod.
     NewestLegacy,
+    /// Every backup is verified bad: the newest of them.
+    NewestBad,
 }
 
 impl fmt::Display for Anchor {
@@ -98,6 +103,7 @@ impl fmt::Display for Anchor {
         f.write_str(match self {
             Anchor::NewestGood => "newest good backup",
             Anchor::NewestLegacy => "newest legacy file (no good backup yet)",
+            Anchor::NewestBad => "newest backup (every one is verified bad)",
         })
     }
 }
@@ -112,8 +118,6 @@ pub enum Cull {
         anchor: Timestamp,
         from: Anchor,
     },
-    /// Failed verification: it counts toward no keep rule.
-    FailedVerification,
     /// No rule keeps it (the age window is off).
     NotKept,
 }
@@ -126,7 +130,6 @@ impl fmt::Display for Cull {
                 "older than {days} days before the {from} ({}); no rule keeps it",
                 anchor.round(jiff::Unit::Second).unwrap_or(*anchor)
             ),
-            Cull::FailedVerification => write!(f, "failed verification; no rule keeps it"),
             Cull::NotKept => write!(f, "no rule keeps it"),
         }
     }
@@ -178,15 +181,10 @@ pub fn decide(
     let n = backups.len();
     let future = |b: &Backup| b.time > now;
     // Counts toward the floor and anchors the age window.
-    let good = |b: &Backup| b.kind == Kind::Good && b.verified != Some(false) && !future(b);
-    // Counts toward the age window and the tiers.
-    let eligible = |b: &Backup| {
-        !future(b)
-            && match b.kind {
-                Kind::Good => b.verified != Some(false),
-                Kind::Legacy => true,
-            }
-    };
+    let good = |b: &Backup| b.kind == Kind::Good && !bad(b) && !future(b);
+    // Counts toward the age window and the tiers (a bad backup too: it is culled by age like
+    // any other, never earlier).
+    let eligible = |b: &Backup| !future(b);
 
     // Newest first; ties broken by id so the result does not depend on input order.
     let mut order: Vec<usize> = (0..n).collect();
@@ -218,7 +216,7 @@ pub fn decide(
 
     if let Some(&i) = order.iter().find(|&&i| {
         let b = &backups[i];
-        b.kind == Kind::Good && b.verified == Some(true) && !future(b)
+        b.kind == Kind::Good && b.verified == Some(Proof::Good) && !future(b)
     }) {
         rules[i].push(Keep::NewestVerified);
     }
@@ -232,8 +230,15 @@ pub fn decide(
             order
                 .iter()
                 .map(|&i| &backups[i])
-                .find(|b| eligible(b))
+                .find(|b| eligible(b) && !bad(b))
                 .map(|b| (b.time, Anchor::NewestLegacy))
+        })
+        .or_else(|| {
+            order
+                .iter()
+                .map(|&i| &backups[i])
+                .find(|b| eligible(b))
+                .map(|b| (b.time, Anchor::NewestBad))
         });
 
     if policy.keep_days > 0
@@ -258,7 +263,7 @@ pub fn decide(
         .map(|(b, rules)| Decision {
             id: b.id.clone(),
             time: b.time,
-            verdict: verdict(b, rules, policy, anchor),
+            verdict: verdict(rules, policy, anchor),
         })
         .collect())
 }
@@ -309,30 +314,28 @@ fn keep_tiers(
             }
         }
         for (period, members) in periods.into_iter().take(count as usize) {
-            // The newest good backup of the period represents it; else the newest legacy file.
+            // The newest good backup of the period represents it; else the newest legacy file;
+            // a bad backup only when the period has nothing else.
             let pick = members
                 .iter()
                 .copied()
-                .find(|&i| backups[i].kind == Kind::Good)
+                .find(|&i| backups[i].kind == Kind::Good && !bad(&backups[i]))
+                .or_else(|| members.iter().copied().find(|&i| !bad(&backups[i])))
                 .unwrap_or(members[0]);
             rules[pick].push(make(period));
         }
     }
 }
 
+/// Verified `bad`: its last verification proved it is not a restorable backup.
+fn bad(b: &Backup) -> bool {
+    b.verified == Some(Proof::Bad)
+}
+
 /// Keep by the rules that matched, else cull with the reason.
-fn verdict(
-    b: &Backup,
-    rules: Vec<Keep>,
-    policy: &Policy,
-    anchor: Option<(Timestamp, Anchor)>,
-) -> Verdict {
+fn verdict(rules: Vec<Keep>, policy: &Policy, anchor: Option<(Timestamp, Anchor)>) -> Verdict {
     if !rules.is_empty() {
         Verdict::Keep { rules }
-    } else if b.kind == Kind::Good && b.verified == Some(false) {
-        Verdict::Delete {
-            reason: Cull::FailedVerification,
-        }
     } else if let (true, Some((anchor, from))) = (policy.keep_days > 0, anchor) {
         Verdict::Delete {
             reason: Cull::Expired {

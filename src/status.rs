@@ -24,10 +24,25 @@ pub enum Verdict {
     Good,
     /// Its last verification found it is not a restorable backup.
     Bad,
+    /// Its last verification could not prove it either way: kept like an unverified backup.
+    Inconclusive,
     /// Committed by pgkeep, never verified.
     Unverified,
     /// A file of the old backup pod, never verified.
     Legacy,
+}
+
+impl Verified {
+    /// How a person reads the verdict: `good`, `BAD`, `inconclusive`.
+    pub fn label(&self) -> &'static str {
+        match self.verdict {
+            Some(crate::model::Verdict::Good) => "good",
+            Some(crate::model::Verdict::Inconclusive) => "inconclusive",
+            Some(crate::model::Verdict::Bad) => "BAD",
+            None if self.failure.is_some() => "BAD",
+            None => "good",
+        }
+    }
 }
 
 impl Verdict {
@@ -35,6 +50,7 @@ impl Verdict {
         match self {
             Verdict::Good => "good",
             Verdict::Bad => "bad",
+            Verdict::Inconclusive => "inconclusive",
             Verdict::Unverified => "unverified",
             Verdict::Legacy => "legacy",
         }
@@ -61,6 +77,9 @@ pub struct Row {
 pub struct Verified {
     pub level: String,
     pub checked_at: Timestamp,
+    /// `good`, `bad` or `inconclusive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::model::Verdict>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     pub message: String,
@@ -71,6 +90,8 @@ pub struct Verified {
 pub struct Verdicts {
     pub good: usize,
     pub bad: usize,
+    #[serde(default)]
+    pub inconclusive: usize,
     pub unverified: usize,
     pub legacy: usize,
 }
@@ -196,8 +217,11 @@ pub fn format_name(format: Format, compression: Compression) -> String {
 
 fn row(e: &Entry) -> Row {
     let verdict = match (&e.verification, e.status) {
-        (Some(v), _) if !v.ok => Verdict::Bad,
-        (Some(_), _) => Verdict::Good,
+        (Some(v), _) => match v.verdict() {
+            crate::model::Verdict::Good => Verdict::Good,
+            crate::model::Verdict::Bad => Verdict::Bad,
+            crate::model::Verdict::Inconclusive => Verdict::Inconclusive,
+        },
         (None, Status::Good) => Verdict::Unverified,
         (None, Status::Legacy) => Verdict::Legacy,
         // Not a backup (its manifest is missing); such files are left out of the page.
@@ -213,6 +237,7 @@ fn row(e: &Entry) -> Row {
         verified: e.verification.as_ref().map(|v| Verified {
             level: v.level.clone(),
             checked_at: v.checked_at,
+            verdict: Some(v.verdict()),
             failure: v.failure.clone(),
             message: v.message.clone(),
         }),
@@ -228,12 +253,13 @@ fn database(inputs: &Inputs, name: &str) -> Database {
     let rows: Vec<Row> = mine.iter().map(|e| row(e)).collect();
     let good = mine
         .iter()
-        .find(|e| e.status == Status::Good && e.verification.as_ref().is_none_or(|v| v.ok));
+        .find(|e| e.status == Status::Good && e.verification.as_ref().is_none_or(|v| !v.is_bad()));
     let mut verdicts = Verdicts::default();
     for r in &rows {
         match r.verdict {
             Verdict::Good => verdicts.good += 1,
             Verdict::Bad => verdicts.bad += 1,
+            Verdict::Inconclusive => verdicts.inconclusive += 1,
             Verdict::Unverified => verdicts.unverified += 1,
             Verdict::Legacy => verdicts.legacy += 1,
         }
@@ -284,7 +310,9 @@ fn window(mine: &[&Entry], inputs: &Inputs) -> Window {
     if inputs.policy.keep_days > 0 {
         let past = || mine.iter().filter(|e| e.time <= now);
         let anchor = past()
-            .find(|e| e.status == Status::Good && e.verification.as_ref().is_none_or(|v| v.ok))
+            .find(|e| {
+                e.status == Status::Good && e.verification.as_ref().is_none_or(|v| !v.is_bad())
+            })
             .or_else(|| past().find(|e| e.status == Status::Legacy))
             .map(|e| e.time);
         let days = SignedDuration::from_hours(24 * i64::from(inputs.policy.keep_days));
@@ -302,7 +330,7 @@ fn window(mine: &[&Entry], inputs: &Inputs) -> Window {
                 Status::Good => retention::Kind::Good,
                 Status::Legacy | Status::Uncommitted => retention::Kind::Legacy,
             },
-            verified: e.verification.as_ref().map(|v| v.ok),
+            verified: e.verification.as_ref().map(|v| v.verdict()),
         })
         .collect();
     let cutoff = retention::decide(&backups, now, inputs.policy, inputs.timezone)
@@ -333,6 +361,7 @@ mod tests {
             manifest: None,
             verification: verified.map(|ok| Verification {
                 ok,
+                verdict: None,
                 level: "checksum".into(),
                 checked_at: time + SignedDuration::from_hours(1),
                 failure: (!ok).then(|| "truncated".into()),
@@ -382,6 +411,7 @@ mod tests {
             Verdicts {
                 good: 1,
                 bad: 1,
+                inconclusive: 0,
                 unverified: 1,
                 legacy: 1
             }

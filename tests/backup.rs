@@ -268,3 +268,137 @@ fn non_utf8_environment_values() {
         .assert()
         .success();
 }
+
+/// The manifest beside the only data file ending in `ext`.
+fn manifest_of(db: &TestDb, ext: &str) -> serde_json::Value {
+    let files = db.files();
+    let data = files
+        .iter()
+        .find(|f| f.ends_with(ext))
+        .unwrap_or_else(|| panic!("no {ext} among {files:?}"));
+    serde_json::from_slice(
+        &std::fs::read(db.backup_dir.join(format!("{data}.manifest.json"))).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn custom_archives_record_the_compression_pg_dump_applied() {
+    for (args, compression, level) in [
+        (&["--compression", "gzip", "--level", "3"][..], "gzip", 3),
+        (&["--compression", "none"][..], "none", 0),
+        (&["--compression", "gzip", "--level", "0"][..], "none", 0),
+    ] {
+        let db = TestDb::create(SAMPLE);
+        db.pgkeep()
+            .args(["backup", "--format", "custom"])
+            .args(args)
+            .assert()
+            .success();
+        let m = manifest_of(&db, ".dump");
+        assert_eq!(m["compression"], compression, "{args:?}");
+        assert_eq!(m["level"], level, "{args:?}");
+        // pg_dump's own header says the same: data blocks are compressed, or not.
+        let data = db.backup_dir.join(m["file"].as_str().unwrap());
+        let listed = std::process::Command::new(cluster().bindir.join("pg_restore"))
+            .arg("-l")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let header = String::from_utf8_lossy(&listed.stdout);
+        let said = header
+            .lines()
+            .find(|l| l.contains("Compression:"))
+            .unwrap_or_else(|| panic!("no Compression line in\n{header}"));
+        let want = if compression == "none" { "0" } else { "3" };
+        assert!(said.trim_end().ends_with(want), "{args:?}: {said}");
+    }
+}
+
+#[test]
+fn custom_zstd_with_an_older_pg_dump_is_refused_before_anything_is_written() {
+    let db = TestDb::create(SAMPLE);
+    let out = db
+        .pgkeep()
+        .args(["backup", "--format", "custom", "--compression", "zstd"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let dump = cluster().bindir.join("pg_dump");
+    let said = std::process::Command::new(&dump)
+        .arg("--version")
+        .output()
+        .unwrap()
+        .stdout;
+    let (_, version) = pgkeep::pg::tools::parse_major(&String::from_utf8_lossy(&said)).unwrap();
+    assert!(
+        lines[0].starts_with("pgkeep: error: ")
+            && lines[0].contains("needs pg_dump 16 or newer")
+            && lines[0].contains(&format!("its pg_dump is {version} ({})", dump.display())),
+        "{stderr}"
+    );
+    assert!(db.files().is_empty(), "{:?}", db.files());
+    assert_eq!(db.wait_no_sessions(), 0);
+}
+
+#[test]
+fn custom_zstd_with_a_pg_dump_built_without_zstd_is_refused() {
+    let db = TestDb::create(SAMPLE);
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("dumped");
+    // A pg_dump 16 build without zstd answers as PostgreSQL's does; it never gets to dump.
+    let fake = script(
+        tmp.path(),
+        "pg_dump",
+        &format!(
+            r#"if [ "$1" = --version ]; then echo "pg_dump (PostgreSQL) 16.15"; exit 0; fi
+case " $* " in *" --compress=zstd:"*" --file=/dev/null "*)
+  echo 'pg_dump: error: this build does not support compression with ZSTD' >&2; exit 1;;
+esac
+touch '{}'; exit 1"#,
+            marker.display()
+        ),
+    );
+    let out = db
+        .pgkeep()
+        .env("PGKEEP_PG_DUMP", &fake)
+        .args(["backup", "--format", "custom", "--compression", "zstd"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "pgkeep: error: backup of database \"{}\" failed: pg_dump 16.15 ({}) cannot write \
+             zstd archives: pg_dump: error: this build does not support compression with ZSTD",
+            db.name,
+            fake.display()
+        )
+    );
+    assert!(!marker.exists(), "the dump ran");
+    assert!(db.files().is_empty(), "{:?}", db.files());
+}
+
+#[test]
+fn custom_zstd_levels_run_1_to_22() {
+    let db = TestDb::create("");
+    for level in ["0", "23"] {
+        let out = db
+            .pgkeep()
+            .args(["backup", "--format", "custom", "--compression", "zstd"])
+            .args(["--level", level])
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("out of range 1-22"), "{level}: {stderr}");
+    }
+    assert!(db.files().is_empty());
+}

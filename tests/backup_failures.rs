@@ -208,6 +208,16 @@ fn backup_dir_missing_or_not_writable() {
 
 #[test]
 fn disk_full_during_the_write() {
+    disk_full(&[]);
+}
+
+/// pg_dump writes a custom archive itself; a full disk is still exit 4, and nothing is left.
+#[test]
+fn disk_full_during_a_custom_archive() {
+    disk_full(&["--format", "custom", "--compression", "none"]);
+}
+
+fn disk_full(args: &[&str]) {
     // Incompressible rows so that the dump cannot fit in 512 KiB.
     let db = TestDb::create(
         "CREATE TABLE noise AS SELECT g, md5(g::text) || md5((g*7)::text) || md5((g*13)::text) AS t FROM generate_series(1, 60000) g;",
@@ -229,6 +239,7 @@ fn disk_full_during_the_write() {
     let res = db
         .pgkeep()
         .arg("backup")
+        .args(args)
         .env("BACKUP_DIR", small.path())
         .assert();
     let left: Vec<String> = walk(small.path());

@@ -1,7 +1,10 @@
 //! What the real binary prints where no server is needed: each command's `--help` with its own
 //! flags apart from the global ones, the top-level description, `cleanup`'s own flag texts, and
 //! the tables of `list` and `prune` over a directory of the old pod's files, a failed command's
-//! one error line, and what `demo --keep` says about the server it leaves running.
+//! one error line, what `demo --keep` says about the server it leaves running, and that the
+//! demo's `$ pgkeep backup` is what `pgkeep backup` prints on a terminal.
+
+mod common;
 
 use std::path::Path;
 
@@ -302,4 +305,85 @@ fn demo_keep_says_how_to_connect_and_how_to_stop() {
         format!("rm -rf {dir}")
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The block of `text` under the line `$ CMD`, up to the next blank line.
+fn block_under<'a>(text: &'a str, cmd: &str) -> Vec<&'a str> {
+    text.split(&format!("\n$ {cmd}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `$ {cmd}` in\n{text}"))
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .collect()
+}
+
+/// A summary with what differs between two backups of the same data made apart: the file's
+/// path (its time), the sha256 (pg_dump's per-run restrict key) and the digits of the sizes and
+/// the duration. The tables and their rows stay as they are.
+fn comparable(summary: &[&str]) -> Vec<String> {
+    summary
+        .iter()
+        .enumerate()
+        .map(|(i, l)| match i {
+            0 => l.split(" to /").next().unwrap().to_string(),
+            1 => {
+                let (facts, _sha) = l.rsplit_once(' ').unwrap();
+                facts.replace(|c: char| c.is_ascii_digit(), "#")
+            }
+            _ => l.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn the_demo_shows_what_pgkeep_backup_prints_on_a_terminal() {
+    let ran = pgkeep(&[])
+        .args(["demo", "--keep"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let out = String::from_utf8(ran.stdout).unwrap();
+    let dir = line_after(&out, "Kept: cluster and backups under ").to_string();
+    let connect = line_after(&out, "connect: ").to_string();
+    let stop = line_after(&out, "stop: ").to_string();
+    let demo = block_under(&out, "pgkeep backup");
+    assert!(
+        demo[0].starts_with("backed up database \"sbi\" to /"),
+        "{out}"
+    );
+    // No log line in the story: the demo writes nothing on stderr.
+    let err = String::from_utf8(ran.stderr).unwrap();
+    assert!(err.is_empty(), "{err}");
+
+    // The real command, on a terminal, against the server the demo kept (the data is back).
+    let port = connect
+        .split(" -p ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pgkeep"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .env("DATABASE_SERVICE_NAME", &dir)
+        .env("PGPORT", &port)
+        .env("POSTGRESQL_USER", "postgres")
+        .env("POSTGRESQL_DATABASE", "sbi")
+        .env("BACKUP_DIR", format!("{dir}/backups"))
+        .arg("backup");
+    let screen = common::pty::run(cmd);
+    let stopped = sh(&stop);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(screen.code, Some(0), "{}", screen.text);
+    assert!(stopped.status.success(), "{stop}");
+    let real: Vec<&str> = screen.text.lines().collect();
+    assert_eq!(
+        comparable(&demo),
+        comparable(&real),
+        "demo:\n{out}\nreal:\n{}",
+        screen.text
+    );
+    assert!(real.len() >= 7, "{}", screen.text);
 }

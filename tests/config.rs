@@ -99,7 +99,10 @@ fn config_keys_lists_every_key_aligned_with_default_and_range() {
     for k in MAINTENANCE_KEYS {
         assert!(row(k)[1].starts_with("PGKEEP_MAINTENANCE_"), "{k}");
     }
-    assert_eq!(row("level")[3], "custom 0-9, gzip 1-12, zstd 1-19, none 0");
+    assert_eq!(
+        row("level")[3],
+        "gzip 1-12 (custom 0-9), zstd 1-19 (custom 1-22), none 0"
+    );
     assert_eq!(row("port")[2..4], ["5432", "1-65535"]);
     assert_eq!(row("check_max_age")[2..4], ["26h", "duration, 1s or more"]);
     assert_eq!(
@@ -114,9 +117,10 @@ fn config_keys_lists_every_key_aligned_with_default_and_range() {
     assert_eq!(row("notify_timeout")[2], "10s");
     assert_eq!(row("schedule")[3], "cron, 5 or 6 fields, or @daily ..");
     assert_eq!(row("uri")[1..3], ["PGKEEP_URI, DATABASE_URL", "(not set)"]);
-    // 55 keys of the backup, the database set, daemon, restore, verification, manifest signing
-    // and notifications, and 4 of the page.
-    assert_eq!(lines.len(), 1 + 59, "{text}");
+    // 56 keys of the backup, the database set, daemon, restore, verification, manifest signing
+    // and notifications, 4 of the page, 16 of S3 storage and lock_dir.
+    assert_eq!(lines.len(), 1 + 60 + 17, "{text}");
+    assert_eq!(row("retry_delay")[1..3], ["PGKEEP_RETRY_DELAY", "5m"]);
 }
 
 #[test]

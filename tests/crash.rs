@@ -2,8 +2,10 @@
 //! (`PGKEEP_FAULT_POINT`) and at random moments, for every format. After every kill: nothing
 //! uncommitted is listed, no child process of the run is left, no session is left in
 //! `pg_stat_activity`, the password is nowhere on disk (TMPDIR and BACKUP_DIR), and the next backup
-//! succeeds. Leftover `.partial` files are not swept yet (the next run of the database will remove
-//! them); they are counted and must not be listed.
+//! succeeds. Leftover `.partial` files are swept by the next run of the same database (decided
+//! by the database's lock, never by age): a live run's and other databases' are left alone. A
+//! killed `verify --restore --local` leaves its throwaway cluster running; the next one stops and
+//! removes it, and only it.
 
 mod common;
 
@@ -102,6 +104,14 @@ impl Crash {
             .files()
             .into_iter()
             .filter_map(|f| f.strip_suffix(".manifest.json").map(str::to_string))
+            .collect()
+    }
+
+    fn partial_files(&self) -> Vec<String> {
+        self.db
+            .files()
+            .into_iter()
+            .filter(|f| f.ends_with(".partial"))
             .collect()
     }
 
@@ -443,4 +453,182 @@ fn kills_at_random_moments_of_every_format() {
         eprintln!("{format}: {} partial files left", c.partials());
     }
     eprintln!("random kills: {killed} killed mid-run, {finished} finished before the kill");
+}
+
+/// Partial files of the backup directory matching `pred`.
+fn partials_where(c: &Crash, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    c.partial_files().into_iter().filter(|f| pred(f)).collect()
+}
+
+/// Leftovers are swept by the next run of the same database, decided by its lock: a killed
+/// run's partial file goes (one line says so), a live run's stays, another database's stays
+/// (its own next run sweeps it), a file pgkeep did not name stays; a run refused for a database
+/// that does not exist leaves no lock file.
+#[test]
+fn leftovers_of_dead_runs_are_swept_and_only_those() {
+    let c = Crash::new();
+    let foreign = c.db.backup_dir.join("2026-01-01/notes.txt.partial");
+    std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
+    std::fs::write(&foreign, "not ours").unwrap();
+    let (status, stderr) = Crash::run(c.backup(&[]).env("PGKEEP_FAULT_POINT", "backup.streamed:1"));
+    assert!(killed_by_sigkill(status), "{stderr}");
+    let dead = partials_where(&c, |f| f.contains(&c.db.name));
+    assert_eq!(
+        dead.len(),
+        1,
+        "the killed run left its partial file: {dead:?}"
+    );
+
+    // Another database's backup into the same directory leaves it alone.
+    let other = TestDb::create(SAMPLE);
+    let (status, stderr) = Crash::run(
+        other
+            .command()
+            .env("BACKUP_DIR", &c.db.backup_dir)
+            .env("TMPDIR", c.tmp.path())
+            .arg("backup"),
+    );
+    assert!(status.success(), "{stderr}");
+    assert_eq!(partials_where(&c, |f| dead.contains(&f.to_string())), dead);
+
+    // The next backup of the database sweeps it and, while it runs, its own partial file is
+    // left alone by the other database's backup and culling.
+    let lock = TableLock::take(&c.db, "routes");
+    let live = c.backup(&[]).stderr(Stdio::piped()).spawn().unwrap();
+    lock.wait_for_waiter();
+    let own: Vec<String> = partials_where(&c, |f| f.contains(&c.db.name));
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert!(
+        !dead.contains(&own[0]),
+        "the dead run's file is gone: {own:?}"
+    );
+    for args in [&["backup"][..], &["prune", "--apply"][..]] {
+        let (status, stderr) = Crash::run(
+            other
+                .command()
+                .env("BACKUP_DIR", &c.db.backup_dir)
+                .env("TMPDIR", c.tmp.path())
+                .args(args),
+        );
+        assert!(status.success(), "{args:?}: {stderr}");
+    }
+    assert_eq!(partials_where(&c, |f| own.contains(&f.to_string())), own);
+    // Culling of the database itself waits for its run (refused, busy) rather than sweep it.
+    let (status, stderr) = Crash::run(c.command().args(["prune", "--apply"]));
+    assert_eq!(status.code(), Some(5), "{stderr}");
+    assert_eq!(partials_where(&c, |f| own.contains(&f.to_string())), own);
+    lock.release();
+    let out = live.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("removed 1 unfinished file(s) left by a killed backup"),
+        "one line says what was swept: {stderr}"
+    );
+    assert!(foreign.exists(), "a file pgkeep did not name was removed");
+    assert_eq!(c.partial_files(), vec!["2026-01-01/notes.txt.partial"]);
+
+    // A refused run leaves no lock file.
+    let locks = |c: &Crash| -> Vec<String> {
+        std::fs::read_dir(&c.db.backup_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".lock"))
+            .collect()
+    };
+    let before = locks(&c);
+    let (status, stderr) = Crash::run(
+        c.backup(&[])
+            .env("POSTGRESQL_DATABASE", "no_such_database_here"),
+    );
+    assert!(!status.success(), "{stderr}");
+    assert_eq!(locks(&c), before, "the refused run left a lock file");
+}
+
+/// The pid in a cluster's `postmaster.pid`, when the server process is alive.
+fn live_postmaster(dir: &std::path::Path) -> Option<i32> {
+    let text = std::fs::read_to_string(dir.join("data/postmaster.pid")).ok()?;
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+}
+
+fn entries(dir: &std::path::Path, prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `verify --restore --local` killed while its throwaway cluster runs: the server (daemonized
+/// by pg_ctl) goes on; the next `verify --restore --local` stops and removes it, leaving a live
+/// run's cluster and directories without a per-run lock alone, and ends its own.
+#[test]
+fn a_killed_verify_local_leaves_no_cluster_behind() {
+    let c = Crash::new();
+    let (status, stderr) = Crash::run(&mut c.backup(&[]));
+    assert!(status.success(), "{stderr}");
+    let verify = || {
+        let mut cmd = c.command();
+        cmd.args(["verify", "--restore", "--local"]);
+        cmd
+    };
+    let (status, stderr) = Crash::run(verify().env("PGKEEP_FAULT_POINT", "verify.cluster-started"));
+    assert!(killed_by_sigkill(status), "{stderr}");
+    let left = entries(c.tmp.path(), "pgkeep-verify-");
+    let dead_dir = left
+        .iter()
+        .find(|n| !n.ends_with(".lock"))
+        .map(|n| c.tmp.path().join(n))
+        .expect("the killed run's cluster directory");
+    let dead_pid = live_postmaster(&dead_dir).expect("the killed run's server still runs");
+
+    // A live run's cluster (its lock held here) and directories that are not pgkeep's.
+    let live =
+        pgkeep::lock::Lock::create_unique(c.tmp.path(), "pgkeep-verify-", "live run").unwrap();
+    let live_dir = live.path().with_extension("");
+    std::fs::create_dir(&live_dir).unwrap();
+    std::fs::write(live_dir.join("f"), "x").unwrap();
+    for foreign in ["pgkeep-verify-foreign", "pgkeep-cluster-demo"] {
+        std::fs::create_dir(c.tmp.path().join(foreign)).unwrap();
+    }
+
+    let (status, stderr) = Crash::run(&mut verify());
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("stopped and removed 1 throwaway cluster(s)"),
+        "one line says so: {stderr}"
+    );
+    let until = Instant::now() + SETTLE;
+    while unsafe { libc::kill(dead_pid, 0) } == 0 {
+        assert!(
+            Instant::now() < until,
+            "the dead run's server {dead_pid} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dead_dir.exists(), "the dead run's cluster is still there");
+    let mut expected = vec![
+        live.path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
+        live_dir.file_name().unwrap().to_string_lossy().into_owned(),
+        "pgkeep-verify-foreign".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(
+        entries(c.tmp.path(), "pgkeep-verify-"),
+        expected,
+        "only the live run's cluster and the foreign directory are left"
+    );
+    assert!(live_dir.join("f").exists());
+    assert!(c.tmp.path().join("pgkeep-cluster-demo").exists());
+    assert!(c.password_on_disk().is_empty());
+    drop(live);
 }

@@ -642,3 +642,59 @@ fn scheduled_verification_verifies_the_newest_backup_and_reports_a_stale_one() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit().code(), Some(0));
 }
+
+/// The catch-up backup at start fails because the database server is down: it is retried after
+/// `retry_delay`, then after twice that, each retry logged and counted; once the server is back
+/// the retry makes the backup, and the next run is the scheduled one again.
+#[test]
+fn a_failed_catch_up_backup_is_retried_with_backoff() {
+    let server = common::majors::private_server();
+    let db = server.0.create_db(SAMPLE);
+    server.stop_server();
+    let mut d = Daemon::start(&db, &[("PGKEEP_RETRY_DELAY", "1s")], &[]);
+    let retry = |n: u64| {
+        move |l: &serde_json::Value| l["message"] == "backup failed: retrying" && l["failures"] == n
+    };
+    let first = d.wait_log(retry(1), Duration::from_secs(60));
+    assert_eq!(first["delay"], "1s", "{first}");
+    let second = d.wait_log(retry(2), Duration::from_secs(60));
+    assert_eq!(second["delay"], "2s", "doubled: {second}");
+    assert_eq!(d.count_log("backup failed"), 2, "each attempt is logged");
+    server.start_server();
+    d.wait_log(
+        |l| l["message"] == "backup complete",
+        Duration::from_secs(90),
+    );
+    d.wait_log(
+        |l| l["message"] == "next backup scheduled",
+        Duration::from_secs(30),
+    );
+    assert_eq!(good_backups(&db).len(), 1);
+    let m = d.http("GET", "/metrics", None).1;
+    let retries = metric(
+        &m,
+        &format!("pgkeep_backup_retries_total{{database=\"{}\"}}", db.name),
+    )
+    .unwrap();
+    let failures = metric(
+        &m,
+        &format!(
+            "pgkeep_backups_total{{database=\"{}\",result=\"failure\"}}",
+            db.name
+        ),
+    )
+    .unwrap();
+    let successes = metric(
+        &m,
+        &format!(
+            "pgkeep_backups_total{{database=\"{}\",result=\"success\"}}",
+            db.name
+        ),
+    )
+    .unwrap();
+    assert_eq!(successes, 1.0, "{m}");
+    assert!(failures >= 2.0, "{m}");
+    assert_eq!(retries, failures, "every failure was retried: {m}");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+}

@@ -162,4 +162,14 @@ fn every_corpus_file_is_a_case() {
     cases.sort();
     assert_eq!(files, cases);
     assert!(smoke().count() >= 5 && smoke().all(|c| c.min_major <= 13));
+    // What .ci/run runs on the other majors is smoke cases only, each of them a test here.
+    let smoke_names: Vec<&str> = smoke().map(|c| c.name).collect();
+    let source = include_str!("fidelity.rs");
+    for name in SMOKE_ON_OTHER_MAJORS {
+        assert!(smoke_names.contains(&name), "{name} is not a smoke case");
+        assert!(
+            source.contains(&format!("fn {name}() {{")),
+            "no test named {name}"
+        );
+    }
 }

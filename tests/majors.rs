@@ -76,9 +76,21 @@ fn ok(db: &TestDb, bindir: &Path, what: &str, out: &Output) -> String {
 
 /// `pgkeep backup --format FORMAT` with the tools in `bindir`; returns the data file.
 fn backup(db: &TestDb, bindir: &Path, format: &str) -> String {
+    let want = if format == "custom" {
+        ".dump"
+    } else {
+        ".sql.gz"
+    };
+    backup_with(db, bindir, &["--format", format], want)
+}
+
+/// `pgkeep backup ARGS` with the tools in `bindir`; returns the data file, which ends in `ext`.
+fn backup_with(db: &TestDb, bindir: &Path, args: &[&str], ext: &str) -> String {
     let before = db.files();
-    let out = run(db, bindir, &["backup", "--format", format]);
-    ok(db, bindir, &format!("backup --format {format}"), &out);
+    let mut argv = vec!["backup"];
+    argv.extend(args);
+    let out = run(db, bindir, &argv);
+    ok(db, bindir, &argv.join(" "), &out);
     let new: Vec<String> = db
         .files()
         .into_iter()
@@ -89,12 +101,7 @@ fn backup(db: &TestDb, bindir: &Path, format: &str) -> String {
         .find(|f| f.ends_with(".manifest.json"))
         .unwrap_or_else(|| panic!("no manifest among {new:?}"));
     let data = manifest.strip_suffix(".manifest.json").unwrap();
-    let want = if format == "custom" {
-        ".dump"
-    } else {
-        ".sql.gz"
-    };
-    assert!(data.ends_with(want), "{data}");
+    assert!(data.ends_with(ext), "{data}");
     db.backup_dir.join(data).display().to_string()
 }
 
@@ -134,6 +141,40 @@ fn life_of_a_backup(major: u32, format: &str) {
             "{stdout}"
         );
     }
+    restore_and_check(&db, bindir);
+}
+
+/// A custom archive that pg_dump of `major` (16 or newer) compresses with zstd: the manifest and
+/// the archive's own header say zstd, and it verifies, test-restores and restores.
+fn zstd_archive(major: u32) {
+    let db = matrix_db(major);
+    let bindir = db.client_bindir();
+    let args = [
+        "--format",
+        "custom",
+        "--compression",
+        "zstd",
+        "--level",
+        "9",
+    ];
+    let data = backup_with(&db, bindir, &args, ".dump");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{data}.manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["compression"], "zstd", "{m}");
+    assert_eq!(m["level"], 9, "{m}");
+    let listed = std::process::Command::new(bindir.join("pg_restore"))
+        .arg("-l")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let header = String::from_utf8_lossy(&listed.stdout);
+    assert!(header.contains("Compression: zstd"), "{header}");
+    let out = run(&db, bindir, &["verify", "--restore", &data]);
+    let stdout = ok(&db, bindir, "verify --restore", &out);
+    assert!(
+        stdout.contains("1320 rows in 3 tables as recorded"),
+        "{stdout}"
+    );
     restore_and_check(&db, bindir);
 }
 
@@ -280,6 +321,10 @@ matrix! {
     custom_17: life_of_a_backup(17, "custom");
     custom_18: life_of_a_backup(18, "custom");
 
+    zstd_archive_16: zstd_archive(16);
+    zstd_archive_17: zstd_archive(17);
+    zstd_archive_18: zstd_archive(18);
+
     version_guard_15: version_guard(15);
     version_guard_16: version_guard(16);
     version_guard_17: version_guard(17);
@@ -306,20 +351,12 @@ matrix! {
     newer_pg_dump_13_15_custom: newer_pg_dump(13, 15, "custom");
     newer_pg_dump_14_15_plain: newer_pg_dump(14, 15, "plain");
 
-    #[ignore = "issue 11: verify --local starts the local 15 server whatever the dump's major"]
     verify_local_picks_dump_major_16_plain: verify_local_picks_dump_major(16, "plain");
-    #[ignore = "issue 11: verify --local starts the local 15 server whatever the dump's major"]
     verify_local_picks_dump_major_17_plain: verify_local_picks_dump_major(17, "plain");
-    #[ignore = "issue 11: verify --local starts the local 15 server whatever the dump's major"]
     verify_local_picks_dump_major_17_custom: verify_local_picks_dump_major(17, "custom");
-    #[ignore = "issue 11: verify --local starts the local 15 server whatever the dump's major"]
     verify_local_picks_dump_major_18_plain: verify_local_picks_dump_major(18, "plain");
-    #[ignore = "issue 11: with no server of the dump's major, verify --local loads into the older 15 and passes or condemns the backup instead of inconclusive"]
     verify_local_without_suitable_server_16_plain: verify_local_without_suitable_server(16, "plain");
-    #[ignore = "issue 11: with no server of the dump's major, verify --local loads into the older 15 and passes or condemns the backup instead of inconclusive"]
     verify_local_without_suitable_server_17_plain: verify_local_without_suitable_server(17, "plain");
-    #[ignore = "issue 11: with no server of the dump's major, verify --local loads into the older 15 and passes or condemns the backup instead of inconclusive"]
     verify_local_without_suitable_server_17_custom: verify_local_without_suitable_server(17, "custom");
-    #[ignore = "issue 11: with no server of the dump's major, verify --local loads into the older 15 and passes or condemns the backup instead of inconclusive"]
     verify_local_without_suitable_server_18_custom: verify_local_without_suitable_server(18, "custom");
 }

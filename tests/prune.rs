@@ -1,6 +1,7 @@
 //! `pgkeep prune` through the real binary: a dry run changes nothing and names the rule of every
 //! decision; `--apply` deletes manifest first then data; an empty policy is refused; old pod
-//! files fall under the policy; leftover partial files go only once old enough.
+//! files fall under the policy; leftover partial files of the database's killed backups go, no
+//! other file does.
 
 mod common;
 
@@ -36,11 +37,19 @@ fn dry_run_then_apply_with_good_and_legacy_backups() {
     let db = TestDb::create(SAMPLE);
     legacy_files(&db, 15);
     db.pgkeep().arg("backup").assert().success();
-    // Leftovers: an old partial and a fresh one (a backup in progress).
-    let old = db.backup_dir.join("2020-01-01");
-    std::fs::create_dir_all(&old).unwrap();
-    std::fs::write(old.join("x.sql.gz.partial"), b"half").unwrap();
-    set_age(&old.join("x.sql.gz.partial"), 3 * 86400);
+    // Leftovers: a partial file of a killed backup of the database (no run holds its lock), one
+    // of another database (its own culling's), one pgkeep did not name.
+    let host = pgkeep::catalog::host_label(&cluster().socket_dir.display().to_string());
+    let at = jiff::Timestamp::from_second(1_577_836_800).unwrap();
+    let (day, stem) = pgkeep::catalog::backup_stem(&host, &db.name, at);
+    let x = format!("{day}/{stem}.sql.gz.partial");
+    let (_, other) = pgkeep::catalog::backup_stem(&host, "other_db", at);
+    let o = format!("{day}/{other}.sql.gz.partial");
+    std::fs::create_dir_all(db.backup_dir.join(&day)).unwrap();
+    for f in [&x, &o] {
+        std::fs::write(db.backup_dir.join(f), b"half").unwrap();
+    }
+    set_age(&db.backup_dir.join(&x), 3 * 86400);
     std::fs::write(db.backup_dir.join("y.sql.gz.partial"), b"half").unwrap();
     let before = db.files();
 
@@ -58,8 +67,9 @@ fn dry_run_then_apply_with_good_and_legacy_backups() {
         text.contains("older than 10 days before the newest good backup"),
         "{text}"
     );
-    assert!(text.contains("x.sql.gz.partial"), "{text}");
+    assert!(text.contains(&x), "{text}");
     assert!(!text.contains("y.sql.gz.partial"), "{text}");
+    assert!(!text.contains(&o), "{text}");
     assert!(text.contains("dry run: 5 of 16 backups"), "{text}");
 
     let out = db
@@ -69,13 +79,11 @@ fn dry_run_then_apply_with_good_and_legacy_backups() {
         .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["result"]["deleted"].as_array().unwrap().len(), 5);
-    assert_eq!(
-        v["result"]["orphans_removed"],
-        serde_json::json!(["2020-01-01/x.sql.gz.partial"])
-    );
+    assert_eq!(v["result"]["orphans_removed"], serde_json::json!([x]));
     let after = db.files();
     assert_eq!(after.len(), before.len() - 6, "{after:?}");
     assert!(after.iter().any(|f| f == "y.sql.gz.partial"));
+    assert!(after.contains(&o), "{after:?}");
     assert_eq!(
         after
             .iter()

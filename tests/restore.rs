@@ -785,6 +785,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
         shutdown: &shutdown,
         server_version_num: 150000,
         allow_unrestricted_psql: false,
+        progress: pgkeep::model::Progress::none(),
     };
     let scratch = unique("scratch");
     let rt = tokio::runtime::Runtime::new().unwrap();

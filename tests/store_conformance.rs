@@ -1,13 +1,19 @@
 //! The storage conformance suite (`store_conformance/suite.rs`) run against every store:
-//! `conformance!(module, backend)` makes one test per rule. The local filesystem store here;
-//! another backend adds its `Backend` and one more `conformance!` line.
+//! `conformance!(module, backend)` makes one test per rule. The local filesystem store and the
+//! S3 store (against moto's server on loopback); another backend adds its `Backend` and one
+//! more `conformance!` line.
 
 #[path = "store_conformance/suite.rs"]
 mod suite;
 
+#[path = "common/moto.rs"]
+#[allow(dead_code)]
+mod moto;
+
 use std::path::PathBuf;
 use std::process::Command;
 
+use pgkeep::storage::s3::{PartPlan, S3Store};
 use pgkeep::storage::{LocalStore, Store};
 use suite::{Backend, Fixture};
 
@@ -95,6 +101,51 @@ impl Backend for Local {
 }
 
 conformance!(local, Local);
+
+/// The S3 store in a fresh bucket of moto's server, with 256 KiB parts (moto's minimum is
+/// lowered to that) so that the suite's objects are cut into several parts.
+struct S3;
+
+impl S3 {
+    /// A location is `ENDPOINT s3://BUCKET/PREFIX`: a child process finds the same server.
+    fn open(location: &str) -> Box<dyn Store> {
+        let (endpoint, url) = location.split_once(' ').unwrap();
+        let store = S3Store::open(url, &moto::options(endpoint)).unwrap();
+        Box::new(store.with_part_plan(PartPlan {
+            base: 256 * 1024,
+            step: 4,
+            max: 1024 * 1024,
+            budget: 3 * 1024 * 1024,
+            in_flight: 2,
+        }))
+    }
+}
+
+impl Backend for S3 {
+    fn fresh(&self) -> Fixture {
+        let location = format!("{} s3://{}/backups/pg", moto::endpoint(), moto::bucket());
+        Fixture {
+            store: S3::open(&location),
+            location,
+            _guard: Box::new(()),
+        }
+    }
+
+    fn reopen(&self, location: &str) -> Box<dyn Store> {
+        S3::open(location)
+    }
+
+    /// moto has no bucket quotas.
+    fn full(&self) -> Option<Fixture> {
+        None
+    }
+
+    fn knows_free_space(&self) -> bool {
+        false
+    }
+}
+
+conformance!(s3, S3);
 
 /// The suite itself can fail: a store that lists an unfinished write is caught.
 #[test]

@@ -615,7 +615,7 @@ fn retention_learns_from_verification_and_culls_records_with_backups() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("failed verification"), "{text}");
+    assert!(text.contains("bad"), "{text}");
     // The failed newest does not count: the middle one is the newest good and stays.
     let files = db.files();
     let rel = |p: &Path| {
@@ -646,11 +646,13 @@ fn verify_without_backups_fails_and_an_unknown_id_is_a_usage_error() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("no backups of database"));
+    // --all over an empty directory is no different (issue 13): nothing to verify is a failure.
     db.pgkeep()
         .args(["verify", "--all"])
         .assert()
-        .success()
-        .stdout("no backups\n");
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("no backups in "));
     db.pgkeep()
         .args(["verify", "--all", "--latest"])
         .assert()
@@ -709,19 +711,28 @@ fn restore_level_loads_counts_checks_and_drops_the_scratch_database() {
         "the scratch databases are dropped"
     );
 
-    // A check that finds nothing fails the verification, and the copy is dropped too.
-    let line = verify_fails(
-        &db,
-        &[
+    // A check that finds nothing does not prove the backup: inconclusive (exit 10), never
+    // bad, and the copy is dropped too.
+    let out = db
+        .pgkeep()
+        .env("PGKEEP_ADMIN_USER", "postgres")
+        .args([
+            "verify",
             "--restore",
             "--check-sql",
             "SELECT 1 FROM \"SBI_USER\" WHERE \"USERNAME\" = 'nobody'",
             gz.to_str().unwrap(),
-        ],
-        &format!("{}.sql.gz", id_of(&gz)),
-        "restore-check",
+        ])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(10), "{line}");
+    assert!(
+        line.starts_with("INCONCLUSIVE")
+            && line.contains("[restore-check]")
+            && line.contains("nobody"),
+        "{line}"
     );
-    assert!(line.contains("nobody"), "{line}");
     assert_eq!(scratch_databases(&db), "");
 
     // A wrong row count in the manifest fails (caught before anything is loaded).
@@ -803,9 +814,9 @@ fn restore_level_local_loads_into_a_throwaway_cluster_and_never_contacts_the_ser
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(9), "{stdout}");
+    assert_eq!(out.status.code(), Some(10), "{stdout}");
     assert!(
-        stdout.starts_with("FAILED") && stdout.contains("[restore-check]"),
+        stdout.starts_with("INCONCLUSIVE") && stdout.contains("[restore-check]"),
         "{stdout}"
     );
     let manifest = PathBuf::from(format!("{}.manifest.json", gz.display()));

@@ -1,5 +1,5 @@
-//! `pgkeep backup`: one backup now, with a progress spinner on a terminal, its log line and
-//! notification, and the manifest on stdout with `--json`.
+//! `pgkeep backup`: one backup now, with a progress line on a terminal, its summary on a
+//! terminal (or the manifest with `--json`), its log line and notification.
 
 use std::io::IsTerminal;
 
@@ -10,8 +10,12 @@ use crate::backup;
 use crate::catalog::Manifest;
 use crate::cli::BackupArgs;
 use crate::config::Settings;
+use crate::model::{Compression, Format, Progress};
 use crate::notify::{Event, Notifier, Operation, Outcome};
 use crate::report;
+
+/// Tables the summary names one by one; more are counted in one line.
+const SUMMARY_TABLES: usize = 20;
 
 /// The backup request of a command: the settings, the database and the process's environment.
 pub fn request<'a>(settings: &'a Settings, database: String, ctx: &Context) -> backup::Request<'a> {
@@ -21,7 +25,7 @@ pub fn request<'a>(settings: &'a Settings, database: String, ctx: &Context) -> b
         child_env: ctx.child_env(),
         path_env: ctx.path_env(),
         shutdown: ctx.shutdown.clone(),
-        progress: None,
+        progress: Progress::none(),
         now: jiff::Timestamp::now,
     }
 }
@@ -29,7 +33,7 @@ pub fn request<'a>(settings: &'a Settings, database: String, ctx: &Context) -> b
 pub async fn run(args: &BackupArgs, settings: &Settings, ctx: &Context) -> Result<()> {
     match super::set::targets(settings, &args.database).await? {
         super::set::Targets::One(database) => {
-            let m = one(settings, database, ctx).await?;
+            let m = one(settings, database, ctx, args.json).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
             }
@@ -42,7 +46,7 @@ pub async fn run(args: &BackupArgs, settings: &Settings, ctx: &Context) -> Resul
             let (done, res) = super::set::each(&sel, &settings.host, true, async |db| {
                 match db == crate::catalog::GLOBALS {
                     true => globals(settings, ctx).await,
-                    false => one(settings, db.to_string(), ctx).await,
+                    false => one(settings, db.to_string(), ctx, args.json).await,
                 }
             })
             .await;
@@ -55,20 +59,21 @@ pub async fn run(args: &BackupArgs, settings: &Settings, ctx: &Context) -> Resul
     }
 }
 
-/// One backup of `database`, with its log line and notification.
-pub async fn one(settings: &Settings, database: String, ctx: &Context) -> Result<Manifest> {
+/// One backup of `database`, with its log line and notification, and its summary on a terminal
+/// unless `json`.
+pub async fn one(
+    settings: &Settings,
+    database: String,
+    ctx: &Context,
+    json: bool,
+) -> Result<Manifest> {
     let mut req = request(settings, database.clone(), ctx);
-    let bar = progress_bar();
-    if let Some(bar) = &bar {
-        let b = bar.clone();
-        req.progress = Some(Box::new(move |n| b.set_position(n)));
-    }
+    let line = super::progress::Line::start(settings);
+    req.progress = line.progress();
     super::repair::repair_quietly(settings, &database, ctx).await;
     tracing::debug!(database = %database, dir = %settings.backup_dir.display(), "backup started");
     let res = backup::run(req).await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    drop(line);
     let notifier = Notifier::from_settings(settings);
     let done = match res.with_context(|| format!("backup of database \"{database}\" failed")) {
         Ok(done) => done,
@@ -86,10 +91,19 @@ pub async fn one(settings: &Settings, database: String, ctx: &Context) -> Result
             return Err(e);
         }
     };
-    report::log_done(&done.manifest, &done.path);
+    // On a terminal the summary says what the log line would; the log line is for logs.
+    let summary = !json && std::io::stdout().is_terminal();
+    if summary && std::io::stderr().is_terminal() {
+        tracing::debug!(database = %database, file = %done.path.display(), "backup complete");
+    } else {
+        report::log_done(&done.manifest, &done.path);
+    }
     if notifier.is_configured() {
         let event = report::backup_event(&done.manifest, &settings.host);
         tokio::task::block_in_place(|| notifier.notify(&event));
+    }
+    if summary {
+        print!("{}", render_summary(&done));
     }
     Ok(done.manifest)
 }
@@ -134,17 +148,53 @@ pub async fn globals(settings: &Settings, ctx: &Context) -> Result<Manifest> {
     Ok(done.manifest)
 }
 
-fn progress_bar() -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} dumping {bytes} ({bytes_per_sec}) {elapsed}",
-        )
-        .expect("valid template"),
+/// What `pgkeep backup` prints on a terminal (and the demo under its `$ pgkeep backup`): the
+/// file, sizes, duration, checksum, the rows of each table and pg_dump's warnings.
+pub fn render_summary(done: &backup::Done) -> String {
+    let m = &done.manifest;
+    let human = report::human_bytes;
+    let size = match (m.format, m.compression) {
+        (Format::Plain, Compression::None) => format!("{} of dump text", human(m.raw_bytes)),
+        (Format::Plain, c) => format!(
+            "{} of dump text compressed to {} ({})",
+            human(m.raw_bytes),
+            human(m.stored_bytes),
+            compression_name(c)
+        ),
+        (Format::Custom, c) => format!(
+            "a custom archive of {} ({} inside)",
+            human(m.stored_bytes),
+            compression_name(c)
+        ),
+    };
+    let mut out = format!(
+        "backed up database \"{}\" to {}\n  {size} in {:.2}s, sha256 {}\n  {} rows in {} tables\n",
+        m.database,
+        done.path.display(),
+        m.duration_seconds,
+        &m.sha256[..16],
+        m.total_rows(),
+        m.tables.len()
     );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    Some(bar)
+    for (table, rows) in m.tables.iter().take(SUMMARY_TABLES) {
+        out.push_str(&format!("    {table:<28} {rows:>8} rows\n"));
+    }
+    if m.tables.len() > SUMMARY_TABLES {
+        out.push_str(&format!(
+            "    … and {} more tables (`--json` lists them all)\n",
+            m.tables.len() - SUMMARY_TABLES
+        ));
+    }
+    for w in &m.warnings {
+        out.push_str(&format!("  warning: {w}\n"));
+    }
+    out
+}
+
+fn compression_name(c: Compression) -> &'static str {
+    match c {
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+        Compression::None => "none",
+    }
 }

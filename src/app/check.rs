@@ -53,7 +53,7 @@ pub async fn run(args: &CheckArgs, settings: &Settings) -> Result<()> {
 }
 
 fn evaluate(settings: &Settings, database: &str) -> Result<crate::check::Health> {
-    let store = crate::storage::open(&settings.backup_dir)?;
+    let store = crate::storage::open(&settings.backup_dir, &settings.s3)?;
     let entries = catalog::list(&*store, Some(&settings.host))?;
     Ok(crate::check::evaluate(
         &entries,

@@ -67,7 +67,7 @@ async fn restore_demo(
     println!("  rows now: {}", counts(cluster)?);
 
     println!("\n$ pgkeep restore --yes   (admin role: the cluster's superuser)");
-    let store = crate::storage::open(&settings.backup_dir)?;
+    let store = crate::storage::open(&settings.backup_dir, &settings.s3)?;
     let backup = crate::restore::choose(
         &*store,
         &ctx.tmp_dir(),
@@ -103,6 +103,7 @@ async fn restore_demo(
         tmp_dir: cluster.dir().to_path_buf(),
         shutdown: ctx.shutdown.clone(),
         now: jiff::Timestamp::now(),
+        progress: crate::model::Progress::none(),
     };
     let pre = crate::restore::preflight(&req)
         .await
@@ -182,20 +183,8 @@ pub async fn run(args: &DemoArgs, ctx: &Context) -> Result<()> {
     let done = crate::backup::run(super::backup::request(&settings, APP_DB.into(), &demo_ctx))
         .await
         .context("demo backup failed")?;
-    crate::report::log_done(&done.manifest, &done.path);
-    let m = &done.manifest;
-    println!(
-        "  {} -> {} ({} of dump text compressed to {}) in {:.2}s, sha256 {}",
-        m.database,
-        done.path.display(),
-        crate::report::human_bytes(m.raw_bytes),
-        crate::report::human_bytes(m.stored_bytes),
-        m.duration_seconds,
-        &m.sha256[..16]
-    );
-    for (table, rows) in &m.tables {
-        println!("    {table:<28} {rows:>6} rows");
-    }
+    // What `pgkeep backup` prints on a terminal, from the same function; no log line in the story.
+    print!("{}", super::backup::render_summary(&done));
 
     println!("\n$ pgkeep list");
     let entries = super::list::entries(&settings, None)?;

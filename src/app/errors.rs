@@ -14,7 +14,7 @@ use crate::pipeline::PipelineError;
 use crate::pipeline::guard::GuardError;
 use crate::prune::PruneError;
 use crate::restore::{LoadError, RestoreError};
-use crate::verify::{BadBackups, Failure, VerifyError};
+use crate::verify::{BadBackups, Failure, Inconclusive, VerifyError};
 
 /// A usage error found by a command (not by clap).
 #[derive(Debug, Error)]
@@ -37,6 +37,7 @@ const KNOWN: &[Probe] = &[
     probe::<LoadError>,
     probe::<VerifyError>,
     probe::<BadBackups>,
+    probe::<Inconclusive>,
     probe::<Failure>,
     probe::<PruneError>,
     probe::<Unhealthy>,
@@ -114,6 +115,7 @@ mod tests {
         let query = || PgError::Query {
             context: "c".into(),
             message: "m".into(),
+            sqlstate: None,
         };
         let unreachable = || PgError::Unreachable {
             target: "t".into(),

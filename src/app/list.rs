@@ -5,12 +5,13 @@ use anyhow::Result;
 use crate::catalog::{self, Entry, Status};
 use crate::cli::ListArgs;
 use crate::config::Settings;
+use crate::model::Verdict;
 use crate::report;
 
 /// The listed backups of the configured host, optionally of one database (legacy files whose
 /// database is unknown included).
 pub fn entries(settings: &Settings, database: Option<&str>) -> Result<Vec<Entry>> {
-    let store = crate::storage::open(&settings.backup_dir)?;
+    let store = crate::storage::open(&settings.backup_dir, &settings.s3)?;
     let mut entries = catalog::list(&*store, Some(&settings.host))?;
     if let Some(db) = database {
         entries.retain(|e| e.database.as_deref() == Some(db) || e.database.is_none());
@@ -69,6 +70,7 @@ pub fn render_list(entries: &[Entry]) -> String {
             e.duration_seconds
                 .map_or("-".into(), |d| format!("{d:.1}s")),
             match e.status {
+                Status::Good if e.verification.as_ref().is_some_and(|v| v.is_bad()) => "bad".into(),
                 Status::Good => "good".into(),
                 Status::Legacy if e.verification.is_some() => "legacy".into(),
                 Status::Legacy => "legacy (unverified)".into(),
@@ -78,10 +80,11 @@ pub fn render_list(entries: &[Entry]) -> String {
                 None => "-".into(),
                 Some(v) => format!(
                     "{} {}",
-                    if v.ok {
-                        "ok".to_string()
-                    } else {
-                        format!("FAILED ({})", v.failure.as_deref().unwrap_or("?"))
+                    match v.verdict() {
+                        Verdict::Good => "ok".to_string(),
+                        Verdict::Bad => format!("FAILED ({})", v.failure.as_deref().unwrap_or("?")),
+                        Verdict::Inconclusive =>
+                            format!("inconclusive ({})", v.failure.as_deref().unwrap_or("?")),
                     },
                     v.checked_at
                         .to_zoned(jiff::tz::TimeZone::UTC)

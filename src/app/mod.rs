@@ -13,6 +13,7 @@ pub mod errors;
 pub mod inputs;
 pub mod list;
 pub mod maintenance;
+pub mod progress;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -42,10 +42,10 @@ fn one(
     settings: &Settings,
     database: &str,
 ) -> Result<(prune::Plan, Option<prune::Applied>)> {
-    let store = storage::open(&settings.backup_dir)?;
-    let lock_dir = storage::lock_dir(&settings.backup_dir);
+    let store = storage::open(&settings.backup_dir, &settings.s3)?;
+    let lock_dir = storage::lock_dir(&settings.lock_dir)?;
     let plan = prune::plan(
-        &*store,
+        Site::new(&*store, &lock_dir),
         &settings.host,
         database,
         jiff::Timestamp::now(),
@@ -129,10 +129,14 @@ pub fn render_prune(
                 .to_zoned(settings.timezone.clone())
                 .strftime("%Y-%m-%d %H:%M:%S")
                 .to_string(),
-            match i.status {
-                Status::Good => "good".into(),
-                Status::Legacy => "legacy".into(),
-                Status::Uncommitted => "uncommitted".into(),
+            match (i.status, i.verified) {
+                (Status::Good, Some(crate::model::Verdict::Bad)) => "bad".into(),
+                (Status::Good, Some(crate::model::Verdict::Inconclusive)) => {
+                    "good (inconclusive)".into()
+                }
+                (Status::Good, _) => "good".into(),
+                (Status::Legacy, _) => "legacy".into(),
+                (Status::Uncommitted, _) => "uncommitted".into(),
             },
             i.id.clone(),
             i.verdict.to_string(),

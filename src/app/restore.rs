@@ -56,6 +56,9 @@ pub async fn confirm(question: &str, expected: &str, shutdown: &Shutdown) -> Res
 pub fn render_plan(req: &Request, pre: &Preflight, plan: &Plan) -> String {
     let mut out = String::new();
     let b = &req.backup;
+    for s in &b.skipped {
+        out.push_str(&format!("Newer backup {s}\n"));
+    }
     out.push_str(&format!(
         "Restore plan: backup {} ({}, {}{}) -> database \"{}\" on {} (PostgreSQL {}, as role \"{}\"{})\n",
         b.id,
@@ -188,7 +191,7 @@ fn selector(args: &RestoreArgs) -> Result<Selector> {
 /// flag's, else the backup's, else the configured one), hooks, tools and the environment.
 fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Request> {
     let source_db = super::set::one(settings, &args.database, "restore")?;
-    let store = crate::storage::open(&settings.backup_dir)?;
+    let store = crate::storage::open(&settings.backup_dir, &settings.s3)?;
     let backup = restore::choose(
         &*store,
         &ctx.tmp_dir(),
@@ -204,6 +207,9 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         settings.manifest_keys.as_ref(),
     )? {
         tracing::warn!("backup {}: {note}", backup.id);
+    }
+    for s in &backup.skipped {
+        tracing::warn!(id = %backup.id, "restoring an older backup: {s}");
     }
     let target =
         args.target_database
@@ -246,11 +252,12 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         tmp_dir: ctx.tmp_dir(),
         shutdown: ctx.shutdown.clone(),
         now: jiff::Timestamp::now(),
+        progress: crate::model::Progress::none(),
     })
 }
 
 pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<()> {
-    let req = request(args, settings, ctx)?;
+    let mut req = request(args, settings, ctx)?;
     tracing::debug!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
     let pre = if args.target.dry_run {
         restore::dry_run_preflight(&req).await
@@ -298,11 +305,21 @@ pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Resu
         .await?;
     }
     super::repair::repair(settings, &args.target, Some(&req.target), ctx).await?;
-    execute(&req, &pre, settings).await
+    // The progress line from here on: not over the plan or the question.
+    let line = super::progress::Line::start(settings);
+    req.progress = line.progress();
+    let done = execute(&req, &pre, &line, settings).await;
+    drop(line);
+    done
 }
 
 /// Run the confirmed restore; print and log what it did, and notify of its outcome.
-async fn execute(req: &Request, pre: &Preflight, settings: &Settings) -> Result<()> {
+async fn execute(
+    req: &Request,
+    pre: &Preflight,
+    line: &super::progress::Line,
+    settings: &Settings,
+) -> Result<()> {
     let notifier = Notifier::from_settings(settings);
     let tell = |outcome: Outcome, summary: String| {
         if notifier.is_configured() {
@@ -327,6 +344,7 @@ async fn execute(req: &Request, pre: &Preflight, settings: &Settings) -> Result<
             return Err(e);
         }
     };
+    line.clear();
     print!("{}", render_report(req, &report));
     tracing::info!(
         database = %req.target,

@@ -157,21 +157,18 @@ fn render_database(db: &Database, s: &Settings, asked: bool) -> String {
         },
     );
     let v = &db.verdicts;
-    let mut verdicts = format!(
-        "{} good, {} bad, {} unverified",
-        v.good, v.bad, v.unverified
-    );
+    let mut verdicts = format!("{} good, {} bad, ", v.good, v.bad);
+    if v.inconclusive > 0 {
+        verdicts.push_str(&format!("{} inconclusive, ", v.inconclusive));
+    }
+    verdicts.push_str(&format!("{} unverified", v.unverified));
     if v.legacy > 0 {
         verdicts.push_str(&format!(", {} legacy", v.legacy));
     }
     if let Some((id, last)) = &db.last_verification {
         verdicts.push_str(&format!(
             "; last: {} ({}) {}, {id}: {}",
-            if last.failure.is_some() {
-                "BAD"
-            } else {
-                "good"
-            },
+            last.label(),
             last.level,
             at(last.checked_at, s),
             last.message

@@ -176,7 +176,7 @@ impl Kind {
                 format!("{min} or more")
             }
             Kind::Int { min, max } => format!("{min}-{max}"),
-            Kind::Level => "custom 0-9, gzip 1-12, zstd 1-19, none 0".into(),
+            Kind::Level => "gzip 1-12 (custom 0-9), zstd 1-19 (custom 1-22), none 0".into(),
             Kind::Choice { names, .. } => names.join(" | "),
             Kind::Duration { min, max, zero_off } => {
                 let low = if zero_off {

@@ -41,6 +41,9 @@ impl Settings {
         let user = t.text("user");
         let database = t.opt_text("database").unwrap_or_else(|| user.clone());
         t.resolve_text("database", &database);
+        let backup_dir = t.path("backup_dir").unwrap_or_default();
+        let lock_dir = t.lock_dir(&backup_dir);
+        let s3 = t.s3();
         if t.opt_text("admin_user").is_none() {
             t.resolve_text("admin_user", &format!("(user: {user})"));
         }
@@ -55,6 +58,7 @@ impl Settings {
             api_token: t.api_token()?,
             manifest_keys: t.manifest_keys()?,
             shutdown_grace: t.duration("shutdown_grace"),
+            retry_delay: t.duration("retry_delay"),
             host: t.text("host"),
             port: t.int("port") as u16,
             user,
@@ -66,7 +70,9 @@ impl Settings {
             sslmode: sslmode(&t.text("sslmode")),
             sslrootcert: t.path("sslrootcert"),
             connect_timeout: whole_seconds(t.duration("connect_timeout")),
-            backup_dir: t.path("backup_dir").unwrap_or_default(),
+            backup_dir,
+            lock_dir,
+            s3,
             format: dump.format,
             compression: dump.compression,
             level: dump.level,

@@ -32,6 +32,10 @@ pub struct Settings {
     pub sslrootcert: Option<PathBuf>,
     pub connect_timeout: u64,
     pub backup_dir: PathBuf,
+    /// Local directory of the per-database locks.
+    pub lock_dir: PathBuf,
+    /// How an `s3://` backup_dir is reached.
+    pub s3: crate::model::S3Options,
     pub format: Format,
     pub compression: Compression,
     pub level: i32,
@@ -54,6 +58,8 @@ pub struct Settings {
     /// Keys that sign and check manifests (`manifest_keys`); `None`: manifests are not signed.
     pub manifest_keys: Option<crate::model::ManifestKeys>,
     pub shutdown_grace: std::time::Duration,
+    /// The first delay before a failed scheduled backup is retried (zero: no retries).
+    pub retry_delay: std::time::Duration,
     /// Role for restores (`None`: the backup user).
     pub admin_user: Option<String>,
     pub admin_password: Option<Secret>,

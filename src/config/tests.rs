@@ -346,7 +346,7 @@ fn one_duration_grammar_for_every_duration_key() {
         .iter()
         .filter(|k| matches!(k.kind, Kind::Duration { .. }))
         .collect();
-    assert_eq!(duration_keys.len(), 9);
+    assert_eq!(duration_keys.len(), 13);
     for k in duration_keys {
         let (long, bare) = if k.name == "maintenance_retry_after" {
             ("1 hour", "3600")
@@ -397,4 +397,47 @@ fn every_default_parses_and_every_key_is_shown() {
         s.policy,
         "the table's retention defaults are the policy's"
     );
+}
+
+#[test]
+fn s3_keys_take_pgkeep_variables_over_aws_ones() {
+    let s = Settings::load(&inputs(
+        &[
+            ("BACKUP_DIR", "s3://b/p"),
+            ("AWS_ENDPOINT_URL", "https://aws.example"),
+            ("PGKEEP_S3_ENDPOINT", "https://s3.example"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "aws-id"),
+            ("PGKEEP_S3_ACCESS_KEY_ID", "pgkeep-id"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"),
+            ("PGKEEP_S3_ALLOW_HTTP", "yes"),
+            ("PGKEEP_S3_RETRY_TIMEOUT", "30s"),
+        ],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(s.s3.endpoint.as_deref(), Some("https://s3.example"));
+    assert_eq!(s.s3.region, "eu-west-1");
+    assert_eq!(s.s3.access_key_id.as_deref(), Some("pgkeep-id"));
+    assert_eq!(
+        s.s3.secret_access_key.as_ref().map(|k| k.expose()),
+        Some("s3cr3t-value")
+    );
+    assert!(s.s3.allow_http);
+    assert_eq!(
+        s.s3.path_style, None,
+        "worked out by the store from the endpoint"
+    );
+    assert_eq!(s.s3.retry_timeout.as_secs(), 30);
+    assert_eq!(s.s3.max_retries, 40);
+    assert_eq!(s.lock_dir, std::path::PathBuf::from("/tmp/pgkeep-locks"));
+    let shown = format!("{:?}", s.show());
+    assert!(
+        !shown.contains("s3cr3t-value") && !shown.contains("pgkeep-id"),
+        "{shown}"
+    );
+    let e = Settings::load(&inputs(&[("PGKEEP_S3_ALLOW_HTTP", "maybe")], &[])).unwrap_err();
+    assert!(e.to_string().contains("s3_allow_http"), "{e}");
+    let local = Settings::load(&inputs(&[("BACKUP_DIR", "/srv/b")], &[])).unwrap();
+    assert_eq!(local.lock_dir, std::path::PathBuf::from("/srv/b"));
 }

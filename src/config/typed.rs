@@ -13,7 +13,7 @@ use super::settings::{CheckSettings, LogFormat, MinFree, NotifySettings, Webhook
 use super::source::{ConfigError, Raw, Source};
 use super::values::show_duration;
 use crate::model::schedule::{self, Schedule};
-use crate::model::{Compression, Format, Policy, Secret};
+use crate::model::{Compression, Format, Policy, S3Options, Secret};
 
 /// The parsed value of every key, beside the raw layers they came from.
 pub(super) struct Typed<'a> {
@@ -161,7 +161,8 @@ impl<'a> Typed<'a> {
             _ => Compression::Gzip,
         };
         let range = match (format, compression) {
-            (Format::Custom, _) => 0..=9,
+            (Format::Custom, Compression::Gzip) => 0..=9,
+            (Format::Custom, Compression::Zstd) => 1..=22,
             (_, Compression::Gzip) => 1..=12,
             (_, Compression::Zstd) => 1..=19,
             (_, Compression::None) => 0..=0,
@@ -178,10 +179,7 @@ impl<'a> Typed<'a> {
                 ));
             }
             Some(l) => l as i32,
-            None => match format {
-                Format::Plain => compression.default_level(),
-                Format::Custom => 6,
-            },
+            None => compression.default_level(),
         };
         self.resolve("level", Value::Int(level.into()));
         let threads = match self.get("threads").int() {
@@ -189,9 +187,6 @@ impl<'a> Typed<'a> {
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
         self.resolve("threads", Value::Int(threads as i64));
-        if format == Format::Custom {
-            self.resolve_text("compression", "pg_dump built-in (custom format)");
-        }
         Ok(Dump {
             format,
             compression,
@@ -244,6 +239,55 @@ impl<'a> Typed<'a> {
                 _ => MinFree::Auto,
             },
         }
+    }
+
+    fn boolean(&self, k: &'static str) -> Option<bool> {
+        self.opt_text(k).map(|v| v == "true")
+    }
+
+    /// How an `s3://` backup_dir is reached; unused for a local one.
+    pub fn s3(&mut self) -> S3Options {
+        let o = S3Options {
+            endpoint: self.opt_text("s3_endpoint"),
+            region: self.text("s3_region"),
+            access_key_id: self.opt_text("s3_access_key_id"),
+            secret_access_key: self.opt_text("s3_secret_access_key").map(Secret::new),
+            session_token: self.opt_text("s3_session_token").map(Secret::new),
+            path_style: self.boolean("s3_path_style"),
+            allow_http: self.boolean("s3_allow_http").unwrap_or(false),
+            ca_file: self.path("s3_ca_file"),
+            web_identity_token_file: self.path("s3_web_identity_token_file"),
+            role_arn: self.opt_text("s3_role_arn"),
+            role_session_name: self.opt_text("s3_role_session_name"),
+            sts_endpoint: self.opt_text("s3_sts_endpoint"),
+            max_retries: self.int("s3_max_retries") as u32,
+            retry_timeout: self.duration("s3_retry_timeout"),
+            request_timeout: self.duration("s3_request_timeout"),
+            connect_timeout: self.duration("s3_connect_timeout"),
+        };
+        if o.path_style.is_none() {
+            let on = o.endpoint.is_some();
+            self.resolve_text(
+                "s3_path_style",
+                &format!("{on} (s3_endpoint {})", if on { "set" } else { "unset" }),
+            );
+        }
+        o
+    }
+
+    /// The lock directory: as set, else the backup directory, else (for an `s3://` one)
+    /// `/tmp/pgkeep-locks`.
+    pub fn lock_dir(&mut self, backup_dir: &std::path::Path) -> PathBuf {
+        if let Some(p) = self.path("lock_dir") {
+            return p;
+        }
+        let p = if backup_dir.to_str().is_some_and(|d| d.starts_with("s3://")) {
+            PathBuf::from("/tmp/pgkeep-locks")
+        } else {
+            backup_dir.to_path_buf()
+        };
+        self.resolve_text("lock_dir", &p.display().to_string());
+        p
     }
 
     pub fn policy(&self) -> Policy {

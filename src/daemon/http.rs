@@ -93,9 +93,9 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(daemon): State<Arc<Daemon>>) -> Response {
     let s = daemon.settings();
-    let dir = s.backup_dir.clone();
+    let (dir, s3) = (s.backup_dir.clone(), s.s3.clone());
     let storage = tokio::task::spawn_blocking(move || {
-        crate::storage::open(&dir).and_then(|store| store.check_writable())
+        crate::storage::open(&dir, &s3).and_then(|store| store.check_writable())
     })
     .await
     .map_err(|e| e.to_string())
@@ -144,11 +144,11 @@ async fn metrics(State(daemon): State<Arc<Daemon>>) -> Response {
 
 async fn catalog_entries(daemon: &Daemon) -> Result<Vec<catalog::Entry>, Response> {
     let s = daemon.settings();
-    let dir = s.backup_dir.clone();
+    let (dir, s3) = (s.backup_dir.clone(), s.s3.clone());
     let host = s.host.clone();
     let db = daemon.database().to_string();
     tokio::task::spawn_blocking(move || {
-        let store = crate::storage::open(&dir).map_err(|e| e.to_string())?;
+        let store = crate::storage::open(&dir, &s3).map_err(|e| e.to_string())?;
         let mut entries = catalog::list(&*store, Some(&host)).map_err(|e| e.to_string())?;
         entries.retain(|e| e.database.as_deref() == Some(db.as_str()));
         Ok::<_, String>(entries)

@@ -17,6 +17,8 @@ pub struct Db {
     pub results: BTreeMap<&'static str, u64>,
     pub culled: u64,
     pub orphans_removed: u64,
+    /// Retries of failed scheduled and catch-up backups.
+    pub retries: u64,
     pub next_run: Option<f64>,
     pub running: bool,
     /// Scheduled verifications by result (`VERIFY_RESULTS`); only with a verify schedule.
@@ -36,7 +38,7 @@ pub struct Metrics {
 pub const RESULTS: [&str; 4] = ["success", "failure", "aborted", "skipped"];
 
 /// Result labels of `pgkeep_scheduled_verifications_total`, always exported.
-pub const VERIFY_RESULTS: [&str; 4] = ["ok", "failed", "too_old", "error"];
+pub const VERIFY_RESULTS: [&str; 5] = ["ok", "failed", "inconclusive", "too_old", "error"];
 
 /// Escape a label value: backslash, double quote and newline.
 pub fn escape(v: &str) -> String {
@@ -139,7 +141,7 @@ pub fn free_bytes_text(free: Option<u64>) -> String {
 }
 
 /// The per-database gauges and plain counters: name, type, help, value.
-const SERIES: [(&str, &str, &str, Get); 11] = [
+const SERIES: [(&str, &str, &str, Get); 12] = [
     (
         "pgkeep_last_success_timestamp_seconds",
         "gauge",
@@ -205,6 +207,12 @@ const SERIES: [(&str, &str, &str, Get); 11] = [
         "counter",
         "Backups deleted by culling.",
         |d| Some(d.culled as f64),
+    ),
+    (
+        "pgkeep_backup_retries_total",
+        "counter",
+        "Retries of failed scheduled and catch-up backups.",
+        |d| Some(d.retries as f64),
     ),
 ];
 

@@ -152,11 +152,12 @@ fn verdicts(db: &Database, view: &View) -> Markup {
     html! {
         span.good { (v.good) " good" } ", "
         span class=(if v.bad > 0 { "bad" } else { "" }) { (v.bad) " bad" } ", "
+        @if v.inconclusive > 0 { span.inconclusive { (v.inconclusive) " inconclusive" } ", " }
         (v.unverified) " unverified"
         @if v.legacy > 0 { ", " (v.legacy) " legacy" }
         @if let Some((id, last)) = &db.last_verification {
             br;
-            "last: " (if last.failure.is_some() { "BAD" } else { "good" }) " (" (last.level) ") "
+            "last: " (last.label()) " (" (last.level) ") "
             (at(last.checked_at, view.tz)) ", " code { (id) } ": " (last.message)
         }
     }

@@ -1,6 +1,7 @@
 //! The schedule loop of `pgkeep run`: back up at every run of the schedule (catching up a run
 //! missed while down), sleeping on the wall clock so a clock jump or a suspended host does not
-//! shift it, until shutdown.
+//! shift it, until shutdown. A failed scheduled or catch-up backup is retried with backoff
+//! (`retry_delay`, doubled after each failure), never at or past the next scheduled run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,9 @@ impl Daemon {
                 tracing::info!(next_run = %local(&next.at, self.settings()), "next backup scheduled")
             }
         }
+        // Failures in a row, and the scheduled run that ends their retries.
+        let mut failures = 0u32;
+        let mut retrying_until: Option<Timestamp> = None;
         loop {
             self.set_next_run(next.at);
             if !self.sleep_until(next.at).await {
@@ -59,28 +63,110 @@ impl Daemon {
                 Trigger::Schedule
             };
             let started = self.now();
-            match self.start_backup(trigger) {
-                Ok((_, handle)) => {
-                    let _ = handle.await;
-                }
-                Err(StartError::Busy { running, .. }) => {
-                    let mut m = self.metrics.lock().expect("metrics lock");
-                    *m.db(self.database()).results.entry("skipped").or_default() += 1;
-                    tracing::warn!(running = %running, "scheduled backup skipped: a backup is already running");
-                }
-                Err(StartError::ShuttingDown) => break,
-                Err(StartError::Failed(e)) => {
-                    tracing::error!(error = %e, "scheduled backup could not start");
-                }
-            }
+            let Some(failed) = self.attempt(trigger).await else {
+                break;
+            };
             if self.shutdown.reason().is_some() {
                 break;
             }
+            let now = self.now();
+            let scheduled = match retrying_until {
+                Some(at) if at > now => at,
+                _ => schedule.after_run(started, now),
+            };
+            failures = if failed { failures + 1 } else { 0 };
+            if failed
+                && let Some(at) = retry_at(now, scheduled, self.settings().retry_delay, failures)
+            {
+                self.metrics
+                    .lock()
+                    .expect("metrics lock")
+                    .db(self.database())
+                    .retries += 1;
+                tracing::warn!(
+                    retry_at = %local(&at, self.settings()),
+                    delay = %format!("{}s", at.duration_since(now).as_secs()),
+                    failures,
+                    next_run = %local(&scheduled, self.settings()),
+                    "backup failed: retrying"
+                );
+                retrying_until = Some(scheduled);
+                next = Next {
+                    at,
+                    catch_up: next.catch_up,
+                };
+                continue;
+            }
+            retrying_until = None;
             next = Next {
-                at: schedule.after_run(started, self.now()),
+                at: scheduled,
                 catch_up: None,
             };
             tracing::info!(next_run = %local(&next.at, self.settings()), "next backup scheduled");
         }
+    }
+
+    /// Run one scheduled backup to its end: `Some(true)` when it failed (worth a retry),
+    /// `Some(false)` when it succeeded or was skipped for another run, `None` at shutdown.
+    async fn attempt(self: &Arc<Self>, trigger: Trigger) -> Option<bool> {
+        match self.start_backup(trigger) {
+            Ok((_, handle)) => Some(handle.await.map_or(true, |a| a.result == "failure")),
+            Err(StartError::Busy { running, .. }) => {
+                let mut m = self.metrics.lock().expect("metrics lock");
+                *m.db(self.database()).results.entry("skipped").or_default() += 1;
+                tracing::warn!(running = %running, "scheduled backup skipped: a backup is already running");
+                Some(false)
+            }
+            Err(StartError::ShuttingDown) => None,
+            Err(StartError::Failed(e)) => {
+                tracing::error!(error = %e, "scheduled backup could not start");
+                Some(true)
+            }
+        }
+    }
+}
+
+/// When the `failures`-th failure in a row is retried: `delay` doubled for each failure before
+/// it, after `now`; `None` when retries are off (`delay` zero) or the retry would not come
+/// before the `scheduled` run, which takes over.
+fn retry_at(
+    now: Timestamp,
+    scheduled: Timestamp,
+    delay: Duration,
+    failures: u32,
+) -> Option<Timestamp> {
+    if delay.is_zero() || failures == 0 {
+        return None;
+    }
+    let factor = 1u32.checked_shl(failures - 1).unwrap_or(u32::MAX);
+    let wait = delay.checked_mul(factor)?;
+    let at = now
+        .checked_add(jiff::SignedDuration::try_from(wait).ok()?)
+        .ok()?;
+    (at < scheduled).then_some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_and_stop_before_the_next_run() {
+        let now: Timestamp = "2026-11-25T01:00:00Z".parse().unwrap();
+        let next: Timestamp = "2026-11-25T02:00:00Z".parse().unwrap();
+        let five = Duration::from_secs(300);
+        let at = |n| retry_at(now, next, five, n).map(|t| t.duration_since(now).as_secs());
+        assert_eq!(at(1), Some(300));
+        assert_eq!(at(2), Some(600));
+        assert_eq!(at(3), Some(1200));
+        assert_eq!(at(4), Some(2400));
+        // 80 minutes would pass the next scheduled run: that run takes over.
+        assert_eq!(at(5), None);
+        assert_eq!(at(40), None, "no overflow");
+        assert_eq!(retry_at(now, next, Duration::ZERO, 1), None, "off");
+        assert_eq!(
+            retry_at(now, now + jiff::SignedDuration::from_secs(300), five, 1),
+            None
+        );
     }
 }

@@ -70,6 +70,10 @@ pub struct Attempt {
     /// While running: dump bytes streamed so far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dumped_bytes: Option<u64>,
+    /// How it ended, as counted in the metrics (`success`, `failure`, `aborted`, `skipped`);
+    /// empty while it runs.
+    #[serde(skip)]
+    pub result: &'static str,
 }
 
 /// Why a backup could not be started.
@@ -168,7 +172,7 @@ impl Daemon {
         let mut text = self.metrics.lock().expect("metrics lock").render();
         // Verification results come from the records beside the backups.
         let s = self.settings();
-        match crate::storage::open(&s.backup_dir)
+        match crate::storage::open(&s.backup_dir, &s.s3)
             .map_err(crate::verify::VerifyError::from)
             .and_then(|store| Ok((crate::verify::states(&*store)?, store.free_bytes())))
         {
@@ -185,7 +189,7 @@ impl Daemon {
     /// Returns the start time of the newest backup of the database (good or legacy).
     pub fn load_catalog(&self) -> Option<Timestamp> {
         let s = self.settings();
-        let entries = crate::storage::open(&s.backup_dir)
+        let entries = crate::storage::open(&s.backup_dir, &s.s3)
             .map_err(|e| e.to_string())
             .and_then(|store| catalog::list(&*store, Some(&s.host)).map_err(|e| e.to_string()));
         let entries = match entries {
@@ -247,12 +251,16 @@ impl Daemon {
                 });
             }
             // Another process (`pgkeep backup` beside the daemon) may hold the lock.
-            match Lock::acquire(
-                &backup::lock_path(&crate::storage::lock_dir(&s.backup_dir), &s.host, &db),
-                &format!("pgkeep run (pid {}) checking the lock", std::process::id()),
-            ) {
-                Ok(lock) => drop(lock),
-                Err(LockError::Busy { holder }) => {
+            // (Checked without creating the lock file: the backup makes it once the database
+            // proved to exist.)
+            match Lock::holder(&backup::lock_path(
+                &crate::storage::lock_dir(&s.lock_dir)
+                    .map_err(|e| StartError::Failed(e.to_string()))?,
+                &s.host,
+                &db,
+            )) {
+                Ok(None) => {}
+                Ok(Some(holder)) => {
                     return Err(StartError::Busy {
                         running: holder,
                         id: None,
@@ -263,7 +271,7 @@ impl Daemon {
             // Backup ids have a resolution of one second: a backup right after another in the
             // same second takes the next second instead of colliding with its name.
             // The store is asked too: a `pgkeep backup` beside the daemon may have taken the id.
-            let store = crate::storage::open(&s.backup_dir).ok();
+            let store = crate::storage::open(&s.backup_dir, &s.s3).ok();
             let taken = |day: &str, id: &str| {
                 store
                     .as_ref()
@@ -286,6 +294,7 @@ impl Daemon {
                 stored_bytes: None,
                 error: None,
                 dumped_bytes: None,
+                result: "",
             };
             state.running = Some(attempt.clone());
             attempt
@@ -338,7 +347,11 @@ impl Daemon {
             child_env: self.opts.child_env.clone(),
             path_env: self.opts.path_env.clone(),
             shutdown: stop_rx,
-            progress: Some(Box::new(move |n| dumped.store(n, Ordering::Relaxed))),
+            progress: crate::model::Progress::new(move |t| {
+                if t.phase == "dumping" {
+                    dumped.store(t.bytes, Ordering::Relaxed)
+                }
+            }),
             now: self.opts.clock,
         };
         let res = backup::run_at(req, attempt.started_at).await;
@@ -347,6 +360,7 @@ impl Daemon {
         attempt.finished_at = Some(now);
         let secs = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
         let result = self.record_result(&res, &mut attempt, now);
+        attempt.result = result;
         {
             let mut m = self.metrics.lock().expect("metrics lock");
             let d = m.db(&attempt.database);
@@ -441,8 +455,10 @@ impl Daemon {
         let db = self.database().to_string();
         let now = self.now();
         let res = tokio::task::spawn_blocking(move || {
-            let store = crate::storage::open(&s.backup_dir).map_err(prune::PruneError::from)?;
-            let lock_dir = crate::storage::lock_dir(&s.backup_dir);
+            let store =
+                crate::storage::open(&s.backup_dir, &s.s3).map_err(prune::PruneError::from)?;
+            let lock_dir =
+                crate::storage::lock_dir(&s.lock_dir).map_err(prune::PruneError::from)?;
             prune::run(
                 crate::storage::Site::new(&*store, &lock_dir),
                 &s.host,

@@ -143,7 +143,7 @@ impl Daemon {
         let manifest_keys = s.manifest_keys.clone();
         let dbname = db.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<Tick, VerifyError> {
-            let store = crate::storage::open(&s.backup_dir)?;
+            let store = crate::storage::open(&s.backup_dir, &s.s3)?;
             let newest = verify::targets(&*store, Some(&s.host), now)?
                 .into_iter()
                 .find(|t| !t.settling && t.database.as_deref() == Some(dbname.as_str()));
@@ -161,6 +161,7 @@ impl Daemon {
                 child_env,
                 now: clock,
                 shutdown,
+                progress: crate::model::Progress::none(),
                 manifest_keys,
             };
             let rec = verify::verify(&req, &target)?;
@@ -260,6 +261,31 @@ impl Daemon {
                 .detail("file", rec.file.clone()),
             );
             ("ok", Some(false))
+        } else if rec.verdict() == crate::model::Verdict::Inconclusive {
+            tracing::warn!(
+                database = %db,
+                id = %rec.id,
+                file = %rec.file,
+                failure = rec.failure.as_deref().unwrap_or(""),
+                reason = %rec.message,
+                "scheduled verification inconclusive: the backup is kept like an unverified one"
+            );
+            self.tell(
+                Event::new(
+                    Operation::Verify,
+                    Outcome::Failure,
+                    Some(db),
+                    host,
+                    format!(
+                        "backup {} could not be verified (inconclusive; it is kept): {}",
+                        rec.id, rec.message
+                    ),
+                )
+                .detail("file", rec.file.clone())
+                .detail("verdict", "inconclusive")
+                .detail("failure", rec.failure.clone().unwrap_or_default()),
+            );
+            ("inconclusive", Some(false))
         } else {
             tracing::error!(
                 database = %db,
@@ -278,6 +304,7 @@ impl Daemon {
                     format!("backup {} is bad: {}", rec.id, rec.message),
                 )
                 .detail("file", rec.file.clone())
+                .detail("verdict", "bad")
                 .detail("failure", rec.failure.clone().unwrap_or_default()),
             );
             ("failed", Some(false))

@@ -12,7 +12,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::Secret;
+use super::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 

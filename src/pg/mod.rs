@@ -30,7 +30,12 @@ pub enum PgError {
     #[error("database \"{database}\" does not exist on {target}")]
     NoDatabase { target: String, database: String },
     #[error("query failed ({context}): {message}")]
-    Query { context: String, message: String },
+    Query {
+        context: String,
+        message: String,
+        /// The server's SQLSTATE, when the server answered with an error.
+        sqlstate: Option<String>,
+    },
     #[error("TLS setup failed: {0}")]
     Tls(String),
 }
@@ -199,6 +204,7 @@ pub fn query_error(context: &str, e: tokio_postgres::Error) -> PgError {
     PgError::Query {
         context: context.to_string(),
         message,
+        sqlstate: e.code().map(|c| c.code().to_string()),
     }
 }
 

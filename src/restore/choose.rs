@@ -44,6 +44,8 @@ pub struct Chosen {
     pub uncommitted: bool,
     /// Keeps `path` in place while the restore runs (a fetched copy is removed with it).
     pub local: Option<Arc<LocalFile>>,
+    /// Newer backups `--latest` / `--before` passed over, each with why (verified bad).
+    pub skipped: Vec<String>,
 }
 
 impl Chosen {
@@ -73,7 +75,68 @@ fn from_entry(store: &dyn Store, staging_dir: &Path, e: &Entry) -> Result<Chosen
         manifest: e.manifest.clone(),
         uncommitted: e.status == Status::Uncommitted,
         local: Some(Arc::new(local)),
+        skipped: Vec::new(),
     })
+}
+
+/// Verified `bad`: its last verification proved it is not a restorable backup.
+fn is_bad(e: &Entry) -> bool {
+    e.verification.as_ref().is_some_and(|v| v.is_bad())
+}
+
+/// Why a backup was passed over.
+fn skip_note(e: &Entry) -> String {
+    let v = e
+        .verification
+        .as_ref()
+        .expect("only verified backups are skipped");
+    format!(
+        "skipped {} ({}): verified bad at {} [{}] {}",
+        e.id,
+        e.file,
+        v.checked_at
+            .round(jiff::Unit::Second)
+            .unwrap_or(v.checked_at),
+        v.failure.as_deref().unwrap_or("?"),
+        v.message
+    )
+}
+
+/// The newest restorable backup among `candidates` (newest first): committed ones before legacy
+/// files, verified `bad` ones skipped (and named in [`Chosen::skipped`]). Unverified and
+/// inconclusive backups are restorable. `Ok(None)` when there is no candidate at all.
+fn newest_restorable<'e>(
+    candidates: &[&'e Entry],
+    what: &str,
+    newest_good_anywhere: Option<&Entry>,
+) -> Result<Option<(&'e Entry, Vec<String>)>, RestoreError> {
+    let pick = candidates
+        .iter()
+        .position(|e| e.status == Status::Good && !is_bad(e))
+        .or_else(|| candidates.iter().position(|e| !is_bad(e)));
+    let Some(at) = pick else {
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let bad: Vec<String> = candidates.iter().map(|e| skip_note(e)).collect();
+        return Err(RestoreError::Refused(format!(
+            "nothing restorable: every {what} is verified bad ({}){}",
+            bad.join("; "),
+            match newest_good_anywhere {
+                Some(g) => format!(
+                    "; the newest backup that is not bad is {} ({})",
+                    g.id, g.file
+                ),
+                None => String::new(),
+            }
+        )));
+    };
+    let skipped = candidates[..at]
+        .iter()
+        .filter(|e| is_bad(e))
+        .map(|e| skip_note(e))
+        .collect();
+    Ok(Some((candidates[at], skipped)))
 }
 
 /// The refusal of an uncommitted data file.
@@ -140,19 +203,28 @@ pub fn choose(
         .filter(|e| e.database.as_deref() == Some(database))
         .collect();
     let none = |what: String| RestoreError::NoBackup(format!("{what} in {}", store.describe()));
+    let newest_good = of_db.iter().copied().find(|e| !is_bad(e));
+    let pick = |candidates: &[&Entry], what: &str, missing: String| {
+        let (e, skipped) =
+            newest_restorable(candidates, what, newest_good)?.ok_or_else(|| none(missing))?;
+        let mut c = from_entry(e)?;
+        c.skipped = skipped;
+        Ok(c)
+    };
     match selector {
-        Selector::Latest => of_db
-            .iter()
-            .find(|e| e.status == Status::Good)
-            .or_else(|| of_db.first())
-            .ok_or_else(|| none(format!("no backup of database \"{database}\"")))
-            .and_then(|e| from_entry(e)),
-        Selector::Before(t) => of_db
-            .iter()
-            .find(|e| e.status == Status::Good && e.time < *t)
-            .or_else(|| of_db.iter().find(|e| e.time < *t))
-            .ok_or_else(|| none(format!("no backup of database \"{database}\" before {t}")))
-            .and_then(|e| from_entry(e)),
+        Selector::Latest => pick(
+            &of_db,
+            &format!("backup of database \"{database}\""),
+            format!("no backup of database \"{database}\""),
+        ),
+        Selector::Before(t) => {
+            let before: Vec<&Entry> = of_db.iter().copied().filter(|e| e.time < *t).collect();
+            pick(
+                &before,
+                &format!("backup of database \"{database}\" before {t}"),
+                format!("no backup of database \"{database}\" before {t}"),
+            )
+        }
         Selector::Id(id) => {
             if let Some(e) = entries.iter().find(|e| e.id == *id) {
                 return from_entry(e);
@@ -295,6 +367,7 @@ fn chosen_file(store: &dyn Store, staging_dir: &Path, p: &Path) -> Result<Chosen
         manifest,
         uncommitted,
         local,
+        skipped: Vec::new(),
     })
 }
 

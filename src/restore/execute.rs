@@ -92,6 +92,7 @@ pub async fn execute(req: &Request, pre: &Preflight) -> Result<Report, RestoreEr
         shutdown: &req.shutdown,
         server_version_num: pre.server_version_num,
         allow_unrestricted_psql: req.load.allow_unrestricted_psql,
+        progress: req.progress.clone(),
     };
     // The restore's own session, open to the end: the journal names it, and a journal whose
     // session is gone is a dead restore's.

@@ -8,6 +8,7 @@ use std::process::ChildStdin;
 use std::time::Duration;
 
 use super::load_error::{Input, LoadError, LoadStats};
+use crate::model::Progress;
 use crate::pipeline::guard::{self, GuardError, GuardOptions, HashingReader};
 use crate::process::{Outcome, Running};
 
@@ -51,10 +52,11 @@ pub(super) fn plain(
     mut running: Running,
     input: &Input,
     opts: GuardOptions,
+    progress: &Progress,
 ) -> Result<Fed, LoadError> {
     let mut pipe = running.take_stdin().expect("stdin is piped");
     let file = match open(input) {
-        Ok(f) => f,
+        Ok(f) => progress.reader("loading", f),
         Err(e) => return abort(running, pipe, e),
     };
     match guard::feed_psql(file, input.compression, &mut pipe, opts) {
@@ -96,10 +98,14 @@ pub(super) fn plain(
 
 /// Feed a custom archive to pg_restore's stdin, hashing it; its last block is held back until
 /// the whole file hashed as expected, so pg_restore cannot finish (and commit) a swapped file.
-pub(super) fn custom(mut running: Running, input: &Input) -> Result<Fed, LoadError> {
+pub(super) fn custom(
+    mut running: Running,
+    input: &Input,
+    progress: &Progress,
+) -> Result<Fed, LoadError> {
     let mut pipe = running.take_stdin().expect("stdin is piped");
     let file = match open(input) {
-        Ok(f) => f,
+        Ok(f) => progress.reader("loading", f),
         Err(e) => return abort(running, pipe, e),
     };
     let mut stored = HashingReader::new(file);

@@ -28,14 +28,14 @@ use crate::pg::{ConnParams, query_error};
 
 /// The `application_name` of a restore's admin session, set before its scratch database is
 /// created: a scratch database without a journal (the restore was killed between the two
-/// statements) is a dead restore's when no session of this name is left. Restores started in the
-/// same second share it, which only ever keeps a scratch copy a little longer.
+/// statements) is a dead restore's when no session of this name is left. The name is drawn from
+/// the whole scratch name (a hash of it: an `application_name` keeps 63 bytes), so that a restore
+/// of another database started in the same second does not make a dead restore's scratch copy
+/// look alive.
 pub fn session_name(scratch: &str) -> String {
-    let stamp = scratch
-        .len()
-        .checked_sub(15)
-        .map_or(scratch, |i| scratch.get(i..).unwrap_or(scratch));
-    format!("pgkeep restore {stamp}")
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(scratch.as_bytes());
+    format!("pgkeep restore {}", &hex::encode(digest)[..16])
 }
 
 /// The prefix of a journal comment.
@@ -289,7 +289,7 @@ async fn unjournaled_scratch(
     let rows = client
         .query(
             "SELECT d.datname::text FROM pg_database d \
-             WHERE d.datname ~ '_restoring_[0-9]{8}_[0-9]{6}$' \
+             WHERE d.datname ~ '_restoring_[0-9]{8}_[0-9]{6}(_[0-9]+)?$' \
              AND coalesce(shobj_description(d.oid, 'pg_database'), '') NOT LIKE 'pgkeep restore journal %' \
              AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname) ORDER BY 1",
             &[],
@@ -302,7 +302,9 @@ async fn unjournaled_scratch(
         if let Some(db) = db {
             let pattern = super::names::scratch_name(db, jiff::Timestamp::UNIX_EPOCH);
             let stem = &pattern[..pattern.len() - 15];
-            if name.len() != pattern.len() || !name.starts_with(stem) {
+            // The first candidate name, or a later one (`_<n>` after the stamp).
+            let rest = name.strip_prefix(stem).unwrap_or("");
+            if !(rest.len() == 15 || rest.len() > 16 && rest.as_bytes()[15] == b'_') {
                 continue;
             }
         }
@@ -437,6 +439,16 @@ async fn run_post_hooks(r: &Repair<'_>, target: &str, outcome: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Restores of two databases started in the same second have sessions of their own names.
+    #[test]
+    fn session_names_tell_restores_of_the_same_second_apart() {
+        let a = session_name("app_restoring_20261201_120000");
+        let b = session_name("other_restoring_20261201_120000");
+        assert_ne!(a, b);
+        assert_eq!(a, session_name("app_restoring_20261201_120000"));
+        assert!(a.len() < 64, "{a}");
+    }
 
     #[test]
     fn a_journal_reads_back_and_other_comments_are_no_journal() {

@@ -7,7 +7,7 @@
 //! ```text
 //! let tools = Tools::find(server_version_num, &search)?;
 //! let loader = Loader { admin: &admin, tools: &tools, child_env: &env, passfile, shutdown: &shutdown,
-//!                       server_version_num };
+//!                       server_version_num, allow_unrestricted_psql: false, progress: Progress::none() };
 //! let name = crate::restore::scratch_name(&manifest.database, now); // `pgkeep cleanup` finds leftovers
 //! let checked = loader.load_and_check(&ScratchLoad { database: &name, input: &input,
 //!     info: Some(&manifest.database_info), expected: Some(&manifest.tables), checks: &[], jobs: 1,
@@ -88,6 +88,8 @@ pub struct Loader<'a> {
     pub server_version_num: u32,
     /// Load plain dumps with a psql that lacks restricted mode (the lexer the only line).
     pub allow_unrestricted_psql: bool,
+    /// Told the stored bytes fed to the load as it runs (`loading`).
+    pub progress: crate::model::Progress,
 }
 
 /// The outcome of `load_and_check`.
@@ -133,6 +135,10 @@ pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -
             .arg("--no-password")
             .arg("-v")
             .arg("ON_ERROR_STOP=1")
+            // The SQLSTATE of a failing statement on stderr: a failed load is classified by
+            // it, never by the message text (which follows the server's `lc_messages`).
+            .arg("-v")
+            .arg("VERBOSITY=verbose")
             .arg("-d")
             .arg(conninfo_dbname(database))
             .arg("-f")
@@ -399,16 +405,18 @@ impl Loader<'_> {
         let killer = running.killer();
         let input2 = input.clone();
         let db = database.to_string();
+        let progress = self.progress.clone();
         let mut task = tokio::task::spawn_blocking(move || -> Result<LoadStats, LoadError> {
             let (outcome, stats) = match input2.format {
-                Format::Plain => super::feed::plain(running, &input2, opts)?,
+                Format::Plain => super::feed::plain(running, &input2, opts, &progress)?,
                 Format::Custom if parallel => super::feed::custom_parallel(running, &input2)?,
-                Format::Custom => super::feed::custom(running, &input2)?,
+                Format::Custom => super::feed::custom(running, &input2, &progress)?,
             };
             if !outcome.success() {
                 return Err(LoadError::LoadFailed {
                     database: db,
                     message: outcome.describe(),
+                    sqlstate: outcome.sqlstate.clone(),
                 });
             }
             Ok(stats)

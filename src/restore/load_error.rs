@@ -16,7 +16,12 @@ pub enum LoadError {
     #[error(transparent)]
     Pg(#[from] PgError),
     #[error("loading the backup into \"{database}\" failed: {message}")]
-    LoadFailed { database: String, message: String },
+    LoadFailed {
+        database: String,
+        message: String,
+        /// The failing statement's SQLSTATE, when the loader printed it (psql does).
+        sqlstate: Option<String>,
+    },
     #[error("the file is incomplete, so its load was stopped: {0}")]
     Incomplete(String),
     #[error("row counts differ from the backup's: {}", describe_mismatches(.0))]

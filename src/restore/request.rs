@@ -42,6 +42,8 @@ pub struct Request {
     pub now: Timestamp,
     /// What the file's SQL may do and who runs it.
     pub load: LoadPolicy,
+    /// Told the bytes fed to psql or pg_restore as the backup loads (`loading`).
+    pub progress: crate::model::Progress,
 }
 
 /// Who runs a backup's SQL, and what it may need.

@@ -2,6 +2,7 @@
 //! are culled. `expect` lists one letter per backup IN INPUT ORDER: K keep, D delete.
 
 use super::*;
+use crate::model::Verdict as Proof;
 
 fn ts(s: &str) -> Timestamp {
     let s = if s.len() == 16 {
@@ -15,8 +16,9 @@ fn ts(s: &str) -> Timestamp {
 fn b(time: &str, kind: char) -> Backup {
     let (kind, verified) = match kind {
         'g' => (Kind::Good, None),
-        'v' => (Kind::Good, Some(true)),
-        'x' => (Kind::Good, Some(false)),
+        'v' => (Kind::Good, Some(Proof::Good)),
+        'x' => (Kind::Good, Some(Proof::Bad)),
+        'i' => (Kind::Good, Some(Proof::Inconclusive)),
         'l' => (Kind::Legacy, None),
         other => panic!("unknown kind {other}"),
     };
@@ -221,7 +223,7 @@ fn cases() -> Vec<Case> {
             expect: String::new(),
         },
         Case {
-            name: "newest backup failed verification: culled, floor moves to the next three",
+            name: "newest backup verified bad (no age window): outside the floor, which moves to the next three",
             policy: policy(0, 3, 0, 0, 0),
             now: "2026-11-25T02:00",
             tz: "UTC",
@@ -232,7 +234,7 @@ fn cases() -> Vec<Case> {
             expect: "DKKKD".into(),
         },
         Case {
-            name: "failed verification inside the window counts toward no keep rule",
+            name: "a bad backup inside the window is kept by the age rule like any other",
             policy: DEFAULT,
             now: "2026-11-25T02:00",
             tz: "UTC",
@@ -241,10 +243,62 @@ fn cases() -> Vec<Case> {
                 b("2026-11-24T01:00", 'x'),
                 b("2026-11-23T01:00", 'g'),
             ],
-            expect: "KDK".into(),
+            expect: "KKK".into(),
         },
         Case {
-            name: "a failed-verification backup does not anchor the window",
+            name: "a bad backup counts toward no floor: the floor reaches past it",
+            policy: policy(1, 2, 0, 0, 0),
+            now: "2026-11-25T02:00",
+            tz: "UTC",
+            backups: vec![
+                b("2026-11-25T01:00", 'g'),
+                b("2026-11-20T01:00", 'x'),
+                b("2026-11-19T01:00", 'g'),
+                b("2026-11-18T01:00", 'g'),
+            ],
+            expect: "KDKD".into(),
+        },
+        Case {
+            name: "inconclusive backups count toward the floor exactly like unverified ones",
+            policy: policy(1, 2, 0, 0, 0),
+            now: "2026-11-25T02:00",
+            tz: "UTC",
+            backups: vec![
+                b("2026-11-25T01:00", 'i'),
+                b("2026-11-20T01:00", 'i'),
+                b("2026-11-19T01:00", 'g'),
+            ],
+            expect: "KKD".into(),
+        },
+        Case {
+            name: "inconclusive backups anchor the window like unverified ones",
+            policy: policy(2, 0, 0, 0, 0),
+            now: "2026-11-25T02:00",
+            tz: "UTC",
+            backups: vec![
+                b("2026-11-25T01:00", 'x'),
+                b("2026-11-15T01:00", 'i'),
+                b("2026-11-14T01:00", 'g'),
+                b("2026-11-12T01:00", 'i'),
+            ],
+            expect: "KKKD".into(),
+        },
+        Case {
+            name: "a daily tier takes the good backup of a day before a bad one",
+            policy: policy(0, 1, 3, 0, 0),
+            now: "2026-11-25T23:00",
+            tz: "UTC",
+            backups: vec![
+                b("2026-11-25T20:00", 'g'),
+                b("2026-11-24T20:00", 'x'),
+                b("2026-11-24T10:00", 'g'),
+                b("2026-11-23T20:00", 'x'),
+                b("2026-11-22T20:00", 'g'),
+            ],
+            expect: "KDKKD".into(),
+        },
+        Case {
+            name: "a bad newest backup does not anchor the window, and is kept while young",
             policy: policy(2, 0, 0, 0, 0),
             now: "2026-11-25T02:00",
             tz: "UTC",
@@ -254,7 +308,7 @@ fn cases() -> Vec<Case> {
                 b("2026-11-14T01:00", 'g'),
                 b("2026-11-12T01:00", 'g'),
             ],
-            expect: "DKKD".into(),
+            expect: "KKKD".into(),
         },
         Case {
             name: "the newest verified backup is kept although old",
@@ -271,12 +325,20 @@ fn cases() -> Vec<Case> {
             expect: "KDKDD".into(),
         },
         Case {
-            name: "all backups failed verification: none is kept by any rule",
+            name: "all backups verified bad: the age rule keeps them, a wave of bad verdicts empties nothing",
             policy: DEFAULT,
             now: "2026-11-25T02:00",
             tz: "UTC",
             backups: series("2026-11-25T01:00", 3, 24, 'x'),
-            expect: d(3),
+            expect: k(3),
+        },
+        Case {
+            name: "all backups verified bad: those older than the window go, as good ones would",
+            policy: DEFAULT,
+            now: "2026-11-25T02:00",
+            tz: "UTC",
+            backups: series("2026-11-25T01:00", 14, 24, 'x'),
+            expect: k(11) + &d(3),
         },
         Case {
             name: "hourly backups, keep_daily 7: the newest of each of the last 7 days",
@@ -460,7 +522,7 @@ fn cases() -> Vec<Case> {
                 b("2026-10-30T01:00", 'g'),
                 b("2026-10-29T01:00", 'g'),
             ],
-            expect: "DKKKDD".into(),
+            expect: "KKKKDD".into(),
         },
     ]
 }
@@ -579,7 +641,7 @@ fn reasons_are_named() {
         vec![
             "keep dated in the future: never culled",
             "keep keep_last: newest good 1 of 1; newest verified backup; keep_days: within 10 days of the newest good backup",
-            "delete failed verification; no rule keeps it",
+            "keep keep_days: within 10 days of the newest good backup",
             "keep keep_days: within 10 days of the newest good backup",
             "delete older than 10 days before the newest good backup (2026-11-25T01:00:00Z); no rule keeps it",
         ]

@@ -40,12 +40,14 @@
 //!   part size times parts in flight within 64 MiB; the part size grows with the object so
 //!   that 10,000 parts are never reached). A full channel blocks `write`: backpressure reaches
 //!   pg_dump's pipe, and memory stays flat;
-//! - `commit` sends the last part and waits (`Handle::block_on` from the blocking thread) for
-//!   every part and the completion, then deletes the marker; `abort` aborts the upload and
-//!   deletes the marker. `Drop` cannot run async work: an upload dropped unfinished only closes
-//!   its channel (the task stops sending parts) and leaves the marker, so the object is never
-//!   listed and the next run's culling discards it;
-//! - reads: `open` returns a `Read` fed by the GET's byte stream over a bounded channel;
+//! - `commit` sends the last part and waits for every part and the completion, then deletes
+//!   the marker; `abort` aborts the upload and deletes the marker, and so does dropping the
+//!   upload unfinished. A killed process leaves the marker: the object is never listed and the
+//!   next run's culling discards it;
+//! - every blocking call polls its future on the calling thread inside the store's own runtime
+//!   context (its workers drive sockets and timers), so the store works from plain threads,
+//!   blocking tasks and async tasks alike, and never starts a runtime inside another;
+//! - reads: `open` returns a `Read` that polls the GET's byte stream chunk by chunk;
 //! - `free_bytes` is `None`; errors map to [`ErrorKind`] (a quota error is `NoSpace`).
 //!
 //! The backup commits in the order the trait makes natural for every store: data committed,
@@ -53,17 +55,24 @@
 //! exists), marker deleted.
 
 pub mod local;
+pub mod s3;
 pub mod staging;
 pub mod store;
 
 use std::path::{Path, PathBuf};
 
+use crate::model::S3Options;
+
 pub use local::{LocalStore, PARTIAL_SUFFIX};
 pub use staging::{LocalFile, Staged};
 pub use store::{ErrorKind, ObjectInfo, StorageError, Store, Unfinished, Upload, check_name};
 
-/// Open the store configured as the backup location.
-pub fn open(location: &Path) -> Result<Box<dyn Store>, StorageError> {
+/// Open the store at `location`: an `s3://BUCKET/PREFIX` location is an [`s3::S3Store`]
+/// reached as `s3` says (the `s3_*` settings); anything else is a local directory.
+pub fn open(location: &Path, s3: &S3Options) -> Result<Box<dyn Store>, StorageError> {
+    if let Some(url) = location.to_str().filter(|l| s3::is_s3(l)) {
+        return Ok(Box::new(s3::S3Store::open(url, s3)?));
+    }
     Ok(Box::new(LocalStore::open(location)?))
 }
 
@@ -90,7 +99,16 @@ impl<'a> From<&'a LocalStore> for Site<'a> {
     }
 }
 
-/// The local lock directory for a backup location: the directory itself.
-pub fn lock_dir(location: &Path) -> PathBuf {
-    location.to_path_buf()
+/// The local lock directory `dir` (the `lock_dir` setting), created private (0700) when missing:
+/// an object store's locks have no backup directory to live in.
+pub fn lock_dir(dir: &Path) -> Result<PathBuf, StorageError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| StorageError::io("cannot create the lock directory", dir.display(), e))?;
+    }
+    Ok(dir.to_path_buf())
 }

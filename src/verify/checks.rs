@@ -20,7 +20,7 @@ use super::read::{
 use super::record::{Kind, Level, RECORD_VERSION, Record, read_record};
 use super::targets::Target;
 use crate::catalog::{MANIFEST_SUFFIX, Manifest};
-use crate::model::{Compression, Format};
+use crate::model::{Compression, Format, Progress};
 use crate::pg::tools::{self, Search};
 use crate::pipeline;
 use crate::shutdown::Shutdown;
@@ -38,6 +38,8 @@ pub struct Request<'a> {
     /// Stops reading at once when it fires; the verification then ends `Interrupted` and
     /// nothing is recorded.
     pub shutdown: Shutdown,
+    /// Told the bytes read (`reading`) and, for custom archives, replayed (`reading back`).
+    pub progress: Progress,
     /// Keys that check the manifests' signatures (`manifest_keys`).
     pub manifest_keys: Option<crate::model::ManifestKeys>,
 }
@@ -62,6 +64,7 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
         kind: Kind::Managed,
         level: req.level,
         ok: false,
+        verdict: None,
         failure: None,
         message: String::new(),
         checked_at,
@@ -105,17 +108,7 @@ pub fn verify(req: &Request<'_>, target: &Target) -> Result<Record, VerifyError>
         return Err(VerifyError::Interrupted(r));
     }
     rec.duration_seconds = started.elapsed().as_secs_f64();
-    match result {
-        Ok(msg) => {
-            rec.ok = true;
-            rec.message = msg;
-        }
-        Err(f) => {
-            rec.ok = false;
-            rec.failure = Some(f.code().to_string());
-            rec.message = f.to_string();
-        }
-    }
+    rec.conclude(result);
     Ok(rec)
 }
 
@@ -318,7 +311,12 @@ fn read_back(
     let store = req.store;
     Ok(match m.format {
         Format::Plain => {
-            let pass = plain_pass(store, &m.file, m.compression, &req.shutdown)?;
+            let pass = plain_pass(
+                store,
+                &m.file,
+                m.compression,
+                (&req.shutdown, &req.progress),
+            )?;
             let content = pass.decoded.map_err(|message| Failure::Corrupt {
                 compression: compression_name(m.compression),
                 message,
@@ -335,7 +333,7 @@ fn read_back(
                 .open(&m.file)
                 .map_err(|e| Failure::Read(e.to_string()))?;
             let mut hashing = Hashing {
-                inner: r,
+                inner: req.progress.reader("reading", r),
                 shutdown: &req.shutdown,
                 hasher: Sha256::new(),
                 bytes: 0,
@@ -417,15 +415,17 @@ fn replay(
 ) -> Result<pipeline::Report, Failure> {
     // pg_restore reads the archive by name: the local store's own file, else a fetched copy.
     let local = staging::local_file(req.store, &m.file, &staging::default_dir())
-        .map_err(|e| Failure::Read(e.to_string()))?;
-    crate::backup::replay_custom(pg_restore, local.path(), &req.child_env).map_err(|e| {
-        let s = e.to_string();
-        Failure::Archive(
-            s.strip_prefix("the dump is incomplete: the archive does not read back: ")
-                .unwrap_or(&s)
-                .to_string(),
-        )
-    })
+        .map_err(|e| Failure::Staging(e.to_string()))?;
+    crate::backup::replay_custom(pg_restore, local.path(), &req.child_env, &req.progress).map_err(
+        |e| {
+            let s = e.to_string();
+            Failure::Archive(
+                s.strip_prefix("the dump is incomplete: the archive does not read back: ")
+                    .unwrap_or(&s)
+                    .to_string(),
+            )
+        },
+    )
 }
 
 /// An old pod's `.sql.gz`: decompress fully, check the trailer; no checksum exists to compare.
@@ -439,7 +439,12 @@ fn check_legacy(
     if size == 0 {
         return Err(Failure::Empty { expected: None });
     }
-    let pass = plain_pass(store, file, Compression::Gzip, shutdown)?;
+    let pass = plain_pass(
+        store,
+        file,
+        Compression::Gzip,
+        (shutdown, &Progress::none()),
+    )?;
     rec.stored_bytes = pass.stored_bytes;
     rec.sha256 = pass.sha256;
     rec.raw_bytes = pass.raw_bytes;
@@ -486,6 +491,7 @@ mod tests {
             now: Timestamp::now,
             manifest_keys: None,
             shutdown,
+            progress: Progress::none(),
         };
         let t = Target {
             id: catalog::id_of(file),

@@ -20,6 +20,9 @@ pub enum VerifyError {
     NotFound(String),
     #[error("no backups of database \"{0}\" to verify")]
     NoBackups(String),
+    /// `verify --all` over a backup directory that holds none.
+    #[error("no backups in {0} to verify")]
+    NothingToVerify(String),
     #[error("cannot record the verification result: {0}")]
     Record(StorageError),
     #[error("interrupted by {} during verification", .0.name())]
@@ -28,6 +31,9 @@ pub enum VerifyError {
     Pg(#[from] crate::pg::PgError),
     #[error("the test restore could not run: {0}")]
     Restore(String),
+    /// The test restore cannot run with the admin role's privileges: inconclusive.
+    #[error("the test restore could not run: {0}")]
+    Privilege(String),
 }
 
 impl crate::exit::ExitCode for VerifyError {
@@ -35,8 +41,11 @@ impl crate::exit::ExitCode for VerifyError {
         use crate::exit::{FAILED, STORAGE, USAGE};
         match self {
             VerifyError::NotFound(_) => USAGE,
-            VerifyError::NoBackups(_) | VerifyError::Restore(_) => FAILED,
+            VerifyError::NoBackups(_)
+            | VerifyError::NothingToVerify(_)
+            | VerifyError::Restore(_) => FAILED,
             VerifyError::Interrupted(r) => r.exit_code(),
+            VerifyError::Privilege(_) => crate::exit::INCONCLUSIVE,
             VerifyError::Storage(_) | VerifyError::Catalog(_) | VerifyError::Record(_) => STORAGE,
             VerifyError::Tool(e) => e.exit_code(),
             VerifyError::Pg(e) => e.exit_code(),
@@ -55,5 +64,22 @@ pub struct BadBackups {
 impl crate::exit::ExitCode for BadBackups {
     fn exit_code(&self) -> u8 {
         crate::exit::BAD_BACKUP
+    }
+}
+
+/// `pgkeep verify` found no bad backup but could not prove some (exit code
+/// `exit::INCONCLUSIVE`).
+#[derive(Debug, Error)]
+#[error(
+    "{inconclusive} of {total} verified backup(s) could not be proven (inconclusive: kept like unverified backups)"
+)]
+pub struct Inconclusive {
+    pub inconclusive: usize,
+    pub total: usize,
+}
+
+impl crate::exit::ExitCode for Inconclusive {
+    fn exit_code(&self) -> u8 {
+        crate::exit::INCONCLUSIVE
     }
 }

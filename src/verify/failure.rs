@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+use crate::model::Verdict;
+
 /// Why a backup is not good. Every failure mode has its own message and a stable code.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum Failure {
@@ -75,29 +77,27 @@ pub enum Failure {
     RestoreRows(String),
     #[error("the test restore's check failed: {0}")]
     RestoreCheck(String),
+    #[error("the archive cannot be staged for pg_restore here: {0}")]
+    Staging(String),
+    #[error("no suitable tools here: {0}")]
+    Tools(String),
+    #[error("the test restore ran out of a resource of the test server: {0}")]
+    RestoreResources(String),
+    #[error("the test restore lacks a privilege here: {0}")]
+    RestorePrivilege(String),
+    #[error("the test restore's server failed or is unreachable: {0}")]
+    RestoreServer(String),
+    #[error("no server of a suitable major for the test restore: {0}")]
+    RestoreVersion(String),
+    #[error("the test restore failed for a reason that does not prove the backup wrong: {0}")]
+    RestoreUnproven(String),
 }
 
 impl crate::exit::ExitCode for Failure {
     fn exit_code(&self) -> u8 {
-        match self {
-            Failure::Empty { .. }
-            | Failure::DataMissing { .. }
-            | Failure::Truncated { .. }
-            | Failure::Grown { .. }
-            | Failure::Checksum { .. }
-            | Failure::ManifestChecksum { .. }
-            | Failure::ManifestMissing { .. }
-            | Failure::ManifestUnreadable { .. }
-            | Failure::Signature { .. }
-            | Failure::Corrupt { .. }
-            | Failure::CutInCopy { .. }
-            | Failure::NoTrailer
-            | Failure::RowCounts(_)
-            | Failure::Archive(_)
-            | Failure::Read(_)
-            | Failure::RestoreLoad(_)
-            | Failure::RestoreRows(_)
-            | Failure::RestoreCheck(_) => crate::exit::BAD_BACKUP,
+        match self.verdict() {
+            Verdict::Bad => crate::exit::BAD_BACKUP,
+            Verdict::Good | Verdict::Inconclusive => crate::exit::INCONCLUSIVE,
         }
     }
 }
@@ -142,6 +142,97 @@ impl Failure {
             Failure::RestoreLoad(_) => "restore-load",
             Failure::RestoreRows(_) => "restore-row-count",
             Failure::RestoreCheck(_) => "restore-check",
+            Failure::Staging(_) => "staging",
+            Failure::Tools(_) => "tools",
+            Failure::RestoreResources(_) => "restore-resources",
+            Failure::RestorePrivilege(_) => "restore-privilege",
+            Failure::RestoreServer(_) => "restore-server",
+            Failure::RestoreVersion(_) => "restore-version",
+            Failure::RestoreUnproven(_) => "restore-unproven",
         }
+    }
+
+    /// What this failure proves (the table in `crate::model::verdict`).
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of_failure(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::verdict::FAILURE_CODES;
+
+    /// Every failure has its row in the verdict table (none falls through to "unknown").
+    #[test]
+    fn every_failure_code_is_in_the_verdict_table() {
+        let s = || "x".to_string();
+        let all = [
+            Failure::Empty { expected: None },
+            Failure::DataMissing { file: s() },
+            Failure::Truncated {
+                actual: 1,
+                expected: 2,
+                detail: None,
+            },
+            Failure::Grown {
+                actual: 2,
+                expected: 1,
+            },
+            Failure::Checksum {
+                actual: s(),
+                expected: s(),
+                detail: None,
+            },
+            Failure::ManifestChecksum {
+                actual: s(),
+                expected: s(),
+                evidence: s(),
+            },
+            Failure::ManifestMissing {
+                file: s(),
+                why: s(),
+            },
+            Failure::ManifestUnreadable {
+                name: s(),
+                message: s(),
+            },
+            Failure::Corrupt {
+                compression: "gzip",
+                message: s(),
+            },
+            Failure::CutInCopy { table: s() },
+            Failure::NoTrailer,
+            Failure::RowCounts(s()),
+            Failure::Archive(s()),
+            Failure::Read(s()),
+            Failure::RestoreLoad(s()),
+            Failure::RestoreRows(s()),
+            Failure::RestoreCheck(s()),
+            Failure::Staging(s()),
+            Failure::Tools(s()),
+            Failure::RestoreResources(s()),
+            Failure::RestorePrivilege(s()),
+            Failure::RestoreServer(s()),
+            Failure::RestoreVersion(s()),
+            Failure::RestoreUnproven(s()),
+            Failure::Signature {
+                name: s(),
+                why: s(),
+            },
+        ];
+        assert_eq!(all.len(), FAILURE_CODES.len());
+        for f in &all {
+            assert!(
+                FAILURE_CODES.iter().any(|(c, _)| *c == f.code()),
+                "{} has no verdict",
+                f.code()
+            );
+        }
+        assert_eq!(Failure::RestoreCheck(s()).verdict(), Verdict::Inconclusive);
+        assert_eq!(
+            crate::exit::ExitCode::exit_code(&Failure::NoTrailer),
+            crate::exit::BAD_BACKUP
+        );
     }
 }

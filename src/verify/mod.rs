@@ -14,9 +14,11 @@ mod states;
 mod targets;
 
 pub use checks::{Request, verify};
-pub use error::{BadBackups, VerifyError};
+pub use error::{BadBackups, Inconclusive, VerifyError};
 pub use failure::Failure;
 pub use record::{Kind, Level, RECORD_VERSION, Record, read_record, record, record_name};
-pub use restore::{RestoreRequest, create_roles, restore_level};
+pub use restore::{
+    RestoreRequest, create_roles, dump_major, dump_major_of, restore_impossible, restore_level,
+};
 pub use states::{DatabaseState, metrics_text, states, verified_state};
 pub use targets::{SETTLE_SECONDS, Target, find, targets};

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::error::VerifyError;
 use super::failure::Failure;
 use crate::catalog::{self, Manifest};
-use crate::model::Compression;
+use crate::model::{Compression, Progress};
 use crate::pipeline::{self, Inspector};
 use crate::shutdown::Shutdown;
 use crate::storage::{StorageError, Store};
@@ -102,11 +102,11 @@ pub(super) fn plain_pass(
     store: &dyn Store,
     file: &str,
     compression: Compression,
-    shutdown: &Shutdown,
+    (shutdown, progress): (&Shutdown, &Progress),
 ) -> Result<PlainPass, Failure> {
     let r = store.open(file).map_err(|e| Failure::Read(e.to_string()))?;
     let mut hashing = Hashing {
-        inner: r,
+        inner: progress.reader("reading", r),
         shutdown,
         hasher: Sha256::new(),
         bytes: 0,

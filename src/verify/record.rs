@@ -7,7 +7,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::error::VerifyError;
+use super::failure::Failure;
 use crate::catalog::VERIFY_SUFFIX;
+use crate::model::Verdict;
 use crate::storage::Store;
 
 pub const RECORD_VERSION: u32 = 1;
@@ -56,7 +58,12 @@ pub struct Record {
     pub database: Option<String>,
     pub kind: Kind,
     pub level: Level,
+    /// True when the verdict is `good` (kept for readers of records before verdicts).
     pub ok: bool,
+    /// `good`, `bad` or `inconclusive`; absent in records written before verdicts existed
+    /// (see [`Record::verdict`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     /// One line: what was proven, or what is wrong.
@@ -80,6 +87,31 @@ pub struct Record {
 impl Record {
     pub fn name(&self) -> String {
         record_name(&self.file)
+    }
+
+    /// What this verification concluded (a record from before verdicts: from `ok` and its
+    /// failure code).
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+            .unwrap_or_else(|| Verdict::of_legacy(self.ok, self.failure.as_deref()))
+    }
+
+    /// Record what was proven (`Ok`: the message) or what failed.
+    pub fn conclude(&mut self, result: Result<String, Failure>) {
+        match result {
+            Ok(msg) => {
+                self.ok = true;
+                self.verdict = Some(Verdict::Good);
+                self.failure = None;
+                self.message = msg;
+            }
+            Err(f) => {
+                self.ok = false;
+                self.verdict = Some(f.verdict());
+                self.failure = Some(f.code().to_string());
+                self.message = f.to_string();
+            }
+        }
     }
 }
 

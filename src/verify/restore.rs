@@ -21,6 +21,8 @@ use crate::storage::{Store, staging};
 /// What a restore-level verification needs: the admin connection (its `dbname` is the
 /// maintenance database), a private passfile for children, the tools search, the user's checks.
 pub struct RestoreRequest<'a> {
+    /// Told the bytes fed to the test load as it runs (`loading`).
+    pub progress: crate::model::Progress,
     pub admin: &'a ConnParams,
     pub passfile: Option<&'a std::path::Path>,
     pub child_env: &'a [(String, String)],
@@ -36,14 +38,39 @@ pub struct RestoreRequest<'a> {
     pub load: crate::restore::LoadPolicy,
 }
 
+/// The test restore needs a scratch database: an admin role that may not create one cannot run
+/// it, which says nothing about the backup (inconclusive, `restore-privilege`).
+async fn may_create_databases(client: &tokio_postgres::Client) -> Result<(), VerifyError> {
+    let me = client
+        .query_one(
+            "SELECT current_user::text, rolsuper OR rolcreatedb FROM pg_roles \
+             WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("the admin role's privileges", e))?;
+    let (user, may): (String, bool) = (me.get(0), me.get(1));
+    if may {
+        return Ok(());
+    }
+    Err(VerifyError::Privilege(format!(
+        "role \"{user}\" lacks CREATEDB, which the test restore needs for its scratch database \
+         (ALTER ROLE {} CREATEDB, or set PGKEEP_ADMIN_USER to a role that has it); the backup was \
+         not judged",
+        crate::pg::ident::quote_ident(&user)
+    )))
+}
+
 /// Owner of a legacy file's scratch database in a throwaway cluster (a role without login).
 const LOCAL_OWNER: &str = "pgkeep_verify_owner";
 
 /// The restore level on top of a checksum-level record that passed: load the backup into a
 /// scratch database with the restore engine's loader, compare the row counts with the
 /// manifest's (legacy files: with the counts seen in the file), run the checks, drop the scratch
-/// database. Updates `rec`; `Err` when the test restore could not run at all (server
-/// unreachable, no client tools) rather than the backup being bad.
+/// database. Updates `rec`: a test restore that could not be done here (server unreachable, no
+/// tools of a suitable major, a missing privilege, resource limits of the server, a failing
+/// check) ends `inconclusive`, and only a failure the dump's content causes ends `bad`. `Err`
+/// only when interrupted.
 pub async fn restore_level(
     store: &dyn Store,
     rr: &RestoreRequest<'_>,
@@ -54,6 +81,26 @@ pub async fn restore_level(
         return Ok(());
     }
     let started = Instant::now();
+    let outcome = match test_restore(store, rr, rec).await {
+        Ok(outcome) => outcome,
+        Err(VerifyError::Interrupted(r)) => return Err(VerifyError::Interrupted(r)),
+        Err(e) => Err(unproven(e)),
+    };
+    rec.duration_seconds += started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(m) => rec.message = format!("{}; {m}", rec.message),
+        Err(f) => rec.conclude(Err(f)),
+    }
+    Ok(())
+}
+
+/// Load, check and drop the scratch copy: what it proved, or the failure it found; `Err` when it
+/// could not run (see [`unproven`]).
+async fn test_restore(
+    store: &dyn Store,
+    rr: &RestoreRequest<'_>,
+    rec: &Record,
+) -> Result<Result<String, Failure>, VerifyError> {
     let manifest = match read_manifest_bytes(store, &format!("{}{MANIFEST_SUFFIX}", rec.file))? {
         Some(bytes) => Some(
             parse_manifest(&rec.file, &bytes).map_err(|f| VerifyError::Restore(f.to_string()))?,
@@ -61,7 +108,14 @@ pub async fn restore_level(
         None => None,
     };
     let client = rr.admin.connect().await?;
+    may_create_databases(&client).await?;
     let server = crate::pg::catalog::server_info(&client).await?;
+    if let Some(f) = manifest
+        .as_ref()
+        .and_then(|m| unsuitable_server(m, server.version_num))
+    {
+        return Ok(Err(f));
+    }
     if rr.create_roles
         && let Some(m) = &manifest
     {
@@ -78,10 +132,12 @@ pub async fn restore_level(
         shutdown: rr.shutdown,
         server_version_num: server.version_num,
         allow_unrestricted_psql: rr.load.allow_unrestricted_psql,
+        progress: rr.progress.clone(),
     };
     let m = manifest.as_ref();
     // The loader reads a local file: the local store's own, else a fetched copy.
-    let local = staging::local_file(store, &rec.file, &staging::default_dir())?;
+    let local = staging::local_file(store, &rec.file, &staging::default_dir())
+        .map_err(|e| VerifyError::Restore(format!("cannot stage the file: {e}")))?;
     let input = Input {
         path: local.path().to_path_buf(),
         format: m.map_or(Format::Plain, |m| m.format),
@@ -102,10 +158,7 @@ pub async fn restore_level(
     )
     .await?
     {
-        rec.ok = false;
-        rec.failure = Some(f.code().to_string());
-        rec.message = f.to_string();
-        return Ok(());
+        return Ok(Err(f));
     }
     drop(client);
     let db = rec
@@ -125,22 +178,103 @@ pub async fn restore_level(
             names_encoding: manifest.as_ref().and_then(|m| m.dump_encoding.as_deref()),
         })
         .await;
-    let outcome = verdict(res, &loader, &scratch, rr.checks.len()).await?;
-    rec.duration_seconds += started.elapsed().as_secs_f64();
-    match outcome {
-        Ok(m) => {
-            rec.message = format!("{}; {m}", rec.message);
-            if !unapplied.is_empty() {
-                rec.message = format!("{}; not applied: {}", rec.message, unapplied.join("; "));
+    Ok(verdict(res, &loader, &scratch, rr.checks.len())
+        .await?
+        .map(|m| {
+            let m = format!("{m} (PostgreSQL {} server)", server.version);
+            match unapplied.is_empty() {
+                true => m,
+                false => format!("{m}; not applied: {}", unapplied.join("; ")),
             }
-        }
-        Err(f) => {
-            rec.ok = false;
-            rec.failure = Some(f.code().to_string());
-            rec.message = f.to_string();
-        }
+        }))
+}
+
+/// A server older than the dump (the major of the pg_dump that wrote it, or of the server it
+/// came from) cannot prove anything about it: its failures would be the version's.
+fn unsuitable_server(m: &crate::catalog::Manifest, server_version_num: u32) -> Option<Failure> {
+    let need = dump_major(m);
+    let have = server_version_num / 10000;
+    (have < need).then(|| {
+        Failure::RestoreVersion(format!(
+            "the test server is PostgreSQL {have}, older than the dump's {need} (pg_dump {}, server {}); test-restore it into PostgreSQL {need} or newer",
+            m.pg_dump_version, m.server_version
+        ))
+    })
+}
+
+/// The oldest PostgreSQL major that can load a dump: that of the pg_dump that wrote it, and
+/// never older than the server it came from.
+pub fn dump_major(m: &crate::catalog::Manifest) -> u32 {
+    let major = |v: &str| {
+        crate::pg::tools::parse_major(&format!("PostgreSQL {v}"))
+            .map(|(m, _)| m)
+            .unwrap_or(0)
+    };
+    major(&m.pg_dump_version).max(major(&m.server_version))
+}
+
+/// The oldest server major that can load the backup in `file` (see [`dump_major`]); 0 when no
+/// manifest says it (a legacy file).
+pub fn dump_major_of(store: &dyn Store, file: &str) -> u32 {
+    let name = format!("{file}{MANIFEST_SUFFIX}");
+    match read_manifest_bytes(store, &name) {
+        Ok(Some(bytes)) => parse_manifest(file, &bytes).map_or(0, |m| dump_major(&m)),
+        _ => 0,
     }
-    Ok(())
+}
+
+/// The restore level could not even start (no server of a suitable major here, the throwaway
+/// cluster would not start): a record that passed the checksum level ends `inconclusive`.
+pub fn restore_impossible(rec: &mut Record, why: String) {
+    rec.level = Level::Restore;
+    if rec.ok {
+        rec.conclude(Err(Failure::RestoreVersion(why)));
+    }
+}
+
+/// A test restore that could not run, as the inconclusive failure it is.
+fn unproven(e: VerifyError) -> Failure {
+    match e {
+        VerifyError::Pg(p) => pg_failure(&p),
+        VerifyError::Tool(t) => Failure::RestoreVersion(t.to_string()),
+        VerifyError::Storage(s) => Failure::Staging(s.to_string()),
+        VerifyError::Privilege(why) => Failure::RestorePrivilege(why),
+        other => Failure::RestoreUnproven(other.to_string()),
+    }
+}
+
+/// A failed query or connection of the test restore, by its SQLSTATE.
+fn pg_failure(e: &PgError) -> Failure {
+    match e {
+        PgError::Query {
+            sqlstate: Some(code),
+            ..
+        } => by_sqlstate(code, e.to_string()),
+        PgError::Query { sqlstate: None, .. } => Failure::RestoreUnproven(e.to_string()),
+        PgError::Unreachable { .. }
+        | PgError::Auth { .. }
+        | PgError::NoDatabase { .. }
+        | PgError::Tls(_) => Failure::RestoreServer(e.to_string()),
+    }
+}
+
+/// What a failed statement of the test restore proves, by its SQLSTATE (never by the message,
+/// which follows the server's `lc_messages`): data exceptions, integrity violations, syntax
+/// errors and data corruption come from the dump's content; everything else (resources,
+/// privileges, the server, unknown settings or extensions of this server) does not.
+fn by_sqlstate(code: &str, message: String) -> Failure {
+    let class = &code[..code.len().min(2)];
+    match (class, code) {
+        ("22" | "23", _) | (_, "42601" | "XX001" | "XX002") => {
+            Failure::RestoreLoad(format!("{message} (SQLSTATE {code})"))
+        }
+        ("53", _) => Failure::RestoreResources(format!("{message} (SQLSTATE {code})")),
+        ("42", "42501") | ("28", _) => {
+            Failure::RestorePrivilege(format!("{message} (SQLSTATE {code})"))
+        }
+        ("08" | "57" | "58", _) => Failure::RestoreServer(format!("{message} (SQLSTATE {code})")),
+        _ => Failure::RestoreUnproven(format!("{message} (SQLSTATE {code})")),
+    }
 }
 
 /// In a throwaway cluster: create the backup's roles (and their recorded memberships).
@@ -182,8 +316,8 @@ async fn properties(
     Ok((Some(i), unapplied))
 }
 
-/// What the test restore proved, or which failure of the backup it found; `Err` when it could
-/// not run (server gone, interrupted). A loaded copy is dropped again.
+/// What the test restore proved, or which failure it found (by [`by_sqlstate`]); `Err` when
+/// interrupted. A loaded copy is dropped again.
 async fn verdict(
     res: Result<Checked, LoadError>,
     loader: &Loader<'_>,
@@ -212,12 +346,11 @@ async fn verdict(
                 }
             ))
         }
-        Err(LoadError::Pg(e)) => return Err(e.into()),
+        Err(LoadError::Pg(e)) => Err(pg_failure(&e)),
         Err(LoadError::Interrupted(r)) => return Err(VerifyError::Interrupted(r)),
-        Err(e @ (LoadError::Io { .. } | LoadError::RoleRefused(_))) => {
-            return Err(VerifyError::Restore(e.to_string()));
-        }
-        Err(e @ (LoadError::Refused(_) | LoadError::Changed { .. })) => {
+        Err(e @ LoadError::RoleRefused(_)) => Err(Failure::RestorePrivilege(e.to_string())),
+        Err(e @ LoadError::Io { .. }) => Err(Failure::RestoreUnproven(e.to_string())),
+        Err(e @ (LoadError::Refused(_) | LoadError::Changed { .. } | LoadError::Incomplete(_))) => {
             Err(Failure::RestoreLoad(e.to_string()))
         }
         Err(e @ LoadError::RowCounts(_)) => Err(Failure::RestoreRows(
@@ -226,8 +359,18 @@ async fn verdict(
                 .to_string(),
         )),
         Err(e @ LoadError::CheckFailed { .. }) => Err(Failure::RestoreCheck(e.to_string())),
-        Err(e @ (LoadError::LoadFailed { .. } | LoadError::Incomplete(_))) => {
-            Err(Failure::RestoreLoad(e.to_string()))
+        Err(LoadError::LoadFailed {
+            database,
+            message,
+            sqlstate: Some(code),
+        }) => Err(by_sqlstate(
+            &code,
+            format!("loading the backup into \"{database}\" failed: {message}"),
+        )),
+        // No SQLSTATE (pg_restore does not print it; a loader that was killed): the bytes
+        // already read back intact, so this proves nothing about them.
+        Err(e @ LoadError::LoadFailed { sqlstate: None, .. }) => {
+            Err(Failure::RestoreUnproven(e.to_string()))
         }
     })
 }
@@ -303,6 +446,7 @@ async fn vet(
         manifest: manifest.cloned(),
         uncommitted: false,
         local: None,
+        skipped: Vec::new(),
     };
     let checked = tokio::task::block_in_place(|| {
         let mut c = crate::restore::check_file(&chosen)?;
@@ -322,10 +466,10 @@ async fn vet(
     if let crate::restore::RunAs::Owner { owner, .. } = run_as {
         let needs = crate::restore::needs_admin(client, owner, &checked, None).await?;
         if !needs.is_empty() {
-            return Err(VerifyError::Restore(format!(
+            return Ok(Err(Failure::RestorePrivilege(format!(
                 "the backup holds statements that need more than the database owner \"{owner}\" may do: {}; pass --load-as-admin to load it as the admin role",
                 needs.join("; ")
-            )));
+            ))));
         }
     }
     Ok(Ok(()))

@@ -9,12 +9,13 @@ use serde::Serialize;
 use super::error::VerifyError;
 use super::record::{Record, read_record};
 use crate::catalog::{Entry, VERIFY_SUFFIX};
+use crate::model::Verdict;
 use crate::storage::Store;
 
 /// The verification state of a listed backup for retention (`prune::VerifiedFn`): `None` never
-/// verified, `Some(false)` its last verification failed.
-pub fn verified_state(e: &Entry) -> Option<bool> {
-    e.verification.as_ref().map(|v| v.ok)
+/// verified, else the verdict of its last verification.
+pub fn verified_state(e: &Entry) -> Option<crate::model::Verdict> {
+    e.verification.as_ref().map(|v| v.verdict())
 }
 
 /// The verification state of one database, for `/metrics` and `pgkeep check`.
@@ -27,6 +28,8 @@ pub struct DatabaseState {
     pub last_ok_at: Option<Timestamp>,
     /// Verification records found that failed (backups currently known bad).
     pub failed_backups: usize,
+    /// Verification records that could not prove their backup either way.
+    pub inconclusive_backups: usize,
 }
 
 /// Verification results per database, from the records in the store (for `/metrics`).
@@ -45,11 +48,14 @@ pub fn states(store: &dyn Store) -> Result<Vec<DatabaseState>, VerifyError> {
             last: None,
             last_ok_at: None,
             failed_backups: 0,
+            inconclusive_backups: 0,
         });
-        if r.ok {
-            st.last_ok_at = Some(st.last_ok_at.map_or(r.checked_at, |t| t.max(r.checked_at)));
-        } else {
-            st.failed_backups += 1;
+        match r.verdict() {
+            Verdict::Good => {
+                st.last_ok_at = Some(st.last_ok_at.map_or(r.checked_at, |t| t.max(r.checked_at)));
+            }
+            Verdict::Bad => st.failed_backups += 1,
+            Verdict::Inconclusive => st.inconclusive_backups += 1,
         }
         if st.last.as_ref().is_none_or(|l| r.checked_at > l.checked_at) {
             st.last = Some(r);
@@ -79,8 +85,17 @@ pub fn metrics_text(states: &[DatabaseState]) -> String {
     };
     family(
         "pgkeep_verify_last_ok",
-        "1 if the most recent verification of a backup of the database passed, 0 if it failed.",
+        "1 if the most recent verification of a backup of the database passed, 0 if it did not (bad or inconclusive).",
         &|s| s.last.as_ref().map(|r| if r.ok { 1.0 } else { 0.0 }),
+    );
+    family(
+        "pgkeep_verify_last_inconclusive",
+        "1 if the most recent verification could not prove its backup either way (the backup is kept like an unverified one).",
+        &|s| {
+            s.last
+                .as_ref()
+                .map(|r| f64::from(u8::from(r.verdict() == Verdict::Inconclusive)))
+        },
     );
     family(
         "pgkeep_verify_last_timestamp_seconds",
@@ -94,8 +109,13 @@ pub fn metrics_text(states: &[DatabaseState]) -> String {
     );
     family(
         "pgkeep_verify_failed_backups",
-        "Backups whose recorded verification failed.",
+        "Backups whose recorded verification proved them bad.",
         &|s| Some(s.failed_backups as f64),
+    );
+    family(
+        "pgkeep_verify_inconclusive_backups",
+        "Backups whose recorded verification was inconclusive.",
+        &|s| Some(s.inconclusive_backups as f64),
     );
     out
 }
@@ -116,6 +136,7 @@ mod tests {
             kind: Kind::Managed,
             level: Level::Checksum,
             ok,
+            verdict: None,
             failure: (!ok).then(|| "truncated".into()),
             message: "m".into(),
             checked_at: at.parse().unwrap(),

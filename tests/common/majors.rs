@@ -201,3 +201,51 @@ impl Major {
         std::fs::read_to_string(self.info.socket_dir.join("server.log")).unwrap_or_default()
     }
 }
+
+/// A server of one test alone, of the local server binaries, for a test that stops and starts
+/// it (`stop_server`, `start_server`): the shared cluster of the binary must stay up for the
+/// others. Stopped and removed when the returned guard is dropped.
+pub fn private_server() -> PrivateServer {
+    let bindir = super::cluster().bindir.clone();
+    let c = TempCluster::start(&bindir).expect("start a private cluster");
+    let info = ClusterInfo {
+        socket_dir: c.socket_dir().to_path_buf(),
+        port: c.port,
+        bindir: bindir.clone(),
+    };
+    let mut m = Major {
+        major: 0,
+        server_version: String::new(),
+        info,
+        clients: bindir,
+        clients_major: 0,
+        cluster: Mutex::new(Some(c)),
+    };
+    m.server_version = m.psql("postgres", "SHOW server_version").trim().to_string();
+    m.major = m.server_version.split('.').next().unwrap().parse().unwrap();
+    m.clients_major = m.major;
+    PrivateServer(Box::leak(Box::new(m)))
+}
+
+/// See [`private_server`].
+pub struct PrivateServer(pub &'static Major);
+
+impl PrivateServer {
+    pub fn stop_server(&self) {
+        let mut g = self.0.cluster.lock().unwrap();
+        g.as_mut().unwrap().stop().unwrap();
+    }
+
+    pub fn start_server(&self) {
+        let mut g = self.0.cluster.lock().unwrap();
+        g.as_mut().unwrap().restart().unwrap();
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.0.cluster.lock() {
+            drop(g.take());
+        }
+    }
+}

@@ -8,6 +8,7 @@
 pub mod daemon;
 pub mod majors;
 pub mod procs;
+pub mod pty;
 
 #[allow(unused_imports)]
 pub use majors::{MAJORS, Major, cluster_of};
