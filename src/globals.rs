@@ -80,7 +80,7 @@ async fn preflight(s: &Settings) -> Result<(ConnParams, ServerInfo, GlobalsInfo)
 /// Record the globals of the configured server, to their commit.
 pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
     let s = req.settings;
-    let store = storage::open(&s.backup_dir)?;
+    let store = storage::open(&s.backup_dir, &s.s3)?;
     store.check_writable()?;
     let (compression, level) = compression(s);
     let ext = catalog::extension(Format::Plain, compression);
@@ -99,7 +99,7 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         std::process::id()
     );
     let lock = Lock::acquire(
-        &lock_path(&storage::lock_dir(&s.backup_dir), &s.host),
+        &lock_path(&storage::lock_dir(&s.lock_dir)?, &s.host),
         &holder,
     )?;
     let (params, server, info) = preflight(s).await?;

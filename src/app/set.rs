@@ -41,7 +41,7 @@ pub async fn targets(settings: &Settings, flag: &Option<String>) -> Result<Targe
 
 /// What the set means now (for `pgkeep databases` and [`targets`]).
 pub async fn selection(settings: &Settings, set: &crate::model::DatabaseSet) -> Result<Selection> {
-    let store = storage::open(&settings.backup_dir)?;
+    let store = storage::open(&settings.backup_dir, &settings.s3)?;
     let entries = catalog::list(&*store, Some(&settings.host))?;
     databases::resolve(settings, set, &entries)
         .await
