@@ -66,17 +66,7 @@ impl Lock {
             .mode(0o600)
             .open(path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(LockError::Busy {
-                    holder: describe(&text),
-                });
-            }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
-        }
+        take(&mut file).map_err(|e| e.unwrap_or_else(io))?;
         let lock = Lock {
             file,
             path: path.to_path_buf(),
@@ -173,17 +163,7 @@ impl Lock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(e)),
         };
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(LockError::Busy {
-                    holder: describe(&text),
-                });
-            }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
-        }
+        take(&mut file).map_err(|e| e.unwrap_or_else(io))?;
         Ok(Some(Lock {
             file,
             path: path.to_path_buf(),
@@ -220,6 +200,22 @@ fn describe(text: &str) -> String {
 impl AsFd for Lock {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
+    }
+}
+
+/// Take the kernel lock of `file` without waiting: `Err(Ok(busy))` names the holder from the
+/// file's note, `Err(Err(e))` is an I/O error for the caller to attach its path to.
+fn take(file: &mut File) -> Result<(), Result<LockError, std::io::Error>> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            Err(Ok(LockError::Busy {
+                holder: describe(&text),
+            }))
+        }
+        Err(TryLockError::Error(e)) => Err(Err(e)),
     }
 }
 

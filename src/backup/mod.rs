@@ -14,7 +14,7 @@ use crate::catalog::{self, MANIFEST_VERSION, Manifest};
 use crate::config::Settings;
 use crate::fault;
 use crate::lock::{Lock, LockError};
-use crate::model::{Compression, Format, Progress};
+use crate::model::{Format, Progress};
 use crate::pg::catalog::{DatabaseInfo, ServerInfo};
 use crate::pg::passfile::{self, PrivatePassfile};
 use crate::pg::tools::{self, Search, Tool, ToolError};
@@ -23,6 +23,13 @@ use crate::pipeline::{self, PipelineError};
 use crate::process::{Running, Spec};
 use crate::shutdown::{Reason, Shutdown};
 use crate::storage::{self, Staged, StorageError, Store, Upload};
+
+mod compression;
+
+pub use compression::ZSTD_PG_DUMP_MAJOR;
+use compression::{
+    check_compression, custom_compress_arg, recorded_compression, stored_compression,
+};
 
 #[derive(Debug, Error)]
 pub enum BackupError {
@@ -50,6 +57,18 @@ pub enum BackupError {
     /// The requested compression cannot be honoured with the pg_dump chosen for the server.
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl From<compression::Refused> for BackupError {
+    fn from(r: compression::Refused) -> BackupError {
+        match r {
+            compression::Refused::Unsupported(m) => BackupError::Unsupported(m),
+            compression::Refused::Io(source) => BackupError::Io {
+                context: "cannot start pg_dump".into(),
+                source,
+            },
+        }
+    }
 }
 
 impl crate::exit::ExitCode for BackupError {
@@ -212,7 +231,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         "preflight done"
     );
 
-    check_compression(&pre, s, &req.child_env)?;
+    check_compression(&pre.pg_dump, &pre.server.version, s, &req.child_env)?;
 
     let passfile = private_passfile(&params)?;
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
@@ -342,84 +361,6 @@ fn open_output(store: &dyn Store, format: Format, file: &str) -> Result<Output, 
             Output::Staged(storage::staging::stage(store, file, &std::env::temp_dir())?)
         }
     })
-}
-
-/// The compression pgkeep applies: the configured one for plain dumps; none for custom
-/// archives, which pg_dump compresses itself.
-fn stored_compression(s: &Settings) -> Compression {
-    match s.format {
-        Format::Plain => s.compression,
-        Format::Custom => Compression::None,
-    }
-}
-
-/// The compression the manifest records: pgkeep's own for plain dumps, the one pg_dump applies
-/// inside a custom archive (gzip level 0 is none).
-fn recorded_compression(s: &Settings) -> Compression {
-    match (s.format, s.compression) {
-        (Format::Custom, Compression::Gzip) if s.level == 0 => Compression::None,
-        _ => s.compression,
-    }
-}
-
-/// pg_dump's `--compress` value for a custom archive.
-fn custom_compress_arg(s: &Settings) -> String {
-    match recorded_compression(s) {
-        Compression::Gzip => format!("--compress={}", s.level),
-        Compression::Zstd => format!("--compress=zstd:{}", s.level),
-        Compression::None => "--compress=0".into(),
-    }
-}
-
-/// First pg_dump major that compresses custom archives with zstd (`--compress=zstd:N`).
-pub const ZSTD_PG_DUMP_MAJOR: u32 = 16;
-
-/// A custom archive compressed with zstd needs a pg_dump 16 or newer built with zstd. The pg_dump
-/// is the one chosen for the server: an older one is refused, never replaced by a newer one.
-/// Whether the build has zstd is asked of pg_dump itself: it checks the compression before it
-/// connects, so it runs against a socket directory that cannot exist and writes nothing.
-fn check_compression(
-    pre: &Preflight,
-    s: &Settings,
-    base_env: &[(String, String)],
-) -> Result<(), BackupError> {
-    if s.format != Format::Custom || s.compression != Compression::Zstd {
-        return Ok(());
-    }
-    let pg_dump = &pre.pg_dump;
-    if pg_dump.major < ZSTD_PG_DUMP_MAJOR {
-        return Err(BackupError::Unsupported(format!(
-            "--format custom --compression zstd needs pg_dump {ZSTD_PG_DUMP_MAJOR} or newer; the \
-             server is PostgreSQL {} and its pg_dump is {} ({}): use --compression gzip, or \
-             --format plain --compression zstd",
-            pre.server.version,
-            pg_dump.version,
-            pg_dump.path.display()
-        )));
-    }
-    let mut env: Vec<(String, String)> = base_env.to_vec();
-    env.push(("PGPASSFILE".into(), passfile::NONE.into()));
-    let spec = Spec::new(&pg_dump.path)
-        .envs(env)
-        .arg("--no-password")
-        .arg("--format=custom")
-        .arg(custom_compress_arg(s))
-        .arg("--file=/dev/null")
-        .arg("--dbname=host=/nonexistent/pgkeep-probe port=1");
-    let (outcome, _) = crate::process::output(&spec, None).map_err(|source| BackupError::Io {
-        context: "cannot start pg_dump".into(),
-        source,
-    })?;
-    let said = outcome.stderr_tail.to_lowercase();
-    if said.contains("compress") {
-        return Err(BackupError::Unsupported(format!(
-            "pg_dump {} ({}) cannot write zstd archives: {}",
-            pg_dump.version,
-            pg_dump.path.display(),
-            outcome.stderr_tail
-        )));
-    }
-    Ok(())
 }
 
 /// Where the dump goes until the commit: plain dumps stream into an upload; pg_dump writes a
