@@ -252,6 +252,12 @@ pub struct RestoreArgs {
     /// 15.14+, 16.10+, 17.6+, 18): pgkeep's meta-command filter is then the only line.
     #[arg(long)]
     pub allow_unrestricted_psql: bool,
+    /// Recover the whole server, e.g. onto an empty one (--target-host): the globals (roles,
+    /// memberships, role settings, tablespaces) from the newest globals backup, then every
+    /// database with backups in BACKUP_DIR (the `databases` list, minus `exclude_databases`),
+    /// each from its newest backup that is not verified bad.
+    #[arg(long, conflicts_with_all = ["database", "which", "target_database", "in_place", "check_sql", "owner"])]
+    pub all: bool,
     #[command(flatten)]
     pub target: TargetArgs,
 }

@@ -15,6 +15,7 @@ pub mod list;
 pub mod maintenance;
 pub mod progress;
 pub mod prune;
+pub mod recover;
 pub mod repair;
 pub mod restore;
 pub mod run;

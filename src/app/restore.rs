@@ -222,7 +222,18 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
     if target.is_empty() {
         return Err(UsageError("the target database name is empty".into()).into());
     }
-    Ok(Request {
+    Ok(build(args, settings, ctx, backup, target))
+}
+
+/// The restore request of `backup` into `target` by the flags and settings.
+pub(super) fn build(
+    args: &RestoreArgs,
+    settings: &Settings,
+    ctx: &Context,
+    backup: restore::Chosen,
+    target: String,
+) -> Request {
+    Request {
         load: restore::LoadPolicy {
             as_admin: args.load_as_admin,
             allow_unrestricted_psql: args.allow_unrestricted_psql,
@@ -253,10 +264,13 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         shutdown: ctx.shutdown.clone(),
         now: jiff::Timestamp::now(),
         progress: crate::model::Progress::none(),
-    })
+    }
 }
 
 pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<()> {
+    if args.all {
+        return super::recover::run(args, settings, ctx).await;
+    }
     let mut req = request(args, settings, ctx)?;
     tracing::debug!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
     let pre = if args.target.dry_run {
