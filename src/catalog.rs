@@ -33,6 +33,19 @@ impl crate::exit::ExitCode for CatalogError {
     }
 }
 
+/// The `database` of a globals backup (roles, memberships, role settings, tablespaces of the
+/// whole server): empty, which no database can be named.
+pub const GLOBALS: &str = "";
+
+/// The database part of globals backups' file names (`<host>-@globals_<time>`): no database's
+/// name gives it (`@` is replaced in those).
+pub const GLOBALS_LABEL: &str = "@globals";
+
+/// True for a backup of the server's globals rather than of a database.
+pub fn is_globals(e: &Entry) -> bool {
+    e.database.as_deref() == Some(GLOBALS)
+}
+
 /// Everything known about one committed backup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -70,6 +83,10 @@ pub struct Manifest {
     /// superuser"): objects of the database that the file does not hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// For a backup of the server's globals (`database` is [`GLOBALS`]): its roles, tablespaces
+    /// and whether the role passwords are in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub globals: Option<crate::pg::catalog::GlobalsInfo>,
 }
 
 impl Manifest {

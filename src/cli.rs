@@ -69,6 +69,10 @@ pub enum Command {
     Backup(BackupArgs),
     /// List backups, newest first (legacy .sql.gz files without a manifest included).
     List(ListArgs),
+    /// The databases that backup, prune, verify and check work over (the `databases` setting,
+    /// else `all`: every database that accepts connections, templates and exclude_databases
+    /// left out), read from the server now; then what was left out and why.
+    Databases(DatabasesArgs),
     /// Prove backups: read every byte, compare size and sha256 with the manifest, decompress
     /// fully and check completeness and row counts (custom format: replay every block with
     /// pg_restore). The result is recorded beside each backup as <file>.verify.json.
@@ -248,6 +252,12 @@ pub struct RestoreArgs {
     /// 15.14+, 16.10+, 17.6+, 18): pgkeep's meta-command filter is then the only line.
     #[arg(long)]
     pub allow_unrestricted_psql: bool,
+    /// Recover the whole server, e.g. onto an empty one (--target-host): the globals (roles,
+    /// memberships, role settings, tablespaces) from the newest globals backup, then every
+    /// database with backups in BACKUP_DIR (the `databases` list, minus `exclude_databases`),
+    /// each from its newest backup that is not verified bad.
+    #[arg(long, conflicts_with_all = ["database", "which", "target_database", "in_place", "check_sql", "owner"])]
+    pub all: bool,
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -312,6 +322,14 @@ pub struct ListArgs {
     #[arg(long, short = 'd', value_name = "NAME")]
     pub database: Option<String>,
     /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DatabasesArgs {
+    /// JSON for schedulers that start one job per database: {"databases": [...], "missing",
+    /// "gone", "excluded", "no_connections", "templates"}.
     #[arg(long)]
     pub json: bool,
 }

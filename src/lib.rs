@@ -14,6 +14,8 @@ pub mod maintenance;
 pub mod backup;
 pub mod check;
 pub mod cluster;
+pub mod databases;
+pub mod globals;
 pub mod prune;
 pub mod restore;
 pub mod retention;

@@ -117,9 +117,9 @@ fn config_keys_lists_every_key_aligned_with_default_and_range() {
     assert_eq!(row("notify_timeout")[2], "10s");
     assert_eq!(row("schedule")[3], "cron, 5 or 6 fields, or @daily ..");
     assert_eq!(row("uri")[1..3], ["PGKEEP_URI, DATABASE_URL", "(not set)"]);
-    // 54 keys of the backup, daemon, restore, verification, manifest signing and notifications,
-    // 4 of the page, 16 of S3 storage and lock_dir.
-    assert_eq!(lines.len(), 1 + 58 + 17, "{text}");
+    // 56 keys of the backup, the database set, daemon, restore, verification, manifest signing
+    // and notifications, 4 of the page, 16 of S3 storage and lock_dir.
+    assert_eq!(lines.len(), 1 + 60 + 17, "{text}");
     assert_eq!(row("retry_delay")[1..3], ["PGKEEP_RETRY_DELAY", "5m"]);
 }
 

@@ -39,6 +39,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "retention",
             "check",
             "cluster",
+            "databases",
+            "globals",
             "status",
         ],
     ),

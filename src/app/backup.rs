@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result};
 
 use super::context::Context;
 use crate::backup;
+use crate::catalog::Manifest;
 use crate::cli::BackupArgs;
 use crate::config::Settings;
 use crate::model::{Compression, Format, Progress};
@@ -30,7 +31,42 @@ pub fn request<'a>(settings: &'a Settings, database: String, ctx: &Context) -> b
 }
 
 pub async fn run(args: &BackupArgs, settings: &Settings, ctx: &Context) -> Result<()> {
-    let database = settings.database_or(&args.database);
+    match super::set::targets(settings, &args.database).await? {
+        super::set::Targets::One(database) => {
+            let m = one(settings, database, ctx, args.json).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            }
+            Ok(())
+        }
+        super::set::Targets::Set(sel) => {
+            // Each database in turn; the manifests of those that succeeded are printed even
+            // when another failed.
+            // The globals are recorded with every run over the set.
+            let (done, res) = super::set::each(&sel, &settings.host, true, async |db| {
+                match db == crate::catalog::GLOBALS {
+                    true => globals(settings, ctx).await,
+                    false => one(settings, db.to_string(), ctx, args.json).await,
+                }
+            })
+            .await;
+            if args.json {
+                let done: Vec<&Manifest> = done.iter().map(|(_, m)| m).collect();
+                println!("{}", serde_json::to_string_pretty(&done)?);
+            }
+            res
+        }
+    }
+}
+
+/// One backup of `database`, with its log line and notification, and its summary on a terminal
+/// unless `json`.
+pub async fn one(
+    settings: &Settings,
+    database: String,
+    ctx: &Context,
+    json: bool,
+) -> Result<Manifest> {
     let mut req = request(settings, database.clone(), ctx);
     let line = super::progress::Line::start(settings);
     req.progress = line.progress();
@@ -56,7 +92,7 @@ pub async fn run(args: &BackupArgs, settings: &Settings, ctx: &Context) -> Resul
         }
     };
     // On a terminal the summary says what the log line would; the log line is for logs.
-    let summary = !args.json && std::io::stdout().is_terminal();
+    let summary = !json && std::io::stdout().is_terminal();
     if summary && std::io::stderr().is_terminal() {
         tracing::debug!(database = %database, file = %done.path.display(), "backup complete");
     } else {
@@ -66,12 +102,50 @@ pub async fn run(args: &BackupArgs, settings: &Settings, ctx: &Context) -> Resul
         let event = report::backup_event(&done.manifest, &settings.host);
         tokio::task::block_in_place(|| notifier.notify(&event));
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&done.manifest)?);
-    } else if summary {
+    if summary {
         print!("{}", render_summary(&done));
     }
-    Ok(())
+    Ok(done.manifest)
+}
+
+/// One backup of the server's globals, with its log line and notification.
+pub async fn globals(settings: &Settings, ctx: &Context) -> Result<Manifest> {
+    let req = crate::globals::Request {
+        settings,
+        child_env: ctx.child_env(),
+        path_env: ctx.path_env(),
+        shutdown: ctx.shutdown.clone(),
+        now: jiff::Timestamp::now,
+    };
+    let notifier = Notifier::from_settings(settings);
+    let done = match crate::globals::run(req)
+        .await
+        .context("backup of the globals failed")
+    {
+        Ok(done) => done,
+        Err(e) => {
+            if notifier.is_configured() {
+                let event = Event::new(
+                    Operation::Backup,
+                    Outcome::Failure,
+                    None,
+                    &settings.host,
+                    crate::exit::one_line(&e),
+                );
+                tokio::task::block_in_place(|| notifier.notify(&event));
+            }
+            return Err(e);
+        }
+    };
+    if let Some(note) = done.manifest.globals.as_ref().and_then(|g| g.note.as_ref()) {
+        tracing::warn!(id = %done.manifest.id, "{note}");
+    }
+    report::log_done(&done.manifest, &done.path);
+    if notifier.is_configured() {
+        let event = report::backup_event(&done.manifest, &settings.host);
+        tokio::task::block_in_place(|| notifier.notify(&event));
+    }
+    Ok(done.manifest)
 }
 
 /// What `pgkeep backup` prints on a terminal (and the demo under its `$ pgkeep backup`): the

@@ -41,6 +41,7 @@ const KNOWN: &[Probe] = &[
     probe::<Failure>,
     probe::<PruneError>,
     probe::<Unhealthy>,
+    probe::<crate::databases::SetFailed>,
     probe::<crate::catalog::CatalogError>,
     probe::<PipelineError>,
     probe::<GuardError>,

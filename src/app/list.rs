@@ -60,7 +60,11 @@ pub fn render_list(entries: &[Entry]) -> String {
                 .to_zoned(jiff::tz::TimeZone::UTC)
                 .strftime("%Y-%m-%d %H:%M:%S")
                 .to_string(),
-            e.database.clone().unwrap_or_else(|| "?".into()),
+            match e.database.as_deref() {
+                Some(catalog::GLOBALS) => "(globals)".into(),
+                Some(d) => d.to_string(),
+                None => "?".into(),
+            },
             format.replace("plain+none", "plain"),
             report::human_bytes(e.stored_bytes),
             e.duration_seconds

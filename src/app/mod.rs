@@ -7,6 +7,7 @@ pub mod check;
 pub mod cleanup;
 pub mod config;
 pub mod context;
+pub mod databases;
 pub mod demo;
 pub mod errors;
 pub mod inputs;
@@ -14,9 +15,11 @@ pub mod list;
 pub mod maintenance;
 pub mod progress;
 pub mod prune;
+pub mod recover;
 pub mod repair;
 pub mod restore;
 pub mod run;
+pub mod set;
 pub mod startup;
 pub mod status;
 pub mod verify;
@@ -35,8 +38,9 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context) -> Result<()> {
     match &cli.command {
         Command::Backup(args) => backup::run(args, &settings, &ctx).await,
         Command::List(args) => list::run(args, &settings),
+        Command::Databases(args) => databases::run(args, &settings).await,
         Command::Verify(args) => verify::run(args, &settings, &ctx).await,
-        Command::Check(args) => check::run(args, &settings),
+        Command::Check(args) => check::run(args, &settings).await,
         Command::Status(args) => status::run(args, &settings),
         Command::Config { action } => {
             config::run(action, &settings);
@@ -45,7 +49,7 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context) -> Result<()> {
         Command::Demo(args) => demo::run(args, &ctx).await,
         Command::Maintenance(_) => maintenance::run(&settings, &ctx).await,
         Command::Run(args) => run::run(args, settings, ctx).await,
-        Command::Prune(args) => prune::run(args, &settings),
+        Command::Prune(args) => prune::run(args, &settings).await,
         Command::Restore(args) => restore::run(args, &settings, &ctx).await,
         Command::Cleanup(args) => cleanup::run(args, &settings, &ctx).await,
     }

@@ -10,14 +10,44 @@ use crate::prune;
 use crate::report;
 use crate::storage::{self, Site};
 
-pub fn run(args: &PruneArgs, settings: &Settings) -> Result<()> {
-    let database = settings.database_or(&args.database);
+pub async fn run(args: &PruneArgs, settings: &Settings) -> Result<()> {
+    let sel = match super::set::targets(settings, &args.database).await? {
+        super::set::Targets::One(database) => {
+            let (plan, applied) = one(args, settings, &database)?;
+            return show(args, settings, &plan, applied.as_ref(), false);
+        }
+        super::set::Targets::Set(sel) => sel,
+    };
+    let (done, res) = super::set::each(&sel, &settings.host, true, async |db| {
+        one(args, settings, db)
+    })
+    .await;
+    if args.json {
+        let all: Vec<_> = done
+            .iter()
+            .map(|(_, (plan, applied))| json(args, plan, applied.as_ref()))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        for (_, (plan, applied)) in &done {
+            show(args, settings, plan, applied.as_ref(), true)?;
+        }
+    }
+    res
+}
+
+/// The plan for one database, applied with `--apply`.
+fn one(
+    args: &PruneArgs,
+    settings: &Settings,
+    database: &str,
+) -> Result<(prune::Plan, Option<prune::Applied>)> {
     let store = storage::open(&settings.backup_dir, &settings.s3)?;
     let lock_dir = storage::lock_dir(&settings.lock_dir)?;
     let plan = prune::plan(
         Site::new(&*store, &lock_dir),
         &settings.host,
-        &database,
+        database,
         jiff::Timestamp::now(),
         &settings.policy,
         &settings.timezone,
@@ -34,18 +64,40 @@ pub fn run(args: &PruneArgs, settings: &Settings) -> Result<()> {
     } else {
         None
     };
+    Ok((plan, applied))
+}
+
+fn json(
+    args: &PruneArgs,
+    plan: &prune::Plan,
+    applied: Option<&prune::Applied>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "applied": args.apply,
+        "plan": plan,
+        "result": applied,
+    })
+}
+
+/// Print one database's plan (`blank`: a blank line before it, between databases).
+fn show(
+    args: &PruneArgs,
+    settings: &Settings,
+    plan: &prune::Plan,
+    applied: Option<&prune::Applied>,
+    blank: bool,
+) -> Result<()> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "applied": args.apply,
-                "plan": plan,
-                "result": applied,
-            }))?
+            serde_json::to_string_pretty(&json(args, plan, applied))?
         );
-        return Ok(());
+    } else {
+        if blank {
+            println!();
+        }
+        print!("{}", render_prune(plan, applied, settings));
     }
-    print!("{}", render_prune(&plan, applied.as_ref(), settings));
     Ok(())
 }
 
@@ -113,8 +165,8 @@ pub fn render_prune(
         ]);
     }
     let mut out = format!(
-        "database \"{}\" in {}, policy {}\n",
-        plan.database,
+        "{} in {}, policy {}\n",
+        super::set::label(&plan.database),
         settings.backup_dir.display(),
         plan.policy
     );

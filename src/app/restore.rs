@@ -204,7 +204,7 @@ fn selector(args: &RestoreArgs) -> Result<Selector> {
 /// The restore request of the flags and settings: the chosen backup, the target database (the
 /// flag's, else the backup's, else the configured one), hooks, tools and the environment.
 fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Request> {
-    let source_db = settings.database_or(&args.database);
+    let source_db = super::set::one(settings, &args.database, "restore")?;
     let store = crate::storage::open(&settings.backup_dir, &settings.s3)?;
     let backup = restore::choose(
         &*store,
@@ -236,7 +236,18 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
     if target.is_empty() {
         return Err(UsageError("the target database name is empty".into()).into());
     }
-    Ok(Request {
+    Ok(build(args, settings, ctx, backup, target))
+}
+
+/// The restore request of `backup` into `target` by the flags and settings.
+pub(super) fn build(
+    args: &RestoreArgs,
+    settings: &Settings,
+    ctx: &Context,
+    backup: restore::Chosen,
+    target: String,
+) -> Request {
+    Request {
         load: restore::LoadPolicy {
             as_admin: args.load_as_admin,
             allow_unrestricted_psql: args.allow_unrestricted_psql,
@@ -267,10 +278,13 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         shutdown: ctx.shutdown.clone(),
         now: jiff::Timestamp::now(),
         progress: crate::model::Progress::none(),
-    })
+    }
 }
 
 pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<()> {
+    if args.all {
+        return super::recover::run(args, settings, ctx).await;
+    }
     let mut req = request(args, settings, ctx)?;
     tracing::debug!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
     let pre = if args.target.dry_run {

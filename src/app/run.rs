@@ -10,7 +10,8 @@ use crate::daemon::{self, Daemon, Options};
 pub async fn run(args: &RunArgs, settings: Settings, ctx: Context) -> Result<()> {
     settings.policy.validate()?;
     crate::storage::open(&settings.backup_dir, &settings.s3)?;
-    let database = settings.database_or(&args.database);
+    // The daemon backs up one database; a set is backed up by `pgkeep backup` (a CronJob).
+    let database = super::set::one(&settings, &args.database, "run")?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| crate::config::ConfigError::Invalid {

@@ -32,10 +32,14 @@ pub fn run(args: &StatusArgs, settings: &Settings) -> Result<()> {
 fn local(args: &StatusArgs, settings: &Settings) -> Result<Summary> {
     let store = LocalStore::open(&settings.backup_dir)?;
     let entries = catalog::list(&store, Some(&settings.host))?;
-    let mut databases = vec![settings.database_or(&args.database)];
+    let mut databases = match (&args.database, &settings.databases) {
+        (None, Some(crate::model::DatabaseSet::Named(names))) => names.clone(),
+        _ => vec![settings.database_or(&args.database)],
+    };
     if args.database.is_none() {
         let mut others: Vec<String> = entries
             .iter()
+            .filter(|e| !catalog::is_globals(e))
             .filter_map(|e| e.database.clone())
             .filter(|d| !databases.contains(d))
             .collect();

@@ -20,10 +20,35 @@ use crate::storage::{self, Store};
 use crate::verify::{self, Record, Target, VerifyError};
 
 pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Result<()> {
+    // A named backup or --all needs no set; otherwise the newest backup of each database.
+    let flag = match (&args.id, args.all) {
+        (None, false) => args.database.clone(),
+        _ => Some(settings.database_or(&args.database)),
+    };
+    match super::set::targets(settings, &flag).await? {
+        super::set::Targets::One(database) => run_one(args, settings, ctx, database).await,
+        super::set::Targets::Set(sel) => {
+            super::set::each(&sel, &settings.host, true, async |db| {
+                run_one(args, settings, ctx, db.to_string()).await
+            })
+            .await
+            .1
+        }
+    }
+}
+
+/// Verify the chosen backups of one database.
+async fn run_one(
+    args: &VerifyArgs,
+    settings: &Settings,
+    ctx: &Context,
+    database: String,
+) -> Result<()> {
     let store = storage::open(&settings.backup_dir, &settings.s3)?;
-    let database = settings.database_or(&args.database);
     let chosen = choose(args, settings, &*store, &database)?;
-    super::repair::repair_quietly(settings, &database, ctx).await;
+    if database != crate::catalog::GLOBALS {
+        super::repair::repair_quietly(settings, &database, ctx).await;
+    }
     let line = super::progress::Line::start(settings);
     let req = verify::Request {
         store: &*store,

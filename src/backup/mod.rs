@@ -292,6 +292,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         large_objects: report.large_objects,
         database_info: pre.database,
         warnings,
+        globals: None,
     };
     commit_manifest(&*store, &manifest, req.settings.manifest_keys.as_ref())?;
     fault::point("backup.committed");
@@ -335,7 +336,9 @@ fn lock_and_sweep(
 }
 
 /// The password for pg_dump, in a private in-memory passfile (none without a password).
-fn private_passfile(params: &ConnParams) -> Result<Option<PrivatePassfile>, BackupError> {
+pub(crate) fn private_passfile(
+    params: &ConnParams,
+) -> Result<Option<PrivatePassfile>, BackupError> {
     match params.resolve_password() {
         Some(pw) if params.password.is_some() => {
             Ok(Some(PrivatePassfile::new(&pw).map_err(|source| {
@@ -362,14 +365,14 @@ fn open_output(store: &dyn Store, format: Format, file: &str) -> Result<Output, 
 
 /// Where the dump goes until the commit: plain dumps stream into an upload; pg_dump writes a
 /// custom archive into a staged local file itself (it seeks back to write the data offsets).
-enum Output {
+pub(crate) enum Output {
     Stream(Box<dyn Upload>),
     Staged(Staged),
 }
 
 impl Output {
     /// Commit the data object (not yet the backup: that is the manifest).
-    fn commit(self, store: &dyn Store) -> Result<(), StorageError> {
+    pub(crate) fn commit(self, store: &dyn Store) -> Result<(), StorageError> {
         match self {
             Output::Stream(upload) => upload.commit(),
             Output::Staged(staged) => staged.commit(store),
@@ -378,7 +381,7 @@ impl Output {
 
     /// Give the data up. An abort that fails leaves an unfinished write, never a listed object;
     /// culling removes it later.
-    fn abort(self) {
+    pub(crate) fn abort(self) {
         let aborted = match self {
             Output::Stream(upload) => upload.abort(),
             Output::Staged(staged) => staged.abort(),
@@ -537,14 +540,14 @@ fn check_plausible(dumped: &Dumped, min_dump_bytes: u64) -> Result<(), BackupErr
 }
 
 /// The result of dumping into the partial object.
-struct Dumped {
-    raw_bytes: u64,
-    stored_bytes: u64,
-    sha256: String,
-    report: pipeline::Report,
-    output: Output,
+pub(crate) struct Dumped {
+    pub(crate) raw_bytes: u64,
+    pub(crate) stored_bytes: u64,
+    pub(crate) sha256: String,
+    pub(crate) report: pipeline::Report,
+    pub(crate) output: Output,
     /// pg_dump's warnings.
-    warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Bytes the pipe from pg_dump may hold: with the default 64 KiB, a moment's delay in our reader
@@ -561,7 +564,7 @@ fn enlarge_pipe(pipe: &impl std::os::fd::AsFd) {
 }
 
 /// Plain format: stream pg_dump's stdout through the pipeline into the upload.
-fn stream_plain(
+pub(crate) fn stream_plain(
     mut running: Running,
     upload: Box<dyn Upload>,
     opts: &pipeline::Options,
@@ -705,7 +708,7 @@ fn wait_growing(
 }
 
 /// Write the manifest atomically; if that fails, remove the data so nothing unlisted remains.
-fn commit_manifest(
+pub(crate) fn commit_manifest(
     store: &dyn Store,
     m: &Manifest,
     keys: Option<&crate::model::ManifestKeys>,

@@ -171,7 +171,21 @@ pub const KEYS: &[Key] = &[
         &["PGKEEP_DATABASE", "POSTGRESQL_DATABASE", "PGDATABASE"],
         Kind::Text,
         Default::Derived("the user"),
-        "database to back up",
+        "database to back up (the one database of every command unless `databases` is set)",
+    ),
+    Key::new(
+        "databases",
+        &["PGKEEP_DATABASES"],
+        Kind::Names,
+        Default::Unset("one database: `database`"),
+        "databases that backup, prune, verify and check work over: names, or all (every database that accepts connections, templates excluded); -d NAME narrows a command to one",
+    ),
+    Key::new(
+        "exclude_databases",
+        &["PGKEEP_EXCLUDE_DATABASES"],
+        Kind::Names,
+        Default::Unset("none"),
+        "databases left out of `databases`",
     ),
     Key::new(
         "sslmode",
@@ -651,10 +665,10 @@ pub const KEYS: &[Key] = &[
     ).flag("retry-after"),
 ];
 
-/// Keys whose value is a list of commands (TOML arrays of string arrays); kept as JSON text in
-/// the raw layer so every layer (file, env, flags) carries them the same way.
+/// Keys whose value is a list (of commands: TOML arrays of string arrays; of names: arrays of
+/// strings); kept as JSON text in the raw layer so every layer (file, env, flags) carries them the same way.
 pub(super) fn is_command_list(k: &Key) -> bool {
-    matches!(k.kind, Kind::Commands)
+    matches!(k.kind, Kind::Commands | Kind::Names)
 }
 
 pub fn key(name: &str) -> Option<&'static Key> {

@@ -45,6 +45,9 @@ pub enum Kind {
     Addr,
     /// A list of commands, each a list of strings.
     Commands,
+    /// Names separated by commas (spaces around them trimmed), or a JSON / TOML array of
+    /// strings for names that hold commas.
+    Names,
 }
 
 /// A parsed value.
@@ -160,6 +163,7 @@ impl Kind {
                     .map_err(|_| format!("`{text}` is not an address:port such as 0.0.0.0:8080"))?,
             ),
             Kind::Commands => Value::Commands(parse_commands(text)?),
+            Kind::Names => Value::List(parse_names(t)?),
         })
     }
 
@@ -198,6 +202,7 @@ impl Kind {
             Kind::Uri => "postgresql:// URI".into(),
             Kind::Addr => "address:port".into(),
             Kind::Commands => "list of commands".into(),
+            Kind::Names => "names, comma-separated (or an array)".into(),
         }
     }
 
@@ -227,6 +232,7 @@ impl Kind {
             }
             (_, Value::Duration(d)) => show_duration(*d),
             (_, Value::Addr(a)) => a.to_string(),
+            (Kind::Names, Value::List(l)) => l.join(", "),
             (_, Value::List(l)) => l.join(" "),
             (_, Value::Commands(c)) => serde_json::to_string(c).unwrap_or_default(),
         }
@@ -270,4 +276,17 @@ fn check_url(url: &str) -> Result<(), String> {
         return Err("the URL has no host".into());
     }
     Ok(())
+}
+
+/// Names separated by commas, or a JSON array of strings; none may be empty.
+fn parse_names(t: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = if t.starts_with('[') {
+        serde_json::from_str(t).map_err(|e| format!("not an array of names: {e}"))?
+    } else {
+        t.split(',').map(|n| n.trim().to_string()).collect()
+    };
+    if names.iter().any(String::is_empty) {
+        return Err("a name is empty (two commas in a row, or one at an end?)".into());
+    }
+    Ok(names)
 }

@@ -37,6 +37,7 @@ impl Settings {
         let mut t = Typed::parse(&values)?;
         let dump = t.dump()?;
         let (schedule, verify_schedule, timezone, timezone_name) = t.schedules()?;
+        let (databases, exclude_databases) = t.database_set()?;
         let user = t.text("user");
         let database = t.opt_text("database").unwrap_or_else(|| user.clone());
         t.resolve_text("database", &database);
@@ -64,6 +65,8 @@ impl Settings {
             password: t.opt_text("password").map(Secret::new),
             passfile: t.path("passfile"),
             database,
+            databases,
+            exclude_databases,
             sslmode: sslmode(&t.text("sslmode")),
             sslrootcert: t.path("sslrootcert"),
             connect_timeout: whole_seconds(t.duration("connect_timeout")),

@@ -25,6 +25,9 @@ pub struct Settings {
     pub password: Option<Secret>,
     pub passfile: Option<PathBuf>,
     pub database: String,
+    /// The databases commands work over (`None`: the one `database`).
+    pub databases: Option<crate::model::DatabaseSet>,
+    pub exclude_databases: Vec<String>,
     pub sslmode: SslMode,
     pub sslrootcert: Option<PathBuf>,
     pub connect_timeout: u64,

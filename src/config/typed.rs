@@ -114,6 +114,19 @@ impl<'a> Typed<'a> {
         }
     }
 
+    /// The `databases` set (`None`: one database, `database`) and the exclusions.
+    pub fn database_set(
+        &self,
+    ) -> Result<(Option<crate::model::DatabaseSet>, Vec<String>), ConfigError> {
+        let set = match self.get("databases") {
+            Value::List(l) => Some(
+                crate::model::DatabaseSet::parse(l).map_err(|m| self.invalid("databases", m))?,
+            ),
+            _ => None,
+        };
+        Ok((set, self.list("exclude_databases")))
+    }
+
     fn list(&self, k: &'static str) -> Vec<String> {
         match self.get(k) {
             Value::List(l) => l.clone(),

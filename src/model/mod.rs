@@ -2,6 +2,7 @@
 //! secrets), defined once below every layer that uses them, so the configuration only parses
 //! into them and depends on nothing above it.
 
+pub mod databases;
 pub mod format;
 pub mod name;
 pub mod policy;
@@ -13,6 +14,7 @@ pub mod secret;
 pub mod tls;
 pub mod verdict;
 
+pub use databases::DatabaseSet;
 pub use format::{Compression, Format};
 pub use policy::{Policy, PolicyError};
 pub use progress::Progress;

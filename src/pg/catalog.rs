@@ -58,7 +58,7 @@ pub struct Extension {
 }
 
 /// The database-level metadata recorded in every manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DatabaseInfo {
     pub name: String,
     pub owner: String,
@@ -284,5 +284,72 @@ pub async fn database_info(client: &Client) -> Result<DatabaseInfo, PgError> {
         roles,
         memberships,
         size_bytes: row.get(6),
+    })
+}
+
+/// What the manifest of a globals backup records about the server's globals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalsInfo {
+    /// The backup role could read the role passwords (`pg_authid`): they are in the file.
+    pub role_passwords: bool,
+    /// Why the passwords are not in the file, when they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The roles of the server (the `pg_` roles of PostgreSQL itself left out).
+    pub roles: Vec<String>,
+    /// Tablespaces other than pg_default and pg_global, with the directory each lives in.
+    pub tablespaces: Vec<Tablespace>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tablespace {
+    pub name: String,
+    pub location: String,
+}
+
+/// The roles and tablespaces of the server, and whether the role passwords are readable.
+pub async fn globals_info(client: &Client) -> Result<GlobalsInfo, PgError> {
+    let q = |e| query_error("reading the roles and tablespaces", e);
+    let role_passwords: bool = client
+        .query_one(
+            "SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')",
+            &[],
+        )
+        .await
+        .map_err(q)?
+        .get(0);
+    let roles = client
+        .query(
+            "SELECT rolname::text FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let tablespaces = client
+        .query(
+            "SELECT spcname::text, pg_tablespace_location(oid) FROM pg_tablespace \
+             WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| Tablespace {
+            name: r.get(0),
+            location: r.get(1),
+        })
+        .collect();
+    Ok(GlobalsInfo {
+        role_passwords,
+        note: (!role_passwords).then(|| {
+            "the backup role may not read pg_authid: the roles are recorded without their \
+             passwords (pg_dumpall --no-role-passwords); set them again after a restore"
+                .to_string()
+        }),
+        roles,
+        tablespaces,
     })
 }

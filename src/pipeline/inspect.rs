@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 /// The line pg_dump writes when a plain dump is complete.
 pub const TRAILER: &[u8] = b"-- PostgreSQL database dump complete";
 
+/// The line pg_dumpall writes when its output is complete (`--globals-only` included).
+pub const CLUSTER_TRAILER: &[u8] = b"-- PostgreSQL database cluster dump complete";
+
 /// Lines longer than this are only looked at by their head (COPY headers are far shorter).
 const MAX_LINE_HEAD: usize = 64 * 1024;
 
@@ -24,6 +27,9 @@ pub struct Report {
     pub client_encoding: Option<String>,
     /// The completion trailer was seen, followed only by blank, comment or `\unrestrict` lines.
     pub trailer: bool,
+    /// pg_dumpall's completion trailer was seen, on the same terms as `trailer`.
+    #[serde(default)]
+    pub cluster_trailer: bool,
     /// The stream ended inside a COPY block (a truncated dump).
     pub ended_in_copy: Option<String>,
     /// The stream ended in the middle of a line.
@@ -138,9 +144,12 @@ impl Inspector {
             self.report.client_encoding = Some(enc);
         } else if line == TRAILER {
             self.report.trailer = true;
-        } else if self.report.trailer && !trailer_epilogue(&line) {
+        } else if line == CLUSTER_TRAILER {
+            self.report.cluster_trailer = true;
+        } else if !trailer_epilogue(&line) {
             // Anything substantial after the trailer means the trailer was not the end.
             self.report.trailer = false;
+            self.report.cluster_trailer = false;
         }
         if memchr::memmem::find(&line, b"lo_create(").is_some() {
             self.report.large_objects += 1;
@@ -155,11 +164,13 @@ impl Inspector {
             self.report.ended_mid_line = true;
             if self.copy.is_none() {
                 self.report.trailer = false;
+                self.report.cluster_trailer = false;
             }
         }
         if let Some(t) = self.copy.take() {
             self.report.ended_in_copy = Some(t);
             self.report.trailer = false;
+            self.report.cluster_trailer = false;
         }
         self.report
     }

@@ -11,6 +11,8 @@ mod error;
 mod execute;
 mod feed;
 mod file;
+mod globals;
+mod globals_sql;
 pub mod hooks;
 pub mod journal;
 mod leftovers;
@@ -35,6 +37,10 @@ pub use dropped::Dropped;
 pub use error::RestoreError;
 pub use execute::{PreviousNow, Report, cleanup_command, execute, lock_path};
 pub use file::{FileCheck, LegacyScan, check_file, custom_statements, scan_plain};
+pub use globals::{
+    GlobalsApplied, GlobalsFile, GlobalsPlan, PlannedTablespace, TargetGlobals, apply_globals,
+    globals_refusal, plan_globals, read_globals, target_globals,
+};
 pub use leftovers::{Leftover, drop_leftover, leftovers};
 pub use load::{Checked, Input, LoadError, Loader, ScratchLoad, Tools};
 pub use load_role::{LoadRole, RunAs, TEMP_ROLE_PREFIX};

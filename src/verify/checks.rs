@@ -172,6 +172,17 @@ pub(super) fn completeness(report: &pipeline::Report) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Completeness of a globals file: pg_dumpall's trailer, no COPY data.
+fn globals_completeness(report: &pipeline::Report) -> Result<(), Failure> {
+    if let Some(t) = &report.ended_in_copy {
+        return Err(Failure::CutInCopy { table: t.clone() });
+    }
+    if !report.cluster_trailer {
+        return Err(Failure::NoTrailer);
+    }
+    Ok(())
+}
+
 /// Compare the row counts read back with the manifest's.
 fn compare_rows(
     found: &BTreeMap<String, u64>,
@@ -240,7 +251,9 @@ fn check_managed(
     }
     // The content's own verdict: complete, with the manifest's row counts.
     let content_verdict = content.and_then(|r| {
-        if m.format == Format::Plain {
+        if m.database == crate::catalog::GLOBALS {
+            globals_completeness(&r)?;
+        } else if m.format == Format::Plain {
             completeness(&r)?;
         }
         compare_rows(&r.tables, &m.tables)?;

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod majors;
 pub mod procs;
 pub mod pty;
+pub mod server;
 
 #[allow(unused_imports)]
 pub use majors::{MAJORS, Major, cluster_of};

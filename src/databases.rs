@@ -1,0 +1,97 @@
+//! The databases of a server that a command works over: the server's list read through a
+//! maintenance database, the `databases` setting applied to it (see [`crate::model::databases`]),
+//! and the error of a run over the set in which some databases failed and the others went on.
+
+use thiserror::Error;
+
+use crate::catalog::Entry;
+use crate::config::Settings;
+use crate::model::databases::{DatabaseSet, Selection, ServerDatabase, select};
+use crate::pg::{ConnParams, PgError};
+
+/// Databases tried, in order, to read the server's list from.
+const MAINTENANCE: [&str; 2] = ["postgres", "template1"];
+
+/// Every database of the server, templates and those refusing connections included.
+pub async fn server_databases(params: &ConnParams) -> Result<Vec<ServerDatabase>, PgError> {
+    let mut last = None;
+    for db in MAINTENANCE {
+        match params.with_dbname(db).connect().await {
+            Ok(client) => {
+                let rows = client
+                    .query(
+                        "SELECT datname::text, datistemplate, datallowconn FROM pg_database \
+                         ORDER BY datname",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| crate::pg::query_error("list the databases", e))?;
+                return Ok(rows
+                    .iter()
+                    .map(|r| ServerDatabase {
+                        name: r.get(0),
+                        is_template: r.get(1),
+                        allows_connections: r.get(2),
+                    })
+                    .collect());
+            }
+            Err(e @ PgError::NoDatabase { .. }) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("a maintenance database was tried"))
+}
+
+/// The databases the backup directory holds backups of, for the configured host.
+pub fn with_backups(entries: &[Entry]) -> Vec<String> {
+    let mut names: Vec<String> = entries
+        .iter()
+        .filter(|e| !crate::catalog::is_globals(e))
+        .filter_map(|e| e.database.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// What `set` means on the configured server now, with the databases that have backups in
+/// `entries` but are gone from the server.
+pub async fn resolve(
+    settings: &Settings,
+    set: &DatabaseSet,
+    entries: &[Entry],
+) -> Result<Selection, PgError> {
+    let params = ConnParams::from_settings(settings, &settings.database);
+    let server = server_databases(&params).await?;
+    Ok(select(
+        set,
+        &settings.exclude_databases,
+        &server,
+        &with_backups(entries),
+    ))
+}
+
+/// A run over several databases in which some failed (the others went on). The exit code is
+/// that of the first failure.
+#[derive(Debug, Error)]
+#[error("{} of {total} databases failed: {}", failed.len(), causes(failed))]
+pub struct SetFailed {
+    pub total: usize,
+    /// Each failed database with its one-line error.
+    pub failed: Vec<(String, String)>,
+    pub code: u8,
+}
+
+fn causes(failed: &[(String, String)]) -> String {
+    failed
+        .iter()
+        .map(|(_, e)| e.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl crate::exit::ExitCode for SetFailed {
+    fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
