@@ -241,6 +241,12 @@ fn version_guard(major: u32) {
         "{stderr}"
     );
     assert_eq!(db.files(), Vec::<String>::new());
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/");
+    println!(
+        "GUARD| {} | {older} ({}) | refused, exit 6, nothing written |",
+        cluster_of(major).server_version,
+        tools.display().to_string().replace(root, "")
+    );
 }
 
 /// A server newer than all of several client tool sets found by the search (the well-known

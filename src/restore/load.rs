@@ -58,8 +58,18 @@ impl Tools {
         search: &crate::pg::tools::Search,
     ) -> Result<Tools, crate::pg::tools::ToolError> {
         use crate::pg::tools;
-        let need = tools::server_major(server_version_num).max(dump_major);
-        let psql = tools::select("psql", need, None, search)?;
+        let server = tools::server_major(server_version_num);
+        let psql =
+            tools::select("psql", server.max(dump_major), None, search).map_err(|e| match e {
+                tools::ToolError::TooOld { tool, found, .. } if dump_major > server => {
+                    tools::ToolError::OlderThanDump {
+                        tool,
+                        dump_major,
+                        found,
+                    }
+                }
+                e => e,
+            })?;
         let pg_restore = tools::sibling(&psql, "pg_restore", search)?;
         Ok(Tools {
             psql: psql.path,
