@@ -42,7 +42,7 @@ else
 fi
 
 echo "== shell scripts (shellcheck)"
-if "$venv/bin/shellcheck" deploy/validate.sh deploy/image/pgkeep-kubectl .ci/run .ci/pg-majors; then
+if "$venv/bin/shellcheck" deploy/validate.sh deploy/image/pgkeep-kubectl .ci/run .ci/pg-majors .ci/majors-table; then
   echo "validate: shell scripts ok"
 else
   status=1

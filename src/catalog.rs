@@ -87,6 +87,11 @@ pub struct Manifest {
     /// and whether the role passwords are in the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub globals: Option<crate::pg::catalog::GlobalsInfo>,
+    /// The pg_dump was of a newer major than the server (none of the server's major was
+    /// found): a restore into a server of the backup's own major leaves out what that server
+    /// does not know (`crate::pipeline::compat`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub newer_pg_dump: bool,
 }
 
 impl Manifest {
@@ -97,6 +102,21 @@ impl Manifest {
     pub fn total_rows(&self) -> u64 {
         self.tables.values().sum()
     }
+
+    /// The major of the pg_dump that wrote the file (0 when unreadable).
+    pub fn pg_dump_major(&self) -> u32 {
+        major_of(&self.pg_dump_version)
+    }
+
+    /// The major of the server the backup came from (0 when unreadable).
+    pub fn server_major(&self) -> u32 {
+        major_of(&self.server_version)
+    }
+}
+
+/// The major of a version as the manifest records it (`15.18 (Debian 15.18-0+deb12u1)`, `18.6`).
+fn major_of(version: &str) -> u32 {
+    crate::pg::tools::parse_major(&format!("PostgreSQL {version}")).map_or(0, |(m, _)| m)
 }
 
 /// The state of a listed backup.

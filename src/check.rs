@@ -31,8 +31,8 @@ impl crate::exit::ExitCode for Unhealthy {
 /// One reason the backups are not healthy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// Stable code: `no-backup`, `stale`, `shrunk`, `incomplete`, `verify-failed`, `verify-stale`,
-    /// `low-space`.
+    /// Stable code: `no-backup`, `stale`, `shrunk`, `incomplete`, `newer-pg-dump`,
+    /// `verify-failed`, `verify-inconclusive`, `verify-stale`, `low-space`.
     pub code: &'static str,
     pub message: String,
 }
@@ -99,6 +99,7 @@ pub fn evaluate(
     );
     shrinking(&mut problems, &committed, cfg);
     left_out(&mut problems, &committed);
+    newer_pg_dump(&mut problems, &committed);
     let last_ok = verification(&mut problems, &mine, &committed, database, now, cfg);
     free_space(&mut problems, &committed, free_bytes, backup_dir, cfg);
     let warnings = mine
@@ -175,6 +176,26 @@ fn left_out(problems: &mut Vec<Problem>, committed: &[&Entry]) {
                 "the newest backup {} is missing objects of the database: pg_dump {}",
                 n.id,
                 n.warnings.join("; ")
+            ),
+        });
+    }
+}
+
+/// The newest committed backup was written by a pg_dump newer than its server (none of the
+/// server's major was installed): pg_dump does not promise that such a file loads into the
+/// older server, so pgkeep's restore has to leave out what it knows that server refuses.
+fn newer_pg_dump(problems: &mut Vec<Problem>, committed: &[&Entry]) {
+    if let Some(n) = committed.first().and_then(|e| e.manifest.as_ref())
+        && n.newer_pg_dump
+    {
+        problems.push(Problem {
+            code: "newer-pg-dump",
+            message: format!(
+                "the newest backup {} was written by pg_dump {} for a PostgreSQL {} server: restores into a server of that major leave out what pg_dump writes for newer ones (SET transaction_timeout); install the pg_dump of PostgreSQL {}",
+                n.id,
+                n.pg_dump_version,
+                n.server_version,
+                n.server_major()
             ),
         });
     }

@@ -166,6 +166,9 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         large_objects: 0,
         database_info: DatabaseInfo::default(),
         warnings: dumped.warnings,
+        // The globals load statement by statement through `restore::globals`, which keeps only
+        // the kinds it knows whatever pg_dumpall's major; there is nothing to leave out.
+        newer_pg_dump: false,
         globals: Some(info),
     };
     backup::commit_manifest(&*store, &manifest, s.manifest_keys.as_ref())?;

@@ -85,12 +85,21 @@ fn backup(db: &TestDb, bindir: &Path, format: &str) -> String {
 }
 
 /// `pgkeep backup ARGS` with the tools in `bindir`; returns the data file, which ends in `ext`.
+/// A pg_dump newer than the server is warned about and recorded in the manifest; one of the
+/// server's major is not.
 fn backup_with(db: &TestDb, bindir: &Path, args: &[&str], ext: &str) -> String {
     let before = db.files();
     let mut argv = vec!["backup"];
     argv.extend(args);
     let out = run(db, bindir, &argv);
     ok(db, bindir, &argv.join(" "), &out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let newer = tools_major(bindir) > db.server.map_or(15, |m| m.major);
+    assert_eq!(
+        stderr.contains("pg_dump is newer than the server"),
+        newer,
+        "the warning for a pg_dump newer than the server: {stderr}"
+    );
     let new: Vec<String> = db
         .files()
         .into_iter()
@@ -102,7 +111,34 @@ fn backup_with(db: &TestDb, bindir: &Path, args: &[&str], ext: &str) -> String {
         .unwrap_or_else(|| panic!("no manifest among {new:?}"));
     let data = manifest.strip_suffix(".manifest.json").unwrap();
     assert!(data.ends_with(ext), "{data}");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(db.backup_dir.join(manifest)).unwrap()).unwrap();
+    assert_eq!(m["newer_pg_dump"].as_bool().unwrap_or(false), newer, "{m}");
     db.backup_dir.join(data).display().to_string()
+}
+
+/// The major of the client tools in `bindir`.
+fn tools_major(bindir: &Path) -> u32 {
+    pgkeep::pg::tools::probe("pg_dump", &bindir.join("pg_dump"))
+        .unwrap()
+        .major
+}
+
+/// The server version a verification's line names (`... (PostgreSQL 14.23 server)`).
+fn server_named(stdout: &str) -> String {
+    stdout
+        .split("(PostgreSQL ")
+        .nth(1)
+        .and_then(|r| r.split(" server)").next())
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// One row of the version matrix, printed for `cargo test --test majors -- --nocapture`
+/// (`.ci/majors-table` collects the rows into the README's table).
+fn matrix_row(cells: &[&str]) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/");
+    println!("MATRIX| {} |", cells.join(" | ").replace(root, ""));
 }
 
 /// Damage the database, `pgkeep restore --yes` the newest backup, and check every row came back.
@@ -127,6 +163,7 @@ fn life_of_a_backup(major: u32, format: &str) {
     let out = run(&db, bindir, &["verify", &data]);
     let stdout = ok(&db, bindir, "verify", &out);
     assert!(stdout.starts_with("ok "), "{stdout}");
+    let mut servers = Vec::new();
     for level in [&["--restore"][..], &["--restore", "--local"]] {
         let args: Vec<&str> = ["verify"]
             .iter()
@@ -140,8 +177,20 @@ fn life_of_a_backup(major: u32, format: &str) {
             stdout.contains("1320 rows in 3 tables as recorded"),
             "{stdout}"
         );
+        servers.push(server_named(&stdout));
     }
     restore_and_check(&db, bindir);
+    let m = cluster_of(major);
+    matrix_row(&[
+        &m.server_version,
+        format,
+        &format!("{} ({})", tools_major(bindir), m.clients.display()),
+        "ok",
+        "ok",
+        &format!("ok ({})", servers[0]),
+        &format!("ok ({})", servers[1]),
+        "ok",
+    ]);
 }
 
 /// A custom archive that pg_dump of `major` (16 or newer) compresses with zstd: the manifest and
@@ -192,6 +241,12 @@ fn version_guard(major: u32) {
         "{stderr}"
     );
     assert_eq!(db.files(), Vec::<String>::new());
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/");
+    println!(
+        "GUARD| {} | {older} ({}) | refused, exit 6, nothing written |",
+        cluster_of(major).server_version,
+        tools.display().to_string().replace(root, "")
+    );
 }
 
 /// A server newer than all of several client tool sets found by the search (the well-known
@@ -227,10 +282,19 @@ fn version_guard_searched(major: u32) {
 
 /// A backup of a `server` server made with the newer pg_dump of `dump`, verified, then restored
 /// into the same server with those tools (the pod that carries only the newest client tools).
+/// `pgkeep check` names the backup's newer pg_dump (exit 8, code `newer-pg-dump`); a pg_dump 17+
+/// wrote `SET transaction_timeout`, which the load into the older server leaves out and names.
 fn newer_pg_dump(server: u32, dump: u32, format: &str) {
     let db = matrix_db(server);
     let bindir = bindir_of(dump);
     let data = backup(&db, &bindir, format);
+    let out = run(&db, &bindir, &["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(8), "{stdout}");
+    assert!(
+        stdout.contains("newer-pg-dump") && stdout.contains(&format!("PostgreSQL {server}")),
+        "{stdout}"
+    );
     let out = run(&db, &bindir, &["verify", &data]);
     ok(&db, &bindir, "verify", &out);
     let out = run(&db, &bindir, &["verify", "--restore", &data]);
@@ -239,7 +303,24 @@ fn newer_pg_dump(server: u32, dump: u32, format: &str) {
         stdout.contains("1320 rows in 3 tables as recorded"),
         "{stdout}"
     );
+    assert_eq!(
+        stdout.contains("left out, unknown to this server")
+            && stdout.contains("SET transaction_timeout = 0"),
+        dump >= 17,
+        "{stdout}"
+    );
     restore_and_check(&db, &bindir);
+    let m = cluster_of(server);
+    matrix_row(&[
+        &m.server_version,
+        format,
+        &format!("{dump} ({}), newer on purpose", bindir.display()),
+        "ok (warned, newer_pg_dump)",
+        "ok",
+        &format!("ok ({})", server_named(&stdout)),
+        "not run",
+        "ok",
+    ]);
 }
 
 /// `pgkeep verify --restore --local` as on a Debian 12 host with the 15 packages: no
@@ -307,7 +388,6 @@ macro_rules! matrix {
 }
 
 matrix! {
-    #[ignore = "issue 11 item 4: a dump by a newer pg_dump than its server (13 here has no client tools of its own) is judged inconclusive for a test restore into that server until pgkeep makes such dumps restorable into their own server"]
     plain_13: life_of_a_backup(13, "plain");
     plain_14: life_of_a_backup(14, "plain");
     plain_15: life_of_a_backup(15, "plain");
@@ -315,7 +395,6 @@ matrix! {
     plain_17: life_of_a_backup(17, "plain");
     plain_18: life_of_a_backup(18, "plain");
 
-    #[ignore = "issue 11 item 4: a dump by a newer pg_dump than its server (13 here has no client tools of its own) is judged inconclusive for a test restore into that server until pgkeep makes such dumps restorable into their own server"]
     custom_13: life_of_a_backup(13, "custom");
     custom_14: life_of_a_backup(14, "custom");
     custom_15: life_of_a_backup(15, "custom");
@@ -333,27 +412,16 @@ matrix! {
     version_guard_18: version_guard(18);
     version_guard_searched_18: version_guard_searched(18);
 
-    #[ignore = "issue 11: pg_dump 17/18 write SET transaction_timeout = 0, which this older server refuses (verify --restore and restore fail)"]
     newer_pg_dump_13_17_plain: newer_pg_dump(13, 17, "plain");
-    #[ignore = "issue 11: pg_dump 17/18 write SET transaction_timeout = 0, which this older server refuses (verify --restore and restore fail)"]
     newer_pg_dump_13_18_plain: newer_pg_dump(13, 18, "plain");
-    #[ignore = "issue 11: pg_dump 17/18 write SET transaction_timeout = 0, which this older server refuses (verify --restore and restore fail)"]
     newer_pg_dump_13_18_custom: newer_pg_dump(13, 18, "custom");
-    #[ignore = "issue 11: pg_dump 17/18 write SET transaction_timeout = 0, which this older server refuses (verify --restore and restore fail)"]
     newer_pg_dump_14_17_plain: newer_pg_dump(14, 17, "plain");
-    #[ignore = "issue 11: pg_dump 17/18 write SET transaction_timeout = 0, which this older server refuses (verify --restore and restore fail)"]
     newer_pg_dump_14_17_custom: newer_pg_dump(14, 17, "custom");
-    #[ignore = "issue 11: pg_dump 17/18 write SET transaction_timeout = 0, which this older server refuses (verify --restore and restore fail)"]
     newer_pg_dump_14_18_plain: newer_pg_dump(14, 18, "plain");
-    #[ignore = "issue 11: pg_dump 17/18 write SET transaction_timeout = 0, which this older server refuses (verify --restore and restore fail)"]
     newer_pg_dump_16_18_plain: newer_pg_dump(16, 18, "plain");
-    #[ignore = "issue 11: pg_dump 17/18 write SET transaction_timeout = 0, which this older server refuses (verify --restore and restore fail)"]
     newer_pg_dump_16_18_custom: newer_pg_dump(16, 18, "custom");
-    #[ignore = "issue 11 item 4: a dump by a newer pg_dump than its server (13 here has no client tools of its own) is judged inconclusive for a test restore into that server until pgkeep makes such dumps restorable into their own server"]
     newer_pg_dump_13_16_plain: newer_pg_dump(13, 16, "plain");
-    #[ignore = "issue 11 item 4: a dump by a newer pg_dump than its server (13 here has no client tools of its own) is judged inconclusive for a test restore into that server until pgkeep makes such dumps restorable into their own server"]
     newer_pg_dump_13_15_custom: newer_pg_dump(13, 15, "custom");
-    #[ignore = "issue 11 item 4: a dump by a newer pg_dump than its server (13 here has no client tools of its own) is judged inconclusive for a test restore into that server until pgkeep makes such dumps restorable into their own server"]
     newer_pg_dump_14_15_plain: newer_pg_dump(14, 15, "plain");
 
     verify_local_picks_dump_major_16_plain: verify_local_picks_dump_major(16, "plain");

@@ -774,6 +774,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
         psql: info.bindir.join("psql"),
         pg_restore: info.bindir.join("pg_restore"),
         psql_version: "15.18".into(),
+        pg_restore_version: "15.18".into(),
     };
     let (_trigger, shutdown) = pgkeep::shutdown::channel();
     let env = vec![("PATH".to_string(), std::env::var("PATH").unwrap())];

@@ -169,11 +169,12 @@ fn a_backup_user_without_createdb_makes_the_test_restore_inconclusive() {
 fn without_a_server_of_the_dumps_major_the_local_test_restore_is_inconclusive() {
     let db = TestDb::create(SAMPLE);
     let data = backup(&db);
-    // The dump claims a pg_dump newer than any server here.
+    // The dump claims to come from a server (and pg_dump) newer than any server here.
     let manifest = PathBuf::from(format!("{}.manifest.json", data.display()));
     let mut m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
     m["pg_dump_version"] = "99.1".into();
+    m["server_version"] = "99.1".into();
     std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     let line = verify_ends(
         &db,
@@ -193,7 +194,38 @@ fn without_a_server_of_the_dumps_major_the_local_test_restore_is_inconclusive() 
         "INCONCLUSIVE",
         "restore-version",
     );
-    assert!(line.contains("older than the dump's 99"), "{line}");
+    assert!(line.contains("older than the backup's 99"), "{line}");
+}
+
+/// A backup of this server's major by a pg_dump newer than every psql and pg_restore here: the
+/// server could load it, but no tools here can read what that pg_dump wrote.
+#[test]
+fn without_tools_of_the_pg_dumps_major_the_test_restore_is_inconclusive() {
+    let db = TestDb::create(SAMPLE);
+    let data = backup(&db);
+    let manifest = PathBuf::from(format!("{}.manifest.json", data.display()));
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["pg_dump_version"] = "99.1".into();
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    for args in [&["--restore", "--local"][..], &["--restore"]] {
+        let mut argv = args.to_vec();
+        argv.push(data.to_str().unwrap());
+        let line = verify_ends(
+            &db,
+            &[("PGKEEP_ADMIN_USER", "postgres")],
+            &argv,
+            10,
+            "INCONCLUSIVE",
+            "restore-version",
+        );
+        assert!(
+            line.contains(
+                "no psql of PostgreSQL 99 or newer found for a dump that pg_dump 99 wrote"
+            ),
+            "{line}"
+        );
+    }
 }
 
 /// An old pod's `.sql.gz` (GNU gzip, no manifest) holding `sql` and pg_dump's trailer.

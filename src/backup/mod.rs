@@ -232,6 +232,15 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     );
 
     check_compression(&pre.pg_dump, &pre.server.version, s, &req.child_env)?;
+    let newer_pg_dump = pre.pg_dump.major > tools::server_major(pre.server.version_num);
+    if newer_pg_dump {
+        tracing::warn!(
+            server = %pre.server.version,
+            pg_dump = %format!("{} ({})", pre.pg_dump.version, pre.pg_dump.path.display()),
+            "pg_dump is newer than the server (none of its major was found): the manifest records it (newer_pg_dump), and a restore into a PostgreSQL {0} server leaves out what pg_dump writes for newer servers (SET transaction_timeout); install the pg_dump of PostgreSQL {0}",
+            tools::server_major(pre.server.version_num)
+        );
+    }
 
     let passfile = private_passfile(&params)?;
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
@@ -293,6 +302,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         database_info: pre.database,
         warnings,
         globals: None,
+        newer_pg_dump,
     };
     commit_manifest(&*store, &manifest, req.settings.manifest_keys.as_ref())?;
     fault::point("backup.committed");

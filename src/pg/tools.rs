@@ -18,6 +18,14 @@ pub enum ToolError {
         found: String,
     },
     #[error(
+        "no {tool} of PostgreSQL {dump_major} or newer found for a dump that pg_dump {dump_major} wrote (found: {found}); install the client tools of PostgreSQL {dump_major} or set PGKEEP_PG_BINDIR"
+    )]
+    OlderThanDump {
+        tool: String,
+        dump_major: u32,
+        found: String,
+    },
+    #[error(
         "{tool} not found (searched {searched}); install the PostgreSQL client tools or set PGKEEP_PG_BINDIR"
     )]
     NotFound { tool: String, searched: String },
@@ -32,9 +40,10 @@ pub enum ToolError {
 impl crate::exit::ExitCode for ToolError {
     fn exit_code(&self) -> u8 {
         match self {
-            ToolError::TooOld { .. } | ToolError::NotFound { .. } | ToolError::Unusable { .. } => {
-                crate::exit::TOOLS
-            }
+            ToolError::TooOld { .. }
+            | ToolError::OlderThanDump { .. }
+            | ToolError::NotFound { .. }
+            | ToolError::Unusable { .. } => crate::exit::TOOLS,
         }
     }
 }

@@ -151,6 +151,9 @@ pub struct GuardOptions {
     /// Open the session in restricted mode with this key (a psql for which
     /// [`psql_supports_restrict`] holds).
     pub restrict_key: Option<RestrictKey>,
+    /// The major of the server the stream is loaded into: `SET`s of settings that newer client
+    /// tools write and this server does not know (`crate::pipeline::compat`) are left out.
+    pub server_major: Option<u32>,
 }
 
 /// What the guard saw of a stream it let through.
@@ -166,6 +169,9 @@ pub struct GuardReport {
     pub pg_dump_unrestrict: bool,
     /// Statements needing more than the owner's privilege (the first 1000).
     pub privileged: Vec<Statement>,
+    /// Statements left out for the server (`line N: SET transaction_timeout = 0`), the first
+    /// 1000.
+    pub left_out: Vec<String>,
 }
 
 /// The psql lexer on the bytes given to psql, with the restricted-mode rewrites.
@@ -173,23 +179,26 @@ pub struct GuardReport {
 pub struct Guard {
     scanner: Scanner,
     prefix: Option<Vec<u8>>,
+    server_major: Option<u32>,
     /// Bytes fed but not yet forwarded, starting at stream offset `pending_off`.
     pending: Vec<u8>,
     pending_off: u64,
-    /// pg_dump restrict lines to replace: `(start, end)`.
-    rewrites: VecDeque<(u64, u64)>,
+    /// Bytes `start..end` to replace by a comment (and as many newlines as they held): pg_dump's
+    /// restrict lines, statements left out for the server.
+    rewrites: VecDeque<(u64, u64, String)>,
     refusal: Option<Finding>,
     report: GuardReport,
 }
 
 /// What replaces pg_dump's own restrict lines.
-const REPLACED_RESTRICT: &[u8] = b"-- pg_dump restrict line (replaced by pgkeep)";
+const REPLACED_RESTRICT: &str = "-- pg_dump restrict line (replaced by pgkeep)";
 
 impl Guard {
     pub fn new(opts: GuardOptions) -> Guard {
         Guard {
             scanner: Scanner::new(opts.scan),
             prefix: opts.restrict_key.as_ref().map(RestrictKey::prefix),
+            server_major: opts.server_major,
             pending: Vec::new(),
             pending_off: 0,
             rewrites: VecDeque::new(),
@@ -263,7 +272,8 @@ impl Guard {
                     unrestrict,
                     ..
                 } => {
-                    self.rewrites.push_back((start, end));
+                    self.rewrites
+                        .push_back((start, end, REPLACED_RESTRICT.to_string()));
                     if unrestrict {
                         self.report.pg_dump_unrestrict = true;
                     } else {
@@ -271,12 +281,35 @@ impl Guard {
                     }
                 }
                 Event::Statement(s) => {
+                    self.leave_out(&s);
                     if s.privilege.is_some() && self.report.privileged.len() < PRIVILEGED_MAX {
                         self.report.privileged.push(s);
                     }
                 }
                 Event::CopyData { .. } => {}
             }
+        }
+    }
+
+    /// Replace a `SET` of a setting the server does not know by a comment, if its bytes are still
+    /// held (the scanner holds a `SET` back until its end, unless it is very long).
+    fn leave_out(&mut self, s: &Statement) {
+        let (Some(major), Some(setting)) = (self.server_major, s.setting.as_deref()) else {
+            return;
+        };
+        if !super::compat::unknown_to(setting, major) || s.start < self.pending_off {
+            return;
+        }
+        let since = super::compat::setting_since(setting).unwrap_or(0);
+        self.rewrites.push_back((
+            s.start,
+            s.end,
+            format!("/* left out by pgkeep: {setting} needs PostgreSQL {since}, the server is {major} */"),
+        ));
+        if self.report.left_out.len() < PRIVILEGED_MAX {
+            self.report
+                .left_out
+                .push(format!("line {}: {}", s.line, s.head));
         }
     }
 
@@ -295,18 +328,18 @@ impl Guard {
         let safe = self.safe_point();
         let at = |off: u64, this: &Guard| (off - this.pending_off) as usize;
         let mut pos = 0usize;
-        while let Some(&(start, end)) = self.rewrites.front() {
-            if end > safe {
+        while let Some((start, end, _)) = self.rewrites.front() {
+            if *end > safe {
                 break;
             }
-            let (s, e) = (at(start, self), at(end, self));
+            let (s, e) = (at(*start, self), at(*end, self));
+            let (_, _, with) = self.rewrites.pop_front().expect("a front rewrite");
             write(out, &self.pending[pos..s], &mut self.report.written)?;
-            write(out, REPLACED_RESTRICT, &mut self.report.written)?;
-            if self.pending[s..e].ends_with(b"\n") {
-                write(out, b"\n", &mut self.report.written)?;
-            }
+            write(out, with.as_bytes(), &mut self.report.written)?;
+            // As many line ends as the bytes replaced, so psql's line numbers stay the file's.
+            let lines = memchr::memchr_iter(b'\n', &self.pending[s..e]).count();
+            write(out, &b"\n".repeat(lines), &mut self.report.written)?;
             pos = e;
-            self.rewrites.pop_front();
         }
         let upto = at(safe, self).max(pos);
         write(out, &self.pending[pos..upto], &mut self.report.written)?;

@@ -51,6 +51,59 @@ fn a_clean_dump_passes_with_its_restrict_lines_replaced() {
     }
 }
 
+/// The preamble of pg_dump 17+ (and of pg_restore 17+ writing a script).
+const NEWER_PREAMBLE: &str = "SET statement_timeout = 0;\nSET transaction_timeout = 0;\nSET\n  transaction_timeout\n  TO 0; SELECT 1;\n\
+SELECT 'SET transaction_timeout = 0;';\nSET app.transaction_timeout = 0;\nCOPY public.t (a) FROM stdin;\nSET transaction_timeout = 0;\n\\.\n";
+
+fn for_server(data: &[u8], chunk: usize, server_major: Option<u32>) -> (String, GuardReport) {
+    let mut out = Vec::new();
+    let mut g = Guard::new(GuardOptions {
+        server_major,
+        ..Default::default()
+    });
+    for c in data.chunks(chunk.max(1)) {
+        g.feed(c, &mut out).unwrap();
+    }
+    let r = g.finish(&mut out).unwrap();
+    (String::from_utf8(out).unwrap(), r)
+}
+
+#[test]
+fn settings_an_older_server_does_not_know_are_left_out_line_for_line() {
+    let comment =
+        "/* left out by pgkeep: transaction_timeout needs PostgreSQL 17, the server is 13 */";
+    let want = format!(
+        "SET statement_timeout = 0;\n{comment}\n{comment}\n\n SELECT 1;\n\
+SELECT 'SET transaction_timeout = 0;';\nSET app.transaction_timeout = 0;\nCOPY public.t (a) FROM stdin;\nSET transaction_timeout = 0;\n\\.\n"
+    );
+    for chunk in [1, 2, 5, 13, 1000] {
+        let (out, r) = for_server(NEWER_PREAMBLE.as_bytes(), chunk, Some(13));
+        assert_eq!(out, want, "chunk {chunk}");
+        assert_eq!(out.lines().count(), NEWER_PREAMBLE.lines().count());
+        assert_eq!(
+            r.left_out,
+            vec![
+                "line 2: SET transaction_timeout = 0".to_string(),
+                "line 3: SET transaction_timeout TO 0".to_string()
+            ]
+        );
+    }
+    // A server that knows the setting, or no server named: the stream passes unchanged.
+    for major in [Some(17), Some(18), None] {
+        let (out, r) = for_server(NEWER_PREAMBLE.as_bytes(), 7, major);
+        assert_eq!(out, NEWER_PREAMBLE, "{major:?}");
+        assert!(r.left_out.is_empty());
+    }
+}
+
+#[test]
+fn a_very_long_set_passes_through_and_is_not_held() {
+    let long = format!("SET transaction_timeout = '{}';\n", "9".repeat(10_000));
+    let (out, r) = for_server(long.as_bytes(), 512, Some(13));
+    assert_eq!(out, long);
+    assert!(r.left_out.is_empty());
+}
+
 #[test]
 fn restricted_mode_opens_line_one_and_keeps_line_numbers() {
     let key = RestrictKey::random().unwrap();

@@ -1,6 +1,7 @@
 //! The backup stream: dump bytes -> inspector -> compressor -> sha256 + byte counter -> sink.
 //! Runs on plain threads with bounded buffers, so memory stays flat whatever the dump size.
 
+pub mod compat;
 pub mod guard;
 pub mod inspect;
 pub mod pargz;

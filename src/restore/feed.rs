@@ -54,14 +54,34 @@ pub(super) fn plain(
     opts: GuardOptions,
     progress: &Progress,
 ) -> Result<Fed, LoadError> {
-    let mut pipe = running.take_stdin().expect("stdin is piped");
+    let pipe = running.take_stdin().expect("stdin is piped");
     let file = match open(input) {
         Ok(f) => progress.reader("loading", f),
         Err(e) => return abort(running, pipe, e),
     };
-    match guard::feed_psql(file, input.compression, &mut pipe, opts) {
+    let what = input.path.display().to_string();
+    into_psql(
+        running,
+        pipe,
+        (file, input.compression, &what),
+        opts,
+        |feed| changed(input, &feed.sha256),
+    )
+}
+
+/// Stream `source` (compressed as said, named `what` in errors) through the guard into psql.
+/// Before psql may see the end of its input, `judge` looks at the finished feed, then the
+/// inspector checks that the stream is complete.
+fn into_psql<R: Read>(
+    running: Running,
+    mut pipe: ChildStdin,
+    (source, compression, what): (R, crate::model::Compression, &str),
+    opts: GuardOptions,
+    judge: impl FnOnce(&guard::LoadFeed) -> Option<LoadError>,
+) -> Result<Fed, LoadError> {
+    match guard::feed_psql(source, compression, &mut pipe, opts) {
         Ok(feed) => {
-            let problem = changed(input, &feed.sha256)
+            let problem = judge(&feed)
                 .or_else(|| feed.inspect.incomplete_reason().map(LoadError::Incomplete));
             if let Some(e) = problem {
                 return abort(running, pipe, e);
@@ -69,6 +89,7 @@ pub(super) fn plain(
             drop(pipe);
             let stats = LoadStats {
                 raw_bytes: feed.guard.raw_bytes,
+                left_out: feed.guard.left_out,
                 report: Some(feed.inspect),
                 ..LoadStats::default()
             };
@@ -83,17 +104,81 @@ pub(super) fn plain(
         Err(GuardError::Decode(e)) => abort(
             running,
             pipe,
-            LoadError::Incomplete(format!("{} does not decompress: {e}", input.path.display())),
+            LoadError::Incomplete(format!("{what} does not decompress: {e}")),
         ),
         Err(e) => abort(
             running,
             pipe,
             LoadError::Io {
-                context: format!("cannot read {}", input.path.display()),
+                context: format!("cannot read {what}"),
                 source: std::io::Error::other(e.to_string()),
             },
         ),
     }
+}
+
+/// Load a custom archive as the script `pg_restore -f -` makes of it, through the guard into
+/// psql: the archive is fed to pg_restore on a thread of its own (hashed, its last block held
+/// back as in [`custom`]), and psql sees the end of its input only once pg_restore finished
+/// well on a file that hashed as expected and the script ended with its trailer.
+pub(super) fn custom_script(
+    (mut script, mut psql): (Running, Running),
+    input: &Input,
+    database: &str,
+    opts: GuardOptions,
+    progress: &Progress,
+) -> Result<Fed, LoadError> {
+    let pipe = psql.take_stdin().expect("stdin is piped");
+    let sql = script.take_stdout().expect("stdout is piped");
+    let script_killer = script.killer();
+    let (archive, prog) = (input.clone(), progress.clone());
+    let feeder = std::thread::spawn(move || custom(script, &archive, &prog));
+    let join = |h: std::thread::JoinHandle<Result<Fed, LoadError>>| -> Result<Fed, LoadError> {
+        h.join().unwrap_or_else(|_| {
+            Err(LoadError::Io {
+                context: "the pg_restore feeder failed".into(),
+                source: std::io::Error::other("thread panicked"),
+            })
+        })
+    };
+    let pending = std::cell::RefCell::new(Some(feeder));
+    let what = format!("the script pg_restore wrote of {}", input.path.display());
+    let fed = into_psql(
+        psql,
+        pipe,
+        (sql, crate::model::Compression::None, &what),
+        opts,
+        |_| {
+            let h = pending.borrow_mut().take()?;
+            match join(h) {
+                Ok((outcome, _)) if outcome.success() => None,
+                Ok((outcome, _)) => Some(LoadError::LoadFailed {
+                    database: database.to_string(),
+                    message: outcome.describe(),
+                    sqlstate: None,
+                }),
+                Err(e) => Some(e),
+            }
+        },
+    );
+    if let Some(h) = pending.borrow_mut().take() {
+        // psql failed or the script was refused: pg_restore has nobody to write to.
+        script_killer.terminate(Duration::from_millis(500));
+        let _ = join(h);
+    }
+    let (outcome, stats) = fed?;
+    Ok((
+        outcome,
+        LoadStats {
+            raw_bytes: input_bytes(input),
+            ..stats
+        },
+    ))
+}
+
+/// The stored size of the file fed (0 when it cannot be read).
+fn input_bytes(input: &Input) -> u64 {
+    std::fs::metadata(&input.path).map_or(0, |m| m.len())
 }
 
 /// Feed a custom archive to pg_restore's stdin, hashing it; its last block is held back until

@@ -5,7 +5,7 @@
 //! `pgkeep verify --restore` (create, load, check, drop):
 //!
 //! ```text
-//! let tools = Tools::find(server_version_num, &search)?;
+//! let tools = Tools::find(server_version_num, manifest.pg_dump_major(), &search)?;
 //! let loader = Loader { admin: &admin, tools: &tools, child_env: &env, passfile, shutdown: &shutdown,
 //!                       server_version_num, allow_unrestricted_psql: false, progress: Progress::none() };
 //! let name = crate::restore::scratch_name(&manifest.database, now); // `pgkeep cleanup` finds leftovers
@@ -42,27 +42,39 @@ pub struct Tools {
     pub pg_restore: PathBuf,
     /// psql's version as it prints it (`15.18`): whether it has restricted mode.
     pub psql_version: String,
+    /// pg_restore's version as it prints it: one newer than the server writes settings the
+    /// server does not know (see [`through_psql`]).
+    pub pg_restore_version: String,
 }
 
 impl Tools {
-    /// psql and pg_restore for a server of `server_version_num` (same major, else the oldest
-    /// newer one; never an older one).
+    /// psql and pg_restore for a server of `server_version_num` and a dump that pg_dump of
+    /// `dump_major` wrote (0: unknown): of the greater of the two majors, else the oldest newer
+    /// one; never an older one (an older pg_restore cannot read a newer archive).
     pub fn find(
         server_version_num: u32,
+        dump_major: u32,
         search: &crate::pg::tools::Search,
     ) -> Result<Tools, crate::pg::tools::ToolError> {
         use crate::pg::tools;
-        let psql = tools::select(
-            "psql",
-            tools::server_major(server_version_num),
-            None,
-            search,
-        )?;
+        let server = tools::server_major(server_version_num);
+        let psql =
+            tools::select("psql", server.max(dump_major), None, search).map_err(|e| match e {
+                tools::ToolError::TooOld { tool, found, .. } if dump_major > server => {
+                    tools::ToolError::OlderThanDump {
+                        tool,
+                        dump_major,
+                        found,
+                    }
+                }
+                e => e,
+            })?;
         let pg_restore = tools::sibling(&psql, "pg_restore", search)?;
         Ok(Tools {
             psql: psql.path,
             pg_restore: pg_restore.path,
             psql_version: psql.version,
+            pg_restore_version: pg_restore.version,
         })
     }
 
@@ -122,41 +134,66 @@ pub struct ScratchLoad<'a> {
     pub names_encoding: Option<&'a str>,
 }
 
-/// The argument list of the load command, for plans and for running it. The load is not one
-/// transaction (a catalog of thousands of tables or large objects would need more locks than
-/// the server's lock table holds); it stops at the first error, and a failed load's scratch
-/// database is dropped, so nothing of it is ever seen under the database's name.
-pub fn load_command(tools: &Tools, input: &Input, database: &str, jobs: usize) -> Spec {
-    match input.format {
-        Format::Plain => Spec::new(&tools.psql)
-            .arg("-X")
-            .arg("-q")
-            .arg("--no-password")
-            .arg("-v")
-            .arg("ON_ERROR_STOP=1")
-            // The SQLSTATE of a failing statement on stderr: a failed load is classified by
-            // it, never by the message text (which follows the server's `lc_messages`).
-            .arg("-v")
-            .arg("VERBOSITY=verbose")
-            .arg("-d")
-            .arg(conninfo_dbname(database))
-            .arg("-f")
-            .arg("-"),
-        Format::Custom => {
-            let s = Spec::new(&tools.pg_restore)
-                .arg("--exit-on-error")
-                .arg("--no-password")
-                .arg("-d")
-                .arg(conninfo_dbname(database));
-            if jobs > 1 {
-                // A parallel restore needs a file it can seek in.
-                s.arg(format!("--jobs={jobs}")).arg(&input.path)
-            } else {
-                // Read from stdin: the bytes are hashed as they are fed.
-                s
-            }
-        }
+/// Whether a custom archive goes through `pg_restore -f -` and the guard into psql rather than
+/// straight into the server: when pg_restore is of a newer major than the server, it writes
+/// settings that server does not know (pg_restore 17+: `SET transaction_timeout = 0`), and only
+/// the plain loader can leave them out.
+pub fn through_psql(tools: &Tools, input: &Input, server_version_num: u32) -> bool {
+    input.format == Format::Custom
+        && psql_major(&tools.pg_restore_version)
+            > crate::pg::tools::server_major(server_version_num)
+}
+
+/// `pg_restore -f -` reading the archive on stdin: the script [`through_psql`] loads.
+pub fn script_command(tools: &Tools) -> Spec {
+    Spec::new(&tools.pg_restore).arg("-f").arg("-")
+}
+
+/// The argument list of the load command, for plans and for running it (psql also for a custom
+/// archive that goes [`through_psql`]). The load is not one transaction (a catalog of thousands
+/// of tables or large objects would need more locks than the server's lock table holds); it
+/// stops at the first error, and a failed load's scratch database is dropped, so nothing of it
+/// is ever seen under the database's name.
+pub fn load_command(
+    tools: &Tools,
+    input: &Input,
+    database: &str,
+    jobs: usize,
+    server_version_num: u32,
+) -> Spec {
+    if input.format == Format::Plain || through_psql(tools, input, server_version_num) {
+        return psql_command(tools, database);
     }
+    let s = Spec::new(&tools.pg_restore)
+        .arg("--exit-on-error")
+        .arg("--no-password")
+        .arg("-d")
+        .arg(conninfo_dbname(database));
+    if jobs > 1 {
+        // A parallel restore needs a file it can seek in.
+        s.arg(format!("--jobs={jobs}")).arg(&input.path)
+    } else {
+        // Read from stdin: the bytes are hashed as they are fed.
+        s
+    }
+}
+
+/// psql reading the (guarded) script on stdin, stopping at the first error.
+fn psql_command(tools: &Tools, database: &str) -> Spec {
+    Spec::new(&tools.psql)
+        .arg("-X")
+        .arg("-q")
+        .arg("--no-password")
+        .arg("-v")
+        .arg("ON_ERROR_STOP=1")
+        // The SQLSTATE of a failing statement on stderr: a failed load is classified by
+        // it, never by the message text (which follows the server's `lc_messages`).
+        .arg("-v")
+        .arg("VERBOSITY=verbose")
+        .arg("-d")
+        .arg(conninfo_dbname(database))
+        .arg("-f")
+        .arg("-")
 }
 
 /// `dbname='...'` as a conninfo string, so that any database name (even one with `=`) is taken
@@ -385,26 +422,38 @@ impl Loader<'_> {
     ) -> Result<LoadStats, LoadError> {
         let started = Instant::now();
         let env = self.load_env(database, role, encoding);
-        let spec = load_command(self.tools, input, database, jobs).envs(env);
-        let parallel = input.format == Format::Custom && jobs > 1;
+        let routed = through_psql(self.tools, input, self.server_version_num);
+        if routed {
+            tracing::info!(
+                pg_restore = %self.tools.pg_restore_version,
+                server_version_num = self.server_version_num,
+                "pg_restore is newer than the server: the archive is loaded as the script pg_restore -f - writes, through psql, leaving out what this server does not know{}",
+                if jobs > 1 { " (one job: a script loads serially)" } else { "" }
+            );
+        }
+        let spec = load_command(self.tools, input, database, jobs, self.server_version_num)
+            .envs(env.clone());
+        let parallel = input.format == Format::Custom && jobs > 1 && !routed;
         let stdin = if parallel {
             Stdio::null()
         } else {
             Stdio::piped()
         };
-        let opts = GuardOptions {
-            scan: ScanOptions {
-                psql_major: psql_major(&self.tools.psql_version),
-                ..ScanOptions::default()
-            },
-            restrict_key: if self.tools.psql_restricts() {
-                Some(RestrictKey::random().map_err(|e| LoadError::Io {
-                    context: "cannot make a restricted-mode key".into(),
-                    source: std::io::Error::other(e.to_string()),
-                })?)
-            } else {
-                None
-            },
+        let opts = self.guard_options()?;
+        // The script of a routed archive: pg_restore reads the archive on stdin, writes SQL.
+        let script = match routed {
+            true => Some(
+                Running::spawn_with_stdin(
+                    &script_command(self.tools).envs(env),
+                    Stdio::piped(),
+                    Stdio::piped(),
+                )
+                .map_err(|source| LoadError::Io {
+                    context: format!("cannot start {}", self.tools.pg_restore.display()),
+                    source,
+                })?,
+            ),
+            false => None,
         };
         let running = Running::spawn_with_stdin(&spec, stdin, Stdio::null()).map_err(|source| {
             LoadError::Io {
@@ -412,15 +461,18 @@ impl Loader<'_> {
                 source,
             }
         })?;
-        let killer = running.killer();
+        let killers = [Some(running.killer()), script.as_ref().map(Running::killer)];
         let input2 = input.clone();
         let db = database.to_string();
         let progress = self.progress.clone();
         let mut task = tokio::task::spawn_blocking(move || -> Result<LoadStats, LoadError> {
-            let (outcome, stats) = match input2.format {
-                Format::Plain => super::feed::plain(running, &input2, opts, &progress)?,
-                Format::Custom if parallel => super::feed::custom_parallel(running, &input2)?,
-                Format::Custom => super::feed::custom(running, &input2, &progress)?,
+            let (outcome, stats) = match (input2.format, script) {
+                (Format::Custom, Some(script)) => {
+                    super::feed::custom_script((script, running), &input2, &db, opts, &progress)?
+                }
+                (Format::Plain, _) => super::feed::plain(running, &input2, opts, &progress)?,
+                (Format::Custom, _) if parallel => super::feed::custom_parallel(running, &input2)?,
+                (Format::Custom, None) => super::feed::custom(running, &input2, &progress)?,
             };
             if !outcome.success() {
                 return Err(LoadError::LoadFailed {
@@ -435,7 +487,9 @@ impl Loader<'_> {
         let joined = tokio::select! {
             r = &mut task => r,
             reason = shutdown.wait() => {
-                killer.terminate(Duration::from_secs(3));
+                for k in killers.iter().flatten() {
+                    k.terminate(Duration::from_secs(3));
+                }
                 let _ = task.await;
                 return Err(LoadError::Interrupted(reason));
             }
@@ -444,6 +498,9 @@ impl Loader<'_> {
             context: "the load task failed".into(),
             source: std::io::Error::other(e.to_string()),
         })??;
+        if !stats.left_out.is_empty() {
+            tracing::info!(statements = %stats.left_out.join("; "), "left out of the load: settings this server does not know, written by newer client tools");
+        }
         stats.duration = started.elapsed();
         Ok(stats)
     }
@@ -539,12 +596,31 @@ impl Loader<'_> {
         res
     }
 
+    /// How the guard runs: psql's lexing rules, restricted mode where psql has it, and the
+    /// server's major (what it does not know is left out).
+    fn guard_options(&self) -> Result<GuardOptions, LoadError> {
+        Ok(GuardOptions {
+            scan: ScanOptions {
+                psql_major: psql_major(&self.tools.psql_version),
+                ..ScanOptions::default()
+            },
+            restrict_key: if self.tools.psql_restricts() {
+                Some(RestrictKey::random().map_err(|e| LoadError::Io {
+                    context: "cannot make a restricted-mode key".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?)
+            } else {
+                None
+            },
+            server_major: Some(crate::pg::tools::server_major(self.server_version_num)),
+        })
+    }
+
     /// A plain dump is not given to a psql without restricted mode unless that was allowed.
     fn refuse_unrestricted(&self, input: &Input) -> Result<(), LoadError> {
-        if input.format == Format::Plain
-            && !self.tools.psql_restricts()
-            && !self.allow_unrestricted_psql
-        {
+        let psql = input.format == Format::Plain
+            || through_psql(self.tools, input, self.server_version_num);
+        if psql && !self.tools.psql_restricts() && !self.allow_unrestricted_psql {
             return Err(LoadError::RoleRefused(format!(
                 "psql {} ({}) lacks restricted mode (\\restrict: 13.22+, 14.19+, 15.14+, 16.10+, 17.6+, 18), so pgkeep's filter of psql meta-commands would be the only line; install a newer psql or pass --allow-unrestricted-psql",
                 self.tools.psql_version,

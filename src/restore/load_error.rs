@@ -113,4 +113,6 @@ pub struct LoadStats {
     pub raw_bytes: u64,
     /// What the stream looked like (plain dumps): rows per table in the file, trailer seen.
     pub report: Option<pipeline::Report>,
+    /// Statements left out for the server (`line N: SET transaction_timeout = 0`).
+    pub left_out: Vec<String>,
 }

@@ -104,11 +104,25 @@ fn before_load(req: &Request, pre: &Preflight, in_place: bool) -> Vec<Step> {
 fn load_steps(req: &Request, pre: &Preflight) -> Vec<Step> {
     let b = &req.backup;
     let info = pre.info.as_ref();
-    let load_cmd = load::load_command(&pre.tools, &b.input(), &pre.scratch, req.jobs);
+    let input = b.input();
+    let load_cmd = load::load_command(
+        &pre.tools,
+        &input,
+        &pre.scratch,
+        req.jobs,
+        pre.server_version_num,
+    );
     let load_line = format!(
         "{}{} {}",
         if b.format == Format::Plain {
             format!("decompress {} | ", b.path.display())
+        } else if load::through_psql(&pre.tools, &input, pre.server_version_num) {
+            format!(
+                "{} -f - < {} | (leave out what the PostgreSQL {} server does not know) | ",
+                pre.tools.pg_restore.display(),
+                b.path.display(),
+                crate::pg::tools::server_major(pre.server_version_num)
+            )
         } else {
             String::new()
         },

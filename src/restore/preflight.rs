@@ -119,7 +119,12 @@ async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError
     let me = admin_role(&client).await?;
     let live = live_database(&client, &req.target).await?;
     let (mut info, info_source) = properties(req, &admin, &client, live.is_some()).await?;
-    let tools = Tools::find(server.version_num, &req.search)?;
+    let dump_major = req
+        .backup
+        .manifest
+        .as_ref()
+        .map_or(0, |m| m.pg_dump_major());
+    let tools = Tools::find(server.version_num, dump_major, &req.search)?;
     let roles_needed = needed_roles(req, &client, info.as_ref(), checked.legacy.as_ref(), &tools)
         .await
         .or_else(|e| match &file_refused {

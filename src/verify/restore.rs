@@ -123,7 +123,8 @@ async fn test_restore(
     }
     let (info, unapplied) =
         properties(&client, rr, rec, manifest.as_ref(), server.version_num).await?;
-    let tools = Tools::find(server.version_num, rr.search)?;
+    let made_by = manifest.as_ref().map_or(0, |m| m.pg_dump_major());
+    let tools = Tools::find(server.version_num, made_by, rr.search)?;
     let loader = Loader {
         admin: rr.admin,
         tools: &tools,
@@ -189,28 +190,27 @@ async fn test_restore(
         }))
 }
 
-/// A server older than the dump (the major of the pg_dump that wrote it, or of the server it
-/// came from) cannot prove anything about it: its failures would be the version's.
+/// A server older than the one the backup came from cannot prove anything about it: its
+/// failures would be the version's.
 fn unsuitable_server(m: &crate::catalog::Manifest, server_version_num: u32) -> Option<Failure> {
     let need = dump_major(m);
-    let have = server_version_num / 10000;
+    let have = crate::pg::tools::server_major(server_version_num);
     (have < need).then(|| {
         Failure::RestoreVersion(format!(
-            "the test server is PostgreSQL {have}, older than the dump's {need} (pg_dump {}, server {}); test-restore it into PostgreSQL {need} or newer",
-            m.pg_dump_version, m.server_version
+            "the test server is PostgreSQL {have}, older than the backup's {need} (server {}, pg_dump {}); test-restore it into PostgreSQL {need} or newer",
+            m.server_version, m.pg_dump_version
         ))
     })
 }
 
-/// The oldest PostgreSQL major that can load a dump: that of the pg_dump that wrote it, and
-/// never older than the server it came from.
+/// The oldest PostgreSQL major that can load a backup: that of the server it came from, also
+/// when a newer pg_dump wrote it (the loader leaves out what that pg_dump writes for newer
+/// servers, `crate::pipeline::compat`); the pg_dump's major when the server's is unreadable.
 pub fn dump_major(m: &crate::catalog::Manifest) -> u32 {
-    let major = |v: &str| {
-        crate::pg::tools::parse_major(&format!("PostgreSQL {v}"))
-            .map(|(m, _)| m)
-            .unwrap_or(0)
-    };
-    major(&m.pg_dump_version).max(major(&m.server_version))
+    match m.server_major() {
+        0 => m.pg_dump_major(),
+        origin => origin,
+    }
 }
 
 /// The oldest server major that can load the backup in `file` (see [`dump_major`]); 0 when no
@@ -337,7 +337,7 @@ async fn verdict(
                 }
             };
             Ok(format!(
-                "loaded into scratch database \"{scratch}\" in {:.1}s: {} rows in {} tables as recorded{}; {dropped}",
+                "loaded into scratch database \"{scratch}\" in {:.1}s: {} rows in {} tables as recorded{}{}; {dropped}",
                 checked.load.duration.as_secs_f64(),
                 checked.rows_checked,
                 checked.tables_checked,
@@ -345,6 +345,10 @@ async fn verdict(
                     String::new()
                 } else {
                     format!(", {checks} check(s) passed")
+                },
+                match checked.load.left_out.as_slice() {
+                    [] => String::new(),
+                    l => format!(" (left out, unknown to this server: {})", l.join("; ")),
                 }
             ))
         }

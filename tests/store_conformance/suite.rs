@@ -442,6 +442,7 @@ fn manifest(file: &str, bytes: u64) -> pgkeep::catalog::Manifest {
         sha256: "00".repeat(32),
         tables: Default::default(),
         dump_encoding: None,
+        newer_pg_dump: false,
         large_objects: 0,
         database_info: pgkeep::pg::catalog::DatabaseInfo {
             name: "db".into(),

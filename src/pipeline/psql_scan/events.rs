@@ -40,6 +40,9 @@ pub struct Statement {
     pub head: String,
     pub copy: Option<CopyKind>,
     pub privilege: Option<Privilege>,
+    /// The setting a `SET` statement sets (lower case): reported for every `SET`, whose bytes
+    /// are held back until its end (up to a few KiB), so that a caller may replace it.
+    pub setting: Option<String>,
 }
 
 /// What the scanner reports, in stream order.

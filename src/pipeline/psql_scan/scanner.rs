@@ -19,6 +19,8 @@ const TEXT_MAX: usize = 60;
 const TAG_MAX: usize = 1024;
 /// Bytes of a statement kept as its head.
 const HEAD_MAX: usize = 120;
+/// A `SET` statement is held back (see [`Statement::setting`]) while it is at most this long.
+const SET_HOLD_MAX: u64 = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -181,6 +183,8 @@ pub struct Scanner {
     // results
     hold: Option<u64>,
     meta_hold: Option<u64>,
+    /// Start of the open `SET` statement, held back until its end.
+    set_hold: Option<u64>,
     events: Vec<Event>,
 }
 
@@ -221,6 +225,7 @@ impl Scanner {
             copy_line: 0,
             hold: None,
             meta_hold: None,
+            set_hold: None,
             events: Vec::new(),
         }
     }
@@ -235,7 +240,13 @@ impl Scanner {
     pub fn safe_len(&self) -> u64 {
         // A psql variable reference is decided at the byte after its name.
         let pending = matches!(self.st, St::Colon | St::Var(_)).then_some(self.colon_off);
-        [self.hold, self.meta_hold, pending]
+        // The first word of a statement, until it is known not to be `SET`.
+        let first_word = (matches!(self.st, St::Word) && !self.stmt_open).then_some(self.tstart);
+        let set = self
+            .set_hold
+            .or(first_word)
+            .filter(|&h| self.off - h <= SET_HOLD_MAX);
+        [self.hold, self.meta_hold, pending, set]
             .into_iter()
             .flatten()
             .fold(self.off, u64::min)
@@ -585,6 +596,7 @@ impl Scanner {
             return;
         }
         self.stmt_open = false;
+        self.set_hold = None;
         let out = self.cls.finish();
         for v in out.scs {
             if v {
@@ -603,7 +615,11 @@ impl Scanner {
                 refused: false,
             };
         }
-        if self.opts.all_statements || out.copy.is_some() || out.privilege.is_some() {
+        if self.opts.all_statements
+            || out.copy.is_some()
+            || out.privilege.is_some()
+            || out.setting.is_some()
+        {
             let head = String::from_utf8_lossy(&self.head)
                 .split_whitespace()
                 .collect::<Vec<_>>()
@@ -615,6 +631,9 @@ impl Scanner {
                 head: printable(head.trim_end_matches(';').as_bytes()),
                 copy: out.copy,
                 privilege: out.privilege,
+                setting: out
+                    .setting
+                    .map(|s| String::from_utf8_lossy(&s).into_owned()),
             }));
         }
         self.head.clear();
@@ -673,6 +692,9 @@ impl Scanner {
             },
             self.paren,
         );
+        if self.cls.tokens() == 1 && whole && self.word == b"set" {
+            self.set_hold = Some(self.stmt_start);
+        }
     }
 
     /// The stream ended.

@@ -104,6 +104,8 @@ pub(super) struct Outcome {
     pub scs: Vec<bool>,
     /// Refuse the statement (it changes psql's lexing in a way the scanner cannot follow).
     pub refuse: Option<(FindingKind, String)>,
+    /// The setting a `SET [SESSION | LOCAL] name {TO | =} ...` sets (lower case, unqualified).
+    pub setting: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -178,6 +180,11 @@ impl Classifier {
     fn is(&self, words: &[&[u8]]) -> bool {
         words.len() <= self.words.min(HEAD_WORDS)
             && words.iter().enumerate().all(|(i, w)| self.head(i) == *w)
+    }
+
+    /// Tokens of the statement so far.
+    pub fn tokens(&self) -> usize {
+        self.tokens
     }
 
     /// Feed the next token of the statement; `depth` is psql's parenthesis depth.
@@ -260,7 +267,7 @@ impl Classifier {
         match (self.set, t) {
             // SET SESSION / SET LOCAL: the name comes next.
             (SetStep::Name, Tok::Word { text, .. }) if text == b"session" || text == b"local" => {}
-            (SetStep::Name, Tok::Word { text, .. }) => {
+            (SetStep::Name, Tok::Word { text, whole }) => {
                 self.set = match text {
                     b"names" => {
                         self.set_target = Some(Lexing::ClientEncoding);
@@ -269,11 +276,8 @@ impl Classifier {
                     b"authorization" | b"role" => SetStep::Done,
                     _ => {
                         self.set_target = lexing_setting(text);
-                        if self.set_target.is_some() {
-                            SetStep::Equals
-                        } else {
-                            SetStep::Done
-                        }
+                        self.out.setting = whole.then(|| text.to_vec());
+                        SetStep::Equals
                     }
                 }
             }
@@ -288,8 +292,10 @@ impl Classifier {
             (SetStep::Equals, _) => {
                 // `SET x.y = ...` (a qualified name) or `FROM CURRENT`: not one of ours.
                 self.set_target = None;
+                self.out.setting = None;
                 self.set = SetStep::Done;
             }
+            (SetStep::Value, _) if self.set_target.is_none() => self.set = SetStep::Done,
             (SetStep::Value, t) => {
                 self.set = SetStep::Done;
                 if let Some(target) = self.set_target {

@@ -430,3 +430,29 @@ proptest! {
         prop_assert_eq!(end, whole_end);
     }
 }
+
+#[test]
+fn set_statements_report_their_setting() {
+    let input = "SET transaction_timeout = 0;\nset LOCAL Statement_Timeout TO 5;\nSET app.x = 1;\n\
+SET TIME ZONE 'UTC';\nSET SESSION AUTHORIZATION 'x';\nSET ROLE r;\nSET NAMES 'UTF8';\n\
+SELECT set_config('transaction_timeout', '0', false);\nSET \"transaction_timeout\" = 0;\n";
+    let (events, _) = scan_all(input.as_bytes(), opts());
+    let settings: Vec<(u64, Option<String>)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Statement(s) => Some((s.line, s.setting.clone())),
+            _ => None,
+        })
+        .collect();
+    let some = |l, s: &str| (l, Some(s.to_string()));
+    assert_eq!(
+        settings,
+        vec![
+            some(1, "transaction_timeout"),
+            some(2, "statement_timeout"),
+            (5, None),
+            (6, None),
+        ],
+        "only plain SETs name their setting (roles are reported for their privilege)"
+    );
+}
