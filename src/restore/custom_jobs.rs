@@ -95,7 +95,10 @@ pub fn lists(
         .prefix("pgkeep-restore-list-")
         .tempdir()
         .map_err(io("cannot make a directory for pg_restore's lists".into()))?;
-    let (a, b) = (dir.path().join("first.list"), dir.path().join("second.list"));
+    let (a, b) = (
+        dir.path().join("first.list"),
+        dir.path().join("second.list"),
+    );
     std::fs::write(&a, first).map_err(io(format!("cannot write {}", a.display())))?;
     std::fs::write(&b, second).map_err(io(format!("cannot write {}", b.display())))?;
     Ok(Some(Lists {

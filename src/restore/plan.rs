@@ -107,10 +107,14 @@ fn load_steps(req: &Request, pre: &Preflight) -> Vec<Step> {
     let load_cmd = load::load_command(&pre.tools, &b.input(), &pre.scratch, req.jobs);
     let load_line = format!(
         "{}{} {}",
-        if b.format == Format::Plain {
-            format!("decompress {} | ", b.path.display())
-        } else {
-            String::new()
+        match b.format {
+            Format::Plain if req.jobs > 1 => format!(
+                "decompress {} | cut into sections and entries | {} connections of ",
+                b.path.display(),
+                req.jobs
+            ),
+            Format::Plain => format!("decompress {} | ", b.path.display()),
+            Format::Custom => String::new(),
         },
         load_cmd.program.display(),
         load_cmd

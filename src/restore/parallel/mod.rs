@@ -108,6 +108,7 @@ fn finish(database: &str, w: Worker, fail: &Failure) {
 struct Msg {
     state: Option<Arc<State>>,
     bytes: Vec<u8>,
+    after: Option<Arc<State>>,
 }
 
 struct DataLane {
@@ -142,7 +143,7 @@ impl Router<'_> {
                 for m in rx {
                     let n = m.bytes.len() as u64;
                     if let Some(x) = w.as_mut().filter(|_| !fail.is_set())
-                        && let Err(e) = x.send(m.state.as_deref(), &m.bytes)
+                        && let Err(e) = x.send(m.state.as_deref(), &m.bytes, m.after.as_deref())
                     {
                         let x = w.take().expect("the lane's connection");
                         fail.record(send_failure(&db, x, e));
@@ -187,7 +188,7 @@ impl Sink for Router<'_> {
             self.pre = Some(w);
         }
         let w = self.pre.as_mut().expect("pre-data connection");
-        if let Err(e) = w.send(None, bytes) {
+        if let Err(e) = w.send(None, bytes, None) {
             let w = self.pre.take().expect("pre-data connection");
             self.fail.record(send_failure(&self.p.database, w, e));
             return Err(gone());
@@ -208,7 +209,12 @@ impl Sink for Router<'_> {
         })
     }
 
-    fn data(&mut self, start: Option<Arc<State>>, bytes: Vec<u8>) -> std::io::Result<()> {
+    fn data(
+        &mut self,
+        start: Option<Arc<State>>,
+        bytes: Vec<u8>,
+        after: Option<Arc<State>>,
+    ) -> std::io::Result<()> {
         if self.fail.is_set() {
             return Err(gone());
         }
@@ -221,12 +227,12 @@ impl Sink for Router<'_> {
                 .unwrap_or(0);
         }
         let lane = &self.lanes[self.sticky];
-        lane.pending
-            .fetch_add(bytes.len() as u64, Ordering::SeqCst);
+        lane.pending.fetch_add(bytes.len() as u64, Ordering::SeqCst);
         lane.tx
             .send(Msg {
                 state: start,
                 bytes,
+                after,
             })
             .map_err(|_| gone())
     }
@@ -359,7 +365,8 @@ fn post_data(
                 let Some(e) = queue.lock().expect("queue").pop_front() else {
                     break;
                 };
-                if let Err(err) = w.send(Some(&e.state), &e.bytes).and_then(|_| w.sync()) {
+                let sent = w.send(Some(&e.state), &e.bytes, Some(&e.after));
+                if let Err(err) = sent.and_then(|_| w.sync()) {
                     fail.record(send_failure(&db, w, err));
                     return;
                 }
@@ -379,7 +386,7 @@ fn post_data(
     }
     let mut w = Worker::start(spec, false)?;
     for e in &serial {
-        if let Err(err) = w.send(Some(&e.state), &e.bytes) {
+        if let Err(err) = w.send(Some(&e.state), &e.bytes, Some(&e.after)) {
             return Err(send_failure(&p.database, w, err));
         }
     }

@@ -3,8 +3,8 @@
 //! data entries (a table's COPY, cut into blocks of whole rows when pg_dump wrote it, sequence
 //! values, large-object blocks kept whole), each given to the least busy connection; and the
 //! post-data entries, kept for later. Entries are told by pg_dump's `-- Name: ...; Type: ...`
-//! headers; statements by psql's own lexer (the scanner the guard runs). Session `SET`s are
-//! not sent with the units but kept as the state each unit was cut under (see `state`).
+//! headers; statements by psql's own lexer (the scanner the guard runs). Each unit carries the
+//! session state it was cut under and the one it leaves (see `state`).
 
 use std::sync::Arc;
 
@@ -35,8 +35,13 @@ pub trait Sink {
     /// The pre-data section ended (the first data entry begins): it must have run.
     fn pre_done(&mut self) -> std::io::Result<()>;
     /// A part of a data unit; `start` with the state of a new unit (the parts of one unit go
-    /// to one connection, in order).
-    fn data(&mut self, start: Option<Arc<State>>, bytes: Vec<u8>) -> std::io::Result<()>;
+    /// to one connection, in order), `after` with the state its last part leaves.
+    fn data(
+        &mut self,
+        start: Option<Arc<State>>,
+        bytes: Vec<u8>,
+        after: Option<Arc<State>>,
+    ) -> std::io::Result<()>;
 }
 
 /// A post-data entry, held until the data is loaded.
@@ -44,7 +49,9 @@ pub trait Sink {
 pub struct PostEntry {
     /// Built in parallel with the others of its kind.
     pub parallel: bool,
+    /// The session state it starts under and the one it leaves.
     pub state: Arc<State>,
+    pub after: Arc<State>,
     pub bytes: Vec<u8>,
 }
 
@@ -153,9 +160,14 @@ impl<S: Sink> Splitter<S> {
                     self.entry(t)?;
                 }
                 let stmt = self.buf[a..b].to_vec();
-                let key = session_key(&stmt);
-                if let Some(k) = &key {
-                    self.state.apply(k, &stmt);
+                // A unit starts under the state before its first statement; the `SET`s in it
+                // run in it (pg_dump's `SET SESSION AUTHORIZATION` around a grant, the
+                // settings of the next entry) and are followed too.
+                if self.phase != Phase::Pre && self.unit_state.is_none() {
+                    self.unit_state = Some(Arc::new(self.state.clone()));
+                }
+                if let Some(k) = session_key(&stmt) {
+                    self.state.apply(&k, &stmt);
                 }
                 if self.phase == Phase::Pre {
                     let upto = s.end;
@@ -171,12 +183,6 @@ impl<S: Sink> Splitter<S> {
                     return Ok(());
                 }
                 self.consume(s.end);
-                if key.is_some() {
-                    return Ok(());
-                }
-                if self.unit_state.is_none() {
-                    self.unit_state = Some(Arc::new(self.state.clone()));
-                }
                 if s.copy == Some(CopyKind::FromClient) {
                     // Only a COPY that is its entry's first statement: what an entry runs
                     // around it (`--disable-triggers`) must stay around all of its rows.
@@ -275,7 +281,8 @@ impl<S: Sink> Splitter<S> {
                     block.push(b'\n');
                     block.extend_from_slice(&self.buf[from..cut]);
                     block.extend_from_slice(b"\\.\n");
-                    self.sink.data(self.unit_state.clone(), block)?;
+                    let st = self.unit_state.clone().unwrap_or_default();
+                    self.sink.data(Some(st.clone()), block, Some(st))?;
                     from = cut;
                 }
                 let to = self.off + from as u64;
@@ -290,7 +297,11 @@ impl<S: Sink> Splitter<S> {
         }
         if done {
             // The `\.` line.
-            let nl = self.buf.iter().position(|&b| b == b'\n').map_or(self.buf.len(), |p| p + 1);
+            let nl = self
+                .buf
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.buf.len(), |p| p + 1);
             let term: Vec<u8> = self.buf.drain(..nl).collect();
             self.off += term.len() as u64;
             if header.is_none() {
@@ -329,7 +340,8 @@ impl<S: Sink> Splitter<S> {
             Some(self.unit_state.clone().unwrap_or_default())
         };
         let bytes = std::mem::take(&mut self.unit);
-        self.sink.data(start, bytes)
+        let after = all.then(|| Arc::new(self.state.clone()));
+        self.sink.data(start, bytes, after)
     }
 
     fn end_unit(&mut self) -> std::io::Result<()> {
@@ -338,6 +350,7 @@ impl<S: Sink> Splitter<S> {
             Phase::Post if !self.unit.is_empty() => self.post.push(PostEntry {
                 parallel: PARALLEL_POST.contains(&self.entry_type.as_str()),
                 state: self.unit_state.clone().unwrap_or_default(),
+                after: Arc::new(self.state.clone()),
                 bytes: std::mem::take(&mut self.unit),
             }),
             _ => {}
@@ -356,10 +369,19 @@ fn header_type(gap: &[u8]) -> Option<String> {
     text.lines()
         .rev()
         .filter(|l| l.starts_with("-- ") && l.contains("Name: "))
-        .find_map(|l| {
-            let t = &l[l.find("; Type: ")? + "; Type: ".len()..];
-            Some(t[..t.find(';').unwrap_or(t.len())].to_string())
-        })
+        .find_map(entry_type)
+}
+
+/// `-- Name: TAG; Type: TYPE; Schema: ...`: the first `; Type: X; Schema: ` (a name may hold
+/// `; Type: ` too; a type never holds `;`).
+fn entry_type(line: &str) -> Option<String> {
+    line.match_indices("; Type: ").find_map(|(i, m)| {
+        let rest = &line[i + m.len()..];
+        let end = rest.find(';')?;
+        rest[end..]
+            .starts_with("; Schema: ")
+            .then(|| rest[..end].to_string())
+    })
 }
 
 /// A COPY as pg_dump writes it (`COPY name (columns) FROM stdin;`: text format, one row a

@@ -18,7 +18,12 @@ impl Sink for Record {
         self.pre_done += 1;
         Ok(())
     }
-    fn data(&mut self, start: Option<Arc<State>>, bytes: Vec<u8>) -> std::io::Result<()> {
+    fn data(
+        &mut self,
+        start: Option<Arc<State>>,
+        bytes: Vec<u8>,
+        _after: Option<Arc<State>>,
+    ) -> std::io::Result<()> {
         match start {
             Some(s) => self.units.push((s, bytes)),
             None => self.units.last_mut().unwrap().1.extend_from_slice(&bytes),
@@ -79,22 +84,32 @@ fn sections_go_where_they_run_and_each_unit_keeps_its_state() {
 1\trow 1 with a ; and a ' and \\\\.\n2\trow 2 with a ; and a ' and \\\\.\n\\.\n"
         );
         let replay = String::from_utf8_lossy(&r.units[0].0.diff(&State::default())).to_string();
-        assert!(replay.contains("set_config('search_path', '', false)"), "{replay}");
+        assert!(
+            replay.contains("set_config('search_path', '', false)"),
+            "{replay}"
+        );
         assert!(replay.contains("SET client_encoding = 'UTF8';"), "{replay}");
+        // The settings of the next entry run at the end of this one (the state it leaves).
         assert_eq!(
             String::from_utf8_lossy(&r.units[1].1),
-            "SELECT pg_catalog.setval('public.s', 3, true);\n"
+            "SELECT pg_catalog.setval('public.s', 3, true);\nSET default_tablespace = fast;\n"
         );
         let kinds: Vec<(bool, String)> = post
             .iter()
             .map(|e| (e.parallel, String::from_utf8_lossy(&e.bytes).to_string()))
             .collect();
         assert_eq!(kinds.len(), 3, "{kinds:?}");
-        assert!(kinds[0].0 && kinds[0].1.starts_with("ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey"));
+        assert!(
+            kinds[0].0
+                && kinds[0]
+                    .1
+                    .starts_with("ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey")
+        );
         assert!(kinds[1].0 && kinds[1].1.starts_with("CREATE INDEX t_v"));
         assert!(!kinds[2].0 && kinds[2].1.contains("FOREIGN KEY"));
         // The index is built in the tablespace set before it, the key after the reset.
-        let ts = |e: &PostEntry| String::from_utf8_lossy(&e.state.diff(&State::default())).to_string();
+        let ts =
+            |e: &PostEntry| String::from_utf8_lossy(&e.state.diff(&State::default())).to_string();
         assert!(ts(&post[1]).contains("SET default_tablespace = fast;"));
         assert!(ts(&post[2]).contains("SET default_tablespace = '';"));
     }
@@ -104,7 +119,12 @@ fn sections_go_where_they_run_and_each_unit_keeps_its_state() {
 fn a_big_copy_is_cut_into_blocks_of_whole_rows() {
     let data = dump(300_000);
     let (r, _) = split(&data, 64 * 1024);
-    let blocks: Vec<&Vec<u8>> = r.units.iter().map(|(_, b)| b).filter(|b| b.starts_with(b"COPY")).collect();
+    let blocks: Vec<&Vec<u8>> = r
+        .units
+        .iter()
+        .map(|(_, b)| b)
+        .filter(|b| b.starts_with(b"COPY"))
+        .collect();
     assert!(blocks.len() >= 3, "{} blocks", blocks.len());
     let mut rows = 0;
     for b in &blocks {
@@ -125,9 +145,28 @@ fn a_big_copy_is_cut_into_blocks_of_whole_rows() {
 
 #[test]
 fn without_entry_headers_everything_is_loaded_in_order_on_one_connection() {
-    let data = b"CREATE TABLE t (a int);\nCOPY t FROM stdin;\n1\n2\n\\.\nCREATE INDEX i ON t (a);\n";
+    let data =
+        b"CREATE TABLE t (a int);\nCOPY t FROM stdin;\n1\n2\n\\.\nCREATE INDEX i ON t (a);\n";
     let (r, post) = split(data, 3);
     assert_eq!(r.pre, data);
     assert_eq!(r.pre_done, 0);
     assert!(r.units.is_empty() && post.is_empty());
+}
+
+#[test]
+fn entry_types_are_read_from_pg_dumps_headers() {
+    assert_eq!(
+        header_type(b"\n--\n-- Name: t; Type: TABLE; Schema: public; Owner: app\n--\n").as_deref(),
+        Some("TABLE")
+    );
+    assert_eq!(
+        header_type(b"-- Data for Name: t; Type: TABLE DATA; Schema: public; Owner: app\n")
+            .as_deref(),
+        Some("TABLE DATA")
+    );
+    assert_eq!(
+        header_type(b"-- Name: a; Type: x; Type: INDEX; Schema: public; Owner: app\n").as_deref(),
+        Some("INDEX")
+    );
+    assert_eq!(header_type(b"-- just a comment; Type: nothing\n"), None);
 }

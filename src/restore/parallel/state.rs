@@ -111,22 +111,25 @@ mod tests {
             k("SELECT pg_catalog.set_config('search_path', '', false);").as_deref(),
             Some("search_path")
         );
-        assert_eq!(k("SELECT pg_catalog.set_config('search_path', '', true);"), None);
+        assert_eq!(
+            k("SELECT pg_catalog.set_config('search_path', '', true);"),
+            None
+        );
         assert_eq!(
             k("SET client_encoding = 'LATIN1';").as_deref(),
             Some("client_encoding")
         );
-        assert_eq!(
-            k("SET NAMES 'LATIN1';").as_deref(),
-            Some("client_encoding")
-        );
+        assert_eq!(k("SET NAMES 'LATIN1';").as_deref(), Some("client_encoding"));
         assert_eq!(k("SET ROLE alice;").as_deref(), Some("role"));
         assert_eq!(k("RESET ROLE;").as_deref(), Some("role"));
         assert_eq!(
             k("SET SESSION AUTHORIZATION alice;").as_deref(),
             Some("session authorization")
         );
-        assert_eq!(k("SET search_path TO a, b;").as_deref(), Some("search_path"));
+        assert_eq!(
+            k("SET search_path TO a, b;").as_deref(),
+            Some("search_path")
+        );
         assert_eq!(k("SET LOCAL search_path = a;"), None);
         assert_eq!(k("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;"), None);
         assert_eq!(k("SELECT pg_catalog.setval('s', 3, true);"), None);

@@ -66,11 +66,7 @@ impl Worker {
     /// Start psql; `sync`: with its stdout read for markers.
     pub fn start(w: &WorkerSpec, sync: bool) -> Result<Worker, LoadError> {
         let io = |context: String| move |source| LoadError::Io { context, source };
-        let stdout = if sync {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        };
+        let stdout = if sync { Stdio::piped() } else { Stdio::null() };
         let mut running = Running::spawn_with_stdin(&w.spec, Stdio::piped(), stdout)
             .map_err(io(format!("cannot start {}", w.spec.name())))?;
         w.killers.add(running.killer());
@@ -116,16 +112,25 @@ impl Worker {
     }
 
     /// Give psql `bytes` (whole statements, or a unit's next part when `state` is `None`), with
-    /// the session state they were cut under replayed first.
-    pub fn send(&mut self, state: Option<&State>, bytes: &[u8]) -> Result<(), SendError> {
+    /// the session state they were cut under replayed first; `after`: the state they leave.
+    pub fn send(
+        &mut self,
+        state: Option<&State>,
+        bytes: &[u8],
+        after: Option<&State>,
+    ) -> Result<(), SendError> {
         if let Some(s) = state {
             let diff = s.diff(&self.applied);
             if !diff.is_empty() {
                 self.write(&diff)?;
-                self.applied = s.clone();
             }
+            self.applied = s.clone();
         }
-        self.write(bytes)
+        self.write(bytes)?;
+        if let Some(a) = after {
+            self.applied = a.clone();
+        }
+        Ok(())
     }
 
     /// Wait until psql ran everything it was given.
