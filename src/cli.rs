@@ -222,9 +222,10 @@ pub struct RestoreArgs {
     /// copies). The live database is GONE from the drop until the load finishes.
     #[arg(long)]
     pub in_place: bool,
-    /// Parallel pg_restore jobs (custom-format backups).
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs: u16,
+    /// Connections to load on at once (plain and custom backups; 1: one psql or pg_restore,
+    /// in order). Default: the restore_jobs setting (local cores, at most 4).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
     /// A query that must return at least one row on the restored copy before it is swapped in
     /// (repeatable), e.g. 'SELECT 1 FROM "SBI_USER" LIMIT 1'.
     #[arg(long, value_name = "SQL")]

@@ -356,3 +356,43 @@ fn uncommitted_files_are_listed_as_such_and_restored_only_when_allowed() {
         .success();
     assert_eq!(users_count(&db), "300");
 }
+
+/// The parallel load of a plain backup (`-j 2`) checks what it loads as the serial load does: a
+/// file replaced after the preflight by one with a meta-command in its post-data section is
+/// refused inline (exit 7), the meta-command never runs, nothing is swapped in and no scratch
+/// database is left, though the pre-data and data sections had already loaded.
+#[test]
+fn a_parallel_load_refuses_a_file_replaced_after_the_preflight() {
+    let db = TestDb::create(SAMPLE);
+    let a = backup(&db, &[]);
+    let id = pgkeep::catalog::id_of(&a.display().to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let line = format!("\\! touch {}", marker.display());
+    let hostile_file = hostile(&db, "post", move |dump: String| {
+        let at = dump
+            .rfind("\n--\n-- PostgreSQL database dump complete")
+            .expect("the trailer")
+            + 1;
+        format!("{}{line}\n{}", &dump[..at], &dump[at..])
+    });
+    let hook = script(
+        &db.backup_dir,
+        "swap_post.sh",
+        &format!("cp '{}' '{}'", hostile_file.display(), a.display()),
+    );
+    let out = restore(&db)
+        .args(["--backup", &id, "-j", "2"])
+        .env(
+            "PGKEEP_PRE_RESTORE",
+            serde_json::json!([[hook.display().to_string()]]).to_string(),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("psql meta-command"), "{stderr}");
+    assert!(!marker.exists(), "the meta-command ran");
+    assert_eq!(users_count(&db), "301");
+    assert!(!databases().contains("_restor"), "{}", databases());
+}

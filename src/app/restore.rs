@@ -266,7 +266,7 @@ pub(super) fn build(
             bindir: settings.pg_bindir.clone(),
             path_env: ctx.path_env(),
         },
-        jobs: args.jobs as usize,
+        jobs: args.jobs.map_or(settings.restore_jobs, usize::from),
         checks: args.check_sql.clone(),
         create_roles: args.create_roles,
         drop_previous: args.drop_previous,

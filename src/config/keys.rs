@@ -440,6 +440,13 @@ pub const KEYS: &[Key] = &[
         "commands run after a restore, even a failed one when pre_restore ran (same form as pre_restore)",
     ),
     Key::new(
+        "restore_jobs",
+        &["PGKEEP_RESTORE_JOBS"],
+        Kind::Int { min: 1, max: 64 },
+        Default::Derived("local cores, at most 4"),
+        "connections a restore loads on at once (plain and custom backups; 1: one psql or pg_restore, in order); restore -j overrides it",
+    ),
+    Key::new(
         "hook_timeout",
         &["PGKEEP_HOOK_TIMEOUT"],
         Kind::duration(1),

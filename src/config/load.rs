@@ -89,6 +89,7 @@ impl Settings {
             pre_restore: t.commands("pre_restore"),
             post_restore: t.commands("post_restore"),
             hook_timeout: t.duration("hook_timeout"),
+            restore_jobs: t.restore_jobs(),
             maintenance: MaintenanceSettings {
                 listen: t.addr("maintenance_listen"),
                 title: t.text("maintenance_title"),

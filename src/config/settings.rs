@@ -68,6 +68,8 @@ pub struct Settings {
     pub pre_restore: Vec<Vec<String>>,
     pub post_restore: Vec<Vec<String>>,
     pub hook_timeout: std::time::Duration,
+    /// Connections a restore loads on (`restore_jobs`; `restore -j` overrides it).
+    pub restore_jobs: usize,
     pub maintenance: MaintenanceSettings,
     pub notify: NotifySettings,
     pub check: CheckSettings,

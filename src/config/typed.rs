@@ -195,6 +195,17 @@ impl<'a> Typed<'a> {
         })
     }
 
+    /// `restore_jobs`: as configured, else the local cores capped at 4 (no SQL tells the
+    /// server's cores).
+    pub fn restore_jobs(&mut self) -> usize {
+        let jobs = match self.get("restore_jobs").int() {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        };
+        self.resolve("restore_jobs", Value::Int(jobs as i64));
+        jobs
+    }
+
     pub fn log_format(&self) -> LogFormat {
         match self.text("log_format").as_str() {
             "json" => LogFormat::Json,

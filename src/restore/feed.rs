@@ -47,6 +47,16 @@ fn changed(input: &Input, sha256: &str) -> Option<LoadError> {
     })
 }
 
+/// Why a plain dump that was read to its end must not be committed: it is not the file that was
+/// checked, or it lacks pg_dump's trailer.
+pub(super) fn checked_end(
+    input: &Input,
+    sha256: &str,
+    inspect: &crate::pipeline::inspect::Report,
+) -> Option<LoadError> {
+    changed(input, sha256).or_else(|| inspect.incomplete_reason().map(LoadError::Incomplete))
+}
+
 /// Feed a plain dump to psql through the guard.
 pub(super) fn plain(
     mut running: Running,
@@ -233,8 +243,19 @@ pub(super) fn custom(
 
 /// A parallel pg_restore reads the file itself: hash it again once it finished, so at least a
 /// file changed for good during the load is caught.
-pub(super) fn custom_parallel(running: Running, input: &Input) -> Result<Fed, LoadError> {
-    let outcome = wait(running)?;
+/// With `second`, the late entries are restored by a second pg_restore once the first
+/// succeeded.
+pub(super) fn custom_parallel(
+    running: Running,
+    input: &Input,
+    second: Option<(crate::process::Spec, super::custom_jobs::Lists)>,
+) -> Result<Fed, LoadError> {
+    let mut outcome = wait(running)?;
+    if let Some((spec, lists)) = second
+        && outcome.success()
+    {
+        outcome = super::custom_jobs::second_pass(spec, &lists.second, input)?;
+    }
     let file = open(input)?;
     let (bytes, sha256) = crate::pipeline::hash_reader(file).map_err(|source| LoadError::Io {
         context: format!("cannot read {}", input.path.display()),

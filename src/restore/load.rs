@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::database::{create_database_sql, extensions_sql, grants_sql, settings_sql};
 
+use super::custom_jobs;
 use super::dropped::Dropped;
 use super::load_role::{LoadRole, RunAs};
 use crate::model::Format;
@@ -431,9 +432,20 @@ impl Loader<'_> {
                 if jobs > 1 { " (one job: a script loads serially)" } else { "" }
             );
         }
-        let spec = load_command(self.tools, input, database, jobs, self.server_version_num)
+        let mut spec = load_command(self.tools, input, database, jobs, self.server_version_num)
             .envs(env.clone());
         let parallel = input.format == Format::Custom && jobs > 1 && !routed;
+        // Row security is enabled in a second pass, after every constraint (see custom_jobs).
+        let mut second = None;
+        if parallel && let Some(lists) = custom_jobs::lists(&self.tools.pg_restore, input, &env)? {
+            spec = spec.arg("--use-list").arg(&lists.first);
+            let tail = Spec::new(&self.tools.pg_restore)
+                .arg("--no-password")
+                .arg("-d")
+                .arg(conninfo_dbname(database))
+                .envs(env.clone());
+            second = Some((tail, lists));
+        }
         let stdin = if parallel {
             Stdio::null()
         } else {
@@ -455,6 +467,19 @@ impl Loader<'_> {
             ),
             false => None,
         };
+        if input.format == Format::Plain && jobs > 1 {
+            let p = super::parallel::Parallel {
+                spec,
+                opts,
+                restricts: self.tools.psql_restricts(),
+                jobs,
+                database: database.to_string(),
+                killers: super::parallel::Killers::default(),
+            };
+            let mut stats = self.load_parallel(p, input).await?;
+            stats.duration = started.elapsed();
+            return Ok(stats);
+        }
         let running = Running::spawn_with_stdin(&spec, stdin, Stdio::null()).map_err(|source| {
             LoadError::Io {
                 context: format!("cannot start {}", spec.name()),
@@ -471,7 +496,9 @@ impl Loader<'_> {
                     super::feed::custom_script((script, running), &input2, &db, opts, &progress)?
                 }
                 (Format::Plain, _) => super::feed::plain(running, &input2, opts, &progress)?,
-                (Format::Custom, _) if parallel => super::feed::custom_parallel(running, &input2)?,
+                (Format::Custom, _) if parallel => {
+                    super::feed::custom_parallel(running, &input2, second)?
+                }
                 (Format::Custom, None) => super::feed::custom(running, &input2, &progress)?,
             };
             if !outcome.success() {
@@ -503,6 +530,31 @@ impl Loader<'_> {
         }
         stats.duration = started.elapsed();
         Ok(stats)
+    }
+
+    /// A plain dump on several connections (see `parallel`); a shutdown kills every psql.
+    async fn load_parallel(
+        &self,
+        p: super::parallel::Parallel,
+        input: &Input,
+    ) -> Result<LoadStats, LoadError> {
+        let killers = p.killers.clone();
+        let (input2, progress) = (input.clone(), self.progress.clone());
+        let mut task =
+            tokio::task::spawn_blocking(move || super::parallel::load(&p, &input2, &progress));
+        let mut shutdown = self.shutdown.clone();
+        let joined = tokio::select! {
+            r = &mut task => r,
+            reason = shutdown.wait() => {
+                killers.terminate_all();
+                let _ = task.await;
+                return Err(LoadError::Interrupted(reason));
+            }
+        };
+        joined.map_err(|e| LoadError::Io {
+            context: "the load task failed".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
     }
 
     /// Count the rows of the given tables (manifest keys of the names as pg_dump prints them,

@@ -5,6 +5,7 @@
 //! copies. Hooks scale the apps down and up around it.
 
 mod choose;
+mod custom_jobs;
 mod database;
 mod dropped;
 mod error;
@@ -20,6 +21,7 @@ pub mod load;
 mod load_error;
 pub mod load_role;
 mod names;
+mod parallel;
 mod plan;
 mod preflight;
 mod privilege;

@@ -114,17 +114,22 @@ fn load_steps(req: &Request, pre: &Preflight) -> Vec<Step> {
     );
     let load_line = format!(
         "{}{} {}",
-        if b.format == Format::Plain {
-            format!("decompress {} | ", b.path.display())
-        } else if load::through_psql(&pre.tools, &input, pre.server_version_num) {
-            format!(
-                "{} -f - < {} | (leave out what the PostgreSQL {} server does not know) | ",
-                pre.tools.pg_restore.display(),
+        match b.format {
+            Format::Plain if req.jobs > 1 => format!(
+                "decompress {} | cut into sections and entries | {} connections of ",
                 b.path.display(),
-                crate::pg::tools::server_major(pre.server_version_num)
-            )
-        } else {
-            String::new()
+                req.jobs
+            ),
+            Format::Plain => format!("decompress {} | ", b.path.display()),
+            Format::Custom if load::through_psql(&pre.tools, &input, pre.server_version_num) => {
+                format!(
+                    "{} -f - < {} | (leave out what the PostgreSQL {} server does not know) | ",
+                    pre.tools.pg_restore.display(),
+                    b.path.display(),
+                    crate::pg::tools::server_major(pre.server_version_num)
+                )
+            }
+            Format::Custom => String::new(),
         },
         load_cmd.program.display(),
         load_cmd

@@ -94,8 +94,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Every format, every way; `-j 2` beside the serial load (parallel loads of plain files
-    /// come with the parallel-restore work and are then exercised here unchanged).
+    /// Every format, every way; `-j 2` beside `-j 1` for every format (plain files load on two
+    /// connections then, custom archives with `pg_restore --jobs 2`). The swap and in-place
+    /// restores take the `restore_jobs` default (the local cores, at most 4).
     pub fn full() -> Plan {
         let ways = [
             Way::Copy(1),
@@ -113,12 +114,13 @@ impl Plan {
         Plan { steps }
     }
 
-    /// The ways that tell whether a big catalog loads at all: pgkeep's serial loads of both
-    /// kinds of file, the parallel load of a custom archive, verification, and the runbook.
+    /// The ways that tell whether a big catalog loads at all: pgkeep's serial and parallel
+    /// loads of both kinds of file, verification, and the runbook.
     pub fn big_catalog() -> Plan {
         Plan {
             steps: vec![
                 (Format::Gzip, Way::Copy(1)),
+                (Format::Gzip, Way::Copy(2)),
                 (Format::Gzip, Way::Verify),
                 (Format::Gzip, Way::Runbook),
                 (Format::Custom, Way::Copy(1)),

@@ -1,0 +1,395 @@
+//! A plain dump loaded on several connections at once (`restore -j N`), giving the database the
+//! serial load gives. The stored file is read once, hashed, decompressed and guarded exactly as
+//! for the serial load (`guard::feed_psql`); what the guard lets through is cut
+//! (`split`) and run in this order:
+//!
+//! 1. the pre-data section, in order, on one connection;
+//! 2. the data entries on N connections at once (different tables, and the blocks of rows of
+//!    one big table, each on the least busy connection; large-object blocks kept whole);
+//! 3. once the file ended as checked (sha256, pg_dump's trailer) and the data is in: the
+//!    indexes and primary key, unique and exclusion constraints on N connections, each taken
+//!    by the next free one;
+//! 4. everything else of the post-data section in its order on one connection: partition
+//!    index `ATTACH`, foreign keys (after the keys they reference), triggers, rules, policies,
+//!    row security, materialized-view refreshes, grants, comments.
+//!
+//! Every connection is a psql started as the serial load starts it, with a guard of its own
+//! and the session state of its unit's point in the file replayed first (`state`). On any
+//! failure every psql is killed; the caller drops the scratch database.
+
+mod split;
+mod state;
+mod worker;
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use split::{PostEntry, Sink, Splitter};
+use state::State;
+pub use worker::Killers;
+use worker::{SendError, Worker, WorkerSpec};
+
+use super::load_error::{Input, LoadError, LoadStats};
+use crate::model::Progress;
+use crate::pipeline::guard::{self, GuardError, GuardOptions};
+use crate::process::{Outcome, Spec};
+
+/// What a parallel load needs: psql's command line and environment, the guard's options (a
+/// restricted-mode key is made per connection when `restricts`), the jobs.
+pub struct Parallel {
+    pub spec: Spec,
+    pub opts: GuardOptions,
+    pub restricts: bool,
+    pub jobs: usize,
+    pub database: String,
+    pub killers: Killers,
+}
+
+/// The first failure of any connection.
+#[derive(Clone, Default)]
+struct Failure {
+    first: Arc<Mutex<Option<LoadError>>>,
+    set: Arc<AtomicBool>,
+}
+
+impl Failure {
+    fn record(&self, e: LoadError) {
+        let mut f = self.first.lock().expect("failure");
+        if f.is_none() {
+            *f = Some(e);
+        }
+        self.set.store(true, Ordering::SeqCst);
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    fn take(&self) -> Option<LoadError> {
+        self.first.lock().expect("failure").take()
+    }
+}
+
+fn failed(database: &str, o: &Outcome) -> LoadError {
+    LoadError::LoadFailed {
+        database: database.to_string(),
+        message: o.describe(),
+        sqlstate: o.sqlstate.clone(),
+    }
+}
+
+/// How a worker that could not take a unit ended, as the load's error.
+fn send_failure(database: &str, w: Worker, e: SendError) -> LoadError {
+    match e {
+        SendError::Refused(g) => {
+            w.abort();
+            LoadError::Refused(g.to_string())
+        }
+        SendError::Gone => match w.outcome() {
+            Ok(o) => failed(database, &o),
+            Err(e) => e,
+        },
+    }
+}
+
+/// End a worker's input; its failure is recorded.
+fn finish(database: &str, w: Worker, fail: &Failure) {
+    match w.finish() {
+        Ok(o) if o.success() => {}
+        Ok(o) => fail.record(failed(database, &o)),
+        Err(e) => fail.record(e),
+    }
+}
+
+struct Msg {
+    state: Option<Arc<State>>,
+    bytes: Vec<u8>,
+    after: Option<Arc<State>>,
+}
+
+struct DataLane {
+    tx: SyncSender<Msg>,
+    pending: Arc<AtomicU64>,
+    thread: JoinHandle<()>,
+}
+
+/// Receives what the splitter cut: runs the pre-data section, hands data units to the lanes.
+struct Router<'a> {
+    p: &'a Parallel,
+    spec: WorkerSpec,
+    pre: Option<Worker>,
+    lanes: Vec<DataLane>,
+    sticky: usize,
+    fail: Failure,
+}
+
+fn gone() -> std::io::Error {
+    std::io::Error::other("a connection of the load failed")
+}
+
+impl Router<'_> {
+    fn start_lanes(&mut self) -> Result<(), LoadError> {
+        for _ in 0..self.p.jobs {
+            let w = Worker::start(&self.spec, false)?;
+            let (tx, rx): (SyncSender<Msg>, Receiver<Msg>) = sync_channel(4);
+            let pending = Arc::new(AtomicU64::new(0));
+            let (p2, fail, db) = (pending.clone(), self.fail.clone(), self.p.database.clone());
+            let thread = std::thread::spawn(move || {
+                let mut w = Some(w);
+                for m in rx {
+                    let n = m.bytes.len() as u64;
+                    if let Some(x) = w.as_mut().filter(|_| !fail.is_set())
+                        && let Err(e) = x.send(m.state.as_deref(), &m.bytes, m.after.as_deref())
+                    {
+                        let x = w.take().expect("the lane's connection");
+                        fail.record(send_failure(&db, x, e));
+                    }
+                    // Messages are taken to the end, so that the reader never blocks.
+                    p2.fetch_sub(n, Ordering::SeqCst);
+                }
+                match w {
+                    Some(w) if fail.is_set() => w.abort(),
+                    Some(w) => finish(&db, w, &fail),
+                    None => {}
+                }
+            });
+            self.lanes.push(DataLane {
+                tx,
+                pending,
+                thread,
+            });
+        }
+        Ok(())
+    }
+
+    /// Wait for every lane; the first failure is recorded.
+    fn join_lanes(&mut self) {
+        for lane in self.lanes.drain(..) {
+            drop(lane.tx);
+            let _ = lane.thread.join();
+        }
+    }
+}
+
+impl Sink for Router<'_> {
+    fn pre(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.fail.is_set() {
+            return Err(gone());
+        }
+        if self.pre.is_none() {
+            let w = Worker::start(&self.spec, false).map_err(|e| {
+                self.fail.record(e);
+                gone()
+            })?;
+            self.pre = Some(w);
+        }
+        let w = self.pre.as_mut().expect("pre-data connection");
+        if let Err(e) = w.send(None, bytes, None) {
+            let w = self.pre.take().expect("pre-data connection");
+            self.fail.record(send_failure(&self.p.database, w, e));
+            return Err(gone());
+        }
+        Ok(())
+    }
+
+    fn pre_done(&mut self) -> std::io::Result<()> {
+        if let Some(w) = self.pre.take() {
+            finish(&self.p.database, w, &self.fail);
+        }
+        if self.fail.is_set() {
+            return Err(gone());
+        }
+        self.start_lanes().map_err(|e| {
+            self.fail.record(e);
+            gone()
+        })
+    }
+
+    fn data(
+        &mut self,
+        start: Option<Arc<State>>,
+        bytes: Vec<u8>,
+        after: Option<Arc<State>>,
+    ) -> std::io::Result<()> {
+        if self.fail.is_set() {
+            return Err(gone());
+        }
+        if self.lanes.is_empty() {
+            self.pre_done()?;
+        }
+        if start.is_some() {
+            self.sticky = (0..self.lanes.len())
+                .min_by_key(|&i| self.lanes[i].pending.load(Ordering::SeqCst))
+                .unwrap_or(0);
+        }
+        let lane = &self.lanes[self.sticky];
+        lane.pending.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+        lane.tx
+            .send(Msg {
+                state: start,
+                bytes,
+                after,
+            })
+            .map_err(|_| gone())
+    }
+}
+
+/// The splitter as the guard's output.
+struct Cut<'a>(Splitter<Router<'a>>);
+
+impl Write for Cut<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.feed(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Load a plain dump on `p.jobs` connections (see the module documentation).
+pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStats, LoadError> {
+    let spec = WorkerSpec {
+        spec: p.spec.clone(),
+        opts: p.opts.clone(),
+        restricts: p.restricts,
+        killers: p.killers.clone(),
+    };
+    let fail = Failure::default();
+    let router = Router {
+        p,
+        spec: spec.clone(),
+        pre: None,
+        lanes: Vec::new(),
+        sticky: 0,
+        fail: fail.clone(),
+    };
+    let mut cut = Cut(Splitter::new(router, p.opts.scan));
+    let file = std::fs::File::open(&input.path).map_err(|source| LoadError::Io {
+        context: format!("cannot open {}", input.path.display()),
+        source,
+    })?;
+    let main_opts = GuardOptions {
+        scan: p.opts.scan,
+        restrict_key: None,
+    };
+    let fed = guard::feed_psql(
+        progress.reader("loading", file),
+        input.compression,
+        &mut cut,
+        main_opts,
+    );
+    let stop = |mut router: Router<'_>, e: LoadError| -> LoadError {
+        fail.record(e);
+        p.killers.terminate_all();
+        if let Some(w) = router.pre.take() {
+            w.abort();
+        }
+        router.join_lanes();
+        fail.take().expect("a failure")
+    };
+    let feed = match fed {
+        Ok(feed) => feed,
+        Err(e) => {
+            let err = fail.take().unwrap_or_else(|| guard_error(input, e));
+            return Err(stop(cut.0.into_sink(), err));
+        }
+    };
+    let (mut router, post) = match cut.0.finish() {
+        Ok(x) => x,
+        Err(_) => {
+            return Err(fail.take().unwrap_or_else(|| LoadError::Io {
+                context: "the load failed".into(),
+                source: gone(),
+            }));
+        }
+    };
+    if let Some(e) = super::feed::checked_end(input, &feed.sha256, &feed.inspect) {
+        return Err(stop(router, e));
+    }
+    if let Some(w) = router.pre.take() {
+        finish(&p.database, w, &fail);
+    }
+    router.join_lanes();
+    if let Some(e) = fail.take() {
+        p.killers.terminate_all();
+        return Err(e);
+    }
+    post_data(p, &spec, post, &fail)?;
+    Ok(LoadStats {
+        raw_bytes: feed.guard.raw_bytes,
+        report: Some(feed.inspect),
+        ..LoadStats::default()
+    })
+}
+
+fn guard_error(input: &Input, e: GuardError) -> LoadError {
+    match e {
+        GuardError::Refused(f) => LoadError::Refused(f.to_string()),
+        GuardError::Decode(e) => {
+            LoadError::Incomplete(format!("{} does not decompress: {e}", input.path.display()))
+        }
+        e => LoadError::Io {
+            context: format!("cannot read {}", input.path.display()),
+            source: std::io::Error::other(e.to_string()),
+        },
+    }
+}
+
+/// The post-data section: the parallel builds, each on the next free connection, then the
+/// rest in order on one.
+fn post_data(
+    p: &Parallel,
+    spec: &WorkerSpec,
+    post: Vec<PostEntry>,
+    fail: &Failure,
+) -> Result<(), LoadError> {
+    let (parallel, serial): (Vec<PostEntry>, Vec<PostEntry>) =
+        post.into_iter().partition(|e| e.parallel);
+    let queue = Arc::new(Mutex::new(VecDeque::from(parallel)));
+    let n = p.jobs.min(queue.lock().expect("queue").len());
+    let mut threads = Vec::new();
+    for _ in 0..n {
+        let mut w = Worker::start(spec, true)?;
+        let (queue, fail, db) = (queue.clone(), fail.clone(), p.database.clone());
+        threads.push(std::thread::spawn(move || {
+            loop {
+                if fail.is_set() {
+                    return w.abort();
+                }
+                let Some(e) = queue.lock().expect("queue").pop_front() else {
+                    break;
+                };
+                let sent = w.send(Some(&e.state), &e.bytes, Some(&e.after));
+                if let Err(err) = sent.and_then(|_| w.sync()) {
+                    fail.record(send_failure(&db, w, err));
+                    return;
+                }
+            }
+            finish(&db, w, &fail);
+        }));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    if let Some(e) = fail.take() {
+        p.killers.terminate_all();
+        return Err(e);
+    }
+    if serial.is_empty() {
+        return Ok(());
+    }
+    let mut w = Worker::start(spec, false)?;
+    for e in &serial {
+        if let Err(err) = w.send(Some(&e.state), &e.bytes, Some(&e.after)) {
+            return Err(send_failure(&p.database, w, err));
+        }
+    }
+    finish(&p.database, w, fail);
+    fail.take().map_or(Ok(()), Err)
+}
