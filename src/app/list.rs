@@ -45,6 +45,11 @@ pub fn render_list(entries: &[Entry]) -> String {
         "ID".into(),
     ]];
     for e in entries {
+        let sealed = if catalog::is_encrypted(&e.file) {
+            "+age"
+        } else {
+            ""
+        };
         let format = match (e.format, e.compression) {
             (crate::model::Format::Custom, _) => "custom".to_string(),
             (_, c) => format!(
@@ -61,7 +66,7 @@ pub fn render_list(entries: &[Entry]) -> String {
                 .strftime("%Y-%m-%d %H:%M:%S")
                 .to_string(),
             e.database.clone().unwrap_or_else(|| "?".into()),
-            format.replace("plain+none", "plain"),
+            format!("{}{sealed}", format.replace("plain+none", "plain")),
             report::human_bytes(e.stored_bytes),
             e.duration_seconds
                 .map_or("-".into(), |d| format!("{d:.1}s")),

@@ -37,6 +37,7 @@ pub async fn run(args: &VerifyArgs, settings: &Settings, ctx: &Context) -> Resul
         shutdown: ctx.shutdown.clone(),
         progress: line.progress(),
         manifest_keys: settings.manifest_keys.clone(),
+        identities: settings.age_identities.clone(),
     };
     // --local: throwaway clusters of a server major that can load each dump stand in for the
     // configured server, which is never contacted. Stopped and removed at the end (or on drop).
@@ -241,6 +242,7 @@ impl OwnedRestore<'_> {
                     .is_none()
                     .then(|| crate::pg::ConnParams::from_settings(i.settings, i.database)),
             },
+            identities: i.settings.age_identities.as_ref(),
         }
     }
 }

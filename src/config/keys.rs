@@ -320,6 +320,28 @@ pub const KEYS: &[Key] = &[
         Default::Value("5s"),
         "how long to wait for a connection to the S3 endpoint",
     ),
+    // Encryption at rest (age).
+    Key::new(
+        "age_recipients",
+        &["PGKEEP_AGE_RECIPIENTS"],
+        Kind::Text,
+        Default::Unset("not set: backups are not encrypted"),
+        "age public keys (age1..., separated by spaces, commas or lines) every backup is encrypted to, or the path of a file of them",
+    ),
+    Key::new(
+        "age_identity_file",
+        &["PGKEEP_AGE_IDENTITY_FILE"],
+        Kind::Path,
+        Default::Unset("not set"),
+        "file of age identities (age-keygen output) that decrypt backups: needed by restore and content verification only",
+    ),
+    Key::new(
+        "age_identity",
+        &["PGKEEP_AGE_IDENTITY"],
+        Kind::Text,
+        Default::Unset("not set"),
+        "age identity (AGE-SECRET-KEY-1...) that decrypts backups, from a Secret; instead of age_identity_file",
+    ).secret(),
     Key::new(
         "format",
         &["PGKEEP_FORMAT"],

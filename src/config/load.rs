@@ -56,6 +56,8 @@ impl Settings {
             listen: t.addr("listen"),
             api_token: t.api_token()?,
             manifest_keys: t.manifest_keys()?,
+            age_recipients: t.age_recipients()?,
+            age_identities: t.age_identities()?,
             shutdown_grace: t.duration("shutdown_grace"),
             retry_delay: t.duration("retry_delay"),
             host: t.text("host"),

@@ -54,6 +54,10 @@ pub struct Settings {
     pub api_token: Option<Secret>,
     /// Keys that sign and check manifests (`manifest_keys`); `None`: manifests are not signed.
     pub manifest_keys: Option<crate::model::ManifestKeys>,
+    /// Encrypt every backup to these age public keys (`None`: not encrypted).
+    pub age_recipients: Option<crate::model::age::AgeRecipients>,
+    /// The age identities that decrypt backups (restore, content verification).
+    pub age_identities: Option<crate::model::age::AgeIdentities>,
     pub shutdown_grace: std::time::Duration,
     /// The first delay before a failed scheduled backup is retried (zero: no retries).
     pub retry_delay: std::time::Duration,

@@ -2,6 +2,7 @@
 //! secrets), defined once below every layer that uses them, so the configuration only parses
 //! into them and depends on nothing above it.
 
+pub mod age;
 pub mod format;
 pub mod name;
 pub mod policy;

@@ -464,6 +464,7 @@ fn manifest(file: &str, bytes: u64) -> pgkeep::catalog::Manifest {
             size_bytes: 0,
         },
         warnings: vec![],
+        encryption: None,
     }
 }
 
