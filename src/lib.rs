@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod backup;
 pub mod check;
 pub mod cluster;
+pub mod copy;
 pub mod prune;
 pub mod restore;
 pub mod retention;

@@ -39,6 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "retention",
             "check",
             "cluster",
+            "copy",
             "status",
         ],
     ),

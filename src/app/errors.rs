@@ -40,6 +40,7 @@ const KNOWN: &[Probe] = &[
     probe::<Inconclusive>,
     probe::<Failure>,
     probe::<PruneError>,
+    probe::<crate::copy::CopyError>,
     probe::<Unhealthy>,
     probe::<crate::catalog::CatalogError>,
     probe::<PipelineError>,

@@ -342,6 +342,28 @@ pub const KEYS: &[Key] = &[
         Default::Unset("not set"),
         "age identity (AGE-SECRET-KEY-1...) that decrypts backups, from a Secret; instead of age_identity_file",
     ).secret(),
+    // The second location.
+    Key::new(
+        "copy_to",
+        &["PGKEEP_COPY_TO"],
+        Kind::Path,
+        Default::Unset("not set: one location"),
+        "a second location (a directory or s3://BUCKET/PREFIX, reached with the s3_* settings) every committed backup is copied to",
+    ),
+    Key::new(
+        "copy_keep_days",
+        &["PGKEEP_COPY_KEEP_DAYS"],
+        COUNT,
+        Default::Value("10"),
+        "in copy_to: keep copies up to N days older than the newest copy (0: off)",
+    ),
+    Key::new(
+        "copy_keep_last",
+        &["PGKEEP_COPY_KEEP_LAST"],
+        COUNT,
+        Default::Value("3"),
+        "in copy_to: never cull the newest N copies",
+    ),
     Key::new(
         "format",
         &["PGKEEP_FORMAT"],

@@ -58,6 +58,8 @@ impl Settings {
             manifest_keys: t.manifest_keys()?,
             age_recipients: t.age_recipients()?,
             age_identities: t.age_identities()?,
+            copy_to: t.path("copy_to"),
+            copy_policy: t.copy_policy(),
             shutdown_grace: t.duration("shutdown_grace"),
             retry_delay: t.duration("retry_delay"),
             host: t.text("host"),

@@ -58,6 +58,10 @@ pub struct Settings {
     pub age_recipients: Option<crate::model::age::AgeRecipients>,
     /// The age identities that decrypt backups (restore, content verification).
     pub age_identities: Option<crate::model::age::AgeIdentities>,
+    /// The second location every committed backup is copied to (`None`: one location).
+    pub copy_to: Option<PathBuf>,
+    /// The retention of `copy_to`.
+    pub copy_policy: crate::model::Policy,
     pub shutdown_grace: std::time::Duration,
     /// The first delay before a failed scheduled backup is retried (zero: no retries).
     pub retry_delay: std::time::Duration,

@@ -278,6 +278,18 @@ impl<'a> Typed<'a> {
         p
     }
 
+    /// The retention of the `copy_to` location: its own age window and floor, no tiers.
+    pub fn copy_policy(&self) -> Policy {
+        let count = |k| self.int(k) as u32;
+        Policy {
+            keep_days: count("copy_keep_days"),
+            keep_last: count("copy_keep_last"),
+            keep_daily: 0,
+            keep_weekly: 0,
+            keep_monthly: 0,
+        }
+    }
+
     pub fn policy(&self) -> Policy {
         let count = |k| self.int(k) as u32;
         Policy {
