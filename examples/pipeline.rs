@@ -38,7 +38,9 @@ fn main() -> anyhow::Result<()> {
         inspect: true,
         // PGKEEP_AGE_RECIPIENTS=age1... measures the stream with age encryption.
         encrypt: match std::env::var("PGKEEP_AGE_RECIPIENTS") {
-            Ok(keys) => pgkeep::model::age::AgeRecipients::parse(&keys).map_err(anyhow::Error::msg)?,
+            Ok(keys) => {
+                pgkeep::model::age::AgeRecipients::parse(&keys).map_err(anyhow::Error::msg)?
+            }
             Err(_) => None,
         },
     };

@@ -30,7 +30,9 @@ pub enum CopyError {
         to: String,
         failed: Vec<(String, String)>,
     },
-    #[error("the copy of {file} has {bytes} bytes with sha256 {sha256}, the manifest records {expected_bytes} bytes with sha256 {expected_sha256}")]
+    #[error(
+        "the copy of {file} has {bytes} bytes with sha256 {sha256}, the manifest records {expected_bytes} bytes with sha256 {expected_sha256}"
+    )]
     Mismatch {
         file: String,
         bytes: u64,

@@ -95,10 +95,16 @@ fn a_failed_copy_keeps_the_backup_exits_11_and_the_next_run_copies_it() {
     // The second volume is not mounted: the backup commits, the copy fails.
     let (code, _, err) = output(pgkeep().arg("backup"));
     assert_eq!(code, 11, "{err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("pgkeep: error:")).collect();
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("pgkeep: error:"))
+        .collect();
     assert_eq!(errors.len(), 1, "one error line: {err}");
     assert!(errors[0].contains("copy of database"), "{err}");
-    assert!(err.contains("backup complete"), "the backup itself is logged: {err}");
+    assert!(
+        err.contains("backup complete"),
+        "the backup itself is logged: {err}"
+    );
     let list = listed(&mut db.pgkeep());
     assert_eq!(list.len(), 1, "the backup is committed");
     assert_eq!(list[0]["status"], "good");

@@ -73,7 +73,10 @@ fn assert_sealed(bytes: &[u8], manifest: &serde_json::Value, public: &str, secre
         hex::encode(sha2::Sha256::digest(bytes)),
         "the manifest's sha256 is that of the stored (encrypted) bytes"
     );
-    assert_eq!(manifest["stored_bytes"].as_u64().unwrap(), bytes.len() as u64);
+    assert_eq!(
+        manifest["stored_bytes"].as_u64().unwrap(),
+        bytes.len() as u64
+    );
 }
 
 #[test]
@@ -152,7 +155,10 @@ fn a_local_encrypted_backup_holds_no_plaintext_and_restores_only_with_its_identi
     db.sql("DELETE FROM notes");
     for (why, extra) in [
         ("no identity", None),
-        ("another identity", Some(("PGKEEP_AGE_IDENTITY_FILE", &wrong))),
+        (
+            "another identity",
+            Some(("PGKEEP_AGE_IDENTITY_FILE", &wrong)),
+        ),
     ] {
         let mut c = pgkeep();
         c.env("PGKEEP_ADMIN_USER", "postgres");
@@ -177,7 +183,11 @@ fn a_local_encrypted_backup_holds_no_plaintext_and_restores_only_with_its_identi
     assert!(!err.contains(&secret), "{err}");
     assert_eq!(db.sql("SELECT body FROM notes").trim(), MARKER);
     assert_eq!(db.sql("SELECT count(*) FROM routes").trim(), "1000");
-    let leftovers: Vec<_> = db.files().into_iter().filter(|f| !f.contains(".age")).collect();
+    let leftovers: Vec<_> = db
+        .files()
+        .into_iter()
+        .filter(|f| !f.contains(".age"))
+        .collect();
     assert!(
         leftovers.iter().all(|f| f.ends_with(".verify.json")),
         "no plaintext copy beside the backups: {leftovers:?}"
@@ -190,7 +200,10 @@ fn a_local_encrypted_backup_holds_no_plaintext_and_restores_only_with_its_identi
             .args(["config", "show"]),
     );
     assert_eq!(code, 0, "{err}");
-    assert!(!out.contains(&secret) && !out.contains(&secret[20..]), "{out}");
+    assert!(
+        !out.contains(&secret) && !out.contains(&secret[20..]),
+        "{out}"
+    );
     assert!(out.contains(&public), "{out}");
 }
 
@@ -209,7 +222,11 @@ fn a_custom_archive_is_encrypted_and_no_plaintext_archive_lands_beside_the_backu
     let (code, _, err) = output(pgkeep().arg("backup"));
     assert_eq!(code, 0, "{err}");
     let files = db.files();
-    assert_eq!(files.len(), 2, "the archive and its manifest only: {files:?}");
+    assert_eq!(
+        files.len(),
+        2,
+        "the archive and its manifest only: {files:?}"
+    );
     let data = files.iter().find(|f| f.ends_with(".dump.age")).unwrap();
     let path = db.backup_dir.join(data);
     let bytes = std::fs::read(&path).unwrap();
@@ -260,8 +277,7 @@ fn an_encrypted_backup_on_s3_holds_no_plaintext_and_restores_with_its_identity()
     assert_eq!(listed.len(), 1, "{listed:?}");
     let file = listed[0]["file"].as_str().unwrap();
     assert!(file.ends_with(".sql.zst.age"), "{file}");
-    let store =
-        pgkeep::storage::open(Path::new(&url), &moto::options(moto::endpoint())).unwrap();
+    let store = pgkeep::storage::open(Path::new(&url), &moto::options(moto::endpoint())).unwrap();
     let get = |key: &str| {
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut store.open(key).unwrap(), &mut body).unwrap();
@@ -282,10 +298,11 @@ fn an_encrypted_backup_on_s3_holds_no_plaintext_and_restores_with_its_identity()
     );
     assert_eq!(code, 0, "{out}{err}");
     db.sql("DELETE FROM notes");
-    let (code, _, err) = output(pgkeep().env("PGKEEP_ADMIN_USER", "postgres").args([
-        "restore",
-        "--yes",
-    ]));
+    let (code, _, err) = output(
+        pgkeep()
+            .env("PGKEEP_ADMIN_USER", "postgres")
+            .args(["restore", "--yes"]),
+    );
     assert_eq!(code, 7, "{err}");
     assert_eq!(db.sql("SELECT count(*) FROM notes").trim(), "0");
     // The hooks see none of the S3 credentials nor the identity.
@@ -325,11 +342,31 @@ fn bad_keys_are_refused_in_one_line_with_exit_2_before_anything_is_written() {
     let recipients_file = keys.path().join("recipients.txt");
     std::fs::write(&recipients_file, format!("# team\n{public}\n")).unwrap();
     for (what, k, v) in [
-        ("a private key as recipient", "PGKEEP_AGE_RECIPIENTS", secret.clone()),
-        ("a missing recipients file", "PGKEEP_AGE_RECIPIENTS", "/nonexistent/keys".into()),
-        ("a missing identity file", "PGKEEP_AGE_IDENTITY_FILE", "/nonexistent/key".into()),
-        ("a garbled identity file", "PGKEEP_AGE_IDENTITY_FILE", garbled.display().to_string()),
-        ("a garbled identity", "PGKEEP_AGE_IDENTITY", format!("{secret}X")),
+        (
+            "a private key as recipient",
+            "PGKEEP_AGE_RECIPIENTS",
+            secret.clone(),
+        ),
+        (
+            "a missing recipients file",
+            "PGKEEP_AGE_RECIPIENTS",
+            "/nonexistent/keys".into(),
+        ),
+        (
+            "a missing identity file",
+            "PGKEEP_AGE_IDENTITY_FILE",
+            "/nonexistent/key".into(),
+        ),
+        (
+            "a garbled identity file",
+            "PGKEEP_AGE_IDENTITY_FILE",
+            garbled.display().to_string(),
+        ),
+        (
+            "a garbled identity",
+            "PGKEEP_AGE_IDENTITY",
+            format!("{secret}X"),
+        ),
     ] {
         let (code, _, err) = output(
             db.pgkeep()
@@ -339,7 +376,10 @@ fn bad_keys_are_refused_in_one_line_with_exit_2_before_anything_is_written() {
         );
         assert_eq!(code, 2, "{what}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
-        assert!(!err.contains(&secret[20..40]), "{what}: the secret shows: {err}");
+        assert!(
+            !err.contains(&secret[20..40]),
+            "{what}: the secret shows: {err}"
+        );
         assert!(db.files().is_empty(), "{what}: {:?}", db.files());
     }
     // A file of recipients works like the keys themselves.

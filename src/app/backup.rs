@@ -104,8 +104,9 @@ pub async fn copy_after(settings: &Settings, database: &str, notifier: &Notifier
         Ok(None) => return Ok(()),
         Err(e) => e,
     };
-    let e = anyhow::Error::new(failure)
-        .context(format!("copy of database \"{database}\"'s backups to {to} failed"));
+    let e = anyhow::Error::new(failure).context(format!(
+        "copy of database \"{database}\"'s backups to {to} failed"
+    ));
     if notifier.is_configured() {
         let event = Event::new(
             Operation::Backup,

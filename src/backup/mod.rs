@@ -294,7 +294,10 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         large_objects: report.large_objects,
         database_info: pre.database,
         warnings,
-        encryption: s.age_recipients.as_ref().map(crate::model::age::Encryption::age),
+        encryption: s
+            .age_recipients
+            .as_ref()
+            .map(crate::model::age::Encryption::age),
     };
     commit_manifest(&*store, &manifest, req.settings.manifest_keys.as_ref())?;
     fault::point("backup.committed");
@@ -743,8 +746,8 @@ fn seal_into(
     name: &str,
     recipients: &crate::model::age::AgeRecipients,
 ) -> Result<(u64, String), StorageError> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| StorageError::io("cannot read", path.display(), e))?;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| StorageError::io("cannot read", path.display(), e))?;
     let upload = store.create(name)?;
     let shared = SharedUpload(std::sync::Arc::new(std::sync::Mutex::new(Some(upload))));
     let copied = pipeline::Sealer::new(shared.clone(), Some(recipients)).and_then(|mut sealer| {

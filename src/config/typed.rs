@@ -341,7 +341,10 @@ impl<'a> Typed<'a> {
             trimmed.to_string()
         } else {
             std::fs::read_to_string(trimmed).map_err(|e| {
-                self.invalid("age_recipients", format!("cannot read the file {trimmed}: {e}"))
+                self.invalid(
+                    "age_recipients",
+                    format!("cannot read the file {trimmed}: {e}"),
+                )
             })?
         };
         let parsed = AgeRecipients::parse(&keys).map_err(|m| self.invalid("age_recipients", m))?;

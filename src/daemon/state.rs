@@ -473,7 +473,11 @@ impl Daemon {
                     return;
                 }
                 crate::copy::CopyError::Failed {
-                    to: s.copy_to.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                    to: s
+                        .copy_to
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
                     failed: synced.failed,
                 }
                 .to_string()

@@ -85,7 +85,10 @@ impl AgeIdentities {
 
     /// The public keys of these identities (to tell which recipient they are).
     pub fn public_keys(&self) -> Vec<String> {
-        self.keys.iter().map(|k| k.to_public().to_string()).collect()
+        self.keys
+            .iter()
+            .map(|k| k.to_public().to_string())
+            .collect()
     }
 }
 

@@ -43,13 +43,9 @@ pub fn encrypt_to<W: Write>(
     sink: W,
     recipients: &AgeRecipients,
 ) -> io::Result<age::stream::StreamWriter<W>> {
-    let encryptor = age::Encryptor::with_recipients(
-        recipients
-            .keys()
-            .iter()
-            .map(|k| k as &dyn age::Recipient),
-    )
-    .map_err(|e| io::Error::other(e.to_string()))?;
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.keys().iter().map(|k| k as &dyn age::Recipient))
+            .map_err(|e| io::Error::other(e.to_string()))?;
     encryptor.wrap_output(sink)
 }
 
@@ -126,15 +122,13 @@ pub fn decrypt_to_local(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(CryptError::Corrupt(e.to_string())),
             };
-            out.write_all(&buf[..n]).map_err(|e| {
-                StorageError::io("cannot decrypt into", &temp_path, e)
-            })?;
+            out.write_all(&buf[..n])
+                .map_err(|e| StorageError::io("cannot decrypt into", &temp_path, e))?;
         }
         let (_, bytes, sha) = out.finish();
         (bytes, sha)
     };
-    io::copy(&mut stored, &mut io::sink())
-        .map_err(|e| StorageError::io("cannot read", name, e))?;
+    io::copy(&mut stored, &mut io::sink()).map_err(|e| StorageError::io("cannot read", name, e))?;
     let stored_sha = hex::encode(stored.hasher.finalize());
     if let Some((size, sha)) = expected
         && (stored.bytes != size || stored_sha != sha)
@@ -146,7 +140,11 @@ pub fn decrypt_to_local(
             &sha[..sha.len().min(16)]
         )));
     }
-    Ok((LocalFile::temp(temp.into_temp_path()), plain_bytes, plain_sha))
+    Ok((
+        LocalFile::temp(temp.into_temp_path()),
+        plain_bytes,
+        plain_sha,
+    ))
 }
 
 /// [`decrypt_to_local`] of a stored object.
@@ -169,7 +167,9 @@ mod tests {
     fn keys() -> (AgeRecipients, AgeIdentities) {
         let id = age::x25519::Identity::generate();
         (
-            AgeRecipients::parse(&id.to_public().to_string()).unwrap().unwrap(),
+            AgeRecipients::parse(&id.to_public().to_string())
+                .unwrap()
+                .unwrap(),
             AgeIdentities::parse(id.to_string().expose_secret()).unwrap(),
         )
     }
@@ -188,9 +188,14 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, b"secret rows");
-        let e = decrypt(&stored[..], Some(&other), &r.public_keys()).err().unwrap();
+        let e = decrypt(&stored[..], Some(&other), &r.public_keys())
+            .err()
+            .unwrap();
         assert!(matches!(e, CryptError::WrongIdentity(_)), "{e}");
-        assert!(matches!(decrypt(&stored[..], None, &[]).err().unwrap(), CryptError::NoIdentity));
+        assert!(matches!(
+            decrypt(&stored[..], None, &[]).err().unwrap(),
+            CryptError::NoIdentity
+        ));
         let e = decrypt(&b"not age"[..], Some(&ids), &[]).err().unwrap();
         assert!(matches!(e, CryptError::Corrupt(_)), "{e}");
     }

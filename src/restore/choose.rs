@@ -388,7 +388,9 @@ fn chosen_file(store: &dyn Store, staging_dir: &Path, p: &Path) -> Result<Chosen
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let plain_name = name.strip_suffix(catalog::ENCRYPTED_SUFFIX).unwrap_or(&name);
+    let plain_name = name
+        .strip_suffix(catalog::ENCRYPTED_SUFFIX)
+        .unwrap_or(&name);
     let (format, compression) = match &manifest {
         Some(m) => (m.format, m.compression),
         None if plain_name.ends_with(".gz") => (Format::Plain, Compression::Gzip),

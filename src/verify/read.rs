@@ -131,14 +131,11 @@ pub(super) fn plain_pass(
             let corrupt = |e: io::Error| Undecoded::Corrupt(e.to_string());
             let clear: Box<dyn Read + '_> = match sealed {
                 None => Box::new(&mut hashing),
-                Some((ids, recipients)) => {
-                    pipeline::crypt::decrypt(&mut hashing, ids, recipients).map_err(|e| {
-                        match e.is_key_problem() {
-                            true => Undecoded::Key(e.to_string()),
-                            false => Undecoded::Corrupt(e.to_string()),
-                        }
-                    })?
-                }
+                Some((ids, recipients)) => pipeline::crypt::decrypt(&mut hashing, ids, recipients)
+                    .map_err(|e| match e.is_key_problem() {
+                        true => Undecoded::Key(e.to_string()),
+                        false => Undecoded::Corrupt(e.to_string()),
+                    })?,
             };
             let mut dec = pipeline::decoder(clear, compression).map_err(corrupt)?;
             let mut buf = vec![0u8; 256 * 1024];
