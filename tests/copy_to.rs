@@ -105,8 +105,14 @@ fn a_failed_copy_keeps_the_backup_exits_11_and_the_next_run_copies_it() {
         err.contains("backup complete"),
         "the backup itself is logged: {err}"
     );
-    let list = listed(&mut db.pgkeep());
+    // list still works while copy_to is unreachable.
+    let list = listed(&mut pgkeep());
     assert_eq!(list.len(), 1, "the backup is committed");
+    assert_eq!(
+        list[0]["locations"].as_array().unwrap().len(),
+        1,
+        "{list:?}"
+    );
     assert_eq!(list[0]["status"], "good");
 
     std::fs::create_dir(&second).unwrap();

@@ -60,9 +60,20 @@ fn copies(settings: &Settings) -> Result<Option<(String, std::collections::BTree
     let Some(to) = &settings.copy_to else {
         return Ok(None);
     };
-    let store = crate::storage::open(to, &settings.s3)?;
-    let files = crate::copy::copied_files(&*store, &settings.host)?;
-    Ok(Some((to.display().to_string(), files)))
+    // An unreachable copy location does not hide the backups: the table then says so.
+    let files = crate::storage::open(to, &settings.s3)
+        .map_err(crate::copy::CopyError::from)
+        .and_then(|store| crate::copy::copied_files(&*store, &settings.host));
+    match files {
+        Ok(files) => Ok(Some((to.display().to_string(), files))),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the copies in copy_to");
+            Ok(Some((
+                format!("{} (unreadable: {e})", to.display()),
+                Default::default(),
+            )))
+        }
+    }
 }
 
 /// The human table of `pgkeep list`.
