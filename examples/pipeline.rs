@@ -36,6 +36,13 @@ fn main() -> anyhow::Result<()> {
         level,
         threads,
         inspect: true,
+        // PGKEEP_AGE_RECIPIENTS=age1... measures the stream with age encryption.
+        encrypt: match std::env::var("PGKEEP_AGE_RECIPIENTS") {
+            Ok(keys) => {
+                pgkeep::model::age::AgeRecipients::parse(&keys).map_err(anyhow::Error::msg)?
+            }
+            Err(_) => None,
+        },
     };
     let t0 = Instant::now();
     let out = pipeline::run(io::stdin().lock(), Null, &opts, &mut |_| {})?;

@@ -92,6 +92,10 @@ pub struct Manifest {
     /// does not know (`crate::pipeline::compat`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub newer_pg_dump: bool,
+    /// Set when the data file is encrypted (age): the recipients' public keys. `stored_bytes`
+    /// and `sha256` are those of the encrypted file as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::model::age::Encryption>,
 }
 
 impl Manifest {
@@ -158,8 +162,10 @@ pub fn head_of(store: &dyn Store, name: &str) -> Vec<u8> {
     head
 }
 
-/// Format and compression of a data file, from its extension.
+/// Format and compression of a data file, from its extension (an encrypted one's, `….age`,
+/// too: see [`is_encrypted`]).
 pub fn format_of(name: &str) -> Option<(Format, Compression)> {
+    let name = name.strip_suffix(ENCRYPTED_SUFFIX).unwrap_or(name);
     if name.ends_with(".sql.gz") {
         Some((Format::Plain, Compression::Gzip))
     } else if name.ends_with(".sql.zst") {
@@ -289,18 +295,39 @@ pub fn backup_stem(host: &str, db: &str, at: Timestamp) -> (String, String) {
     (day, stem)
 }
 
-/// The file extension for a format and compression.
-pub fn extension(format: Format, compression: Compression) -> &'static str {
-    match (format, compression) {
-        (Format::Custom, _) => ".dump",
-        (Format::Plain, Compression::Gzip) => ".sql.gz",
-        (Format::Plain, Compression::Zstd) => ".sql.zst",
-        (Format::Plain, Compression::None) => ".sql",
+/// The file extension for a format and compression, encrypted (age) or not.
+pub fn extension(format: Format, compression: Compression, encrypted: bool) -> &'static str {
+    match (format, compression, encrypted) {
+        (Format::Custom, _, false) => ".dump",
+        (Format::Plain, Compression::Gzip, false) => ".sql.gz",
+        (Format::Plain, Compression::Zstd, false) => ".sql.zst",
+        (Format::Plain, Compression::None, false) => ".sql",
+        (Format::Custom, _, true) => ".dump.age",
+        (Format::Plain, Compression::Gzip, true) => ".sql.gz.age",
+        (Format::Plain, Compression::Zstd, true) => ".sql.zst.age",
+        (Format::Plain, Compression::None, true) => ".sql.age",
     }
 }
 
-/// Every data-file extension pgkeep writes.
-pub const DATA_EXTENSIONS: [&str; 4] = [".sql.gz", ".sql.zst", ".sql", ".dump"];
+/// What an encrypted data file's name ends with.
+pub const ENCRYPTED_SUFFIX: &str = ".age";
+
+/// Whether a data file is encrypted (age), from its name.
+pub fn is_encrypted(name: &str) -> bool {
+    name.ends_with(ENCRYPTED_SUFFIX)
+}
+
+/// Every data-file extension pgkeep writes (encrypted ones first, so that the longest matches).
+pub const DATA_EXTENSIONS: [&str; 8] = [
+    ".sql.gz.age",
+    ".sql.zst.age",
+    ".sql.age",
+    ".dump.age",
+    ".sql.gz",
+    ".sql.zst",
+    ".sql",
+    ".dump",
+];
 
 /// True when a backup with this stem exists in any format, committed or still being written:
 /// ids are unique across formats.
@@ -394,7 +421,7 @@ pub fn list(store: &dyn Store, host_hint: Option<&str>) -> Result<Vec<Entry>, Ca
         {
             let status = if made_by_pgkeep(&o.name, &head_of(store, &o.name)) {
                 Status::Uncommitted
-            } else if compression == Compression::Gzip {
+            } else if compression == Compression::Gzip && !is_encrypted(&o.name) {
                 Status::Legacy
             } else {
                 continue;

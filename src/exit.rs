@@ -26,6 +26,8 @@ pub const BAD_BACKUP: u8 = 9;
 /// `pgkeep verify` found no bad backup, but could not prove at least one (one line per backup on
 /// stdout, `inconclusive`).
 pub const INCONCLUSIVE: u8 = 10;
+/// The backup was committed, but copying it to the second location (`copy_to`) failed.
+pub const COPY_FAILED: u8 = 11;
 
 /// An error that knows the exit code it ends pgkeep with.
 pub trait ExitCode {

@@ -83,7 +83,7 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
     let store = storage::open(&s.backup_dir, &s.s3)?;
     store.check_writable()?;
     let (compression, level) = compression(s);
-    let ext = catalog::extension(Format::Plain, compression);
+    let ext = catalog::extension(Format::Plain, compression, s.age_recipients.is_some());
     let (started_at, day, stem) = loop {
         let at = (req.now)();
         let (day, stem) = stem(&s.host, at);
@@ -111,6 +111,7 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         level,
         threads: s.threads,
         inspect: true,
+        encrypt: s.age_recipients.clone(),
     };
     let target = format!("{file} in {}", store.describe());
     let mut task = tokio::task::spawn_blocking(move || {
@@ -141,7 +142,7 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         ));
     }
     let output: Output = dumped.output;
-    output.commit(&*store)?;
+    output.commit(&*store, s.age_recipients.as_ref())?;
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         id: stem.clone(),
@@ -170,6 +171,10 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         // the kinds it knows whatever pg_dumpall's major; there is nothing to leave out.
         newer_pg_dump: false,
         globals: Some(info),
+        encryption: s
+            .age_recipients
+            .as_ref()
+            .map(crate::model::age::Encryption::age),
     };
     backup::commit_manifest(&*store, &manifest, s.manifest_keys.as_ref())?;
     drop(lock);

@@ -16,6 +16,7 @@ pub mod check;
 pub mod cluster;
 pub mod databases;
 pub mod globals;
+pub mod copy;
 pub mod prune;
 pub mod restore;
 pub mod retention;

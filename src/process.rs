@@ -628,6 +628,12 @@ mod tests {
             ("LC_ALL", "C"),
             ("HOME", "/root"),
             ("PGKEEP_API_TOKEN", "t"),
+            ("AWS_ACCESS_KEY_ID", "k"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+            ("PGKEEP_S3_ACCESS_KEY_ID", "k"),
+            ("PGKEEP_AGE_IDENTITY", "AGE-SECRET-KEY-1X"),
+            ("PGKEEP_AGE_IDENTITY_FILE", "/key"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

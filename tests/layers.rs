@@ -41,6 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cluster",
             "databases",
             "globals",
+            "copy",
             "status",
         ],
     ),

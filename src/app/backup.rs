@@ -105,6 +105,7 @@ pub async fn one(
     if summary {
         print!("{}", render_summary(&done));
     }
+    copy_after(settings, &database, &notifier).await?;
     Ok(done.manifest)
 }
 
@@ -146,6 +147,53 @@ pub async fn globals(settings: &Settings, ctx: &Context) -> Result<Manifest> {
         tokio::task::block_in_place(|| notifier.notify(&event));
     }
     Ok(done.manifest)
+
+}
+
+/// Copy the new backup (and any that earlier runs left uncopied) to `copy_to`, then cull the
+/// copies by their own retention. A failure is logged and notified, and the command ends with
+/// exit 11: the backup itself stays committed.
+pub async fn copy_after(settings: &Settings, database: &str, notifier: &Notifier) -> Result<()> {
+    let Some(to) = &settings.copy_to else {
+        return Ok(());
+    };
+    let to = to.display().to_string();
+    let res = tokio::task::block_in_place(|| {
+        crate::copy::run(settings, database, jiff::Timestamp::now())
+    });
+    let failure = match res {
+        Ok(Some((synced, culled))) => {
+            for f in &synced.copied {
+                tracing::info!(database = %database, file = %f, to = %to, "backup copied");
+            }
+            for f in &culled {
+                tracing::info!(database = %database, file = %f, to = %to, "culled copy");
+            }
+            if synced.failed.is_empty() {
+                return Ok(());
+            }
+            crate::copy::CopyError::Failed {
+                to: to.clone(),
+                failed: synced.failed,
+            }
+        }
+        Ok(None) => return Ok(()),
+        Err(e) => e,
+    };
+    let e = anyhow::Error::new(failure).context(format!(
+        "copy of database \"{database}\"'s backups to {to} failed"
+    ));
+    if notifier.is_configured() {
+        let event = Event::new(
+            Operation::Backup,
+            Outcome::Failure,
+            Some(database),
+            &settings.host,
+            crate::exit::one_line(&e),
+        );
+        tokio::task::block_in_place(|| notifier.notify(&event));
+    }
+    Err(e)
 }
 
 /// What `pgkeep backup` prints on a terminal (and the demo under its `$ pgkeep backup`): the

@@ -40,6 +40,7 @@ const KNOWN: &[Probe] = &[
     probe::<Inconclusive>,
     probe::<Failure>,
     probe::<PruneError>,
+    probe::<crate::copy::CopyError>,
     probe::<Unhealthy>,
     probe::<crate::databases::SetFailed>,
     probe::<crate::catalog::CatalogError>,

@@ -21,12 +21,59 @@ pub fn entries(settings: &Settings, database: Option<&str>) -> Result<Vec<Entry>
 
 pub fn run(args: &ListArgs, settings: &Settings) -> Result<()> {
     let entries = entries(settings, args.database.as_deref())?;
+    let copies = copies(settings)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        let mut value = serde_json::to_value(&entries)?;
+        if let (Some((to, copied)), Some(list)) = (&copies, value.as_array_mut()) {
+            // Where each backup is: the backup directory, and copy_to when it holds a copy.
+            for (v, e) in list.iter_mut().zip(&entries) {
+                let mut at = vec![settings.backup_dir.display().to_string()];
+                if copied.contains(&e.file) {
+                    at.push(to.clone());
+                }
+                v["locations"] = serde_json::json!(at);
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    print!("{}", render_list(&entries));
+    let mut text = render_list(&entries);
+    if let Some((to, copied)) = &copies {
+        let n = entries.iter().filter(|e| copied.contains(&e.file)).count();
+        let missing: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.status == Status::Good && !copied.contains(&e.file))
+            .map(|e| e.id.as_str())
+            .collect();
+        text.push_str(&format!("{n} of these are also in {to} (copy_to)"));
+        if !missing.is_empty() {
+            text.push_str(&format!("; not copied: {}", missing.join(", ")));
+        }
+        text.push('\n');
+    }
+    print!("{text}");
     Ok(())
+}
+
+/// The data files of the good backups in `copy_to`, with its location (`None` without one).
+fn copies(settings: &Settings) -> Result<Option<(String, std::collections::BTreeSet<String>)>> {
+    let Some(to) = &settings.copy_to else {
+        return Ok(None);
+    };
+    // An unreachable copy location does not hide the backups: the table then says so.
+    let files = crate::storage::open(to, &settings.s3)
+        .map_err(crate::copy::CopyError::from)
+        .and_then(|store| crate::copy::copied_files(&*store, &settings.host));
+    match files {
+        Ok(files) => Ok(Some((to.display().to_string(), files))),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the copies in copy_to");
+            Ok(Some((
+                format!("{} (unreadable: {e})", to.display()),
+                Default::default(),
+            )))
+        }
+    }
 }
 
 /// The human table of `pgkeep list`.
@@ -45,6 +92,11 @@ pub fn render_list(entries: &[Entry]) -> String {
         "ID".into(),
     ]];
     for e in entries {
+        let sealed = if catalog::is_encrypted(&e.file) {
+            "+age"
+        } else {
+            ""
+        };
         let format = match (e.format, e.compression) {
             (crate::model::Format::Custom, _) => "custom".to_string(),
             (_, c) => format!(
@@ -65,7 +117,7 @@ pub fn render_list(entries: &[Entry]) -> String {
                 Some(d) => d.to_string(),
                 None => "?".into(),
             },
-            format.replace("plain+none", "plain"),
+            format!("{}{sealed}", format.replace("plain+none", "plain")),
             report::human_bytes(e.stored_bytes),
             e.duration_seconds
                 .map_or("-".into(), |d| format!("{d:.1}s")),

@@ -181,6 +181,7 @@ async fn globals(
     )? {
         tracing::warn!("backup {}: {note}", backup.id);
     }
+    let backup = restore::decrypt(backup, &ctx.tmp_dir(), settings.age_identities.as_ref())?;
     for s in &backup.skipped {
         tracing::warn!(id = %backup.id, "restoring older globals: {s}");
     }
@@ -221,7 +222,8 @@ async fn prepare(
             settings.manifest_keys.as_ref(),
         )
         .map(|_| b)
-    });
+    })
+    .and_then(|b| restore::decrypt(b, &ctx.tmp_dir(), settings.age_identities.as_ref()));
     let backup = match chosen {
         Ok(b) => b,
         Err(e) => {

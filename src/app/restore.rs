@@ -222,6 +222,7 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
     )? {
         tracing::warn!("backup {}: {note}", backup.id);
     }
+    let backup = restore::decrypt(backup, &ctx.tmp_dir(), settings.age_identities.as_ref())?;
     for s in &backup.skipped {
         tracing::warn!(id = %backup.id, "restoring an older backup: {s}");
     }

@@ -62,6 +62,7 @@ async fn run_one(
         shutdown: ctx.shutdown.clone(),
         progress: line.progress(),
         manifest_keys: settings.manifest_keys.clone(),
+        identities: settings.age_identities.clone(),
     };
     // --local: throwaway clusters of a server major that can load each dump stand in for the
     // configured server, which is never contacted. Stopped and removed at the end (or on drop).
@@ -266,6 +267,7 @@ impl OwnedRestore<'_> {
                     .is_none()
                     .then(|| crate::pg::ConnParams::from_settings(i.settings, i.database)),
             },
+            identities: i.settings.age_identities.as_ref(),
         }
     }
 }

@@ -210,7 +210,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     store.check_writable()?;
     let started = Instant::now();
     let (day, stem) = catalog::backup_stem(&s.host, &req.database, started_at);
-    let ext = catalog::extension(s.format, s.compression);
+    let ext = catalog::extension(s.format, s.compression, s.age_recipients.is_some());
     let file = format!("{day}/{stem}{ext}");
 
     let holder = format!(
@@ -244,7 +244,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
 
     let passfile = private_passfile(&params)?;
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
-    let output = open_output(&*store, s.format, &file)?;
+    let output = open_output(&*store, s, &file)?;
     let shown = format!("{file} in {}", store.describe());
     let dumped = dump(
         &mut req,
@@ -273,7 +273,9 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         warnings,
     } = dumped;
     fault::point("backup.dumped");
-    output.commit(&*store)?;
+    let (stored_bytes, sha256) = output
+        .commit(&*store, s.age_recipients.as_ref())?
+        .unwrap_or((stored_bytes, sha256));
     fault::point("backup.data-renamed");
 
     let finished_at = (req.now)();
@@ -303,6 +305,10 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         warnings,
         globals: None,
         newer_pg_dump,
+        encryption: s
+            .age_recipients
+            .as_ref()
+            .map(crate::model::age::Encryption::age),
     };
     commit_manifest(&*store, &manifest, req.settings.manifest_keys.as_ref())?;
     fault::point("backup.committed");
@@ -363,13 +369,18 @@ pub(crate) fn private_passfile(
 }
 
 /// Where the dump goes: a streamed upload for plain dumps, a staging file for custom archives
-/// (pg_dump writes those itself and seeks in them).
-fn open_output(store: &dyn Store, format: Format, file: &str) -> Result<Output, BackupError> {
-    Ok(match format {
-        Format::Plain => Output::Stream(store.create(file)?),
-        Format::Custom => {
-            Output::Staged(storage::staging::stage(store, file, &std::env::temp_dir())?)
-        }
+/// (pg_dump writes those itself and seeks in them). An archive to be encrypted is staged apart
+/// from the store (in TMPDIR) even for a local store, so that no plaintext lands beside the
+/// backups; it is encrypted on its way into the store.
+fn open_output(store: &dyn Store, s: &Settings, file: &str) -> Result<Output, BackupError> {
+    let tmp = std::env::temp_dir();
+    Ok(match (s.format, s.age_recipients.is_some()) {
+        (Format::Plain, _) => Output::Stream(store.create(file)?),
+        (Format::Custom, false) => Output::Staged(storage::staging::stage(store, file, &tmp)?),
+        (Format::Custom, true) => Output::Sealed(
+            storage::staging::stage_apart(store, file, &tmp)?,
+            file.to_string(),
+        ),
     })
 }
 
@@ -378,14 +389,35 @@ fn open_output(store: &dyn Store, format: Format, file: &str) -> Result<Output, 
 pub(crate) enum Output {
     Stream(Box<dyn Upload>),
     Staged(Staged),
+    /// A custom archive staged apart, encrypted into object `.1` on commit.
+    Sealed(Staged, String),
 }
 
 impl Output {
-    /// Commit the data object (not yet the backup: that is the manifest).
-    pub(crate) fn commit(self, store: &dyn Store) -> Result<(), StorageError> {
+    /// The staged archive pg_dump writes, if any.
+    fn staged(&self) -> Option<&Staged> {
         match self {
-            Output::Stream(upload) => upload.commit(),
-            Output::Staged(staged) => staged.commit(store),
+            Output::Stream(_) => None,
+            Output::Staged(s) | Output::Sealed(s, _) => Some(s),
+        }
+    }
+
+    /// Commit the data object (not yet the backup: that is the manifest). An archive encrypted
+    /// on its way into the store returns the stored size and sha256.
+    pub(crate) fn commit(
+        self,
+        store: &dyn Store,
+        recipients: Option<&crate::model::age::AgeRecipients>,
+    ) -> Result<Option<(u64, String)>, StorageError> {
+        match (self, recipients) {
+            (Output::Stream(upload), _) => upload.commit().map(|()| None),
+            (Output::Staged(staged), _) => staged.commit(store).map(|()| None),
+            (Output::Sealed(staged, name), Some(r)) => {
+                let sealed = seal_into(store, staged.path(), &name, r);
+                let _ = staged.abort();
+                sealed.map(Some)
+            }
+            (Output::Sealed(..), None) => unreachable!("sealed outputs have recipients"),
         }
     }
 
@@ -394,7 +426,7 @@ impl Output {
     pub(crate) fn abort(self) {
         let aborted = match self {
             Output::Stream(upload) => upload.abort(),
-            Output::Staged(staged) => staged.abort(),
+            Output::Staged(staged) | Output::Sealed(staged, _) => staged.abort(),
         };
         if let Err(e) = aborted {
             tracing::warn!(error = %e, "cannot remove the unfinished backup data; culling removes it later");
@@ -447,7 +479,7 @@ async fn dump(
             Format::Plain => "--format=plain",
             Format::Custom => "--format=custom",
         });
-    if let Output::Staged(staged) = &output {
+    if let Some(staged) = output.staged() {
         spec = spec
             .arg(custom_compress_arg(s))
             .arg("--file")
@@ -477,6 +509,7 @@ async fn dump(
         level: s.level,
         threads: s.threads,
         inspect: s.format == Format::Plain,
+        encrypt: s.age_recipients.clone(),
     };
     let progress = req.progress.clone();
     let target = target.to_string();
@@ -503,10 +536,10 @@ async fn dump(
             (Output::Stream(upload), _) => {
                 stream_plain(running, upload, &opts, &target, &mut progress_fn)
             }
-            (Output::Staged(staged), Some(pg_restore)) => {
+            (staged, Some(pg_restore)) => {
                 dump_custom(running, staged, &pg_restore, &env, &progress)
             }
-            (Output::Staged(_), None) => unreachable!("custom archives have a pg_restore"),
+            (_, None) => unreachable!("custom archives have a pg_restore"),
         }
     });
 
@@ -639,11 +672,12 @@ pub(crate) fn stream_plain(
 /// allows parallel restore); then the file is read back for its checksum and row counts.
 fn dump_custom(
     running: Running,
-    staged: Staged,
+    output: Output,
     pg_restore: &Path,
     env: &[(String, String)],
     progress: &Progress,
 ) -> Result<Dumped, BackupError> {
+    let staged = output.staged().expect("custom archives are staged");
     let outcome =
         wait_growing(running, staged.path(), progress).map_err(|source| BackupError::Io {
             context: "cannot wait for pg_dump".into(),
@@ -678,7 +712,7 @@ fn dump_custom(
         stored_bytes: bytes,
         sha256,
         report,
-        output: Output::Staged(staged),
+        output,
         warnings: outcome.warnings,
     })
 }
@@ -715,6 +749,37 @@ fn wait_growing(
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         outcome
     })
+}
+
+/// Encrypt the staged archive at `path` into object `name` (through a streamed upload, hashing
+/// what is stored); the stored size and sha256.
+fn seal_into(
+    store: &dyn Store,
+    path: &Path,
+    name: &str,
+    recipients: &crate::model::age::AgeRecipients,
+) -> Result<(u64, String), StorageError> {
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| StorageError::io("cannot read", path.display(), e))?;
+    let upload = store.create(name)?;
+    let shared = SharedUpload(std::sync::Arc::new(std::sync::Mutex::new(Some(upload))));
+    let copied = pipeline::Sealer::new(shared.clone(), Some(recipients)).and_then(|mut sealer| {
+        std::io::copy(&mut file, &mut sealer)?;
+        sealer.finish()
+    });
+    let upload = shared.take().expect("the upload is kept until now");
+    match copied {
+        Ok(hc) => {
+            let (_, bytes, sha256) = hc.finish();
+            upload.commit()?;
+            Ok((bytes, sha256))
+        }
+        Err(e) => {
+            let err = StorageError::from_write(name, e);
+            let _ = upload.abort();
+            Err(err)
+        }
+    }
 }
 
 /// Write the manifest atomically; if that fails, remove the data so nothing unlisted remains.

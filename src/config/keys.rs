@@ -334,6 +334,50 @@ pub const KEYS: &[Key] = &[
         Default::Value("5s"),
         "how long to wait for a connection to the S3 endpoint",
     ),
+    // Encryption at rest (age).
+    Key::new(
+        "age_recipients",
+        &["PGKEEP_AGE_RECIPIENTS"],
+        Kind::Text,
+        Default::Unset("not set: backups are not encrypted"),
+        "age public keys (age1..., separated by spaces, commas or lines) every backup is encrypted to, or the path of a file of them",
+    ),
+    Key::new(
+        "age_identity_file",
+        &["PGKEEP_AGE_IDENTITY_FILE"],
+        Kind::Path,
+        Default::Unset("not set"),
+        "file of age identities (age-keygen output) that decrypt backups: needed by restore and content verification only",
+    ),
+    Key::new(
+        "age_identity",
+        &["PGKEEP_AGE_IDENTITY"],
+        Kind::Text,
+        Default::Unset("not set"),
+        "age identity (AGE-SECRET-KEY-1...) that decrypts backups, from a Secret; instead of age_identity_file",
+    ).secret(),
+    // The second location.
+    Key::new(
+        "copy_to",
+        &["PGKEEP_COPY_TO"],
+        Kind::Path,
+        Default::Unset("not set: one location"),
+        "a second location (a directory or s3://BUCKET/PREFIX, reached with the s3_* settings) every committed backup is copied to",
+    ),
+    Key::new(
+        "copy_keep_days",
+        &["PGKEEP_COPY_KEEP_DAYS"],
+        COUNT,
+        Default::Value("10"),
+        "in copy_to: keep copies up to N days older than the newest copy (0: off)",
+    ),
+    Key::new(
+        "copy_keep_last",
+        &["PGKEEP_COPY_KEEP_LAST"],
+        COUNT,
+        Default::Value("3"),
+        "in copy_to: never cull the newest N copies",
+    ),
     Key::new(
         "format",
         &["PGKEEP_FORMAT"],

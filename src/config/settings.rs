@@ -57,6 +57,14 @@ pub struct Settings {
     pub api_token: Option<Secret>,
     /// Keys that sign and check manifests (`manifest_keys`); `None`: manifests are not signed.
     pub manifest_keys: Option<crate::model::ManifestKeys>,
+    /// Encrypt every backup to these age public keys (`None`: not encrypted).
+    pub age_recipients: Option<crate::model::age::AgeRecipients>,
+    /// The age identities that decrypt backups (restore, content verification).
+    pub age_identities: Option<crate::model::age::AgeIdentities>,
+    /// The second location every committed backup is copied to (`None`: one location).
+    pub copy_to: Option<PathBuf>,
+    /// The retention of `copy_to`.
+    pub copy_policy: crate::model::Policy,
     pub shutdown_grace: std::time::Duration,
     /// The first delay before a failed scheduled backup is retried (zero: no retries).
     pub retry_delay: std::time::Duration,

@@ -12,6 +12,7 @@ use super::kind::Value;
 use super::settings::{CheckSettings, LogFormat, MinFree, NotifySettings, WebhookFormat};
 use super::source::{ConfigError, Raw, Source};
 use super::values::show_duration;
+use crate::model::age::{AgeIdentities, AgeRecipients};
 use crate::model::schedule::{self, Schedule};
 use crate::model::{Compression, Format, Policy, S3Options, Secret};
 
@@ -301,6 +302,18 @@ impl<'a> Typed<'a> {
         p
     }
 
+    /// The retention of the `copy_to` location: its own age window and floor, no tiers.
+    pub fn copy_policy(&self) -> Policy {
+        let count = |k| self.int(k) as u32;
+        Policy {
+            keep_days: count("copy_keep_days"),
+            keep_last: count("copy_keep_last"),
+            keep_daily: 0,
+            keep_weekly: 0,
+            keep_monthly: 0,
+        }
+    }
+
     pub fn policy(&self) -> Policy {
         let count = |k| self.int(k) as u32;
         Policy {
@@ -336,6 +349,62 @@ impl<'a> Typed<'a> {
             keys.into_iter().map(Secret::new).collect(),
             self.text("manifest_keys_required") == "true",
         ))
+    }
+
+    /// The age recipients: the keys themselves, or (a value that does not start with `age1`)
+    /// the path of a file of them.
+    pub fn age_recipients(&self) -> Result<Option<AgeRecipients>, ConfigError> {
+        let Some(text) = self.opt_text("age_recipients") else {
+            return Ok(None);
+        };
+        let trimmed = text.trim();
+        let keys = if trimmed.is_empty()
+            || trimmed.starts_with("age1")
+            || crate::model::age::is_identity(trimmed)
+        {
+            trimmed.to_string()
+        } else {
+            std::fs::read_to_string(trimmed).map_err(|e| {
+                self.invalid(
+                    "age_recipients",
+                    format!("cannot read the file {trimmed}: {e}"),
+                )
+            })?
+        };
+        let parsed = AgeRecipients::parse(&keys).map_err(|m| self.invalid("age_recipients", m))?;
+        match parsed {
+            Some(r) => Ok(Some(r)),
+            None => Err(self.invalid("age_recipients", "no age public key in it".into())),
+        }
+    }
+
+    /// The age identities, from `age_identity_file` and `age_identity` (never quoted in an
+    /// error).
+    pub fn age_identities(&self) -> Result<Option<AgeIdentities>, ConfigError> {
+        let mut text = String::new();
+        if let Some(path) = self.path("age_identity_file") {
+            let file = std::fs::read_to_string(&path).map_err(|e| {
+                self.invalid(
+                    "age_identity_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            AgeIdentities::parse(&file).map_err(|m| {
+                self.invalid("age_identity_file", format!("{}: {m}", path.display()))
+            })?;
+            text.push_str(&file);
+            text.push('\n');
+        }
+        if let Some(secret) = self.opt_text("age_identity") {
+            AgeIdentities::parse(&secret).map_err(|m| self.invalid("age_identity", m))?;
+            text.push_str(&secret);
+        }
+        if text.is_empty() {
+            return Ok(None);
+        }
+        AgeIdentities::parse(&text)
+            .map(Some)
+            .map_err(|m| self.invalid("age_identity", m))
     }
 
     pub fn api_token(&self) -> Result<Option<Secret>, ConfigError> {

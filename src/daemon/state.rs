@@ -373,6 +373,7 @@ impl Daemon {
         // Culling only after a committed backup, never after a failure.
         if res.is_ok() && self.shutdown.reason().is_none() {
             self.cull().await;
+            self.copy().await;
         }
         // The status page shows the new backup as soon as the attempt is no longer running.
         self.refresh_catalog().await;
@@ -446,6 +447,56 @@ impl Daemon {
                 attempt.error = Some(msg);
                 "failure"
             }
+        }
+    }
+
+    /// Copy new backups to `copy_to` and cull the copies; a failure is logged and notified, and
+    /// never stops the daemon: the next run copies what this one could not.
+    pub async fn copy(&self) {
+        let s = self.opts.settings.clone();
+        if s.copy_to.is_none() {
+            return;
+        }
+        let db = self.database().to_string();
+        let now = self.now();
+        let (s2, db2) = (s.clone(), db.clone());
+        let res = tokio::task::spawn_blocking(move || crate::copy::run(&s2, &db2, now)).await;
+        let failure = match res {
+            Ok(Ok(Some((synced, culled)))) => {
+                for f in &synced.copied {
+                    tracing::info!(database = %db, file = %f, "backup copied");
+                }
+                for f in &culled {
+                    tracing::info!(database = %db, file = %f, "culled copy");
+                }
+                if synced.failed.is_empty() {
+                    return;
+                }
+                crate::copy::CopyError::Failed {
+                    to: s
+                        .copy_to
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    failed: synced.failed,
+                }
+                .to_string()
+            }
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(database = %db, error = %failure, "copy to copy_to failed; the next run retries");
+        let notifier = crate::notify::Notifier::from_settings(&s);
+        if notifier.is_configured() {
+            let event = crate::notify::Event::new(
+                crate::notify::Operation::Backup,
+                crate::notify::Outcome::Failure,
+                Some(&db),
+                &s.host,
+                format!("copy to copy_to failed: {failure}"),
+            );
+            let _ = tokio::task::spawn_blocking(move || notifier.notify(&event)).await;
         }
     }
 

@@ -141,6 +141,7 @@ impl Daemon {
         let clock = self.opts.clock;
         let shutdown = self.shutdown.clone();
         let manifest_keys = s.manifest_keys.clone();
+        let identities = s.age_identities.clone();
         let dbname = db.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<Tick, VerifyError> {
             let store = crate::storage::open(&s.backup_dir, &s.s3)?;
@@ -163,6 +164,7 @@ impl Daemon {
                 shutdown,
                 progress: crate::model::Progress::none(),
                 manifest_keys,
+                identities,
             };
             let rec = verify::verify(&req, &target)?;
             let unrecorded = verify::record(&*store, &rec).err();

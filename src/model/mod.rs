@@ -3,6 +3,7 @@
 //! into them and depends on nothing above it.
 
 pub mod databases;
+pub mod age;
 pub mod format;
 pub mod name;
 pub mod policy;

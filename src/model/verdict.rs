@@ -79,6 +79,7 @@ pub const FAILURE_CODES: &[(&str, Verdict)] = &[
     ("restore-unproven", Verdict::Inconclusive),
     ("tools", Verdict::Inconclusive),
     ("staging", Verdict::Inconclusive),
+    ("encrypted", Verdict::Inconclusive),
 ];
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! The backup stream: dump bytes -> inspector -> compressor -> sha256 + byte counter -> sink.
+//! The backup stream: dump bytes -> inspector -> compressor -> (age encryption) -> sha256 + byte
+//! counter -> sink.
 //! Runs on plain threads with bounded buffers, so memory stays flat whatever the dump size.
 
 pub mod compat;
+pub mod crypt;
 pub mod guard;
 pub mod inspect;
 pub mod pargz;
@@ -14,6 +16,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::model::Compression;
+use crate::model::age::AgeRecipients;
 pub use inspect::{Inspector, Report};
 
 /// Bytes read from the dump per step.
@@ -70,16 +73,61 @@ impl<W: Write> Write for HashCount<W> {
     }
 }
 
+/// The encryption stage: the compressed bytes as they are, or encrypted with age; the bytes
+/// hashed and counted are the stored ones.
+pub enum Sealer<W: Write> {
+    Clear(HashCount<W>),
+    Age(Box<age::stream::StreamWriter<HashCount<W>>>),
+}
+
+impl<W: Write> Sealer<W> {
+    pub fn new(sink: W, recipients: Option<&AgeRecipients>) -> io::Result<Self> {
+        let sink = HashCount::new(sink);
+        Ok(match recipients {
+            None => Sealer::Clear(sink),
+            Some(r) => Sealer::Age(Box::new(crypt::encrypt_to(sink, r)?)),
+        })
+    }
+
+    /// Write the last encrypted chunk; the stored bytes' counter and hash.
+    pub fn finish(self) -> io::Result<HashCount<W>> {
+        match self {
+            Sealer::Clear(mut w) => {
+                w.flush()?;
+                Ok(w)
+            }
+            Sealer::Age(w) => w.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Sealer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sealer::Clear(w) => w.write(buf),
+            Sealer::Age(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sealer::Clear(w) => w.flush(),
+            Sealer::Age(w) => w.flush(),
+        }
+    }
+}
+
 /// The compressor stage.
 enum Encoder<W: Write + Send + 'static> {
-    Gzip(pargz::ParGzWriter<HashCount<W>>),
-    Zstd(Box<zstd::stream::write::Encoder<'static, HashCount<W>>>),
-    Plain(HashCount<W>),
+    Gzip(pargz::ParGzWriter<Sealer<W>>),
+    Zstd(Box<zstd::stream::write::Encoder<'static, Sealer<W>>>),
+    Plain(Sealer<W>),
 }
 
 impl<W: Write + Send + 'static> Encoder<W> {
-    fn new(sink: W, compression: Compression, level: i32, threads: usize) -> io::Result<Self> {
-        let sink = HashCount::new(sink);
+    fn new(sink: W, opts: &Options) -> io::Result<Self> {
+        let (compression, level, threads) = (opts.compression, opts.level, opts.threads);
+        let sink = Sealer::new(sink, opts.encrypt.as_ref())?;
         Ok(match compression {
             Compression::Gzip => Encoder::Gzip(pargz::ParGzWriter::new(sink, level, threads)?),
             Compression::Zstd => {
@@ -104,24 +152,23 @@ impl<W: Write + Send + 'static> Encoder<W> {
 
     fn finish(self) -> io::Result<HashCount<W>> {
         match self {
-            Encoder::Gzip(w) => w.finish(),
-            Encoder::Zstd(w) => w.finish(),
-            Encoder::Plain(mut w) => {
-                w.flush()?;
-                Ok(w)
-            }
+            Encoder::Gzip(w) => w.finish()?.finish(),
+            Encoder::Zstd(w) => w.finish()?.finish(),
+            Encoder::Plain(w) => w.finish(),
         }
     }
 }
 
 /// How to process the stream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub compression: Compression,
     pub level: i32,
     pub threads: usize,
     /// Inspect as a plain-format dump (row counts, trailer).
     pub inspect: bool,
+    /// Encrypt the compressed stream to these age recipients.
+    pub encrypt: Option<AgeRecipients>,
 }
 
 /// What came out of the stream.
@@ -141,8 +188,7 @@ pub fn run<R: Read, W: Write + Send + 'static>(
     opts: &Options,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Outcome<W>, PipelineError> {
-    let mut enc = Encoder::new(sink, opts.compression, opts.level, opts.threads)
-        .map_err(PipelineError::Write)?;
+    let mut enc = Encoder::new(sink, opts).map_err(PipelineError::Write)?;
     let mut inspector = opts.inspect.then(Inspector::new);
     let mut buf = vec![0u8; READ_BUF];
     let mut raw = 0u64;
@@ -230,6 +276,7 @@ mod tests {
                 level,
                 threads,
                 inspect: true,
+                encrypt: None,
             };
             let out = run(&data[..], Vec::new(), &opts, &mut |_| {}).unwrap();
             assert_eq!(out.raw_bytes, data.len() as u64);

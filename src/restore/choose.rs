@@ -79,6 +79,57 @@ fn from_entry(store: &dyn Store, staging_dir: &Path, e: &Entry) -> Result<Chosen
     })
 }
 
+/// An encrypted backup (age) is decrypted into a private file in `staging_dir` before anything
+/// else, its stored bytes checked against the manifest's size and sha256 while they are read;
+/// from then on the restore works on that file, whose size and sha256 the in-memory manifest
+/// now carries. Without an identity that fits, it is refused before anything changes.
+pub fn decrypt(
+    mut chosen: Chosen,
+    staging_dir: &Path,
+    identities: Option<&crate::model::age::AgeIdentities>,
+) -> Result<Chosen, RestoreError> {
+    let recipients = match &chosen.manifest {
+        Some(m) => match &m.encryption {
+            Some(e) => e.recipients.clone(),
+            None => return Ok(chosen),
+        },
+        None if catalog::is_encrypted(&chosen.path.to_string_lossy()) => Vec::new(),
+        None => return Ok(chosen),
+    };
+    let shown = chosen.path.display().to_string();
+    let file = std::fs::File::open(&chosen.path).map_err(|e| RestoreError::Io {
+        context: format!("cannot open {shown}"),
+        source: e,
+    })?;
+    let expected = chosen
+        .manifest
+        .as_ref()
+        .map(|m| (m.stored_bytes, m.sha256.clone()));
+    let (local, bytes, sha256) = crate::pipeline::crypt::decrypt_to_local(
+        file,
+        &shown,
+        staging_dir,
+        identities,
+        (
+            &recipients,
+            expected.as_ref().map(|(n, s)| (*n, s.as_str())),
+        ),
+    )
+    .map_err(|e| match e {
+        crate::pipeline::crypt::CryptError::Storage(s) => RestoreError::Storage(s),
+        e => RestoreError::Refused(format!("cannot decrypt {shown}: {e}")),
+    })?;
+    chosen.path = local.path().to_path_buf();
+    chosen.stored_bytes = bytes;
+    if let Some(m) = chosen.manifest.as_mut() {
+        m.stored_bytes = bytes;
+        m.sha256 = sha256;
+    }
+    // The fetched copy of the encrypted object (if any) is no longer needed.
+    chosen.local = Some(Arc::new(local));
+    Ok(chosen)
+}
+
 /// Verified `bad`: its last verification proved it is not a restorable backup.
 fn is_bad(e: &Entry) -> bool {
     e.verification.as_ref().is_some_and(|v| v.is_bad())
@@ -348,12 +399,15 @@ fn chosen_file(store: &dyn Store, staging_dir: &Path, p: &Path) -> Result<Chosen
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let plain_name = name
+        .strip_suffix(catalog::ENCRYPTED_SUFFIX)
+        .unwrap_or(&name);
     let (format, compression) = match &manifest {
         Some(m) => (m.format, m.compression),
-        None if name.ends_with(".gz") => (Format::Plain, Compression::Gzip),
-        None if name.ends_with(".zst") => (Format::Plain, Compression::Zstd),
-        None if name.ends_with(".dump") => (Format::Custom, Compression::None),
-        None if name.ends_with(".sql") => (Format::Plain, Compression::None),
+        None if plain_name.ends_with(".gz") => (Format::Plain, Compression::Gzip),
+        None if plain_name.ends_with(".zst") => (Format::Plain, Compression::Zstd),
+        None if plain_name.ends_with(".dump") => (Format::Custom, Compression::None),
+        None if plain_name.ends_with(".sql") => (Format::Plain, Compression::None),
         None => {
             return Err(RestoreError::NoBackup(format!(
                 "{} is not a backup file pgkeep can restore (.sql.gz, .sql.zst, .sql or .dump)",

@@ -30,7 +30,7 @@ mod roles;
 pub mod subscriptions;
 mod swap;
 
-pub use choose::{Chosen, Selector, check_seal, choose, parse_time};
+pub use choose::{Chosen, Selector, check_seal, choose, decrypt, parse_time};
 pub use database::{
     TargetServer, create_database_sql, drop_database_sql, fit_to_target, grants_sql,
     memberships_sql, settings_sql,

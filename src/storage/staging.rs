@@ -50,6 +50,31 @@ pub fn stage(store: &dyn Store, name: &str, staging_dir: &Path) -> Result<Staged
     })
 }
 
+/// Start a staged write of `name` that always goes through a private temporary file in
+/// `staging_dir`, whatever the store (for content that must be transformed, e.g. encrypted,
+/// before it reaches the store).
+pub fn stage_apart(
+    store: &dyn Store,
+    name: &str,
+    staging_dir: &Path,
+) -> Result<Staged, StorageError> {
+    check_name(name)?;
+    if store.exists(name)? {
+        return Err(StorageError::Exists {
+            name: name.to_string(),
+        });
+    }
+    Ok(Staged {
+        name: name.to_string(),
+        inner: Inner::Temp(temp_in(staging_dir)?),
+    })
+}
+
+/// A private (0600) temporary file in `dir`, removed when dropped.
+pub fn private_temp(dir: &Path) -> Result<tempfile::NamedTempFile, StorageError> {
+    temp_in(dir)
+}
+
 /// A private (0600) temporary file in `dir`.
 fn temp_in(dir: &Path) -> Result<tempfile::NamedTempFile, StorageError> {
     tempfile::Builder::new()
@@ -111,6 +136,14 @@ pub struct LocalFile {
 }
 
 impl LocalFile {
+    /// A private copy that is removed when this value is dropped.
+    pub fn temp(copy: tempfile::TempPath) -> LocalFile {
+        LocalFile {
+            path: copy.to_path_buf(),
+            copy: Some(copy),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -42,6 +42,8 @@ pub struct Request<'a> {
     pub progress: Progress,
     /// Keys that check the manifests' signatures (`manifest_keys`).
     pub manifest_keys: Option<crate::model::ManifestKeys>,
+    /// The age identities that decrypt encrypted backups (`None`: their content is not read).
+    pub identities: Option<crate::model::age::AgeIdentities>,
 }
 
 /// Verify one backup. A bad backup is an `Ok(Record)` with `ok == false`; `Err` means the
@@ -311,15 +313,22 @@ fn read_back(
     let store = req.store;
     Ok(match m.format {
         Format::Plain => {
+            let sealed = m
+                .encryption
+                .as_ref()
+                .map(|e| (req.identities.as_ref(), e.recipients.as_slice()));
             let pass = plain_pass(
                 store,
                 &m.file,
-                m.compression,
+                (m.compression, sealed),
                 (&req.shutdown, &req.progress),
             )?;
-            let content = pass.decoded.map_err(|message| Failure::Corrupt {
-                compression: compression_name(m.compression),
-                message,
+            let content = pass.decoded.map_err(|e| match e {
+                super::read::Undecoded::Key(why) => Failure::Encrypted(why),
+                super::read::Undecoded::Corrupt(message) => Failure::Corrupt {
+                    compression: compression_name(m.compression),
+                    message,
+                },
             });
             ReadBack {
                 stored_bytes: pass.stored_bytes,
@@ -413,9 +422,27 @@ fn replay(
     m: &Manifest,
     pg_restore: &std::path::Path,
 ) -> Result<pipeline::Report, Failure> {
-    // pg_restore reads the archive by name: the local store's own file, else a fetched copy.
-    let local = staging::local_file(req.store, &m.file, &staging::default_dir())
-        .map_err(|e| Failure::Staging(e.to_string()))?;
+    // pg_restore reads the archive by name: the local store's own file, else a fetched copy
+    // (decrypted, for an encrypted one).
+    let local = match &m.encryption {
+        None => staging::local_file(req.store, &m.file, &staging::default_dir())
+            .map_err(|e| Failure::Staging(e.to_string()))?,
+        Some(e) => {
+            pipeline::crypt::decrypt_object(
+                req.store,
+                &m.file,
+                &staging::default_dir(),
+                req.identities.as_ref(),
+                (&e.recipients, None),
+            )
+            .map_err(|e| match e {
+                e if e.is_key_problem() => Failure::Encrypted(e.to_string()),
+                pipeline::crypt::CryptError::Corrupt(why) => Failure::Archive(why),
+                e => Failure::Staging(e.to_string()),
+            })?
+            .0
+        }
+    };
     crate::backup::replay_custom(pg_restore, local.path(), &req.child_env, &req.progress).map_err(
         |e| {
             let s = e.to_string();
@@ -442,15 +469,17 @@ fn check_legacy(
     let pass = plain_pass(
         store,
         file,
-        Compression::Gzip,
+        (Compression::Gzip, None),
         (shutdown, &Progress::none()),
     )?;
     rec.stored_bytes = pass.stored_bytes;
     rec.sha256 = pass.sha256;
     rec.raw_bytes = pass.raw_bytes;
-    let report = pass.decoded.map_err(|message| Failure::Corrupt {
+    let report = pass.decoded.map_err(|e| Failure::Corrupt {
         compression: "gzip",
-        message,
+        message: match e {
+            super::read::Undecoded::Key(m) | super::read::Undecoded::Corrupt(m) => m,
+        },
     })?;
     rec.tables = report.tables.len();
     rec.rows = report.tables.values().sum();
@@ -490,6 +519,7 @@ mod tests {
             child_env: Vec::new(),
             now: Timestamp::now,
             manifest_keys: None,
+            identities: None,
             shutdown,
             progress: Progress::none(),
         };

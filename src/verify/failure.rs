@@ -91,6 +91,10 @@ pub enum Failure {
     RestoreVersion(String),
     #[error("the test restore failed for a reason that does not prove the backup wrong: {0}")]
     RestoreUnproven(String),
+    /// An encrypted backup whose content cannot be decrypted here (no identity, or another one):
+    /// the stored bytes were checked, the content was not.
+    #[error("its size and sha256 match the manifest, its content was not read: {0}")]
+    Encrypted(String),
 }
 
 impl crate::exit::ExitCode for Failure {
@@ -149,6 +153,7 @@ impl Failure {
             Failure::RestoreServer(_) => "restore-server",
             Failure::RestoreVersion(_) => "restore-version",
             Failure::RestoreUnproven(_) => "restore-unproven",
+            Failure::Encrypted(_) => "encrypted",
         }
     }
 
@@ -216,6 +221,7 @@ mod tests {
             Failure::RestoreServer(s()),
             Failure::RestoreVersion(s()),
             Failure::RestoreUnproven(s()),
+            Failure::Encrypted(s()),
             Failure::Signature {
                 name: s(),
                 why: s(),

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::error::VerifyError;
 use super::failure::Failure;
 use crate::catalog::{self, Manifest};
+use crate::model::age::AgeIdentities;
 use crate::model::{Compression, Progress};
 use crate::pipeline::{self, Inspector};
 use crate::shutdown::Shutdown;
@@ -88,20 +89,32 @@ impl<R: Read> Read for Hashing<'_, R> {
     }
 }
 
+/// Why the content of a plain backup was not read.
+pub(super) enum Undecoded {
+    /// Encrypted, and no identity here decrypts it.
+    Key(String),
+    /// It does not decrypt or decompress.
+    Corrupt(String),
+}
+
 /// What one pass over a plain backup found.
 pub(super) struct PlainPass {
     pub(super) stored_bytes: u64,
     pub(super) sha256: String,
     pub(super) raw_bytes: u64,
-    /// `Err(message)` when decompression failed.
-    pub(super) decoded: Result<pipeline::Report, String>,
+    /// Why the content was not read, when it was not.
+    pub(super) decoded: Result<pipeline::Report, Undecoded>,
 }
 
-/// Read the stored file once: hash every byte while decompressing and inspecting the dump.
+/// The identities and the recorded recipients of an encrypted backup.
+pub(super) type Sealed<'a> = (Option<&'a AgeIdentities>, &'a [String]);
+
+/// Read the stored file once: hash every byte while decrypting (an encrypted backup),
+/// decompressing and inspecting the dump.
 pub(super) fn plain_pass(
     store: &dyn Store,
     file: &str,
-    compression: Compression,
+    (compression, sealed): (Compression, Option<Sealed<'_>>),
     (shutdown, progress): (&Shutdown, &Progress),
 ) -> Result<PlainPass, Failure> {
     let r = store.open(file).map_err(|e| Failure::Read(e.to_string()))?;
@@ -114,8 +127,17 @@ pub(super) fn plain_pass(
     let mut raw = 0u64;
     let decoded = {
         let mut inspector = Inspector::new();
-        let res = (|| -> io::Result<()> {
-            let mut dec = pipeline::decoder(&mut hashing, compression)?;
+        let res = (|| -> Result<(), Undecoded> {
+            let corrupt = |e: io::Error| Undecoded::Corrupt(e.to_string());
+            let clear: Box<dyn Read + '_> = match sealed {
+                None => Box::new(&mut hashing),
+                Some((ids, recipients)) => pipeline::crypt::decrypt(&mut hashing, ids, recipients)
+                    .map_err(|e| match e.is_key_problem() {
+                        true => Undecoded::Key(e.to_string()),
+                        false => Undecoded::Corrupt(e.to_string()),
+                    })?,
+            };
+            let mut dec = pipeline::decoder(clear, compression).map_err(corrupt)?;
             let mut buf = vec![0u8; 256 * 1024];
             loop {
                 match dec.read(&mut buf) {
@@ -125,14 +147,11 @@ pub(super) fn plain_pass(
                         raw += n as u64;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(corrupt(e)),
                 }
             }
         })();
-        match res {
-            Ok(()) => Ok(inspector.finish()),
-            Err(e) => Err(e.to_string()),
-        }
+        res.map(|()| inspector.finish())
     };
     // Whatever the decoder left unread still counts toward size and checksum.
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| Failure::Read(e.to_string()))?;

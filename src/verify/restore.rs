@@ -36,6 +36,8 @@ pub struct RestoreRequest<'a> {
     pub create_roles: bool,
     /// Who runs the file's SQL and what psql may be used.
     pub load: crate::restore::LoadPolicy,
+    /// The age identities that decrypt an encrypted backup.
+    pub identities: Option<&'a crate::model::age::AgeIdentities>,
 }
 
 /// The test restore needs a scratch database: an admin role that may not create one cannot run
@@ -136,16 +138,44 @@ async fn test_restore(
         progress: rr.progress.clone(),
     };
     let m = manifest.as_ref();
-    // The loader reads a local file: the local store's own, else a fetched copy.
-    let local = staging::local_file(store, &rec.file, &staging::default_dir())
-        .map_err(|e| VerifyError::Restore(format!("cannot stage the file: {e}")))?;
+    // The loader reads a local file: the local store's own, else a fetched copy (decrypted,
+    // for an encrypted backup: the checksum level proved its stored bytes).
+    let (local, sha256) = match m.and_then(|m| m.encryption.as_ref()) {
+        None => (
+            staging::local_file(store, &rec.file, &staging::default_dir())
+                .map_err(|e| VerifyError::Restore(format!("cannot stage the file: {e}")))?,
+            m.map(|m| m.sha256.clone())
+                .or_else(|| Some(rec.sha256.clone())),
+        ),
+        Some(e) => {
+            let expected = m.map(|m| (m.stored_bytes, m.sha256.as_str()));
+            let (local, _, sha) = crate::pipeline::crypt::decrypt_object(
+                store,
+                &rec.file,
+                &staging::default_dir(),
+                rr.identities,
+                (&e.recipients, expected),
+            )
+            .map_err(|e| VerifyError::Restore(format!("cannot decrypt the file: {e}")))?;
+            (local, Some(sha))
+        }
+    };
+    // From here on the decrypted file is what is checked: the manifest's view of it.
+    let manifest = match (&manifest, m.and_then(|m| m.encryption.as_ref())) {
+        (Some(orig), Some(_)) => {
+            let mut view = orig.clone();
+            view.sha256 = sha256.clone().unwrap_or_default();
+            view.stored_bytes = std::fs::metadata(local.path()).map_or(0, |md| md.len());
+            Some(view)
+        }
+        _ => manifest.clone(),
+    };
+    let m = manifest.as_ref();
     let input = Input {
         path: local.path().to_path_buf(),
         format: m.map_or(Format::Plain, |m| m.format),
         compression: m.map_or(Compression::Gzip, |m| m.compression),
-        sha256: m
-            .map(|m| m.sha256.clone())
-            .or_else(|| Some(rec.sha256.clone())),
+        sha256,
     };
     let run_as = run_as(rr, info.as_ref())?;
     // The file is read through the psql lexer first (as a restore's preflight does).

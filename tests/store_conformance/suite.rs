@@ -466,6 +466,7 @@ fn manifest(file: &str, bytes: u64) -> pgkeep::catalog::Manifest {
         },
         warnings: vec![],
         globals: None,
+        encryption: None,
     }
 }
 
