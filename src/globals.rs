@@ -171,10 +171,7 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         // the kinds it knows whatever pg_dumpall's major; there is nothing to leave out.
         newer_pg_dump: false,
         globals: Some(info),
-        encryption: s
-            .age_recipients
-            .as_ref()
-            .map(crate::model::age::Encryption::age),
+        encryption: crate::model::age::Encryption::of(s.age_recipients.as_ref()),
     };
     backup::commit_manifest(&*store, &manifest, s.manifest_keys.as_ref())?;
     drop(lock);

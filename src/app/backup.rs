@@ -147,7 +147,6 @@ pub async fn globals(settings: &Settings, ctx: &Context) -> Result<Manifest> {
         tokio::task::block_in_place(|| notifier.notify(&event));
     }
     Ok(done.manifest)
-
 }
 
 /// Copy the new backup (and any that earlier runs left uncopied) to `copy_to`, then cull the

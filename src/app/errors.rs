@@ -45,6 +45,7 @@ const KNOWN: &[Probe] = &[
     probe::<crate::databases::SetFailed>,
     probe::<crate::catalog::CatalogError>,
     probe::<PipelineError>,
+    probe::<crate::pipeline::crypt::CryptError>,
     probe::<GuardError>,
     probe::<PgError>,
     probe::<ToolError>,

@@ -25,11 +25,14 @@ use crate::shutdown::{Reason, Shutdown};
 use crate::storage::{self, Staged, StorageError, Store, Upload};
 
 mod compression;
+mod output;
 
 pub use compression::ZSTD_PG_DUMP_MAJOR;
 use compression::{
     check_compression, custom_compress_arg, recorded_compression, stored_compression,
 };
+pub(crate) use output::Output;
+use output::{SharedUpload, open_output};
 
 #[derive(Debug, Error)]
 pub enum BackupError {
@@ -213,12 +216,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     let ext = catalog::extension(s.format, s.compression, s.age_recipients.is_some());
     let file = format!("{day}/{stem}{ext}");
 
-    let holder = format!(
-        "backup {stem} of database \"{}\" started {} by pid {}",
-        req.database,
-        started_at.round(jiff::Unit::Second).unwrap_or(started_at),
-        std::process::id()
-    );
+    let holder = holder(&stem, &req.database, started_at);
     // The lock file is made only once the directory and the database proved usable: a
     // refused run leaves none behind.
     let params = ConnParams::from_settings(s, &req.database);
@@ -232,15 +230,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
     );
 
     check_compression(&pre.pg_dump, &pre.server.version, s, &req.child_env)?;
-    let newer_pg_dump = pre.pg_dump.major > tools::server_major(pre.server.version_num);
-    if newer_pg_dump {
-        tracing::warn!(
-            server = %pre.server.version,
-            pg_dump = %format!("{} ({})", pre.pg_dump.version, pre.pg_dump.path.display()),
-            "pg_dump is newer than the server (none of its major was found): the manifest records it (newer_pg_dump), and a restore into a PostgreSQL {0} server leaves out what pg_dump writes for newer servers (SET transaction_timeout); install the pg_dump of PostgreSQL {0}",
-            tools::server_major(pre.server.version_num)
-        );
-    }
+    let newer_pg_dump = newer_pg_dump(&pre);
 
     let passfile = private_passfile(&params)?;
     let env = libpq_env(&params, &req.child_env, passfile.as_ref().map(|p| p.path()));
@@ -305,10 +295,7 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         warnings,
         globals: None,
         newer_pg_dump,
-        encryption: s
-            .age_recipients
-            .as_ref()
-            .map(crate::model::age::Encryption::age),
+        encryption: crate::model::age::Encryption::of(s.age_recipients.as_ref()),
     };
     commit_manifest(&*store, &manifest, req.settings.manifest_keys.as_ref())?;
     fault::point("backup.committed");
@@ -317,6 +304,31 @@ pub async fn run_at(mut req: Request<'_>, started_at: Timestamp) -> Result<Done,
         path: Path::new(&store.describe()).join(&file),
         manifest,
     })
+}
+
+/// The note a backup's lock carries: what holds it, since when, in which process.
+fn holder(stem: &str, database: &str, started_at: Timestamp) -> String {
+    format!(
+        "backup {stem} of database \"{database}\" started {} by pid {}",
+        started_at.round(jiff::Unit::Second).unwrap_or(started_at),
+        std::process::id()
+    )
+}
+
+/// Whether pg_dump is of a newer major than the server (none of the server's major was found),
+/// with a warning saying what that means.
+fn newer_pg_dump(pre: &Preflight) -> bool {
+    let server_major = tools::server_major(pre.server.version_num);
+    let newer = pre.pg_dump.major > server_major;
+    if newer {
+        tracing::warn!(
+            server = %pre.server.version,
+            pg_dump = %format!("{} ({})", pre.pg_dump.version, pre.pg_dump.path.display()),
+            "pg_dump is newer than the server (none of its major was found): the manifest records it (newer_pg_dump), and a restore into a PostgreSQL {0} server leaves out what pg_dump writes for newer servers (SET transaction_timeout); install the pg_dump of PostgreSQL {0}",
+            server_major
+        );
+    }
+    newer
 }
 
 /// Take the database's lock and remove the unfinished writes of its backups: only a run holding
@@ -365,98 +377,6 @@ pub(crate) fn private_passfile(
             })?))
         }
         _ => Ok(None),
-    }
-}
-
-/// Where the dump goes: a streamed upload for plain dumps, a staging file for custom archives
-/// (pg_dump writes those itself and seeks in them). An archive to be encrypted is staged apart
-/// from the store (in TMPDIR) even for a local store, so that no plaintext lands beside the
-/// backups; it is encrypted on its way into the store.
-fn open_output(store: &dyn Store, s: &Settings, file: &str) -> Result<Output, BackupError> {
-    let tmp = std::env::temp_dir();
-    Ok(match (s.format, s.age_recipients.is_some()) {
-        (Format::Plain, _) => Output::Stream(store.create(file)?),
-        (Format::Custom, false) => Output::Staged(storage::staging::stage(store, file, &tmp)?),
-        (Format::Custom, true) => Output::Sealed(
-            storage::staging::stage_apart(store, file, &tmp)?,
-            file.to_string(),
-        ),
-    })
-}
-
-/// Where the dump goes until the commit: plain dumps stream into an upload; pg_dump writes a
-/// custom archive into a staged local file itself (it seeks back to write the data offsets).
-pub(crate) enum Output {
-    Stream(Box<dyn Upload>),
-    Staged(Staged),
-    /// A custom archive staged apart, encrypted into object `.1` on commit.
-    Sealed(Staged, String),
-}
-
-impl Output {
-    /// The staged archive pg_dump writes, if any.
-    fn staged(&self) -> Option<&Staged> {
-        match self {
-            Output::Stream(_) => None,
-            Output::Staged(s) | Output::Sealed(s, _) => Some(s),
-        }
-    }
-
-    /// Commit the data object (not yet the backup: that is the manifest). An archive encrypted
-    /// on its way into the store returns the stored size and sha256.
-    pub(crate) fn commit(
-        self,
-        store: &dyn Store,
-        recipients: Option<&crate::model::age::AgeRecipients>,
-    ) -> Result<Option<(u64, String)>, StorageError> {
-        match (self, recipients) {
-            (Output::Stream(upload), _) => upload.commit().map(|()| None),
-            (Output::Staged(staged), _) => staged.commit(store).map(|()| None),
-            (Output::Sealed(staged, name), Some(r)) => {
-                let sealed = seal_into(store, staged.path(), &name, r);
-                let _ = staged.abort();
-                sealed.map(Some)
-            }
-            (Output::Sealed(..), None) => unreachable!("sealed outputs have recipients"),
-        }
-    }
-
-    /// Give the data up. An abort that fails leaves an unfinished write, never a listed object;
-    /// culling removes it later.
-    pub(crate) fn abort(self) {
-        let aborted = match self {
-            Output::Stream(upload) => upload.abort(),
-            Output::Staged(staged) | Output::Sealed(staged, _) => staged.abort(),
-        };
-        if let Err(e) = aborted {
-            tracing::warn!(error = %e, "cannot remove the unfinished backup data; culling removes it later");
-        }
-    }
-}
-
-/// The upload as the pipeline's sink, still reachable by the caller: when the stream fails
-/// (and the pipeline drops its sink), the upload is aborted explicitly rather than dropped.
-#[derive(Clone)]
-struct SharedUpload(std::sync::Arc<std::sync::Mutex<Option<Box<dyn Upload>>>>);
-
-impl SharedUpload {
-    fn take(&self) -> Option<Box<dyn Upload>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
-
-impl std::io::Write for SharedUpload {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            Some(up) => up.write(buf),
-            None => Err(std::io::Error::other("the upload was given up")),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            Some(up) => up.flush(),
-            None => Ok(()),
-        }
     }
 }
 
@@ -749,37 +669,6 @@ fn wait_growing(
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         outcome
     })
-}
-
-/// Encrypt the staged archive at `path` into object `name` (through a streamed upload, hashing
-/// what is stored); the stored size and sha256.
-fn seal_into(
-    store: &dyn Store,
-    path: &Path,
-    name: &str,
-    recipients: &crate::model::age::AgeRecipients,
-) -> Result<(u64, String), StorageError> {
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| StorageError::io("cannot read", path.display(), e))?;
-    let upload = store.create(name)?;
-    let shared = SharedUpload(std::sync::Arc::new(std::sync::Mutex::new(Some(upload))));
-    let copied = pipeline::Sealer::new(shared.clone(), Some(recipients)).and_then(|mut sealer| {
-        std::io::copy(&mut file, &mut sealer)?;
-        sealer.finish()
-    });
-    let upload = shared.take().expect("the upload is kept until now");
-    match copied {
-        Ok(hc) => {
-            let (_, bytes, sha256) = hc.finish();
-            upload.commit()?;
-            Ok((bytes, sha256))
-        }
-        Err(e) => {
-            let err = StorageError::from_write(name, e);
-            let _ = upload.abort();
-            Err(err)
-        }
-    }
 }
 
 /// Write the manifest atomically; if that fails, remove the data so nothing unlisted remains.

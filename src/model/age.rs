@@ -136,6 +136,11 @@ impl Encryption {
             recipients: recipients.public_keys(),
         }
     }
+
+    /// The manifest's record of encryption to `recipients`, if any.
+    pub fn of(recipients: Option<&AgeRecipients>) -> Option<Encryption> {
+        recipients.map(Encryption::age)
+    }
 }
 
 #[cfg(test)]

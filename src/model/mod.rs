@@ -2,8 +2,8 @@
 //! secrets), defined once below every layer that uses them, so the configuration only parses
 //! into them and depends on nothing above it.
 
-pub mod databases;
 pub mod age;
+pub mod databases;
 pub mod format;
 pub mod name;
 pub mod policy;

@@ -30,6 +30,19 @@ pub enum CryptError {
     Storage(#[from] StorageError),
 }
 
+impl crate::exit::ExitCode for CryptError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            // The backup cannot be read here: refused before anything changes.
+            CryptError::NoIdentity
+            | CryptError::WrongIdentity(_)
+            | CryptError::Corrupt(_)
+            | CryptError::Changed(_) => crate::exit::REFUSED,
+            CryptError::Storage(e) => crate::exit::ExitCode::exit_code(e),
+        }
+    }
+}
+
 impl CryptError {
     /// True when the content could not be read for want of the right key (not a damaged file).
     pub fn is_key_problem(&self) -> bool {
@@ -113,7 +126,7 @@ pub fn decrypt_to_local(
     let temp_path = temp.path().display().to_string();
     let (plain_bytes, plain_sha) = {
         let mut reader = decrypt(&mut stored, Some(ids), recipients)?;
-        let mut out = crate::pipeline::HashCount::new(temp.as_file_mut());
+        let mut out = super::hashing::HashCount::new(temp.as_file_mut());
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = match reader.read(&mut buf) {

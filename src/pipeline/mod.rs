@@ -5,6 +5,7 @@
 pub mod compat;
 pub mod crypt;
 pub mod guard;
+pub mod hashing;
 pub mod inspect;
 pub mod pargz;
 pub mod preflight;
@@ -14,6 +15,8 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+pub use hashing::HashCount;
 
 use crate::model::Compression;
 use crate::model::age::AgeRecipients;
@@ -36,40 +39,6 @@ impl crate::exit::ExitCode for PipelineError {
             PipelineError::Read(_) => crate::exit::FAILED,
             PipelineError::Write(_) => crate::exit::STORAGE,
         }
-    }
-}
-
-/// Counts and hashes the bytes that reach the sink.
-pub struct HashCount<W> {
-    inner: W,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<W: Write> HashCount<W> {
-    pub fn new(inner: W) -> Self {
-        HashCount {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        }
-    }
-
-    pub fn finish(self) -> (W, u64, String) {
-        (self.inner, self.bytes, hex::encode(self.hasher.finalize()))
-    }
-}
-
-impl<W: Write> Write for HashCount<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 

@@ -137,39 +137,7 @@ async fn test_restore(
         allow_unrestricted_psql: rr.load.allow_unrestricted_psql,
         progress: rr.progress.clone(),
     };
-    let m = manifest.as_ref();
-    // The loader reads a local file: the local store's own, else a fetched copy (decrypted,
-    // for an encrypted backup: the checksum level proved its stored bytes).
-    let (local, sha256) = match m.and_then(|m| m.encryption.as_ref()) {
-        None => (
-            staging::local_file(store, &rec.file, &staging::default_dir())
-                .map_err(|e| VerifyError::Restore(format!("cannot stage the file: {e}")))?,
-            m.map(|m| m.sha256.clone())
-                .or_else(|| Some(rec.sha256.clone())),
-        ),
-        Some(e) => {
-            let expected = m.map(|m| (m.stored_bytes, m.sha256.as_str()));
-            let (local, _, sha) = crate::pipeline::crypt::decrypt_object(
-                store,
-                &rec.file,
-                &staging::default_dir(),
-                rr.identities,
-                (&e.recipients, expected),
-            )
-            .map_err(|e| VerifyError::Restore(format!("cannot decrypt the file: {e}")))?;
-            (local, Some(sha))
-        }
-    };
-    // From here on the decrypted file is what is checked: the manifest's view of it.
-    let manifest = match (&manifest, m.and_then(|m| m.encryption.as_ref())) {
-        (Some(orig), Some(_)) => {
-            let mut view = orig.clone();
-            view.sha256 = sha256.clone().unwrap_or_default();
-            view.stored_bytes = std::fs::metadata(local.path()).map_or(0, |md| md.len());
-            Some(view)
-        }
-        _ => manifest.clone(),
-    };
+    let (local, manifest, sha256) = local_copy(store, rr, rec, manifest)?;
     let m = manifest.as_ref();
     let input = Input {
         path: local.path().to_path_buf(),
@@ -218,6 +186,57 @@ async fn test_restore(
                 false => format!("{m}; not applied: {}", unapplied.join("; ")),
             }
         }))
+}
+
+/// The local file the loader reads (the local store's own, else a fetched copy; decrypted for an
+/// encrypted backup), the manifest as it describes that file, and the file's expected sha256.
+fn local_copy(
+    store: &dyn Store,
+    rr: &RestoreRequest<'_>,
+    rec: &Record,
+    manifest: Option<crate::catalog::Manifest>,
+) -> Result<
+    (
+        staging::LocalFile,
+        Option<crate::catalog::Manifest>,
+        Option<String>,
+    ),
+    VerifyError,
+> {
+    let m = manifest.as_ref();
+    // The loader reads a local file: the local store's own, else a fetched copy (decrypted,
+    // for an encrypted backup: the checksum level proved its stored bytes).
+    let (local, sha256) = match m.and_then(|m| m.encryption.as_ref()) {
+        None => (
+            staging::local_file(store, &rec.file, &staging::default_dir())
+                .map_err(|e| VerifyError::Restore(format!("cannot stage the file: {e}")))?,
+            m.map(|m| m.sha256.clone())
+                .or_else(|| Some(rec.sha256.clone())),
+        ),
+        Some(e) => {
+            let expected = m.map(|m| (m.stored_bytes, m.sha256.as_str()));
+            let (local, _, sha) = crate::pipeline::crypt::decrypt_object(
+                store,
+                &rec.file,
+                &staging::default_dir(),
+                rr.identities,
+                (&e.recipients, expected),
+            )
+            .map_err(|e| VerifyError::Restore(format!("cannot decrypt the file: {e}")))?;
+            (local, Some(sha))
+        }
+    };
+    // From here on the decrypted file is what is checked: the manifest's view of it.
+    let view = match (&manifest, m.and_then(|m| m.encryption.as_ref())) {
+        (Some(orig), Some(_)) => {
+            let mut view = orig.clone();
+            view.sha256 = sha256.clone().unwrap_or_default();
+            view.stored_bytes = std::fs::metadata(local.path()).map_or(0, |md| md.len());
+            Some(view)
+        }
+        _ => manifest.clone(),
+    };
+    Ok((local, view, sha256))
 }
 
 /// A server older than the one the backup came from cannot prove anything about it: its
