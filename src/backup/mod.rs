@@ -22,7 +22,7 @@ use crate::pg::{ConnParams, PgError};
 use crate::pipeline::{self, PipelineError};
 use crate::process::{Running, Spec};
 use crate::shutdown::{Reason, Shutdown};
-use crate::storage::{self, Staged, StorageError, Store, Upload};
+use crate::storage::{self, StorageError, Store, Upload};
 
 mod compression;
 mod output;

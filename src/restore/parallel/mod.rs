@@ -277,6 +277,7 @@ pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStat
     let main_opts = GuardOptions {
         scan: p.opts.scan,
         restrict_key: None,
+        server_major: p.opts.server_major,
     };
     let fed = guard::feed_psql(
         progress.reader("loading", file),
