@@ -365,6 +365,8 @@ fn uncommitted_files_are_listed_as_such_and_restored_only_when_allowed() {
 fn a_parallel_load_refuses_a_file_replaced_after_the_preflight() {
     let db = TestDb::create(SAMPLE);
     let a = backup(&db, &[]);
+    // The live database moves on after the backup: a refused restore leaves it at 301 rows.
+    db.sql("INSERT INTO \"SBI_USER\" (\"USERNAME\") VALUES ('new')");
     let id = pgkeep::catalog::id_of(&a.display().to_string());
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
