@@ -114,24 +114,16 @@ pub async fn run(req: Request<'_>) -> Result<Done, BackupError> {
         encrypt: s.age_recipients.clone(),
     };
     let target = format!("{file} in {}", store.describe());
-    let mut task = tokio::task::spawn_blocking(move || {
+    let task = tokio::task::spawn_blocking(move || {
         backup::stream_plain(running, upload, &opts, &target, &mut |_| {})
     });
-    let mut shutdown = req.shutdown.clone();
-    let joined = tokio::select! {
-        r = &mut task => r,
-        reason = shutdown.wait() => {
-            killer.terminate(Duration::from_secs(3));
-            if let Ok(Ok(dumped)) = task.await {
-                dumped.output.abort();
-            }
-            return Err(BackupError::Interrupted(reason));
-        }
-    };
-    let dumped = joined.map_err(|e| BackupError::Io {
-        context: "the globals backup task failed".into(),
-        source: std::io::Error::other(e.to_string()),
-    })??;
+    let dumped = backup::finish_or_stop(
+        task,
+        &killer,
+        &req.shutdown,
+        "the globals backup task failed",
+    )
+    .await?;
     drop(passfile);
     if !dumped.report.cluster_trailer {
         dumped.output.abort();

@@ -78,16 +78,7 @@ pub async fn one(
     let done = match res.with_context(|| format!("backup of database \"{database}\" failed")) {
         Ok(done) => done,
         Err(e) => {
-            if notifier.is_configured() {
-                let event = Event::new(
-                    Operation::Backup,
-                    Outcome::Failure,
-                    Some(&database),
-                    &settings.host,
-                    crate::exit::one_line(&e),
-                );
-                tokio::task::block_in_place(|| notifier.notify(&event));
-            }
+            notify_failure(&notifier, settings, Some(&database), &e);
             return Err(e);
         }
     };
@@ -125,16 +116,7 @@ pub async fn globals(settings: &Settings, ctx: &Context) -> Result<Manifest> {
     {
         Ok(done) => done,
         Err(e) => {
-            if notifier.is_configured() {
-                let event = Event::new(
-                    Operation::Backup,
-                    Outcome::Failure,
-                    None,
-                    &settings.host,
-                    crate::exit::one_line(&e),
-                );
-                tokio::task::block_in_place(|| notifier.notify(&event));
-            }
+            notify_failure(&notifier, settings, None, &e);
             return Err(e);
         }
     };
@@ -182,16 +164,7 @@ pub async fn copy_after(settings: &Settings, database: &str, notifier: &Notifier
     let e = anyhow::Error::new(failure).context(format!(
         "copy of database \"{database}\"'s backups to {to} failed"
     ));
-    if notifier.is_configured() {
-        let event = Event::new(
-            Operation::Backup,
-            Outcome::Failure,
-            Some(database),
-            &settings.host,
-            crate::exit::one_line(&e),
-        );
-        tokio::task::block_in_place(|| notifier.notify(&event));
-    }
+    notify_failure(notifier, settings, Some(database), &e);
     Err(e)
 }
 
@@ -243,5 +216,24 @@ fn compression_name(c: Compression) -> &'static str {
         Compression::Gzip => "gzip",
         Compression::Zstd => "zstd",
         Compression::None => "none",
+    }
+}
+
+/// Tell the configured notifications that a backup (of `database`, or of the globals) failed.
+fn notify_failure(
+    notifier: &Notifier,
+    settings: &Settings,
+    database: Option<&str>,
+    e: &anyhow::Error,
+) {
+    if notifier.is_configured() {
+        let event = Event::new(
+            Operation::Backup,
+            Outcome::Failure,
+            database,
+            &settings.host,
+            crate::exit::one_line(e),
+        );
+        tokio::task::block_in_place(|| notifier.notify(&event));
     }
 }

@@ -91,62 +91,7 @@ pub fn render_list(entries: &[Entry]) -> String {
         "VERIFIED".into(),
         "ID".into(),
     ]];
-    for e in entries {
-        let sealed = if catalog::is_encrypted(&e.file) {
-            "+age"
-        } else {
-            ""
-        };
-        let format = match (e.format, e.compression) {
-            (crate::model::Format::Custom, _) => "custom".to_string(),
-            (_, c) => format!(
-                "plain+{}",
-                serde_json::to_value(c)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
-            ),
-        };
-        rows.push([
-            e.time
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .strftime("%Y-%m-%d %H:%M:%S")
-                .to_string(),
-            match e.database.as_deref() {
-                Some(catalog::GLOBALS) => "(globals)".into(),
-                Some(d) => d.to_string(),
-                None => "?".into(),
-            },
-            format!("{}{sealed}", format.replace("plain+none", "plain")),
-            report::human_bytes(e.stored_bytes),
-            e.duration_seconds
-                .map_or("-".into(), |d| format!("{d:.1}s")),
-            match e.status {
-                Status::Good if e.verification.as_ref().is_some_and(|v| v.is_bad()) => "bad".into(),
-                Status::Good => "good".into(),
-                Status::Legacy if e.verification.is_some() => "legacy".into(),
-                Status::Legacy => "legacy (unverified)".into(),
-                Status::Uncommitted => "uncommitted (no manifest)".into(),
-                Status::Unreadable => "unreadable".into(),
-            },
-            match &e.verification {
-                None => "-".into(),
-                Some(v) => format!(
-                    "{} {}",
-                    match v.verdict() {
-                        Verdict::Good => "ok".to_string(),
-                        Verdict::Bad => format!("FAILED ({})", v.failure.as_deref().unwrap_or("?")),
-                        Verdict::Inconclusive =>
-                            format!("inconclusive ({})", v.failure.as_deref().unwrap_or("?")),
-                    },
-                    v.checked_at
-                        .to_zoned(jiff::tz::TimeZone::UTC)
-                        .strftime("%Y-%m-%d %H:%M")
-                ),
-            },
-            e.id.clone(),
-        ]);
-    }
+    rows.extend(entries.iter().map(row));
     if entries.is_empty() {
         return "no backups\n".into();
     }
@@ -186,4 +131,62 @@ pub fn render_list(entries: &[Entry]) -> String {
         out.extend(notes);
     }
     out
+}
+
+/// The table row of one entry.
+fn row(e: &Entry) -> [String; 8] {
+    let sealed = if catalog::is_encrypted(&e.file) {
+        "+age"
+    } else {
+        ""
+    };
+    let format = match (e.format, e.compression) {
+        (crate::model::Format::Custom, _) => "custom".to_string(),
+        (_, c) => format!(
+            "plain+{}",
+            serde_json::to_value(c)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        ),
+    };
+    [
+        e.time
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        match e.database.as_deref() {
+            Some(catalog::GLOBALS) => "(globals)".into(),
+            Some(d) => d.to_string(),
+            None => "?".into(),
+        },
+        format!("{}{sealed}", format.replace("plain+none", "plain")),
+        report::human_bytes(e.stored_bytes),
+        e.duration_seconds
+            .map_or("-".into(), |d| format!("{d:.1}s")),
+        match e.status {
+            Status::Good if e.verification.as_ref().is_some_and(|v| v.is_bad()) => "bad".into(),
+            Status::Good => "good".into(),
+            Status::Legacy if e.verification.is_some() => "legacy".into(),
+            Status::Legacy => "legacy (unverified)".into(),
+            Status::Uncommitted => "uncommitted (no manifest)".into(),
+            Status::Unreadable => "unreadable".into(),
+        },
+        match &e.verification {
+            None => "-".into(),
+            Some(v) => format!(
+                "{} {}",
+                match v.verdict() {
+                    Verdict::Good => "ok".to_string(),
+                    Verdict::Bad => format!("FAILED ({})", v.failure.as_deref().unwrap_or("?")),
+                    Verdict::Inconclusive =>
+                        format!("inconclusive ({})", v.failure.as_deref().unwrap_or("?")),
+                },
+                v.checked_at
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .strftime("%Y-%m-%d %H:%M")
+            ),
+        },
+        e.id.clone(),
+    ]
 }

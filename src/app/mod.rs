@@ -50,6 +50,7 @@ pub async fn run(cli: Cli, settings: Settings, ctx: Context) -> Result<()> {
         Command::Maintenance(_) => maintenance::run(&settings, &ctx).await,
         Command::Run(args) => run::run(args, settings, ctx).await,
         Command::Prune(args) => prune::run(args, &settings).await,
+        Command::Restore(args) if args.all => recover::run(args, &settings, &ctx).await,
         Command::Restore(args) => restore::run(args, &settings, &ctx).await,
         Command::Cleanup(args) => cleanup::run(args, &settings, &ctx).await,
     }

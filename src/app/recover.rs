@@ -173,15 +173,7 @@ async fn globals(
         )),
         e => e,
     })?;
-    if let Some(note) = restore::check_seal(
-        store,
-        &Selector::Latest,
-        &backup,
-        settings.manifest_keys.as_ref(),
-    )? {
-        tracing::warn!("backup {}: {note}", backup.id);
-    }
-    let backup = restore::decrypt(backup, &ctx.tmp_dir(), settings.age_identities.as_ref())?;
+    let backup = super::restore::opened(store, &Selector::Latest, backup, settings, ctx)?;
     for s in &backup.skipped {
         tracing::warn!(id = %backup.id, "restoring older globals: {s}");
     }
@@ -214,16 +206,7 @@ async fn prepare(
         &Selector::Latest,
         false,
     )
-    .and_then(|b| {
-        restore::check_seal(
-            store,
-            &Selector::Latest,
-            &b,
-            settings.manifest_keys.as_ref(),
-        )
-        .map(|_| b)
-    })
-    .and_then(|b| restore::decrypt(b, &ctx.tmp_dir(), settings.age_identities.as_ref()));
+    .and_then(|b| super::restore::opened(store, &Selector::Latest, b, settings, ctx));
     let backup = match chosen {
         Ok(b) => b,
         Err(e) => {

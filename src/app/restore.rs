@@ -214,15 +214,7 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         &selector(args)?,
         args.allow_unverified,
     )?;
-    if let Some(note) = restore::check_seal(
-        &*store,
-        &selector(args)?,
-        &backup,
-        settings.manifest_keys.as_ref(),
-    )? {
-        tracing::warn!("backup {}: {note}", backup.id);
-    }
-    let backup = restore::decrypt(backup, &ctx.tmp_dir(), settings.age_identities.as_ref())?;
+    let backup = opened(&*store, &selector(args)?, backup, settings, ctx)?;
     for s in &backup.skipped {
         tracing::warn!(id = %backup.id, "restoring an older backup: {s}");
     }
@@ -238,6 +230,23 @@ fn request(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<Req
         return Err(UsageError("the target database name is empty".into()).into());
     }
     Ok(build(args, settings, ctx, backup, target))
+}
+
+/// The chosen backup ready to load: its manifest's seal checked (a warning when it cannot be
+/// proven, a refusal when it is broken) and, when it is encrypted, decrypted into a private file.
+pub(super) fn opened(
+    store: &dyn crate::storage::Store,
+    selector: &Selector,
+    backup: restore::Chosen,
+    settings: &Settings,
+    ctx: &Context,
+) -> Result<restore::Chosen, restore::RestoreError> {
+    if let Some(note) =
+        restore::check_seal(store, selector, &backup, settings.manifest_keys.as_ref())?
+    {
+        tracing::warn!("backup {}: {note}", backup.id);
+    }
+    restore::decrypt(backup, &ctx.tmp_dir(), settings.age_identities.as_ref())
 }
 
 /// The restore request of `backup` into `target` by the flags and settings.
@@ -283,9 +292,6 @@ pub(super) fn build(
 }
 
 pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Result<()> {
-    if args.all {
-        return super::recover::run(args, settings, ctx).await;
-    }
     let mut req = request(args, settings, ctx)?;
     tracing::debug!(backup = %req.backup.id, file = %req.backup.path.display(), target = %req.target, "restore preflight");
     let pre = if args.target.dry_run {

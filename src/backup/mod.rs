@@ -447,7 +447,7 @@ async fn dump(
         ),
         Format::Plain => None,
     };
-    let mut task = tokio::task::spawn_blocking(move || {
+    let task = tokio::task::spawn_blocking(move || {
         let mut progress_fn = |n: u64| {
             fault::point("backup.streamed");
             progress.report("dumping", n);
@@ -463,7 +463,17 @@ async fn dump(
         }
     });
 
-    let mut shutdown = req.shutdown.clone();
+    finish_or_stop(task, &killer, &req.shutdown, "the backup task failed").await
+}
+
+/// Wait for the dump task; on shutdown, stop pg_dump (or pg_dumpall) and give up its output.
+pub(crate) async fn finish_or_stop(
+    mut task: tokio::task::JoinHandle<Result<Dumped, BackupError>>,
+    killer: &crate::process::Killer,
+    shutdown: &Shutdown,
+    failed: &str,
+) -> Result<Dumped, BackupError> {
+    let mut shutdown = shutdown.clone();
     let joined = tokio::select! {
         r = &mut task => r,
         reason = shutdown.wait() => {
@@ -475,7 +485,7 @@ async fn dump(
         }
     };
     joined.map_err(|e| BackupError::Io {
-        context: "the backup task failed".into(),
+        context: failed.into(),
         source: std::io::Error::other(e.to_string()),
     })?
 }

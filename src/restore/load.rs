@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use super::database::{create_database_sql, extensions_sql, grants_sql, settings_sql};
 
-use super::custom_jobs;
 use super::dropped::Dropped;
 use super::load_role::{LoadRole, RunAs};
 use crate::model::Format;
@@ -423,28 +422,17 @@ impl Loader<'_> {
     ) -> Result<LoadStats, LoadError> {
         let started = Instant::now();
         let env = self.load_env(database, role, encoding);
-        let routed = through_psql(self.tools, input, self.server_version_num);
-        if routed {
-            tracing::info!(
-                pg_restore = %self.tools.pg_restore_version,
-                server_version_num = self.server_version_num,
-                "pg_restore is newer than the server: the archive is loaded as the script pg_restore -f - writes, through psql, leaving out what this server does not know{}",
-                if jobs > 1 { " (one job: a script loads serially)" } else { "" }
-            );
-        }
+        let routed = self.routed(input, jobs);
         let mut spec = load_command(self.tools, input, database, jobs, self.server_version_num)
             .envs(env.clone());
         let parallel = input.format == Format::Custom && jobs > 1 && !routed;
         // Row security is enabled in a second pass, after every constraint (see custom_jobs).
-        let mut second = None;
-        if parallel && let Some(lists) = custom_jobs::lists(&self.tools.pg_restore, input, &env)? {
+        let second = match parallel {
+            true => self.row_security_pass(input, database, &env)?,
+            false => None,
+        };
+        if let Some((_, lists)) = &second {
             spec = spec.arg("--use-list").arg(&lists.first);
-            let tail = Spec::new(&self.tools.pg_restore)
-                .arg("--no-password")
-                .arg("-d")
-                .arg(conninfo_dbname(database))
-                .envs(env.clone());
-            second = Some((tail, lists));
         }
         let stdin = if parallel {
             Stdio::null()
@@ -454,17 +442,7 @@ impl Loader<'_> {
         let opts = self.guard_options()?;
         // The script of a routed archive: pg_restore reads the archive on stdin, writes SQL.
         let script = match routed {
-            true => Some(
-                Running::spawn_with_stdin(
-                    &script_command(self.tools).envs(env),
-                    Stdio::piped(),
-                    Stdio::piped(),
-                )
-                .map_err(|source| LoadError::Io {
-                    context: format!("cannot start {}", self.tools.pg_restore.display()),
-                    source,
-                })?,
-            ),
+            true => Some(self.script(env)?),
             false => None,
         };
         if input.format == Format::Plain && jobs > 1 {

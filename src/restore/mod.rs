@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod journal;
 mod leftovers;
 pub mod load;
+mod load_custom;
 mod load_error;
 pub mod load_role;
 mod names;

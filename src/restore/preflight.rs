@@ -93,6 +93,15 @@ pub async fn dry_run_preflight(req: &Request) -> Result<Preflight, RestoreError>
     run(req, true).await
 }
 
+/// The database the admin connects to: `postgres`, or `template1` when `postgres` is the target.
+fn maintenance_db(target: &str) -> String {
+    match target == "postgres" {
+        true => "template1",
+        false => "postgres",
+    }
+    .to_string()
+}
+
 async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError> {
     let t = Instant::now();
     let (mut checked, file_refused) = match check_file(&req.backup) {
@@ -107,24 +116,15 @@ async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError
         Err(e) => return Err(e),
     };
     let file_check_duration = t.elapsed();
-    let maintenance_db = if req.target == "postgres" {
-        "template1"
-    } else {
-        "postgres"
-    }
-    .to_string();
+    let maintenance_db = maintenance_db(&req.target);
     let admin = effective_admin(req, &maintenance_db);
     let client = admin.connect().await?;
     let server = crate::pg::catalog::server_info(&client).await?;
     let me = admin_role(&client).await?;
     let live = live_database(&client, &req.target).await?;
     let (mut info, info_source) = properties(req, &admin, &client, live.is_some()).await?;
-    let dump_major = req
-        .backup
-        .manifest
-        .as_ref()
-        .map_or(0, |m| m.pg_dump_major());
-    let tools = Tools::find(server.version_num, dump_major, &req.search)?;
+    let dump_major = req.backup.manifest.as_ref().map(|m| m.pg_dump_major());
+    let tools = Tools::find(server.version_num, dump_major.unwrap_or(0), &req.search)?;
     let roles_needed = needed_roles(req, &client, info.as_ref(), checked.legacy.as_ref(), &tools)
         .await
         .or_else(|e| match &file_refused {

@@ -1,3 +1,5 @@
+//! Tests of the splitter: sections, blocks of whole rows, the session state of each unit.
+
 use super::*;
 
 #[derive(Default)]
