@@ -133,6 +133,23 @@ impl Worker {
         Ok(())
     }
 
+    /// Give psql a COPY block the splitter cut from the checked stream (`COPY ... FROM stdin;`,
+    /// whole rows, `\.`), after the session state it was cut under. The statement and its rows
+    /// passed the load's guard once already, and a block leaves psql at the start of a fresh
+    /// line, where it found it: so when this worker's guard is at rest the block goes to psql
+    /// as it is, without a second lexing of every row; otherwise through the guard.
+    pub fn send_copy_block(&mut self, state: &State, block: &[u8]) -> Result<(), SendError> {
+        self.send(Some(state), b"", None)?;
+        let (Some(guard), Some(pipe)) = (self.guard.as_mut(), self.pipe.as_mut()) else {
+            return Err(SendError::Gone);
+        };
+        guard.open(pipe).map_err(|_| SendError::Gone)?;
+        if !guard.at_rest() {
+            return self.write(block);
+        }
+        pipe.write_all(block).map_err(|_| SendError::Gone)
+    }
+
     /// Wait until psql ran everything it was given.
     pub fn sync(&mut self) -> Result<(), SendError> {
         let Some(s) = self.sync.as_mut() else {
