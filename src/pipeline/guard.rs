@@ -483,14 +483,34 @@ pub fn feed_psql<R: Read + Send, W: Write + ?Sized>(
 ) -> Result<LoadFeed, GuardError> {
     let mut guard = Guard::new(opts);
     let mut inspector = super::inspect::Inspector::new();
+    let (stored_bytes, sha256) = each_chunk(stored, compression, |chunk| {
+        inspector.feed(chunk);
+        guard.feed(chunk, sink)
+    })?;
+    let report = guard.finish(sink)?;
+    Ok(LoadFeed {
+        stored_bytes,
+        sha256,
+        guard: report,
+        inspect: inspector.finish(),
+    })
+}
+
+/// Read, hash and decompress `stored` on a thread of its own, a few chunks ahead, and give
+/// each decompressed chunk to `each` on this one, stopping at its first error; then the stored
+/// size and sha256.
+pub(super) fn each_chunk<R: Read + Send>(
+    stored: R,
+    compression: Compression,
+    mut each: impl FnMut(&[u8]) -> Result<(), GuardError>,
+) -> Result<(u64, String), GuardError> {
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(4);
         let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
         let decoder = scope.spawn(move || decode(stored, compression, &tx, &back_rx));
         let mut fed = Ok(());
         for (buf, n) in rx.iter() {
-            inspector.feed(&buf[..n]);
-            if let Err(e) = guard.feed(&buf[..n], sink) {
+            if let Err(e) = each(&buf[..n]) {
                 fed = Err(e);
                 break;
             }
@@ -500,14 +520,7 @@ pub fn feed_psql<R: Read + Send, W: Write + ?Sized>(
         drop(rx);
         let decoded = decoder.join().expect("the decoder thread");
         fed?;
-        let (stored_bytes, sha256) = decoded?;
-        let report = guard.finish(sink)?;
-        Ok(LoadFeed {
-            stored_bytes,
-            sha256,
-            guard: report,
-            inspect: inspector.finish(),
-        })
+        decoded
     })
 }
 

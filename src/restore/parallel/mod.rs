@@ -14,7 +14,9 @@
 //!    row security, materialized-view refreshes, grants, comments.
 //!
 //! Every connection is a psql started as the serial load starts it, with a guard of its own
-//! and the session state of its unit's point in the file replayed first (`state`). On any
+//! and the session state of its unit's point in the file replayed first (`state`); the blocks
+//! of a split COPY, lexed once by the load's guard, pass the worker's guard unlexed
+//! (`Worker::send_copy_block`). On any
 //! failure every psql is killed; the caller drops the scratch database.
 
 mod split;

@@ -1,6 +1,7 @@
 //! One connection of a parallel load: a psql started as the serial load starts it (restricted
 //! mode with a key of its own, `ON_ERROR_STOP=1`, the pinned settings), fed through a guard of
-//! its own, so that what it is given is checked again exactly as a serial load's input is. It
+//! its own, so that what it is given is checked again exactly as a serial load's input is (but
+//! for the blocks of a split COPY, see [`Worker::send_copy_block`]). It
 //! replays the session state a unit was cut under before the unit, and can wait until psql has
 //! run everything it was given (a marker query it alone can know).
 
