@@ -28,6 +28,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::mpsc;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -35,8 +36,6 @@ use thiserror::Error;
 use super::psql_scan::{Event, Finding, ScanEnd, ScanOptions, Scanner, Statement};
 use crate::model::Compression;
 
-/// Bytes read from the decoder per step.
-const READ_BUF: usize = 256 * 1024;
 /// Statements needing more than the owner's privilege kept for the report.
 const PRIVILEGED_MAX: usize = 1000;
 
@@ -231,6 +230,23 @@ impl Guard {
             Some(f) => Err(GuardError::Refused(f.clone())),
             None => Ok(()),
         }
+    }
+
+    /// Everything fed was forwarded, the restricted-mode opening included, and psql is at the
+    /// start of a fresh line of SQL (see [`Scanner::at_rest`]): a caller may write a unit it
+    /// knows to be checked (a COPY block cut from a checked stream) straight to `out` and go on
+    /// feeding the guard afterwards, as that unit leaves psql where it found it.
+    pub fn at_rest(&self) -> bool {
+        self.prefix.is_none()
+            && self.pending.is_empty()
+            && self.rewrites.is_empty()
+            && self.refusal.is_none()
+            && self.scanner.at_rest()
+    }
+
+    /// Write the restricted-mode opening if it was not written yet.
+    pub fn open<W: Write + ?Sized>(&mut self, out: &mut W) -> Result<(), GuardError> {
+        self.write_prefix(out)
     }
 
     /// The stream ended: forward the rest and report.
@@ -456,28 +472,95 @@ pub struct LoadFeed {
 }
 
 /// Feed a stored plain backup to psql: read `stored` once, hashing it, decompress, guard, and
-/// write to `sink` (psql's stdin, which stays open: see the module documentation).
-pub fn feed_psql<R: Read, W: Write + ?Sized>(
+/// write to `sink` (psql's stdin, which stays open: see the module documentation). Reading,
+/// hashing and decompressing run on a thread of their own, a few [`CHUNK`]s ahead of the
+/// guard, so that the guard's lexing never waits for the decompressor nor the other way round.
+pub fn feed_psql<R: Read + Send, W: Write + ?Sized>(
     stored: R,
     compression: Compression,
     sink: &mut W,
     opts: GuardOptions,
 ) -> Result<LoadFeed, GuardError> {
-    let mut stored = HashingReader::new(stored);
     let mut guard = Guard::new(opts);
     let mut inspector = super::inspect::Inspector::new();
+    let (stored_bytes, sha256) = each_chunk(stored, compression, |chunk| {
+        inspector.feed(chunk);
+        guard.feed(chunk, sink)
+    })?;
+    let report = guard.finish(sink)?;
+    Ok(LoadFeed {
+        stored_bytes,
+        sha256,
+        guard: report,
+        inspect: inspector.finish(),
+    })
+}
+
+/// Read, hash and decompress `stored` on a thread of its own, a few chunks ahead, and give
+/// each decompressed chunk to `each` on this one, stopping at its first error; then the stored
+/// size and sha256.
+pub(super) fn each_chunk<R: Read + Send>(
+    stored: R,
+    compression: Compression,
+    mut each: impl FnMut(&[u8]) -> Result<(), GuardError>,
+) -> Result<(u64, String), GuardError> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(4);
+        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+        let decoder = scope.spawn(move || decode(stored, compression, &tx, &back_rx));
+        let mut fed = Ok(());
+        for (buf, n) in rx.iter() {
+            if let Err(e) = each(&buf[..n]) {
+                fed = Err(e);
+                break;
+            }
+            let _ = back_tx.send(buf);
+        }
+        // A refusal stops the decoder: its next send fails.
+        drop(rx);
+        let decoded = decoder.join().expect("the decoder thread");
+        fed?;
+        decoded
+    })
+}
+
+/// Decompressed bytes handed from the decoder thread to the guard at a time.
+const CHUNK: usize = 1 << 20;
+
+/// The decoder thread of [`feed_psql`]: read, hash and decompress `stored`, sending full chunks
+/// (buffers come back on `back` to be filled again), then the stored size and sha256.
+fn decode<R: Read>(
+    stored: R,
+    compression: Compression,
+    tx: &mpsc::SyncSender<(Vec<u8>, usize)>,
+    back: &mpsc::Receiver<Vec<u8>>,
+) -> Result<(u64, String), GuardError> {
+    let mut stored = HashingReader::new(stored);
     let failed = {
         let mut dec = super::decoder(&mut stored, compression).map_err(GuardError::Decode)?;
-        let mut buf = vec![0u8; READ_BUF];
-        loop {
-            match dec.read(&mut buf) {
-                Ok(0) => break None,
-                Ok(n) => {
-                    inspector.feed(&buf[..n]);
-                    guard.feed(&buf[..n], sink)?
+        'chunks: loop {
+            let mut buf = back.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+            let mut n = 0;
+            let end = loop {
+                match dec.read(&mut buf[n..]) {
+                    Ok(0) => break Some(None),
+                    Ok(k) => {
+                        n += k;
+                        if n == buf.len() {
+                            break None;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Some(Some(e)),
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Some(e),
+            };
+            if n > 0 && tx.send((buf, n)).is_err() {
+                // The guard stopped (a refusal or psql gone): it reports why.
+                return Ok((0, String::new()));
+            }
+            match end {
+                None => {}
+                Some(e) => break 'chunks e,
             }
         }
     };
@@ -489,14 +572,7 @@ pub fn feed_psql<R: Read, W: Write + ?Sized>(
             GuardError::Decode(e)
         });
     }
-    let (stored_bytes, sha256) = stored.finish().map_err(GuardError::Read)?;
-    let report = guard.finish(sink)?;
-    Ok(LoadFeed {
-        stored_bytes,
-        sha256,
-        guard: report,
-        inspect: inspector.finish(),
-    })
+    stored.finish().map_err(GuardError::Read)
 }
 
 #[cfg(test)]

@@ -294,3 +294,35 @@ fn preflight_lists_refusals_privileges_restrict_and_trailer() {
         crate::pipeline::hash_reader(DUMP.as_bytes()).unwrap().1
     );
 }
+
+/// A caller may write a checked unit past the guard only where psql reads a fresh line of SQL
+/// and the guard holds nothing back.
+#[test]
+fn the_guard_is_at_rest_only_between_whole_statements() {
+    let key = RestrictKey::random().unwrap();
+    let mut g = Guard::new(GuardOptions {
+        restrict_key: Some(key),
+        ..Default::default()
+    });
+    let mut out = Vec::new();
+    // The restricted-mode opening is still to be written.
+    assert!(!g.at_rest());
+    g.open(&mut out).unwrap();
+    assert!(g.at_rest());
+    let steps: &[(&str, bool)] = &[
+        ("SET search_path = a;\n", true),
+        ("SET search_path = a;", false),
+        ("\n", true),
+        ("SELECT 'a\n", false),
+        ("b';\n", true),
+        ("CREATE FUNCTION f() RETURNS int AS $$ SELECT 1;\n", false),
+        ("$$ LANGUAGE sql;\n", true),
+        ("COPY t (a) FROM stdin;\n1\n", false),
+        ("\\.\n", true),
+        ("SELECT (1;\n", false),
+    ];
+    for (bytes, rest) in steps {
+        g.feed(bytes.as_bytes(), &mut out).unwrap();
+        assert_eq!(g.at_rest(), *rest, "after {bytes:?}");
+    }
+}

@@ -1,11 +1,12 @@
 //! The preflight read of a plain backup: the whole file through the same decoder and psql lexer
 //! the load uses, before anything changes, so that a restore can refuse a file (naming the line
 //! and the start of each refused command) and list the statements that need more than the
-//! database owner's privilege.
+//! database owner's privilege. Reading, hashing and decompressing run on a thread of their own,
+//! ahead of the lexer (`guard::each_chunk`).
 
-use std::io::{self, Read};
+use std::io::Read;
 
-use super::guard::{GuardError, HashingReader};
+use super::guard::GuardError;
 use super::inspect::{Inspector, Report};
 use super::psql_scan::{Event, Finding, ScanEnd, ScanOptions, Scanner, Statement};
 use crate::model::Compression;
@@ -43,7 +44,7 @@ impl Preflight {
 }
 
 /// Read a whole stored plain backup (any compression pgkeep writes) and scan it.
-pub fn scan<R: Read>(
+pub fn scan<R: Read + Send>(
     stored: R,
     compression: Compression,
     opts: ScanOptions,
@@ -53,44 +54,26 @@ pub fn scan<R: Read>(
 
 /// [`scan`], showing every decompressed chunk to `observe` as well (one read for several
 /// inspections).
-pub fn scan_with<R: Read>(
+pub fn scan_with<R: Read + Send>(
     stored: R,
     compression: Compression,
     opts: ScanOptions,
     observe: &mut dyn FnMut(&[u8]),
 ) -> Result<Preflight, GuardError> {
-    let mut stored = HashingReader::new(stored);
     let mut scanner = Scanner::new(opts);
     let mut inspector = Inspector::new();
     let mut out = Preflight::default();
-    let failed = {
-        let mut dec = super::decoder(&mut stored, compression).map_err(GuardError::Decode)?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match dec.read(&mut buf) {
-                Ok(0) => break None,
-                Ok(n) => {
-                    observe(&buf[..n]);
-                    scanner.feed(&buf[..n]);
-                    inspector.feed(&buf[..n]);
-                    absorb(&mut out, scanner.take_events());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Some(e),
-            }
-        }
-    };
-    if let Some(e) = failed {
-        return Err(if stored.failed() {
-            GuardError::Read(e)
-        } else {
-            GuardError::Decode(e)
-        });
-    }
+    let (stored_bytes, sha256) = super::guard::each_chunk(stored, compression, |chunk| {
+        observe(chunk);
+        scanner.feed(chunk);
+        inspector.feed(chunk);
+        absorb(&mut out, scanner.take_events());
+        Ok(())
+    })?;
+    (out.stored_bytes, out.sha256) = (stored_bytes, sha256);
     out.end = scanner.finish();
     absorb(&mut out, scanner.take_events());
     out.inspect = inspector.finish();
-    (out.stored_bytes, out.sha256) = stored.finish().map_err(GuardError::Read)?;
     Ok(out)
 }
 

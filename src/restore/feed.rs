@@ -82,7 +82,7 @@ pub(super) fn plain(
 /// Stream `source` (compressed as said, named `what` in errors) through the guard into psql.
 /// Before psql may see the end of its input, `judge` looks at the finished feed, then the
 /// inspector checks that the stream is complete.
-fn into_psql<R: Read>(
+fn into_psql<R: Read + Send>(
     running: Running,
     mut pipe: ChildStdin,
     (source, compression, what): (R, crate::model::Compression, &str),
@@ -241,8 +241,10 @@ pub(super) fn custom(
     Ok((wait(running)?, stats))
 }
 
-/// A parallel pg_restore reads the file itself: hash it again once it finished, so at least a
-/// file changed for good during the load is caught.
+/// A parallel pg_restore reads the file itself: the file is hashed again while it runs (on a
+/// thread of its own, so the check costs no wall time), and its identity and change time are
+/// compared once it finished, so that a file changed during the load, before or after the hash
+/// passed the changed bytes, is caught (any write to it moves its change time).
 /// With `second`, the late entries are restored by a second pg_restore once the first
 /// succeeded.
 pub(super) fn custom_parallel(
@@ -250,17 +252,36 @@ pub(super) fn custom_parallel(
     input: &Input,
     second: Option<(crate::process::Spec, super::custom_jobs::Lists)>,
 ) -> Result<Fed, LoadError> {
-    let mut outcome = wait(running)?;
-    if let Some((spec, lists)) = second
-        && outcome.success()
-    {
-        outcome = super::custom_jobs::second_pass(spec, &lists.second, input)?;
-    }
     let file = open(input)?;
-    let (bytes, sha256) = crate::pipeline::hash_reader(file).map_err(|source| LoadError::Io {
+    let read_error = |source| LoadError::Io {
         context: format!("cannot read {}", input.path.display()),
         source,
-    })?;
+    };
+    let before = Identity::of(&file).map_err(read_error)?;
+    let hasher = std::thread::spawn(move || crate::pipeline::hash_reader(file));
+    let mut outcome = wait(running);
+    if let (Ok(o), Some((spec, lists))) = (&outcome, second)
+        && o.success()
+    {
+        outcome = super::custom_jobs::second_pass(spec, &lists.second, input);
+    }
+    let hashed = hasher
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the hashing thread panicked")));
+    let outcome = outcome?;
+    let (bytes, sha256) = hashed.map_err(read_error)?;
+    let after = std::fs::metadata(&input.path).map_err(read_error)?;
+    if Identity::from(&after) != before {
+        let now = open(input)
+            .ok()
+            .and_then(|f| crate::pipeline::hash_reader(f).ok())
+            .map_or_else(|| "unreadable".to_string(), |(_, h)| h);
+        return Err(LoadError::Changed {
+            file: input.path.display().to_string(),
+            expected: input.sha256.clone().unwrap_or_default(),
+            actual: format!("{now} (the file changed during the load)"),
+        });
+    }
     if let Some(e) = changed(input, &sha256) {
         return Err(e);
     }
@@ -269,4 +290,21 @@ pub(super) fn custom_parallel(
         ..LoadStats::default()
     };
     Ok((outcome, stats))
+}
+
+/// What tells a file apart from a changed one: device, inode, size and change time.
+#[derive(Debug, PartialEq, Eq)]
+struct Identity(u64, u64, u64, i64, i64);
+
+impl Identity {
+    fn of(file: &std::fs::File) -> std::io::Result<Identity> {
+        file.metadata().map(|m| Identity::from(&m))
+    }
+}
+
+impl From<&std::fs::Metadata> for Identity {
+    fn from(m: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity(m.dev(), m.ino(), m.size(), m.ctime(), m.ctime_nsec())
+    }
 }

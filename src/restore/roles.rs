@@ -117,7 +117,7 @@ impl RoleScanner {
 
     /// Look at the next bytes of the stream, split anywhere.
     pub(super) fn chunk(&mut self, mut data: &[u8]) {
-        while let Some(i) = data.iter().position(|&b| b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', data) {
             if self.partial.is_empty() {
                 self.line(&data[..=i]);
             } else {

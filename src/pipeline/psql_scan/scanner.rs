@@ -252,6 +252,17 @@ impl Scanner {
             .fold(self.off, u64::min)
     }
 
+    /// At the start of a line outside any statement, token or COPY data, with nothing held
+    /// back: bytes psql reads from here on are read as a fresh line of SQL.
+    pub fn at_rest(&self) -> bool {
+        matches!(self.st, St::Initial)
+            && self.col0
+            && !self.stmt_open
+            && self.paren == 0
+            && self.begin == 0
+            && self.safe_len() == self.off
+    }
+
     /// The events so far, oldest first.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)

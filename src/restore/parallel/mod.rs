@@ -14,7 +14,9 @@
 //!    row security, materialized-view refreshes, grants, comments.
 //!
 //! Every connection is a psql started as the serial load starts it, with a guard of its own
-//! and the session state of its unit's point in the file replayed first (`state`). On any
+//! and the session state of its unit's point in the file replayed first (`state`); the blocks
+//! of a split COPY, lexed once by the load's guard, pass the worker's guard unlexed
+//! (`Worker::send_copy_block`). On any
 //! failure every psql is killed; the caller drops the scratch database.
 
 mod split;
@@ -109,6 +111,8 @@ struct Msg {
     state: Option<Arc<State>>,
     bytes: Vec<u8>,
     after: Option<Arc<State>>,
+    /// A block of a split COPY (see [`Worker::send_copy_block`]).
+    copy_block: bool,
 }
 
 struct DataLane {
@@ -143,7 +147,10 @@ impl Router<'_> {
                 for m in rx {
                     let n = m.bytes.len() as u64;
                     if let Some(x) = w.as_mut().filter(|_| !fail.is_set())
-                        && let Err(e) = x.send(m.state.as_deref(), &m.bytes, m.after.as_deref())
+                        && let Err(e) = match (&m.state, m.copy_block) {
+                            (Some(st), true) => x.send_copy_block(st, &m.bytes),
+                            _ => x.send(m.state.as_deref(), &m.bytes, m.after.as_deref()),
+                        }
                     {
                         let x = w.take().expect("the lane's connection");
                         fail.record(send_failure(&db, x, e));
@@ -218,6 +225,27 @@ impl Sink for Router<'_> {
         if self.fail.is_set() {
             return Err(gone());
         }
+        self.route(start, bytes, after, false)
+    }
+
+    fn copy_block(&mut self, state: Arc<State>, block: Vec<u8>) -> std::io::Result<()> {
+        if self.fail.is_set() {
+            return Err(gone());
+        }
+        self.route(Some(state.clone()), block, Some(state), true)
+    }
+}
+
+impl Router<'_> {
+    /// Give a unit's part to a lane: a new unit to the least busy one, its next parts to the
+    /// same.
+    fn route(
+        &mut self,
+        start: Option<Arc<State>>,
+        bytes: Vec<u8>,
+        after: Option<Arc<State>>,
+        copy_block: bool,
+    ) -> std::io::Result<()> {
         if self.lanes.is_empty() {
             self.pre_done()?;
         }
@@ -233,6 +261,7 @@ impl Sink for Router<'_> {
                 state: start,
                 bytes,
                 after,
+                copy_block,
             })
             .map_err(|_| gone())
     }

@@ -42,6 +42,9 @@ pub trait Sink {
         bytes: Vec<u8>,
         after: Option<Arc<State>>,
     ) -> std::io::Result<()>;
+    /// A unit of its own: a block of a split COPY (its `COPY ... FROM stdin;` line, whole rows
+    /// and `\.`), cut from what the guard let through, run under `state`, which it leaves.
+    fn copy_block(&mut self, state: Arc<State>, block: Vec<u8>) -> std::io::Result<()>;
 }
 
 /// A post-data entry, held until the data is loaded.
@@ -282,7 +285,7 @@ impl<S: Sink> Splitter<S> {
                     block.extend_from_slice(&self.buf[from..cut]);
                     block.extend_from_slice(b"\\.\n");
                     let st = self.unit_state.clone().unwrap_or_default();
-                    self.sink.data(Some(st.clone()), block, Some(st))?;
+                    self.sink.copy_block(st, block)?;
                     from = cut;
                 }
                 let to = self.off + from as u64;

@@ -32,6 +32,9 @@ impl Sink for Record {
         }
         Ok(())
     }
+    fn copy_block(&mut self, state: Arc<State>, block: Vec<u8>) -> std::io::Result<()> {
+        self.data(Some(state.clone()), block, Some(state))
+    }
 }
 
 fn dump(rows: usize) -> Vec<u8> {

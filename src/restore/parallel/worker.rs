@@ -1,6 +1,7 @@
 //! One connection of a parallel load: a psql started as the serial load starts it (restricted
 //! mode with a key of its own, `ON_ERROR_STOP=1`, the pinned settings), fed through a guard of
-//! its own, so that what it is given is checked again exactly as a serial load's input is. It
+//! its own, so that what it is given is checked again exactly as a serial load's input is (but
+//! for the blocks of a split COPY, see [`Worker::send_copy_block`]). It
 //! replays the session state a unit was cut under before the unit, and can wait until psql has
 //! run everything it was given (a marker query it alone can know).
 
@@ -131,6 +132,23 @@ impl Worker {
             self.applied = a.clone();
         }
         Ok(())
+    }
+
+    /// Give psql a COPY block the splitter cut from the checked stream (`COPY ... FROM stdin;`,
+    /// whole rows, `\.`), after the session state it was cut under. The statement and its rows
+    /// passed the load's guard once already, and a block leaves psql at the start of a fresh
+    /// line, where it found it: so when this worker's guard is at rest the block goes to psql
+    /// as it is, without a second lexing of every row; otherwise through the guard.
+    pub fn send_copy_block(&mut self, state: &State, block: &[u8]) -> Result<(), SendError> {
+        self.send(Some(state), b"", None)?;
+        let (Some(guard), Some(pipe)) = (self.guard.as_mut(), self.pipe.as_mut()) else {
+            return Err(SendError::Gone);
+        };
+        guard.open(pipe).map_err(|_| SendError::Gone)?;
+        if !guard.at_rest() {
+            return self.write(block);
+        }
+        pipe.write_all(block).map_err(|_| SendError::Gone)
     }
 
     /// Wait until psql ran everything it was given.
