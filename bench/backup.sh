@@ -14,9 +14,14 @@
 #   pg_dump|gzip   pg_dump | gzip > FILE          what the old backup pod does (gzip -6)
 #   pgkeep gzip    pgkeep backup                  default: parallel gzip members (libdeflate)
 #   pgkeep zstd    pgkeep backup --compression zstd
+#   pgkeep custom  pgkeep backup --format custom (opt-in with --only ...,pgkeep-custom)
 #   pgkeep gzip s3 pgkeep backup into s3://bench/... on moto_server (loopback; opt-in with --only
 #                  ...,pgkeep-s3): measures moto, a Python test server, as much as pgkeep;
 #                  not a figure for a real object store
+#   ... age        any pgkeep method with the suffix -age (pgkeep-gzip-age, pgkeep-zstd-age,
+#                  pgkeep-custom-age, pgkeep-s3-age): the same backup encrypted with age to a
+#                  key made for the run (needs age-keygen); the table adds its wall time over
+#                  the same backup unencrypted (target: at most 1.10x)
 #
 # then prints the medians with ratios: wall vs the limit, wall and size vs pg_dump|gzip, and,
 # for the realistic dataset, whether the targets are met:
@@ -35,7 +40,8 @@
 #   --runs N               measured runs per command (medians are reported)     [3]
 #   --pgkeep PATH          the pgkeep binary               [target/release/pgkeep; built if missing]
 #   --dataset-sql PATH     realistic.sql      [$PGKEEP_BENCH_DATASET, ../shared/datasets/realistic.sql]
-#   --only LIST            comma-separated subset of: limit,gzip,pgkeep-gzip,pgkeep-zstd,pgkeep-s3
+#   --only LIST            comma-separated subset of: limit,gzip,pgkeep-gzip,pgkeep-zstd,
+#                          pgkeep-custom,pgkeep-s3, and each pgkeep-* method with -age
 #   --workdir DIR          keep the cluster and its datasets in DIR and reuse them on the next run
 #                          (the server is stopped on exit, the directory kept)
 #   --raw                  also print every single measurement
@@ -82,7 +88,11 @@ done
 [[ $runs -ge 1 ]] || die "--runs must be at least 1"
 IFS=, read -r -a methods <<<"$only"
 for m in "${methods[@]}"; do
-  case "$m" in limit|gzip|pgkeep-gzip|pgkeep-zstd|pgkeep-s3) ;; *) die "unknown method in --only: $m" ;; esac
+  case "${m%-age}" in
+    limit|gzip) [[ $m != *-age ]] || die "unknown method in --only: $m" ;;
+    pgkeep-gzip|pgkeep-zstd|pgkeep-custom|pgkeep-s3) ;;
+    *) die "unknown method in --only: $m" ;;
+  esac
 done
 
 [[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) is needed: apt-get install time"
@@ -181,9 +191,17 @@ if [[ $rows -gt 0 ]]; then
 fi
 [[ ${#datasets[@]} -gt 0 ]] || die "nothing to measure: both datasets are skipped"
 
+# --- the age key (-age methods only) -------------------------------------------------------
+age_public=""
+if [[ ",$only," == *-age,* ]]; then
+  command -v age-keygen >/dev/null || die "the -age methods need age-keygen (apt-get install age)"
+  age-keygen -o "$dir/age-key.txt" 2>/dev/null
+  age_public=$(age-keygen -y "$dir/age-key.txt")
+fi
+
 # --- the S3 server (pgkeep-s3 only) ---------------------------------------------------------
 moto=""
-if [[ ",$only," == *,pgkeep-s3,* ]]; then
+if [[ ",$only," == *,pgkeep-s3,* || ",$only," == *,pgkeep-s3-age,* ]]; then
   command -v moto_server >/dev/null || die "pgkeep-s3 needs moto_server: pip install 'moto[server]'"
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   moto_server -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
@@ -219,27 +237,24 @@ run_one() {
         bash -c 'set -o pipefail; "$1" --format=plain "$2" | gzip > "$3"' _ \
         "$bindir/pg_dump" "$db" "$out/dump.sql.gz"
       size=$(stat -c %s "$out/dump.sql.gz") ;;
-    pgkeep-gzip|pgkeep-zstd)
-      local comp=${m#pgkeep-}
+    pgkeep-*)
+      local base=${m%-age} enc=() flags=()
+      [[ $m == *-age ]] && enc=(PGKEEP_AGE_RECIPIENTS="$age_public")
+      case "$base" in
+        pgkeep-gzip|pgkeep-zstd) flags=(--compression "${base#pgkeep-}") ;;
+        pgkeep-custom) flags=(--format custom) ;;
+      esac
+      local where=(BACKUP_DIR="$out/backups")
+      [[ $base == pgkeep-s3 ]] && where=(BACKUP_DIR="s3://bench/$ds-$m-$run" PGKEEP_S3_ENDPOINT="$moto"
+        PGKEEP_S3_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
+        PGKEEP_LOCK_DIR="$out/locks")
       env -u PGHOST -u PGPORT -u PGUSER \
         DATABASE_SERVICE_NAME="$dir" POSTGRESQL_USER=postgres POSTGRESQL_DATABASE="$db" \
-        BACKUP_DIR="$out/backups" PGKEEP_PG_BINDIR="$bindir" \
+        PGKEEP_PG_BINDIR="$bindir" "${where[@]}" "${enc[@]}" \
         /usr/bin/time -f '%e %U %S %M' -o "$timef" \
-        "$pgkeep" --quiet backup --compression "$comp" 2>"$out/pgkeep.log" \
-        || { cat "$out/pgkeep.log" >&2; die "pgkeep backup failed"; }
-      f=$(find "$out/backups" -type f \( -name '*.sql.gz' -o -name '*.sql.zst' \) | head -n 1)
-      [[ -n $f ]] || die "pgkeep made no backup file"
-      size=$(stat -c %s "$f") ;;
-    pgkeep-s3)
-      local s3env=(BACKUP_DIR="s3://bench/$ds-$run" PGKEEP_S3_ENDPOINT="$moto" PGKEEP_S3_ALLOW_HTTP=true
-        AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret PGKEEP_LOCK_DIR="$out/locks")
-      env -u PGHOST -u PGPORT -u PGUSER \
-        DATABASE_SERVICE_NAME="$dir" POSTGRESQL_USER=postgres POSTGRESQL_DATABASE="$db" \
-        PGKEEP_PG_BINDIR="$bindir" "${s3env[@]}" \
-        /usr/bin/time -f '%e %U %S %M' -o "$timef" \
-        "$pgkeep" --quiet backup 2>"$out/pgkeep.log" \
-        || { cat "$out/pgkeep.log" >&2; die "pgkeep backup to S3 failed"; }
-      size=$(env "${s3env[@]}" DATABASE_SERVICE_NAME="$dir" "$pgkeep" list --json \
+        "$pgkeep" --quiet backup "${flags[@]}" 2>"$out/pgkeep.log" \
+        || { cat "$out/pgkeep.log" >&2; die "pgkeep backup ($m) failed"; }
+      size=$(env "${where[@]}" DATABASE_SERVICE_NAME="$dir" "$pgkeep" list --json \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["stored_bytes"])') ;;
   esac
   read -r wall user sys rss <"$timef"
@@ -290,20 +305,27 @@ for entry in "${datasets[@]}"; do
     END {
       name["limit"] = "pg_dump >/dev/null"; name["gzip"] = "pg_dump | gzip"
       name["pgkeep-gzip"] = "pgkeep gzip"; name["pgkeep-zstd"] = "pgkeep zstd"
-      name["pgkeep-s3"] = "pgkeep gzip s3 (moto)"
+      name["pgkeep-s3"] = "pgkeep gzip s3 (moto)"; name["pgkeep-custom"] = "pgkeep custom"
+      split("pgkeep-gzip pgkeep-zstd pgkeep-custom pgkeep-s3", pk, " ")
+      for (k in pk) name[pk[k] "-age"] = name[pk[k]] " age"
       printf "\n== %s (plain dump %.1f MB) ==\n", label, rawb / 1e6
-      printf "%-20s %7s %7s %7s %8s %9s %10s %9s %9s\n", "command", "wall s", "cpu s", "srv cpu", "rss MiB", "size MB", "wall/limit", "wall/gzip", "size/gzip"
+      printf "%-24s %7s %7s %7s %8s %9s %10s %9s %9s %9s\n", "command", "wall s", "cpu s", "srv cpu", "rss MiB", "size MB", "wall/limit", "wall/gzip", "size/gzip", "age/plain"
       n = split(order, ms, ",")
       for (i = 1; i <= n; i++) { m = ms[i]; if (m in wall) { W[m] = median(wall[m]); C[m] = median(cpu[m]); V[m] = median(srv[m]); R[m] = median(rss[m]) / 1024; S[m] = median(size[m]) } }
       for (i = 1; i <= n; i++) {
         m = ms[i]; if (!(m in W)) continue
-        printf "%-20s %7.2f %7.2f %7.2f %8.1f %9s %10s %9s %9s\n", name[m], W[m], C[m], V[m], R[m],
+        plain = m; sub(/-age$/, "", plain)
+        printf "%-24s %7.2f %7.2f %7.2f %8.1f %9s %10s %9s %9s %9s\n", name[m], W[m], C[m], V[m], R[m],
           (m == "limit" ? "-" : sprintf("%.1f", S[m] / 1e6)),
           ("limit" in W ? ratio(W[m], W["limit"]) : "-"),
           ("gzip" in W ? ratio(W[m], W["gzip"]) : "-"),
-          (m != "limit" && "gzip" in S ? ratio(S[m], S["gzip"]) : "-")
+          (m != "limit" && "gzip" in S ? ratio(S[m], S["gzip"]) : "-"),
+          (m ~ /-age$/ && (plain in W) ? ratio(W[m], W[plain]) : "-")
       }
       if (raw) printf "%s", rows_raw
+      for (i = 1; i <= n; i++) { m = ms[i]; plain = m; sub(/-age$/, "", plain)
+        if (m ~ /-age$/ && (m in W) && (plain in W))
+          printf "  %s wall <= 1.10x %s: %.2fx %s\n", name[m], name[plain], W[m] / W[plain], (W[m] <= 1.10 * W[plain] ? "MET" : "MISSED") }
       if (ds != "realistic") exit
       print "targets (realistic):"
       if (("pgkeep-zstd" in W) && ("limit" in W) && ("gzip" in W))

@@ -179,3 +179,64 @@ fn a_local_backup_is_copied_to_s3() {
     assert_eq!(copies.len(), 1, "{copies:?}");
     assert_eq!(copies[0]["sha256"], list[0]["sha256"]);
 }
+
+#[test]
+fn the_globals_backup_of_a_run_over_the_set_is_copied_with_its_own_retention() {
+    let db = TestDb::create(SAMPLE);
+    let second = tempfile::tempdir().unwrap();
+    let run = || {
+        let (code, _, err) = output(
+            db.pgkeep()
+                .env("PGKEEP_DATABASES", &db.name)
+                .env("PGKEEP_COPY_TO", second.path())
+                .env("PGKEEP_COPY_KEEP_LAST", "1")
+                .env("PGKEEP_COPY_KEEP_DAYS", "0")
+                .arg("backup"),
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+    let globals = |files: &[String]| -> Vec<String> {
+        files
+            .iter()
+            .filter(|f| f.contains("-@globals_"))
+            .cloned()
+            .collect()
+    };
+    run();
+    let copies = files_in(second.path());
+    let primary: Vec<serde_json::Value> = listed(db.pgkeep().env("PGKEEP_COPY_TO", second.path()))
+        .into_iter()
+        .filter(|e| e["database"] == "")
+        .collect();
+    assert_eq!(primary.len(), 1, "a globals backup was made");
+    let file = primary[0]["file"].as_str().unwrap();
+    assert!(
+        copies.contains(&file.to_string()) && copies.contains(&format!("{file}.manifest.json")),
+        "the globals backup and its manifest are copied: {copies:?}"
+    );
+    assert_eq!(
+        std::fs::read(second.path().join(file)).unwrap(),
+        std::fs::read(db.backup_dir.join(file)).unwrap(),
+        "byte for byte"
+    );
+    assert_eq!(
+        primary[0]["locations"].as_array().map(|l| l.len()),
+        Some(2),
+        "list says it is in both places: {primary:?}"
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a new second: a new id
+    run();
+    let primary = globals(&files_in(&db.backup_dir));
+    assert_eq!(primary.len(), 4, "the primary keeps both: {primary:?}");
+    let copies = globals(&files_in(second.path()));
+    assert_eq!(
+        copies.len(),
+        2,
+        "the copy location keeps one globals backup by its own retention: {copies:?}"
+    );
+    assert!(
+        copies.iter().all(|c| primary.contains(c)) && copies.iter().max() == primary.iter().max(),
+        "the newest is kept: {copies:?} of {primary:?}"
+    );
+}

@@ -391,3 +391,65 @@ fn bad_keys_are_refused_in_one_line_with_exit_2_before_anything_is_written() {
     assert_eq!(code, 0, "{err}");
     assert!(db.files().iter().any(|f| f.ends_with(".sql.gz.age")));
 }
+
+#[test]
+fn a_decrypted_copy_left_by_a_killed_restore_is_removed_by_the_next_run() {
+    let db = sample_db();
+    let keys = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (public, identity, _) = keypair(keys.path(), "key.txt");
+    let pgkeep = || {
+        let mut c = db.pgkeep();
+        c.env("PGKEEP_AGE_RECIPIENTS", &public)
+            .env("PGKEEP_AGE_IDENTITY_FILE", &identity)
+            .env("PGKEEP_FORMAT", "custom")
+            .env("PGKEEP_COMPRESSION", "none")
+            .env("TMPDIR", tmp.path());
+        c
+    };
+    let staged = || -> Vec<PathBuf> {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".pgkeep-staging-")
+            })
+            .collect()
+    };
+    let (code, _, err) = output(pgkeep().arg("backup"));
+    assert_eq!(code, 0, "{err}");
+    assert!(staged().is_empty());
+
+    // Killed once the archive is decrypted for pg_restore.
+    let out = pgkeep()
+        .env("PGKEEP_ADMIN_USER", "postgres")
+        .env("PGKEEP_FAULT_POINT", "restore.journaled")
+        .args(["restore", "--yes"])
+        .output()
+        .unwrap();
+    assert!(
+        common::procs::killed_by_sigkill(out.status),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = staged();
+    assert_eq!(left.len(), 1, "the killed run left its decrypted copy");
+    assert!(
+        contains(&std::fs::read(&left[0]).unwrap(), MARKER),
+        "and it is plaintext"
+    );
+
+    // A staging file a live run holds is left alone; the dead run's goes with the next run.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (code, out, err) = output(pgkeep().arg("verify"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("removed 1 staging file(s) left in TMPDIR by a killed run"),
+        "{err}"
+    );
+    assert!(staged().is_empty(), "{:?}", staged());
+}

@@ -345,3 +345,88 @@ fn a_dry_run_changes_nothing_and_a_damaged_backup_is_passed_over_once_verified_b
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(state(&t), empty);
 }
+
+#[test]
+fn an_encrypted_globals_backup_is_recovered_with_the_identity_and_refused_without_it() {
+    use age::secrecy::ExposeSecret;
+    let s = Server::start();
+    s.sql(
+        "postgres",
+        "CREATE ROLE vault_owner LOGIN PASSWORD 'vault-pw'; CREATE DATABASE vault OWNER vault_owner",
+    );
+    s.sql(
+        "vault",
+        "SET ROLE vault_owner; CREATE TABLE secrets AS SELECT g AS id FROM generate_series(1, 42) g",
+    );
+    let id = age::x25519::Identity::generate();
+    let public = id.to_public().to_string();
+    let keys = tempfile::tempdir().unwrap();
+    let identity = keys.path().join("key.txt");
+    std::fs::write(&identity, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    let set = [
+        ("PGKEEP_DATABASES", "vault"),
+        ("PGKEEP_AGE_RECIPIENTS", public.as_str()),
+    ];
+    let out = s.pgkeep(&set).arg("backup").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = s.pgkeep(&[]).args(["list", "--json"]).output().unwrap();
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    let globals = list
+        .iter()
+        .find(|e| e["database"] == "")
+        .expect("a globals backup");
+    assert!(
+        globals["file"].as_str().unwrap().ends_with(".age"),
+        "the globals are encrypted too: {globals}"
+    );
+
+    let t = Server::start();
+    let state = |t: &Server| {
+        t.sql(
+            "postgres",
+            "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname !~ '^pg_'; \
+             SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database",
+        )
+    };
+    let empty = state(&t);
+    let out = s.pgkeep(&set).args(onto(&t, &["--yes"])).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.lines().any(|l| l.starts_with("pgkeep: error: ")
+            && l.contains("encrypted with age")
+            && l.contains("no identity")),
+        "a clear refusal: {err}"
+    );
+    assert_eq!(state(&t), empty, "nothing changed on the target");
+
+    let mut with_key = set.to_vec();
+    let identity = identity.display().to_string();
+    with_key.push(("PGKEEP_AGE_IDENTITY_FILE", identity.as_str()));
+    let out = s
+        .pgkeep(&with_key)
+        .args(onto(&t, &["--yes"]))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        t.sql("vault", "SELECT count(*) FROM secrets").trim(),
+        "42",
+        "the data came back"
+    );
+    assert_eq!(
+        t.sql(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'vault'"
+        )
+        .trim(),
+        "vault_owner",
+        "its owner came back from the encrypted globals"
+    );
+}

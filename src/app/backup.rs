@@ -128,11 +128,12 @@ pub async fn globals(settings: &Settings, ctx: &Context) -> Result<Manifest> {
         let event = report::backup_event(&done.manifest, &settings.host);
         tokio::task::block_in_place(|| notifier.notify(&event));
     }
+    copy_after(settings, crate::catalog::GLOBALS, &notifier).await?;
     Ok(done.manifest)
 }
 
-/// Copy the new backup (and any that earlier runs left uncopied) to `copy_to`, then cull the
-/// copies by their own retention. A failure is logged and notified, and the command ends with
+/// Copy the new backup of `database` or of the globals ([`crate::catalog::GLOBALS`]), and any
+/// that earlier runs left uncopied, to `copy_to`, then cull the copies by their own retention. A failure is logged and notified, and the command ends with
 /// exit 11: the backup itself stays committed.
 pub async fn copy_after(settings: &Settings, database: &str, notifier: &Notifier) -> Result<()> {
     let Some(to) = &settings.copy_to else {
@@ -161,10 +162,13 @@ pub async fn copy_after(settings: &Settings, database: &str, notifier: &Notifier
         Ok(None) => return Ok(()),
         Err(e) => e,
     };
-    let e = anyhow::Error::new(failure).context(format!(
-        "copy of database \"{database}\"'s backups to {to} failed"
-    ));
-    notify_failure(notifier, settings, Some(database), &e);
+    let what = match database == crate::catalog::GLOBALS {
+        true => "the globals backups".to_string(),
+        false => format!("database \"{database}\"'s backups"),
+    };
+    let e = anyhow::Error::new(failure).context(format!("copy of {what} to {to} failed"));
+    let db = (database != crate::catalog::GLOBALS).then_some(database);
+    notify_failure(notifier, settings, db, &e);
     Err(e)
 }
 

@@ -153,11 +153,7 @@ pub fn decrypt_to_local(
             &sha[..sha.len().min(16)]
         )));
     }
-    Ok((
-        LocalFile::temp(temp.into_temp_path()),
-        plain_bytes,
-        plain_sha,
-    ))
+    Ok((LocalFile::temp(temp), plain_bytes, plain_sha))
 }
 
 /// [`decrypt_to_local`] of a stored object.

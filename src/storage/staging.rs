@@ -75,12 +75,57 @@ pub fn private_temp(dir: &Path) -> Result<tempfile::NamedTempFile, StorageError>
     temp_in(dir)
 }
 
-/// A private (0600) temporary file in `dir`.
+/// The name prefix of staging files.
+const PREFIX: &str = ".pgkeep-staging-";
+
+/// How old a staging file must be before [`remove_dead`] looks at it: its creator locks it
+/// right after creating it, and must not lose it in between.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A private (0600) temporary file in `dir`, locked (`flock`) for as long as it is open in this
+/// process, so that [`remove_dead`] tells a live run's file from a killed one's.
 fn temp_in(dir: &Path) -> Result<tempfile::NamedTempFile, StorageError> {
-    tempfile::Builder::new()
-        .prefix(".pgkeep-staging-")
+    let temp = tempfile::Builder::new()
+        .prefix(PREFIX)
         .tempfile_in(dir)
-        .map_err(|e| StorageError::io("cannot create a staging file in", dir.display(), e))
+        .map_err(|e| StorageError::io("cannot create a staging file in", dir.display(), e))?;
+    temp.as_file()
+        .lock()
+        .map_err(|e| StorageError::io("cannot lock", temp.path().display(), e))?;
+    Ok(temp)
+}
+
+/// Remove the staging files in `dir` that no live process holds: those of runs killed before
+/// they could remove them (SIGKILL, OOM), which may hold a decrypted copy of a backup. Returns
+/// the paths removed.
+pub fn remove_dead(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if !e.file_name().to_string_lossy().starts_with(PREFIX) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let young = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_none_or(|age| age < SETTLE);
+        if !meta.file_type().is_file() || young {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        // Locked: a live run's. Unlocked: its owner is gone (the kernel dropped the lock).
+        if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    Ok(removed)
 }
 
 impl Staged {
@@ -133,14 +178,19 @@ pub struct LocalFile {
     path: PathBuf,
     /// The fetched copy (removed on drop); `None` when the file is the store's own.
     copy: Option<tempfile::TempPath>,
+    /// The copy kept open: its lock tells [`remove_dead`] that it is in use.
+    _held: Option<std::fs::File>,
 }
 
 impl LocalFile {
-    /// A private copy that is removed when this value is dropped.
-    pub fn temp(copy: tempfile::TempPath) -> LocalFile {
+    /// A private copy (made by this module, so locked) that is removed when this value is
+    /// dropped.
+    pub fn temp(copy: tempfile::NamedTempFile) -> LocalFile {
+        let (file, path) = copy.into_parts();
         LocalFile {
-            path: copy.to_path_buf(),
-            copy: Some(copy),
+            path: path.to_path_buf(),
+            copy: Some(path),
+            _held: Some(file),
         }
     }
 
@@ -171,17 +221,14 @@ pub fn local_file(
         return Ok(LocalFile {
             path: l.file_of(name)?,
             copy: None,
+            _held: None,
         });
     }
     let mut reader = store.open(name)?;
     let mut temp = temp_in(staging_dir)?;
     std::io::copy(&mut reader, temp.as_file_mut())
         .map_err(|e| StorageError::io("cannot fetch into", temp.path().display(), e))?;
-    let copy = temp.into_temp_path();
-    Ok(LocalFile {
-        path: copy.to_path_buf(),
-        copy: Some(copy),
-    })
+    Ok(LocalFile::temp(temp))
 }
 
 #[cfg(test)]
@@ -288,5 +335,39 @@ mod tests {
         s.abort().unwrap();
         assert!(store.unfinished().unwrap().is_empty());
         assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn only_staging_files_no_live_run_holds_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let live = temp_in(tmp.path()).unwrap();
+        live.as_file().set_modified(old).unwrap();
+        let dead = tmp.path().join(".pgkeep-staging-dead");
+        std::fs::File::create(&dead)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let fresh = tmp.path().join(".pgkeep-staging-fresh");
+        std::fs::write(&fresh, b"just made").unwrap();
+        let other = tmp.path().join("someone-elses");
+        std::fs::File::create(&other)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let held = LocalFile::temp(temp_in(tmp.path()).unwrap());
+        std::fs::File::options()
+            .write(true)
+            .open(held.path())
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+
+        assert_eq!(remove_dead(tmp.path()).unwrap(), vec![dead.clone()]);
+        assert!(live.path().exists() && held.path().exists());
+        assert!(fresh.exists() && other.exists());
+        let paths = [live.path().to_path_buf(), held.path().to_path_buf()];
+        drop((live, held));
+        assert!(paths.iter().all(|p| !p.exists()), "removed when dropped");
     }
 }

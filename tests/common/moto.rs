@@ -49,19 +49,27 @@ pub fn strict() -> (&'static str, &'static str) {
     (e, b)
 }
 
-fn start() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
-        .port();
-    let child = Command::new("moto_server")
+        .port()
+}
+
+fn spawn(port: u16) -> Child {
+    Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         // Parts of 256 KiB, so that multipart tests stay small.
         .env("S3_UPLOAD_PART_MIN_SIZE", "262144")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("moto_server (pip install 'moto[server]'; .ci/run installs it)");
+        .expect("moto_server (pip install 'moto[server]'; .ci/run installs it)")
+}
+
+fn start() -> String {
+    let port = free_port();
+    let child = spawn(port);
     {
         let mut servers = SERVERS.lock().unwrap();
         if servers.is_empty() {
@@ -72,6 +80,96 @@ fn start() -> String {
         servers.push(child);
     }
     let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url);
+    url
+}
+
+/// A server of one test's own, to be stopped, killed and restarted by it (killed when dropped).
+pub struct OwnServer {
+    pub port: u16,
+    pub child: Child,
+}
+
+impl OwnServer {
+    pub fn start() -> OwnServer {
+        let port = free_port();
+        let s = OwnServer {
+            port,
+            child: spawn(port),
+        };
+        wait_ready(&s.url());
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, and wait for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A new server on the same port (an empty one: moto keeps its state in memory).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.port);
+        wait_ready(&self.url());
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.kill();
+    }
+}
+
+/// Create `bucket` on the server at `endpoint`.
+pub fn create_bucket(endpoint: &str, bucket: &str) {
+    ureq::put(format!("{endpoint}/{bucket}"))
+        .send_empty()
+        .expect("create a bucket");
+}
+
+/// The ids of the multipart uploads the server at `endpoint` holds unfinished in `bucket`.
+pub fn open_uploads(endpoint: &str, bucket: &str) -> Vec<String> {
+    let body = ureq::get(format!("{endpoint}/{bucket}?uploads"))
+        .call()
+        .expect("list the multipart uploads")
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    body.split("<UploadId>")
+        .skip(1)
+        .filter_map(|k| k.split("</UploadId>").next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Keys of the objects in `bucket` under `prefix` on the server at `endpoint`, from a raw LIST.
+pub fn keys_at(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
+    let body = ureq::get(format!("{endpoint}/{bucket}?list-type=2&prefix={prefix}"))
+        .call()
+        .expect("list the bucket")
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    body.split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split("</Key>").next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_ready(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while ureq::get(format!("{url}/moto-api/data.json"))
         .call()
@@ -83,7 +181,6 @@ fn start() -> String {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    url
 }
 
 /// A new, empty bucket.
