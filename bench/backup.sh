@@ -83,7 +83,7 @@ done
 [[ $runs -ge 1 ]] || die "--runs must be at least 1"
 IFS=, read -r -a methods <<<"$only"
 for m in "${methods[@]}"; do
-  case "$m" in limit|gzip|pgkeep-gzip|pgkeep-zstd|pgkeep-s3) ;; *) die "unknown method in --only: $m" ;; esac
+  case "$m" in limit|gzip|zstd|pgkeep-gzip|pgkeep-zstd|pgkeep-s3) ;; *) die "unknown method in --only: $m" ;; esac
 done
 
 [[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) is needed: apt-get install time"
