@@ -68,6 +68,8 @@ impl LocalStore {
             file: Some(file),
             partial,
             dest,
+            written: 0,
+            hinted: 0,
         })
     }
 
@@ -144,11 +146,41 @@ pub(super) struct LocalUpload {
     file: Option<File>,
     partial: PathBuf,
     dest: PathBuf,
+    /// Bytes written so far, and up to where the kernel was told to write them back.
+    written: u64,
+    hinted: u64,
+}
+
+/// Written bytes handed to the kernel's writeback in steps of this size, so that the commit's
+/// fsync waits for the last step only rather than for the whole file.
+const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
+
+impl LocalUpload {
+    /// Start the writeback of what was written since the last step. `POSIX_FADV_DONTNEED` on
+    /// pages still dirty starts their writeback without waiting for it (and drops none of them:
+    /// they are not clean yet). Advice only: the commit's fsync is what makes the data durable.
+    fn write_back(&mut self) {
+        use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+        let Some(file) = self.file.as_ref() else {
+            return;
+        };
+        let len = (self.written - self.hinted) as i64;
+        let advice = PosixFadviseAdvice::POSIX_FADV_DONTNEED;
+        if let Err(e) = posix_fadvise(file, self.hinted as i64, len, advice) {
+            tracing::debug!(error = %e, "cannot start the writeback of the backup file");
+        }
+        self.hinted = self.written;
+    }
 }
 
 impl Write for LocalUpload {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.as_mut().expect("open until commit").write(buf)
+        let n = self.file.as_mut().expect("open until commit").write(buf)?;
+        self.written += n as u64;
+        if self.written - self.hinted >= WRITEBACK_STEP {
+            self.write_back();
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.as_mut().expect("open until commit").flush()
@@ -378,6 +410,21 @@ mod tests {
         assert!(s.create("2026-01-01/b.sql.gz").is_err());
         s.delete("2026-01-01/b.sql.gz").unwrap();
         assert!(!dir.path().join("2026-01-01").exists());
+    }
+
+    #[test]
+    fn writeback_steps_keep_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..3 * WRITEBACK_STEP + 12_345)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let mut up = s.create("big").unwrap();
+        for chunk in data.chunks(1_000_003) {
+            up.write_all(chunk).unwrap();
+        }
+        up.commit().unwrap();
+        assert_eq!(fs::read(dir.path().join("big")).unwrap(), data);
     }
 
     #[test]
