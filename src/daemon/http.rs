@@ -15,7 +15,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::set::Scope;
+use super::scope::Scope;
 use super::state::{Attempt, Daemon, StartError, Trigger};
 use crate::catalog;
 use crate::pg::ConnParams;

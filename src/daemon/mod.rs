@@ -11,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod page;
 pub mod scheduler;
+pub mod scope;
 pub mod set;
 pub mod state;
 pub mod status;
@@ -18,7 +19,7 @@ pub mod verifier;
 
 use std::sync::Arc;
 
-pub use set::Scope;
+pub use scope::Scope;
 pub use state::{Attempt, AttemptStatus, Daemon, Options, StartError, Trigger, local};
 
 /// Run the daemon until `shutdown` fires: the schedule loops (the set's, and one for each

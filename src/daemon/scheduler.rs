@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::set::{Group, Ran, label, metric_label};
+use super::scope::{label, metric_label};
+use super::set::{Group, Ran};
 use super::state::{Daemon, Trigger, local};
 use crate::catalog::GLOBALS;
 use crate::model::schedule::{Next, Schedule};

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::catalog::CatalogCache;
 use super::metrics::Metrics;
-pub use super::set::{Known, Scope, label, metric_label};
+pub use super::scope::{Known, Scope, label, metric_label};
 use crate::backup::{self, BackupError};
 use crate::catalog::{self, GLOBALS, Status};
 use crate::config::Settings;
