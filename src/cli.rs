@@ -145,7 +145,8 @@ pub struct PolicyArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Database to back up (default: the configured database).
+    /// Back up this one database (default: the `databases` set when it is set, else the
+    /// configured database).
     #[arg(long, short = 'd', value_name = "NAME")]
     pub database: Option<String>,
     /// Address of the HTTP API, e.g. 0.0.0.0:8080 or 127.0.0.1:0 (any free port; the bound

@@ -71,6 +71,54 @@ pub async fn resolve(
     ))
 }
 
+/// What `set` means on the configured server now, the backups of the configured host read from
+/// the backup location (so that a database gone from the server is reported).
+pub async fn resolve_stored(
+    settings: &Settings,
+    set: &DatabaseSet,
+) -> Result<Selection, ResolveError> {
+    let store = crate::storage::open(&settings.backup_dir, &settings.s3)?;
+    let entries = crate::catalog::list(&*store, Some(&settings.host))?;
+    Ok(resolve(settings, set, &entries).await?)
+}
+
+/// Why the set could not be read.
+#[derive(Debug, Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error("cannot read the list of databases from the server: {0}")]
+    Server(#[from] PgError),
+}
+
+impl crate::exit::ExitCode for ResolveError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            ResolveError::Storage(e) => e.exit_code(),
+            ResolveError::Catalog(e) => e.exit_code(),
+            ResolveError::Server(e) => e.exit_code(),
+        }
+    }
+}
+
+/// How messages name a database, or the globals.
+pub fn label(db: &str) -> String {
+    if db == crate::catalog::GLOBALS {
+        "the globals".into()
+    } else {
+        format!("database \"{db}\"")
+    }
+}
+
+/// The note on a database that is gone from the server.
+pub fn gone_note(db: &str) -> String {
+    format!(
+        "database \"{db}\" is gone from the server; its backups are kept and never culled for it"
+    )
+}
+
 /// A run over several databases in which some failed (the others went on). The exit code is
 /// that of the first failure.
 #[derive(Debug, Error)]

@@ -117,11 +117,12 @@ fn config_keys_lists_every_key_aligned_with_default_and_range() {
     assert_eq!(row("notify_timeout")[2], "10s");
     assert_eq!(row("schedule")[3], "cron, 5 or 6 fields, or @daily ..");
     assert_eq!(row("uri")[1..3], ["PGKEEP_URI, DATABASE_URL", "(not set)"]);
-    // 57 keys of the backup, the database set, daemon, restore (restore_jobs among them),
+    // 59 keys of the backup, the database set, daemon (parallel_databases and
+    // database_schedules among them), restore (restore_jobs among them),
     // verification, manifest signing and notifications, 4 of the page, 16 of S3 storage and
     // lock_dir, 3 of encryption at rest (age_recipients, age_identity_file, age_identity), 3 of
     // the second location (copy_to, copy_keep_days, copy_keep_last).
-    assert_eq!(lines.len(), 1 + 61 + 17 + 3 + 3, "{text}");
+    assert_eq!(lines.len(), 1 + 63 + 17 + 3 + 3, "{text}");
     assert_eq!(row("retry_delay")[1..3], ["PGKEEP_RETRY_DELAY", "5m"]);
 }
 

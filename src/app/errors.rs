@@ -43,6 +43,7 @@ const KNOWN: &[Probe] = &[
     probe::<crate::copy::CopyError>,
     probe::<Unhealthy>,
     probe::<crate::databases::SetFailed>,
+    probe::<crate::databases::ResolveError>,
     probe::<crate::catalog::CatalogError>,
     probe::<PipelineError>,
     probe::<crate::pipeline::crypt::CryptError>,

@@ -2,13 +2,15 @@
 //! set, else the one configured database), the notes on databases that are gone or missing, and
 //! a run over the set in which one database failing never stops the others.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::catalog;
 use crate::config::Settings;
 use crate::databases::{self, SetFailed};
 use crate::model::databases::Selection;
-use crate::storage;
+
+/// How messages name a database, or the globals.
+pub use crate::databases::label;
 
 /// The databases a command works on.
 pub enum Targets {
@@ -31,21 +33,14 @@ pub async fn targets(settings: &Settings, flag: &Option<String>) -> Result<Targe
     };
     let sel = selection(settings, set).await?;
     for db in &sel.gone {
-        tracing::warn!(
-            database = %db,
-            "database \"{db}\" is gone from the server; its backups are kept and never culled for it"
-        );
+        tracing::warn!(database = %db, "{}", databases::gone_note(db));
     }
     Ok(Targets::Set(sel))
 }
 
 /// What the set means now (for `pgkeep databases` and [`targets`]).
 pub async fn selection(settings: &Settings, set: &crate::model::DatabaseSet) -> Result<Selection> {
-    let store = storage::open(&settings.backup_dir, &settings.s3)?;
-    let entries = catalog::list(&*store, Some(&settings.host))?;
-    databases::resolve(settings, set, &entries)
-        .await
-        .context("cannot read the list of databases from the server")
+    Ok(databases::resolve_stored(settings, set).await?)
 }
 
 /// A command that works on one database at a time, refusing the set: `-d NAME`, else the
@@ -100,13 +95,4 @@ pub async fn each<T>(
         .into()),
     };
     (done, res)
-}
-
-/// How messages name a database, or the globals.
-pub fn label(db: &str) -> String {
-    if db == catalog::GLOBALS {
-        "the globals".into()
-    } else {
-        format!("database \"{db}\"")
-    }
 }

@@ -687,6 +687,20 @@ pub const KEYS: &[Key] = &[
         "`pgkeep run`: a failed scheduled or catch-up backup is retried after this delay, doubled after each failure, never at or past the next scheduled run (0: off)",
     ),
     Key::new(
+        "parallel_databases",
+        &["PGKEEP_PARALLEL_DATABASES"],
+        Kind::Int { min: 1, max: 64 },
+        Default::Value("1"),
+        "`pgkeep run` over `databases`: how many databases are backed up at once",
+    ),
+    Key::new(
+        "database_schedules",
+        &["PGKEEP_DATABASE_SCHEDULES"],
+        Kind::Names,
+        Default::Unset("every database on `schedule`"),
+        "`pgkeep run` over `databases`: NAME=CRON entries (comma-separated, or an array; a TOML table too) giving a database its own schedule instead of `schedule`",
+    ),
+    Key::new(
         "maintenance_listen",
         &["PGKEEP_MAINTENANCE_LISTEN"],
         Kind::Addr,

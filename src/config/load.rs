@@ -38,6 +38,7 @@ impl Settings {
         let dump = t.dump()?;
         let (schedule, verify_schedule, timezone, timezone_name) = t.schedules()?;
         let (databases, exclude_databases) = t.database_set()?;
+        let database_schedules = t.database_schedules(&timezone, &timezone_name, &databases)?;
         let user = t.text("user");
         let database = t.opt_text("database").unwrap_or_else(|| user.clone());
         t.resolve_text("database", &database);
@@ -63,6 +64,8 @@ impl Settings {
             copy_policy: t.copy_policy(),
             shutdown_grace: t.duration("shutdown_grace"),
             retry_delay: t.duration("retry_delay"),
+            parallel_databases: t.int("parallel_databases") as usize,
+            database_schedules,
             host: t.text("host"),
             port: t.int("port") as u16,
             user,
@@ -190,6 +193,26 @@ fn read_file(path: &Path) -> Result<BTreeMap<&'static str, Raw>, ConfigError> {
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Float(f) => f.to_string(),
+            // `[database_schedules]` as a table: its entries as NAME=CRON.
+            toml::Value::Table(t) if k.name == "database_schedules" => {
+                let entries: Vec<String> = t
+                    .iter()
+                    .map(|(name, v)| match v {
+                        toml::Value::String(cron) => Ok(format!("{name}={cron}")),
+                        other => Err(ConfigError::Parse {
+                            path: path.to_path_buf(),
+                            message: format!(
+                                "key `database_schedules.{name}` must be a cron string, not {}",
+                                other.type_str()
+                            ),
+                        }),
+                    })
+                    .collect::<Result<_, _>>()?;
+                serde_json::to_string(&entries).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("key `{name}`: {e}"),
+                })?
+            }
             toml::Value::Array(a) if is_command_list(k) => {
                 serde_json::to_string(&toml::Value::Array(a)).map_err(|e| ConfigError::Parse {
                     path: path.to_path_buf(),

@@ -68,6 +68,10 @@ pub struct Settings {
     pub shutdown_grace: std::time::Duration,
     /// The first delay before a failed scheduled backup is retried (zero: no retries).
     pub retry_delay: std::time::Duration,
+    /// `pgkeep run` over the set: databases backed up at once.
+    pub parallel_databases: usize,
+    /// `pgkeep run` over the set: databases on a schedule of their own instead of `schedule`.
+    pub database_schedules: Vec<(String, crate::model::schedule::Schedule)>,
     /// Role for restores (`None`: the backup user).
     pub admin_user: Option<String>,
     pub admin_password: Option<Secret>,

@@ -128,6 +128,48 @@ impl<'a> Typed<'a> {
         Ok((set, self.list("exclude_databases")))
     }
 
+    /// `database_schedules`: each `NAME=CRON` entry parsed in `timezone`; only with a
+    /// `databases` set, each database once.
+    pub fn database_schedules(
+        &mut self,
+        timezone: &jiff::tz::TimeZone,
+        timezone_name: &str,
+        set: &Option<crate::model::DatabaseSet>,
+    ) -> Result<Vec<(String, Schedule)>, ConfigError> {
+        let k = "database_schedules";
+        let entries = self.list(k);
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        if set.is_none() {
+            return Err(self.invalid(
+                k,
+                "per-database schedules need a `databases` set (the one database runs on `schedule`)".into(),
+            ));
+        }
+        let mut out: Vec<(String, Schedule)> = Vec::new();
+        for e in &entries {
+            // Cron expressions hold no `=`: the last one ends the name.
+            let Some((name, cron)) = e.rsplit_once('=').filter(|(n, _)| !n.trim().is_empty())
+            else {
+                return Err(self.invalid(k, format!("`{e}` is not NAME=CRON")));
+            };
+            let name = name.trim().to_string();
+            if out.iter().any(|(n, _)| *n == name) {
+                return Err(self.invalid(k, format!("database \"{name}\" has two schedules")));
+            }
+            let s = Schedule::cron(cron.trim(), timezone.clone(), timezone_name)
+                .map_err(|m| self.invalid(k, format!("database \"{name}\": {m}")))?;
+            out.push((name, s));
+        }
+        let shown: Vec<String> = out
+            .iter()
+            .map(|(n, s)| format!("{n}={}", s.describe()))
+            .collect();
+        self.resolve_text(k, &shown.join(", "));
+        Ok(out)
+    }
+
     fn list(&self, k: &'static str) -> Vec<String> {
         match self.get(k) {
             Value::List(l) => l.clone(),

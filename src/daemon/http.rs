@@ -15,7 +15,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::state::{Daemon, StartError, Trigger};
+use super::scope::Scope;
+use super::state::{Attempt, Daemon, StartError, Trigger};
 use crate::catalog;
 use crate::pg::ConnParams;
 
@@ -29,6 +30,11 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/backups", get(list).post(trigger))
         .route("/api/v1/backups/{id}", get(show))
+        .route("/api/v1/databases", get(databases))
+        .route(
+            "/api/v1/databases/{database}/backups",
+            get(list_database).post(trigger_database),
+        )
         .with_state(daemon)
 }
 
@@ -100,10 +106,21 @@ async fn readyz(State(daemon): State<Arc<Daemon>>) -> Response {
     .await
     .map_err(|e| e.to_string())
     .and_then(|r| r.map_err(|e| e.to_string()));
-    let params = ConnParams::from_settings(s, daemon.database());
+    // One database: it accepts a connection. The set: the server's list of databases can be
+    // read (the set is read from it at every run).
+    let (params, set) = match daemon.scope() {
+        Scope::One(db) => (ConnParams::from_settings(s, db), false),
+        Scope::Set(_) => (ConnParams::from_settings(s, &s.database), true),
+    };
     let timeout = Duration::from_secs(s.connect_timeout.clamp(1, 10) + 1);
-    let database = match tokio::time::timeout(timeout, params.connect()).await {
-        Ok(Ok(_client)) => Ok(()),
+    let probe = async {
+        match set {
+            false => params.connect().await.map(drop),
+            true => crate::databases::server_databases(&params).await.map(drop),
+        }
+    };
+    let database = match tokio::time::timeout(timeout, probe).await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!(
             "no answer from {} within {timeout:?}",
@@ -117,6 +134,7 @@ async fn readyz(State(daemon): State<Arc<Daemon>>) -> Response {
     let ready = storage.is_ok() && database.is_ok();
     let body = json!({
         "ready": ready,
+        "databases": daemon.databases(),
         "checks": {
             "config": { "ok": true },
             "storage": check(&storage),
@@ -142,15 +160,24 @@ async fn metrics(State(daemon): State<Arc<Daemon>>) -> Response {
         .into_response()
 }
 
-async fn catalog_entries(daemon: &Daemon) -> Result<Vec<catalog::Entry>, Response> {
+/// The backups of `db`, or (`None`) of every database of the daemon and the globals.
+async fn catalog_entries(
+    daemon: &Daemon,
+    db: Option<String>,
+) -> Result<Vec<catalog::Entry>, Response> {
     let s = daemon.settings();
     let (dir, s3) = (s.backup_dir.clone(), s.s3.clone());
     let host = s.host.clone();
-    let db = daemon.database().to_string();
+    let db = db.or_else(|| match daemon.scope() {
+        Scope::One(db) => Some(db.clone()),
+        Scope::Set(_) => None,
+    });
     tokio::task::spawn_blocking(move || {
         let store = crate::storage::open(&dir, &s3).map_err(|e| e.to_string())?;
         let mut entries = catalog::list(&*store, Some(&host)).map_err(|e| e.to_string())?;
-        entries.retain(|e| e.database.as_deref() == Some(db.as_str()));
+        if let Some(db) = db {
+            entries.retain(|e| e.database.as_deref() == Some(db.as_str()));
+        }
         Ok::<_, String>(entries)
     })
     .await
@@ -158,22 +185,94 @@ async fn catalog_entries(daemon: &Daemon) -> Result<Vec<catalog::Entry>, Respons
     .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
-async fn list(State(daemon): State<Arc<Daemon>>, headers: HeaderMap) -> Response {
+/// `?database=NAME`: the database a request is about.
+#[derive(Debug, Default, serde::Deserialize)]
+struct DatabaseQuery {
+    database: Option<String>,
+}
+
+async fn list(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Query(q): Query<DatabaseQuery>,
+) -> Response {
+    listing(daemon, headers, q.database).await
+}
+
+async fn list_database(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Path(db): Path<String>,
+) -> Response {
+    listing(daemon, headers, Some(db)).await
+}
+
+/// The attempts and backups of `db`, or of every database of the daemon.
+async fn listing(daemon: Arc<Daemon>, headers: HeaderMap, db: Option<String>) -> Response {
     if let Err(r) = authorize(&daemon, &headers, false) {
         return r;
     }
-    let backups = match catalog_entries(&daemon).await {
+    if let Some(db) = &db
+        && let Err(r) = known_database(&daemon, db, false).await
+    {
+        return r;
+    }
+    let backups = match catalog_entries(&daemon, db.clone()).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     let (running, attempts) = daemon.attempts();
+    let mine = |a: &Attempt| db.as_ref().is_none_or(|d| *d == a.database);
+    let running: Vec<Attempt> = running.into_iter().filter(|a| mine(a)).collect();
+    let database = db.clone().or_else(|| match daemon.scope() {
+        Scope::One(db) => Some(db.clone()),
+        Scope::Set(_) => None,
+    });
     axum::Json(json!({
-        "database": daemon.database(),
-        "running": running,
-        "attempts": attempts,
+        "database": database,
+        "databases": daemon.databases(),
+        // The one running backup (of the database), as before the set; all of them beside it.
+        "running": running.first(),
+        "running_all": running,
+        "attempts": attempts.into_iter().filter(|a| mine(a)).collect::<Vec<_>>(),
         "backups": backups,
     }))
     .into_response()
+}
+
+/// What the set means (as last read): its databases, those gone and those missing.
+async fn databases(State(daemon): State<Arc<Daemon>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&daemon, &headers, false) {
+        return r;
+    }
+    axum::Json(daemon.known()).into_response()
+}
+
+/// `db` is one of the daemon's databases; else a 404 naming them. `refresh` (a request with the
+/// token): the set is read again when `db` is not known yet, so a database created since the
+/// last run is found.
+#[allow(clippy::result_large_err)]
+async fn known_database(daemon: &Daemon, db: &str, refresh: bool) -> Result<(), Response> {
+    if daemon.databases().iter().any(|d| d == db) {
+        return Ok(());
+    }
+    let known = match daemon.scope() {
+        Scope::Set(_) if refresh => daemon
+            .resolve()
+            .await
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?,
+        _ => daemon.known(),
+    };
+    if known.databases.iter().any(|d| d == db) {
+        return Ok(());
+    }
+    Err(error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "this daemon does not back up database \"{db}\" (it backs up: {})",
+            known.databases.join(", ")
+        ),
+    ))
 }
 
 async fn show(
@@ -186,7 +285,7 @@ async fn show(
     }
     let (running, attempts) = daemon.attempts();
     let attempt = running.into_iter().chain(attempts).find(|a| a.id == id);
-    let backup = match catalog_entries(&daemon).await {
+    let backup = match catalog_entries(&daemon, None).await {
         Ok(b) => b.into_iter().find(|e| e.id == id),
         Err(r) => return r,
     };
@@ -219,34 +318,80 @@ async fn status(State(daemon): State<Arc<Daemon>>) -> Response {
     r
 }
 
-/// `?database=NAME` of `POST /api/v1/backups`: the database to back up (default: the daemon's).
-#[derive(Debug, serde::Deserialize)]
-struct TriggerQuery {
+/// The JSON body of `POST /api/v1/backups` (optional): `{"database": "NAME"}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerBody {
     database: Option<String>,
 }
 
 async fn trigger(
     State(daemon): State<Arc<Daemon>>,
     headers: HeaderMap,
-    Query(q): Query<TriggerQuery>,
+    Query(q): Query<DatabaseQuery>,
+    body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = authorize(&daemon, &headers, true) {
         return r;
     }
-    if let Some(db) = q.database.filter(|db| !daemon.databases().contains(db)) {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("this daemon does not back up database \"{db}\""),
-        );
+    let from_body = match body.iter().all(u8::is_ascii_whitespace) {
+        true => None,
+        false => match serde_json::from_slice::<TriggerBody>(&body) {
+            Ok(b) => b.database,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not {{\"database\": \"NAME\"}}: {e}"),
+                );
+            }
+        },
+    };
+    let db = match (q.database, from_body) {
+        (Some(a), Some(b)) if a != b => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("two databases named: \"{a}\" (query) and \"{b}\" (body)"),
+            );
+        }
+        (a, b) => a.or(b),
+    };
+    start(daemon, db).await
+}
+
+async fn trigger_database(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Path(db): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&daemon, &headers, true) {
+        return r;
     }
-    match daemon.start_backup(Trigger::Api) {
+    start(daemon, Some(db)).await
+}
+
+/// Start a backup of `db` (the one database when `None`, which a set refuses).
+async fn start(daemon: Arc<Daemon>, db: Option<String>) -> Response {
+    let db = match (db, daemon.scope()) {
+        (Some(db), _) => db,
+        (None, Scope::One(db)) => db.clone(),
+        (None, Scope::Set(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "this daemon backs up a set of databases: name one (POST /api/v1/databases/NAME/backups, ?database=NAME or {\"database\": \"NAME\"})",
+            );
+        }
+    };
+    if let Err(r) = known_database(&daemon, &db, true).await {
+        return r;
+    }
+    match daemon.start_backup(&db, Trigger::Api) {
         Ok((id, _handle)) => {
             let location = format!("/api/v1/backups/{id}");
             let mut r = (
                 StatusCode::ACCEPTED,
                 axum::Json(json!({
                     "id": id,
-                    "database": daemon.database(),
+                    "database": db,
                     "status": "running",
                     "location": location,
                 })),

@@ -27,6 +27,8 @@ pub struct Db {
     pub verify_newest_too_old: Option<bool>,
     pub next_verify: Option<f64>,
     pub verify_scheduled: bool,
+    /// Gone from the server (its backups kept, never culled for it).
+    pub gone: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -141,7 +143,13 @@ pub fn free_bytes_text(free: Option<u64>) -> String {
 }
 
 /// The per-database gauges and plain counters: name, type, help, value.
-const SERIES: [(&str, &str, &str, Get); 12] = [
+const SERIES: [(&str, &str, &str, Get); 13] = [
+    (
+        "pgkeep_database_gone",
+        "gauge",
+        "1 for a database of the set that is gone from the server (its backups are kept).",
+        |d| d.gone.then_some(1.0),
+    ),
     (
         "pgkeep_last_success_timestamp_seconds",
         "gauge",

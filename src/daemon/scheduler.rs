@@ -1,23 +1,31 @@
-//! The schedule loop of `pgkeep run`: back up at every run of the schedule (catching up a run
-//! missed while down), sleeping on the wall clock so a clock jump or a suspended host does not
-//! shift it, until shutdown. A failed scheduled or catch-up backup is retried with backoff
-//! (`retry_delay`, doubled after each failure), never at or past the next scheduled run.
+//! The schedule loops of `pgkeep run`: back up at every run of a schedule (the set's, or a
+//! database's own; catching up a run missed while down), sleeping on the wall clock so a clock
+//! jump or a suspended host does not shift it, until shutdown. A failed scheduled or catch-up
+//! backup is retried with backoff (`retry_delay`, doubled after each failure), never at or past
+//! the next scheduled run; a retry backs up only the databases that failed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::state::{Daemon, StartError, Trigger, local};
+use super::scope::{label, metric_label};
+use super::set::{Group, Ran};
+use super::state::{Daemon, Trigger, local};
+use crate::catalog::GLOBALS;
 use crate::model::schedule::{Next, Schedule};
 
 impl Daemon {
-    fn set_next_run(&self, at: Timestamp) {
-        self.metrics
-            .lock()
-            .expect("metrics lock")
-            .db(self.database())
-            .next_run = Some(at.as_millisecond() as f64 / 1000.0);
+    /// Show `at` as the next run of every database (and the globals) on `group`'s schedule.
+    fn set_next_run(&self, group: &Group, at: Timestamp) {
+        let mut names = self.databases();
+        if group.own.is_none() && self.has_globals() {
+            names.push(GLOBALS.to_string());
+        }
+        let mut m = self.metrics.lock().expect("metrics lock");
+        for db in names.iter().filter(|db| self.in_group(group, db)) {
+            m.db(metric_label(db)).next_run = Some(at.as_millisecond() as f64 / 1000.0);
+        }
     }
 
     /// Sleep until the wall-clock time `at` (re-checked every minute, so a clock jump or a
@@ -38,21 +46,27 @@ impl Daemon {
         }
     }
 
-    /// The schedule loop: runs until shutdown.
-    pub async fn schedule_loop(self: Arc<Self>, last_backup: Option<Timestamp>) {
-        let schedule: Schedule = self.settings().schedule.clone();
+    /// The schedule loop of `group`: runs until shutdown. `last_backup`: the newest backup of
+    /// its databases that is the most behind, for the catch-up at start.
+    pub async fn schedule_loop(self: Arc<Self>, group: Group, last_backup: Option<Timestamp>) {
+        let schedule: Schedule = group.schedule.clone();
+        let who = group.own.as_deref().map(label);
+        let who = who.as_deref().unwrap_or("the set");
         let mut next: Next = schedule.at_start(self.now(), last_backup);
         match &next.catch_up {
-            Some(why) => tracing::info!(reason = %why, "catching up: backing up now"),
+            Some(why) => {
+                tracing::info!(databases = who, reason = %why, "catching up: backing up now")
+            }
             None => {
-                tracing::info!(next_run = %local(&next.at, self.settings()), "next backup scheduled")
+                tracing::info!(databases = who, next_run = %local(&next.at, self.settings()), "next backup scheduled")
             }
         }
-        // Failures in a row, and the scheduled run that ends their retries.
+        // Failures in a row, the scheduled run that ends their retries, and what they retry.
         let mut failures = 0u32;
         let mut retrying_until: Option<Timestamp> = None;
+        let mut only: Option<Vec<String>> = None;
         loop {
-            self.set_next_run(next.at);
+            self.set_next_run(&group, next.at);
             if !self.sleep_until(next.at).await {
                 tracing::info!("stopping: no new backups will start");
                 break;
@@ -63,7 +77,7 @@ impl Daemon {
                 Trigger::Schedule
             };
             let started = self.now();
-            let Some(failed) = self.attempt(trigger).await else {
+            let Some(ran) = self.run_group(&group, trigger, only.as_deref()).await else {
                 break;
             };
             if self.shutdown.reason().is_some() {
@@ -74,16 +88,18 @@ impl Daemon {
                 Some(at) if at > now => at,
                 _ => schedule.after_run(started, now),
             };
+            let failed = ran != Ran::Done;
             failures = if failed { failures + 1 } else { 0 };
             if failed
                 && let Some(at) = retry_at(now, scheduled, self.settings().retry_delay, failures)
             {
-                self.metrics
-                    .lock()
-                    .expect("metrics lock")
-                    .db(self.database())
-                    .retries += 1;
+                only = match ran {
+                    Ran::Failed(dbs) => Some(dbs),
+                    _ => only,
+                };
+                self.count_retries(only.as_deref());
                 tracing::warn!(
+                    databases = who,
                     retry_at = %local(&at, self.settings()),
                     delay = %format!("{}s", at.duration_since(now).as_secs()),
                     failures,
@@ -98,30 +114,21 @@ impl Daemon {
                 continue;
             }
             retrying_until = None;
+            only = None;
             next = Next {
                 at: scheduled,
                 catch_up: None,
             };
-            tracing::info!(next_run = %local(&next.at, self.settings()), "next backup scheduled");
+            tracing::info!(databases = who, next_run = %local(&next.at, self.settings()), "next backup scheduled");
         }
     }
 
-    /// Run one scheduled backup to its end: `Some(true)` when it failed (worth a retry),
-    /// `Some(false)` when it succeeded or was skipped for another run, `None` at shutdown.
-    async fn attempt(self: &Arc<Self>, trigger: Trigger) -> Option<bool> {
-        match self.start_backup(trigger) {
-            Ok((_, handle)) => Some(handle.await.map_or(true, |a| a.result == "failure")),
-            Err(StartError::Busy { running, .. }) => {
-                let mut m = self.metrics.lock().expect("metrics lock");
-                *m.db(self.database()).results.entry("skipped").or_default() += 1;
-                tracing::warn!(running = %running, "scheduled backup skipped: a backup is already running");
-                Some(false)
-            }
-            Err(StartError::ShuttingDown) => None,
-            Err(StartError::Failed(e)) => {
-                tracing::error!(error = %e, "scheduled backup could not start");
-                Some(true)
-            }
+    /// Count a retry for each database it backs up again (`None`: the whole set).
+    fn count_retries(&self, only: Option<&[String]>) {
+        let names = only.map_or_else(|| self.databases(), <[String]>::to_vec);
+        let mut m = self.metrics.lock().expect("metrics lock");
+        for db in &names {
+            m.db(metric_label(db)).retries += 1;
         }
     }
 }

@@ -13,8 +13,9 @@ use tokio::sync::watch;
 
 use super::catalog::CatalogCache;
 use super::metrics::Metrics;
+pub use super::scope::{Known, Scope, label, metric_label};
 use crate::backup::{self, BackupError};
-use crate::catalog::{self, Status};
+use crate::catalog::{self, GLOBALS, Status};
 use crate::config::Settings;
 use crate::lock::{Lock, LockError};
 use crate::prune;
@@ -90,16 +91,17 @@ pub enum StartError {
 /// Everything the daemon is started with.
 pub struct Options {
     pub settings: Arc<Settings>,
-    pub database: String,
+    /// The databases it backs up.
+    pub scope: Scope,
     /// The environment children may inherit (already filtered).
     pub child_env: Vec<(String, String)>,
     pub path_env: Option<OsString>,
     pub clock: fn() -> Timestamp,
 }
 
-/// The running attempt and the finished ones, newest first.
+/// The running attempts (by database) and the finished ones, newest first.
 struct Attempts {
-    running: Option<Attempt>,
+    running: std::collections::BTreeMap<String, Attempt>,
     history: VecDeque<Attempt>,
     /// Dump bytes streamed so far, by running attempt id.
     progress: std::collections::BTreeMap<String, Arc<AtomicU64>>,
@@ -113,22 +115,29 @@ pub struct Daemon {
     pub(super) metrics: Mutex<Metrics>,
     /// The listing of the backup location, kept for the status page.
     pub(super) catalog: CatalogCache,
-    busy: watch::Sender<bool>,
+    /// What the set meant at its last reading.
+    pub(super) known: Mutex<Known>,
+    /// How many backups are running.
+    busy: watch::Sender<usize>,
     notifier: Arc<crate::notify::Notifier>,
 }
 
 impl Daemon {
     pub fn new(opts: Options, shutdown: Shutdown) -> Arc<Daemon> {
-        let (busy, _) = watch::channel(false);
+        let (busy, _) = watch::channel(0);
         let mut m = Metrics::default();
-        m.db(&opts.database);
+        let known = Known::start(&opts.scope);
+        for db in &known.databases {
+            m.db(db).verify_scheduled = opts.settings.verify_schedule.is_some();
+        }
         let notifier = Arc::new(crate::notify::Notifier::from_settings(&opts.settings));
         Arc::new(Daemon {
             notifier,
             opts,
             shutdown,
+            known: Mutex::new(known),
             state: Mutex::new(Attempts {
-                running: None,
+                running: Default::default(),
                 history: VecDeque::new(),
                 progress: Default::default(),
             }),
@@ -150,21 +159,26 @@ impl Daemon {
         &self.opts.settings
     }
 
-    pub fn database(&self) -> &str {
-        &self.opts.database
+    pub fn scope(&self) -> &Scope {
+        &self.opts.scope
     }
 
     pub(super) fn now(&self) -> Timestamp {
         (self.opts.clock)()
     }
 
-    /// The running attempt and the finished ones, newest first.
-    pub fn attempts(&self) -> (Option<Attempt>, Vec<Attempt>) {
+    /// The running attempts and the finished ones, newest first.
+    pub fn attempts(&self) -> (Vec<Attempt>, Vec<Attempt>) {
         let s = self.state.lock().expect("state lock");
-        let running = s.running.clone().map(|mut a| {
-            a.dumped_bytes = s.progress.get(&a.id).map(|p| p.load(Ordering::Relaxed));
-            a
-        });
+        let running = s
+            .running
+            .values()
+            .cloned()
+            .map(|mut a| {
+                a.dumped_bytes = s.progress.get(&a.id).map(|p| p.load(Ordering::Relaxed));
+                a
+            })
+            .collect();
         (running, s.history.iter().cloned().collect())
     }
 
@@ -186,9 +200,10 @@ impl Daemon {
     }
 
     /// Fill the metrics from the catalog, so a restart does not reset "last success".
-    /// Returns the start time of the newest backup of the database (good or legacy).
-    pub fn load_catalog(&self) -> Option<Timestamp> {
+    /// Returns the start time of the newest backup (good or legacy) of each known database.
+    pub fn load_catalog(&self) -> std::collections::BTreeMap<String, Timestamp> {
         let s = self.settings();
+        let mut newest = std::collections::BTreeMap::new();
         let entries = crate::storage::open(&s.backup_dir, &s.s3)
             .map_err(|e| e.to_string())
             .and_then(|store| catalog::list(&*store, Some(&s.host)).map_err(|e| e.to_string()));
@@ -199,47 +214,58 @@ impl Daemon {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the backup catalog");
-                return None;
+                return newest;
             }
         };
-        let mine: Vec<_> = entries
+        let mut metrics = self.metrics.lock().expect("metrics lock");
+        for db in self
+            .databases()
             .iter()
-            .filter(|e| e.database.as_deref() == Some(self.database()))
-            .collect();
-        if let Some(m) = mine
-            .iter()
-            .find(|e| e.status == Status::Good)
-            .and_then(|e| e.manifest.as_ref())
+            .chain(self.has_globals().then_some(&GLOBALS.to_string()))
         {
-            let mut metrics = self.metrics.lock().expect("metrics lock");
-            let d = metrics.db(self.database());
-            d.last_success = Some(m.finished_at.as_millisecond() as f64 / 1000.0);
-            d.last_duration = Some(m.duration_seconds);
-            d.last_stored_bytes = Some(m.stored_bytes);
-            d.last_raw_bytes = Some(m.raw_bytes);
+            let mine: Vec<_> = entries
+                .iter()
+                .filter(|e| e.database.as_deref() == Some(db.as_str()))
+                .collect();
+            if let Some(m) = mine
+                .iter()
+                .find(|e| e.status == Status::Good)
+                .and_then(|e| e.manifest.as_ref())
+            {
+                let d = metrics.db(metric_label(db));
+                d.last_success = Some(m.finished_at.as_millisecond() as f64 / 1000.0);
+                d.last_duration = Some(m.duration_seconds);
+                d.last_stored_bytes = Some(m.stored_bytes);
+                d.last_raw_bytes = Some(m.raw_bytes);
+            }
+            if let Some(e) = mine.first() {
+                newest.insert(db.clone(), e.time);
+            }
         }
-        mine.first().map(|e| e.time)
+        newest
     }
 
     /// Start a backup now. Answers at once with its id; the returned handle resolves when the
     /// attempt has ended (committed, failed, or aborted at shutdown) and culling after it is done.
+    /// `db` is a database of the daemon, or [`GLOBALS`] for the server's globals.
     pub fn start_backup(
         self: &Arc<Self>,
+        db: &str,
         trigger: Trigger,
     ) -> Result<(String, tokio::task::JoinHandle<Attempt>), StartError> {
         if self.shutdown.reason().is_some() {
             return Err(StartError::ShuttingDown);
         }
         let s = self.settings();
-        let db = self.database().to_string();
+        let db = db.to_string();
         let attempt = {
             let mut state = self.state.lock().expect("state lock");
-            if let Some(r) = &state.running {
+            if let Some(r) = state.running.get(&db) {
                 return Err(StartError::Busy {
                     running: format!(
-                        "backup {} of database \"{}\" ({} backup started {})",
+                        "backup {} of {} ({} backup started {})",
                         r.id,
-                        r.database,
+                        label(&r.database),
                         match r.trigger {
                             Trigger::Api => "API",
                             Trigger::Schedule => "scheduled",
@@ -253,12 +279,13 @@ impl Daemon {
             // Another process (`pgkeep backup` beside the daemon) may hold the lock.
             // (Checked without creating the lock file: the backup makes it once the database
             // proved to exist.)
-            match Lock::holder(&backup::lock_path(
-                &crate::storage::lock_dir(&s.lock_dir)
-                    .map_err(|e| StartError::Failed(e.to_string()))?,
-                &s.host,
-                &db,
-            )) {
+            let lock_dir = crate::storage::lock_dir(&s.lock_dir)
+                .map_err(|e| StartError::Failed(e.to_string()))?;
+            let lock = match db == GLOBALS {
+                true => crate::globals::lock_path(&lock_dir, &s.host),
+                false => backup::lock_path(&lock_dir, &s.host, &db),
+            };
+            match Lock::holder(&lock) {
                 Ok(None) => {}
                 Ok(Some(holder)) => {
                     return Err(StartError::Busy {
@@ -277,11 +304,15 @@ impl Daemon {
                     .as_ref()
                     .is_some_and(|st| catalog::stem_taken(&**st, day, id).unwrap_or(false))
             };
+            let stem = |at| match db == GLOBALS {
+                true => crate::globals::stem(&s.host, at),
+                false => catalog::backup_stem(&s.host, &db, at),
+            };
             let mut started_at = self.now();
-            let (mut day, mut id) = catalog::backup_stem(&s.host, &db, started_at);
-            while state.history.front().is_some_and(|last| last.id == id) || taken(&day, &id) {
+            let (mut day, mut id) = stem(started_at);
+            while state.history.iter().any(|last| last.id == id) || taken(&day, &id) {
                 started_at += jiff::SignedDuration::from_secs(1);
-                (day, id) = catalog::backup_stem(&s.host, &db, started_at);
+                (day, id) = stem(started_at);
             }
             let attempt = Attempt {
                 id,
@@ -296,11 +327,15 @@ impl Daemon {
                 dumped_bytes: None,
                 result: "",
             };
-            state.running = Some(attempt.clone());
+            state.running.insert(db.clone(), attempt.clone());
             attempt
         };
-        self.busy.send_replace(true);
-        self.metrics.lock().expect("metrics lock").db(&db).running = true;
+        self.busy.send_modify(|n| *n += 1);
+        self.metrics
+            .lock()
+            .expect("metrics lock")
+            .db(metric_label(&db))
+            .running = true;
         let id = attempt.id.clone();
         let this = self.clone();
         let handle = tokio::spawn(async move { this.execute(attempt).await });
@@ -309,7 +344,7 @@ impl Daemon {
 
     async fn execute(self: Arc<Self>, mut attempt: Attempt) -> Attempt {
         // Whatever happens (even a panic in the task), the daemon does not stay "busy" forever.
-        let _release = Release(self.clone());
+        let _release = Release(self.clone(), attempt.database.clone(), attempt.id.clone());
         let s = self.opts.settings.clone();
         tracing::info!(
             database = %attempt.database,
@@ -323,6 +358,7 @@ impl Daemon {
         let grace = s.shutdown_grace;
         let mut process_shutdown = self.shutdown.clone();
         let id = attempt.id.clone();
+        let progress_id = id.clone();
         let dumped = Arc::new(AtomicU64::new(0));
         self.state
             .lock()
@@ -341,20 +377,31 @@ impl Daemon {
             tracing::warn!(id = %id, "grace period over: aborting the running backup");
             stop.fire(reason);
         });
-        let req = backup::Request {
-            settings: &s,
-            database: attempt.database.clone(),
-            child_env: self.opts.child_env.clone(),
-            path_env: self.opts.path_env.clone(),
-            shutdown: stop_rx,
-            progress: crate::model::Progress::new(move |t| {
-                if t.phase == "dumping" {
-                    dumped.store(t.bytes, Ordering::Relaxed)
-                }
-            }),
-            now: self.opts.clock,
+        let res = if attempt.database == GLOBALS {
+            let req = crate::globals::Request {
+                settings: &s,
+                child_env: self.opts.child_env.clone(),
+                path_env: self.opts.path_env.clone(),
+                shutdown: stop_rx,
+                now: self.opts.clock,
+            };
+            crate::globals::run(req).await
+        } else {
+            let req = backup::Request {
+                settings: &s,
+                database: attempt.database.clone(),
+                child_env: self.opts.child_env.clone(),
+                path_env: self.opts.path_env.clone(),
+                shutdown: stop_rx,
+                progress: crate::model::Progress::new(move |t| {
+                    if t.phase == "dumping" {
+                        dumped.store(t.bytes, Ordering::Relaxed)
+                    }
+                }),
+                now: self.opts.clock,
+            };
+            backup::run_at(req, attempt.started_at).await
         };
-        let res = backup::run_at(req, attempt.started_at).await;
         watcher.abort();
         let now = self.now();
         attempt.finished_at = Some(now);
@@ -363,7 +410,7 @@ impl Daemon {
         attempt.result = result;
         {
             let mut m = self.metrics.lock().expect("metrics lock");
-            let d = m.db(&attempt.database);
+            let d = m.db(metric_label(&attempt.database));
             d.last_attempt = Some(secs(now));
             if result == "success" || result == "failure" {
                 d.last_attempt_ok = Some(result == "success");
@@ -372,15 +419,17 @@ impl Daemon {
         }
         // Culling only after a committed backup, never after a failure.
         if res.is_ok() && self.shutdown.reason().is_none() {
-            self.cull().await;
-            self.copy().await;
+            self.cull(&attempt.database).await;
+            if attempt.database != GLOBALS {
+                self.copy(&attempt.database).await;
+            }
         }
         // The status page shows the new backup as soon as the attempt is no longer running.
         self.refresh_catalog().await;
         {
             let mut state = self.state.lock().expect("state lock");
-            state.progress.remove(&attempt.id);
-            state.running = None;
+            state.progress.remove(&progress_id);
+            state.running.remove(&attempt.database);
             state.history.push_front(attempt.clone());
             state.history.truncate(HISTORY);
         }
@@ -400,12 +449,17 @@ impl Daemon {
         match res {
             Ok(done) => {
                 crate::report::log_done(&done.manifest, &done.path);
+                if let Some(note) = done.manifest.globals.as_ref().and_then(|g| g.note.as_ref()) {
+                    tracing::warn!(id = %done.manifest.id, "{note}");
+                }
                 self.tell(crate::report::backup_event(&done.manifest, &s.host));
+                // A globals backup picks its second itself.
+                attempt.id = done.manifest.id.clone();
                 attempt.status = AttemptStatus::Succeeded;
                 attempt.file = Some(done.manifest.file.clone());
                 attempt.stored_bytes = Some(done.manifest.stored_bytes);
                 let mut m = self.metrics.lock().expect("metrics lock");
-                let d = m.db(&attempt.database);
+                let d = m.db(metric_label(&attempt.database));
                 d.last_success = Some(secs(now));
                 d.last_duration = Some(done.manifest.duration_seconds);
                 d.last_stored_bytes = Some(done.manifest.stored_bytes);
@@ -424,20 +478,20 @@ impl Daemon {
             }
             Err(e @ BackupError::Lock(LockError::Busy { .. })) => {
                 // Another process took the lock between our check and the backup's start.
-                let msg = format!("backup of database \"{}\" skipped: {e}", attempt.database);
+                let msg = format!("backup of {} skipped: {e}", label(&attempt.database));
                 tracing::warn!(database = %attempt.database, id = %attempt.id, error = %msg, "backup skipped");
                 attempt.status = AttemptStatus::Failed;
                 attempt.error = Some(msg);
                 "skipped"
             }
             Err(e) => {
-                let msg = format!("backup of database \"{}\" failed: {e}", attempt.database);
+                let msg = format!("backup of {} failed: {e}", label(&attempt.database));
                 tracing::error!(database = %attempt.database, id = %attempt.id, error = %msg, "backup failed");
                 self.tell(
                     crate::notify::Event::new(
                         crate::notify::Operation::Backup,
                         crate::notify::Outcome::Failure,
-                        Some(&attempt.database),
+                        (attempt.database != GLOBALS).then_some(attempt.database.as_str()),
                         &s.host,
                         msg.clone(),
                     )
@@ -452,12 +506,12 @@ impl Daemon {
 
     /// Copy new backups to `copy_to` and cull the copies; a failure is logged and notified, and
     /// never stops the daemon: the next run copies what this one could not.
-    pub async fn copy(&self) {
+    pub async fn copy(&self, db: &str) {
         let s = self.opts.settings.clone();
         if s.copy_to.is_none() {
             return;
         }
-        let db = self.database().to_string();
+        let db = db.to_string();
         let now = self.now();
         let (s2, db2) = (s.clone(), db.clone());
         let res = tokio::task::spawn_blocking(move || crate::copy::run(&s2, &db2, now)).await;
@@ -500,10 +554,12 @@ impl Daemon {
         }
     }
 
-    /// Cull the database's backups with the configured policy; failures are logged, not fatal.
-    pub async fn cull(&self) {
+    /// Cull the backups of `db` (a database, or [`GLOBALS`]) with the configured policy;
+    /// failures are logged, not fatal.
+    pub async fn cull(&self, db: &str) {
         let s = self.opts.settings.clone();
-        let db = self.database().to_string();
+        let db = db.to_string();
+        let db2 = db.clone();
         let now = self.now();
         let res = tokio::task::spawn_blocking(move || {
             let store =
@@ -513,7 +569,7 @@ impl Daemon {
             prune::run(
                 crate::storage::Site::new(&*store, &lock_dir),
                 &s.host,
-                &db,
+                &db2,
                 now,
                 &s.policy,
                 &s.timezone,
@@ -525,14 +581,14 @@ impl Daemon {
         match res {
             Ok(Ok((plan, applied))) => {
                 for item in plan.to_delete() {
-                    tracing::info!(database = %plan.database, id = %item.id, file = %item.file, reason = %item.verdict, "culled backup");
+                    tracing::info!(database = %metric_label(&plan.database), id = %item.id, file = %item.file, reason = %item.verdict, "culled backup");
                 }
                 for o in &plan.orphans {
                     tracing::info!(file = %o.file, kind = o.kind, age = %format!("{}s", o.age_seconds), "removed leftover file");
                 }
                 let kept = plan.items.len() - applied.deleted.len();
                 tracing::info!(
-                    database = %plan.database,
+                    database = %metric_label(&plan.database),
                     kept,
                     culled = applied.deleted.len(),
                     orphans = applied.orphans_removed.len(),
@@ -542,7 +598,7 @@ impl Daemon {
                 self.tell(crate::notify::Event::new(
                     crate::notify::Operation::Cull,
                     crate::notify::Outcome::Success,
-                    Some(&plan.database),
+                    (plan.database != GLOBALS).then_some(plan.database.as_str()),
                     &self.opts.settings.host,
                     format!(
                         "kept {kept}, culled {}, removed {} leftover file(s) ({})",
@@ -552,16 +608,16 @@ impl Daemon {
                     ),
                 ));
                 let mut m = self.metrics.lock().expect("metrics lock");
-                let d = m.db(&plan.database);
+                let d = m.db(metric_label(&plan.database));
                 d.culled += applied.deleted.len() as u64;
                 d.orphans_removed += applied.orphans_removed.len() as u64;
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "culling skipped");
+                tracing::warn!(database = %metric_label(&db), error = %e, "culling skipped");
                 self.tell(crate::notify::Event::new(
                     crate::notify::Operation::Cull,
                     crate::notify::Outcome::Failure,
-                    Some(self.database()),
+                    (db != GLOBALS).then_some(db.as_str()),
                     &self.opts.settings.host,
                     format!("culling failed: {e}"),
                 ));
@@ -570,21 +626,42 @@ impl Daemon {
         }
     }
 
+    /// Keep a failed attempt that never started (its database is not on the server).
+    pub(super) fn record_failed(&self, db: &str, trigger: Trigger, at: Timestamp, error: String) {
+        let (_, id) = catalog::backup_stem(&self.settings().host, db, at);
+        let mut state = self.state.lock().expect("state lock");
+        state.history.push_front(Attempt {
+            id,
+            database: db.to_string(),
+            trigger,
+            status: AttemptStatus::Failed,
+            started_at: at,
+            finished_at: Some(at),
+            file: None,
+            stored_bytes: None,
+            error: Some(error),
+            dumped_bytes: None,
+            result: "failure",
+        });
+        state.history.truncate(HISTORY);
+    }
+
     /// Resolve once no backup is running.
     pub async fn idle(&self) {
         let mut rx = self.busy.subscribe();
-        let _ = rx.wait_for(|busy| !busy).await;
+        let _ = rx.wait_for(|busy| *busy == 0).await;
     }
 }
 
-/// Marks the daemon idle when a backup task ends, however it ends.
-struct Release(Arc<Daemon>);
+/// Marks a database's backup (database, attempt id) over when its task ends, however it ends.
+struct Release(Arc<Daemon>, String, String);
 
 impl Drop for Release {
     fn drop(&mut self) {
         let d = &self.0;
         if let Ok(mut state) = d.state.lock()
-            && let Some(mut a) = state.running.take()
+            && state.running.get(&self.1).is_some_and(|a| a.id == self.2)
+            && let Some(mut a) = state.running.remove(&self.1)
         {
             state.progress.remove(&a.id);
             // Only reached when the task ended without recording its result.
@@ -594,9 +671,9 @@ impl Drop for Release {
             state.history.truncate(HISTORY);
         }
         if let Ok(mut m) = d.metrics.lock() {
-            m.db(d.database()).running = false;
+            m.db(metric_label(&self.1)).running = false;
         }
-        d.busy.send_replace(false);
+        d.busy.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

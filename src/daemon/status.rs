@@ -39,11 +39,6 @@ impl Daemon {
         }
     }
 
-    /// The databases this daemon backs up.
-    pub fn databases(&self) -> Vec<String> {
-        vec![self.database().to_string()]
-    }
-
     /// The status of every database of the daemon, from its memory. Starts a background read of
     /// the backup location when the listing is stale.
     pub fn status(self: &Arc<Self>) -> Summary {

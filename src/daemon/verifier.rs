@@ -1,8 +1,9 @@
 //! Scheduled verification in `pgkeep run` (`verify_schedule`): at every tick the newest backup of
-//! the daemon's database is verified at checksum level and the result recorded beside it, as
-//! `pgkeep verify` does. When the newest backup is older than the backup schedule allows, that is
-//! reported loudly (error log, metric, failure notification) instead of re-verifying an old file:
-//! a verification that keeps passing on last month's backup would hide that backups stopped.
+//! each of the daemon's databases is verified at checksum level and the result recorded beside
+//! it, as `pgkeep verify` does. When the newest backup is older than the backup schedule allows,
+//! that is reported loudly (error log, metric, failure notification) instead of re-verifying an
+//! old file: a verification that keeps passing on last month's backup would hide that backups
+//! stopped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,11 +105,12 @@ impl Daemon {
             .unwrap_or_else(|| self.now());
         tracing::info!(next_verify = %local(&at, self.settings()), "next verification scheduled");
         loop {
-            self.metrics
-                .lock()
-                .expect("metrics lock")
-                .db(self.database())
-                .next_verify = Some(at.as_millisecond() as f64 / 1000.0);
+            {
+                let mut m = self.metrics.lock().expect("metrics lock");
+                for db in self.databases() {
+                    m.db(&db).next_verify = Some(at.as_millisecond() as f64 / 1000.0);
+                }
+            }
             if !self.sleep_until(at).await {
                 break;
             }
@@ -117,7 +119,13 @@ impl Daemon {
                 break;
             }
             let started = self.now();
-            self.verify_newest().await;
+            // Each database of the set in turn; one failing never stops the others.
+            for db in self.databases() {
+                if self.shutdown.reason().is_some() {
+                    break;
+                }
+                self.verify_newest(&db).await;
+            }
             self.refresh_catalog().await;
             if self.shutdown.reason().is_some() {
                 break;
@@ -126,13 +134,17 @@ impl Daemon {
         }
     }
 
-    /// One scheduled verification of the newest backup.
-    pub async fn verify_newest(self: &Arc<Self>) {
+    /// One scheduled verification of the newest backup of `db`.
+    pub async fn verify_newest(self: &Arc<Self>, db: &str) {
         let s = self.opts.settings.clone();
-        let db = self.database().to_string();
+        let db = db.to_string();
         let now = self.now();
         let explicit = !matches!(s.source("check_max_age"), Source::Default);
-        let allowed = allowed_age(&s.schedule, explicit.then_some(s.check.max_age), now);
+        let allowed = allowed_age(
+            self.schedule_of(&db),
+            explicit.then_some(s.check.max_age),
+            now,
+        );
         let search = crate::pg::tools::Search {
             bindir: s.pg_bindir.clone(),
             path_env: self.opts.path_env.clone(),

@@ -38,14 +38,19 @@ pub struct Daemon {
 impl Daemon {
     pub fn start(db: &TestDb, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         let mut cmd = db.command();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Daemon::spawn(cmd, args)
+    }
+
+    /// `pgkeep run` as `cmd` is configured, with `args`.
+    pub fn spawn(mut cmd: std::process::Command, args: &[&str]) -> Daemon {
         cmd.env("PGKEEP_LOG_FORMAT", "json")
             .args(["run", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -160,12 +165,29 @@ impl Drop for Daemon {
 
 /// A minimal HTTP/1.1 client over loopback.
 pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    http_body(addr, method, path, token, "")
+}
+
+/// [`http`] with a JSON request body.
+pub fn http_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let kind = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n{auth}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{kind}{auth}\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut raw = Vec::new();

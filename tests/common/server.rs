@@ -41,7 +41,12 @@ impl Server {
 
     /// `pgkeep` as the superuser over the socket, with `env` added.
     pub fn pgkeep(&self, env: &[(&str, &str)]) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("pgkeep").unwrap();
+        assert_cmd::Command::from_std(self.command(env))
+    }
+
+    /// The same as a plain `std::process::Command`, for long-running children (the daemon).
+    pub fn command(&self, env: &[(&str, &str)]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pgkeep"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TMPDIR", std::env::temp_dir())
