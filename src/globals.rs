@@ -42,12 +42,9 @@ pub fn stem(host: &str, at: Timestamp) -> (String, String) {
     )
 }
 
-/// The lock of the server's globals in a local lock directory.
+/// The lock of the server's globals in a local lock directory: the one culling looks at.
 pub fn lock_path(dir: &Path, host: &str) -> PathBuf {
-    dir.join(format!(
-        ".pgkeep-{}-{GLOBALS_LABEL}.lock",
-        catalog::host_label(host)
-    ))
+    crate::backup::lock_path(dir, host, GLOBALS)
 }
 
 /// The compression of globals files: the configured one for plain backups, gzip when the

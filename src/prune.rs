@@ -436,6 +436,27 @@ mod tests {
     }
 
     #[test]
+    fn a_running_globals_backup_keeps_its_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        put(
+            d,
+            "2026-11-20/h-@globals_2026-11-20_01-00-00.sql.gz.partial",
+            3 * 86400,
+        );
+        let store = LocalStore::open(d).unwrap();
+        let globals = crate::catalog::GLOBALS;
+        assert_eq!(
+            orphan_files(&store, globals),
+            vec!["2026-11-20/h-@globals_2026-11-20_01-00-00.sql.gz.partial"]
+        );
+        // The lock a globals backup takes is the one culling looks at.
+        let held = Lock::acquire(&crate::globals::lock_path(d, "h"), "globals").unwrap();
+        assert!(orphan_files(&store, globals).is_empty());
+        drop(held);
+    }
+
+    #[test]
     fn apply_deletes_legacy_and_orphans_but_keeps_the_floor() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();

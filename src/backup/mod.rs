@@ -118,12 +118,16 @@ pub struct Done {
     pub path: PathBuf,
 }
 
-/// The lock path for one database in a local lock directory ([`storage::lock_dir`]).
+/// The lock path for one database, or for the server's globals ([`catalog::GLOBALS`]), in a
+/// local lock directory ([`storage::lock_dir`]).
 pub fn lock_path(dir: &Path, host: &str, db: &str) -> PathBuf {
+    let label = match db == catalog::GLOBALS {
+        true => catalog::GLOBALS_LABEL.to_string(),
+        false => catalog::sanitize(db),
+    };
     dir.join(format!(
-        ".pgkeep-{}-{}.lock",
-        catalog::host_label(host),
-        catalog::sanitize(db)
+        ".pgkeep-{}-{label}.lock",
+        catalog::host_label(host)
     ))
 }
 
