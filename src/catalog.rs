@@ -351,9 +351,13 @@ pub fn series_of(name: &str) -> Option<&str> {
     stamp_of(&data[..data.len() - ext.len()]).map(|(_, head)| head)
 }
 
-/// The series of the backups of database `db` of `host` (see [`series_of`]).
+/// The series of the backups of database `db` of `host`, or of its globals ([`GLOBALS`]):
+/// the head of their file names and of their lock's name (see [`series_of`]).
 pub fn series(host: &str, db: &str) -> String {
-    format!("{}-{}", host_label(host), sanitize(db))
+    match db == GLOBALS {
+        true => format!("{}-{GLOBALS_LABEL}", host_label(host)),
+        false => format!("{}-{}", host_label(host), sanitize(db)),
+    }
 }
 
 /// The id of a data file: its name without directory and extension.

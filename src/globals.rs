@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use crate::backup::{self, BackupError, Done, Output};
-use crate::catalog::{self, GLOBALS, GLOBALS_LABEL, MANIFEST_VERSION, Manifest};
+use crate::catalog::{self, GLOBALS, MANIFEST_VERSION, Manifest};
 use crate::config::Settings;
 use crate::lock::Lock;
 use crate::model::{Compression, Format};
@@ -36,10 +36,7 @@ pub struct Request<'a> {
 pub fn stem(host: &str, at: Timestamp) -> (String, String) {
     let (day, db_stem) = catalog::backup_stem(host, "x", at);
     let time = &db_stem[db_stem.len() - 19..];
-    (
-        day,
-        format!("{}-{GLOBALS_LABEL}_{time}", catalog::host_label(host)),
-    )
+    (day, format!("{}_{time}", catalog::series(host, GLOBALS)))
 }
 
 /// The lock of the server's globals in a local lock directory: the one culling looks at.

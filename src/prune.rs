@@ -446,6 +446,7 @@ mod tests {
         );
         let store = LocalStore::open(d).unwrap();
         let globals = crate::catalog::GLOBALS;
+        // No run holds the globals' lock: the partial file is a killed run's.
         assert_eq!(
             orphan_files(&store, globals),
             vec!["2026-11-20/h-@globals_2026-11-20_01-00-00.sql.gz.partial"]

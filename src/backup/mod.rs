@@ -121,14 +121,7 @@ pub struct Done {
 /// The lock path for one database, or for the server's globals ([`catalog::GLOBALS`]), in a
 /// local lock directory ([`storage::lock_dir`]).
 pub fn lock_path(dir: &Path, host: &str, db: &str) -> PathBuf {
-    let label = match db == catalog::GLOBALS {
-        true => catalog::GLOBALS_LABEL.to_string(),
-        false => catalog::sanitize(db),
-    };
-    dir.join(format!(
-        ".pgkeep-{}-{label}.lock",
-        catalog::host_label(host)
-    ))
+    dir.join(format!(".pgkeep-{}.lock", catalog::series(host, db)))
 }
 
 /// Facts gathered before anything is written.
