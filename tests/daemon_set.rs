@@ -10,7 +10,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::daemon::{Daemon, TOKEN, http_body};
-use common::script;
 use common::server::Server;
 
 const DATA: &str =
@@ -83,18 +82,7 @@ fn the_set_is_backed_up_two_at_a_time_and_one_failing_database_never_stops_the_o
     let tools = tempfile::tempdir().unwrap();
     let hold = tools.path().join("hold");
     std::fs::write(&hold, "").unwrap();
-    let real = s.cluster.bindir().join("pg_dump");
-    let pg_dump = script(
-        tools.path(),
-        "pg_dump",
-        &format!(
-            "if [ \"$1\" = \"--version\" ]; then exec '{real}' --version; fi\n\
-             while [ -e '{hold}' ]; do sleep 0.05; done\n\
-             exec '{real}' \"$@\"",
-            real = real.display(),
-            hold = hold.display()
-        ),
-    );
+    let pg_dump = common::daemon::held_pg_dump_of(s.cluster.bindir(), tools.path(), &hold);
     let cmd = s.command(&[
         ("PGKEEP_DATABASES", "all"),
         ("PGKEEP_EXCLUDE_DATABASES", "postgres"),

@@ -29,20 +29,7 @@ fn at_endpoint(db: &TestDb, url: &str, endpoint: &str) -> assert_cmd::Command {
 
 /// Keys of the objects in `bucket` under `prefix`, from a raw LIST.
 fn keys(bucket: &str, prefix: &str) -> Vec<String> {
-    let body = ureq::get(format!(
-        "{}/{bucket}?list-type=2&prefix={prefix}",
-        moto::endpoint()
-    ))
-    .call()
-    .expect("list the bucket")
-    .body_mut()
-    .read_to_string()
-    .unwrap();
-    body.split("<Key>")
-        .skip(1)
-        .filter_map(|k| k.split("</Key>").next())
-        .map(str::to_string)
-        .collect()
+    moto::keys_at(moto::endpoint(), bucket, prefix)
 }
 
 fn stdout(c: &mut assert_cmd::Command) -> String {

@@ -15,7 +15,12 @@ pub const TOKEN: &str = "t0ken-with-Secret!";
 
 /// A pg_dump that waits while `hold` exists, then runs the real one.
 pub fn held_pg_dump(dir: &Path, hold: &Path) -> PathBuf {
-    let real = cluster().bindir.join("pg_dump");
+    held_pg_dump_of(&cluster().bindir, dir, hold)
+}
+
+/// [`held_pg_dump`] in front of the pg_dump of `bindir`.
+pub fn held_pg_dump_of(bindir: &Path, dir: &Path, hold: &Path) -> PathBuf {
+    let real = bindir.join("pg_dump");
     script(
         dir,
         "pg_dump",
