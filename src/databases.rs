@@ -120,14 +120,32 @@ pub fn gone_note(db: &str) -> String {
 }
 
 /// A run over several databases in which some failed (the others went on). The exit code is
-/// that of the first failure.
+/// that of the first failure. The globals ([`crate::catalog::GLOBALS`]) may fail with them, and
+/// are named as such, never counted as a database.
 #[derive(Debug, Error)]
-#[error("{} of {total} databases failed: {}", failed.len(), causes(failed))]
+#[error("{}: {}", headline(*total, failed), causes(failed))]
 pub struct SetFailed {
+    /// The databases of the run, the globals not counted.
     pub total: usize,
-    /// Each failed database with its one-line error.
+    /// Each failed database (or the globals) with its one-line error.
     pub failed: Vec<(String, String)>,
     pub code: u8,
+}
+
+fn headline(total: usize, failed: &[(String, String)]) -> String {
+    let globals = failed
+        .iter()
+        .any(|(db, _)| db == crate::catalog::GLOBALS);
+    let databases = failed
+        .iter()
+        .filter(|(db, _)| db != crate::catalog::GLOBALS)
+        .count();
+    let plural = if total == 1 { "database" } else { "databases" };
+    match (databases, globals) {
+        (0, true) => format!("the globals failed, the {total} {plural} did not"),
+        (n, true) => format!("{n} of {total} {plural} and the globals failed"),
+        (n, false) => format!("{n} of {total} {plural} failed"),
+    }
 }
 
 fn causes(failed: &[(String, String)]) -> String {
@@ -141,5 +159,38 @@ fn causes(failed: &[(String, String)]) -> String {
 impl crate::exit::ExitCode for SetFailed {
     fn exit_code(&self) -> u8 {
         self.code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SetFailed;
+    use crate::catalog::GLOBALS;
+
+    fn line(total: usize, failed: &[&str]) -> String {
+        SetFailed {
+            total,
+            failed: failed
+                .iter()
+                .map(|db| (db.to_string(), format!("{db:?} broke")))
+                .collect(),
+            code: 3,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn the_globals_are_named_never_counted_as_a_database() {
+        assert_eq!(line(4, &["a", "b"]), r#"2 of 4 databases failed: "a" broke; "b" broke"#);
+        assert_eq!(
+            line(4, &["a", GLOBALS]),
+            r#"1 of 4 databases and the globals failed: "a" broke; "" broke"#
+        );
+        // Two tablespaces of the globals failed: still one globals, no database.
+        assert_eq!(
+            line(1, &[GLOBALS, GLOBALS]),
+            r#"the globals failed, the 1 database did not: "" broke; "" broke"#
+        );
+        assert!(line(1, &["a"]).starts_with("1 of 1 database failed: "));
     }
 }

@@ -332,7 +332,7 @@ fn outcome(applied: &GlobalsApplied, rows: &[Row]) -> Result<()> {
     match code {
         None => Ok(()),
         Some(code) => Err(SetFailed {
-            total: rows.len() + 1,
+            total: rows.len(),
             failed,
             code,
         }

@@ -88,7 +88,7 @@ pub async fn each<T>(
     let res = match code {
         None => Ok(()),
         Some(code) => Err(SetFailed {
-            total: sel.databases.len() + sel.missing.len() + usize::from(globals.is_some()),
+            total: sel.databases.len() + sel.missing.len(),
             failed,
             code,
         }
