@@ -133,9 +133,7 @@ pub struct SetFailed {
 }
 
 fn headline(total: usize, failed: &[(String, String)]) -> String {
-    let globals = failed
-        .iter()
-        .any(|(db, _)| db == crate::catalog::GLOBALS);
+    let globals = failed.iter().any(|(db, _)| db == crate::catalog::GLOBALS);
     let databases = failed
         .iter()
         .filter(|(db, _)| db != crate::catalog::GLOBALS)
@@ -181,7 +179,10 @@ mod tests {
 
     #[test]
     fn the_globals_are_named_never_counted_as_a_database() {
-        assert_eq!(line(4, &["a", "b"]), r#"2 of 4 databases failed: "a" broke; "b" broke"#);
+        assert_eq!(
+            line(4, &["a", "b"]),
+            r#"2 of 4 databases failed: "a" broke; "b" broke"#
+        );
         assert_eq!(
             line(4, &["a", GLOBALS]),
             r#"1 of 4 databases and the globals failed: "a" broke; "" broke"#
