@@ -796,6 +796,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
             format: Format::Plain,
             compression: Compression::None,
             sha256: None,
+            toc: None,
         };
         loader
             .create(&scratch, Some(&manifest.database_info))
@@ -819,6 +820,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
             format: Format::Plain,
             compression: Compression::None,
             sha256: None,
+            toc: None,
         };
         let checked = loader
             .load_and_check(&ScratchLoad {

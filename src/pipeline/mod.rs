@@ -5,6 +5,7 @@
 pub mod compat;
 pub mod crypt;
 pub mod guard;
+mod gunzip;
 pub mod hashing;
 pub mod inspect;
 pub mod pargz;
@@ -211,7 +212,7 @@ pub fn hash_reader<R: Read>(mut r: R) -> io::Result<(u64, String)> {
 /// A reader that decompresses a stored plain backup.
 pub fn decoder<'a, R: Read + 'a>(r: R, compression: Compression) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match compression {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(r))),
+        Compression::Gzip => Box::new(gunzip::Gunzip::new(r)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
         Compression::None => Box::new(r),
     })

@@ -59,6 +59,7 @@ impl Chosen {
             format: self.format,
             compression: self.compression,
             sha256: self.manifest.as_ref().map(|m| m.sha256.clone()),
+            toc: None,
         }
     }
 }

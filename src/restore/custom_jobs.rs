@@ -69,26 +69,42 @@ pub struct Lists {
     pub second: PathBuf,
 }
 
-/// Read the archive's table of contents and write the two lists; `None` when one pass does.
-pub fn lists(
+/// The archive's table of contents as `pg_restore --list` prints it.
+pub fn read_toc(
     pg_restore: &Path,
-    input: &Input,
+    path: &Path,
     env: &[(String, String)],
-) -> Result<Option<Lists>, LoadError> {
+) -> Result<String, LoadError> {
     let spec = Spec::new(pg_restore)
         .envs(env.iter().cloned())
         .arg("--list")
-        .arg(&input.path);
-    let io = |context: String| move |source| LoadError::Io { context, source };
-    let (outcome, out) = crate::process::output(&spec, None)
-        .map_err(io(format!("cannot run {}", pg_restore.display())))?;
+        .arg(path);
+    let (outcome, out) = crate::process::output(&spec, None).map_err(|source| LoadError::Io {
+        context: format!("cannot run {}", pg_restore.display()),
+        source,
+    })?;
     if !outcome.success() {
         return Err(LoadError::Io {
             context: "cannot read the archive's table of contents".into(),
             source: std::io::Error::other(outcome.describe()),
         });
     }
-    let Some((first, second)) = split_list(&String::from_utf8_lossy(&out)) else {
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Write the two lists of the archive's table of contents (the one the check read, else read
+/// now); `None` when one pass does.
+pub fn lists(
+    pg_restore: &Path,
+    input: &Input,
+    env: &[(String, String)],
+) -> Result<Option<Lists>, LoadError> {
+    let io = |context: String| move |source| LoadError::Io { context, source };
+    let split = match &input.toc {
+        Some(toc) => split_list(toc),
+        None => split_list(&read_toc(pg_restore, &input.path, env)?),
+    };
+    let Some((first, second)) = split else {
         return Ok(None);
     };
     let dir = tempfile::Builder::new()
@@ -151,6 +167,33 @@ mod tests {
         let active = |l: &str| l.lines().filter(|x| !x.starts_with(';')).count();
         assert_eq!(active(&second), 2);
         assert_eq!(active(&first), 5);
+    }
+
+    #[test]
+    fn the_checked_table_of_contents_spares_the_load_a_read() {
+        // No pg_restore to run: the lists come from the table of contents the check read.
+        let missing = Path::new("/nonexistent/pg_restore");
+        let input = |toc: &str| Input {
+            path: PathBuf::from("/nonexistent/archive.dump"),
+            format: crate::model::Format::Custom,
+            compression: crate::model::Compression::None,
+            sha256: None,
+            toc: Some(toc.into()),
+        };
+        let two = lists(missing, &input(LIST), &[])
+            .unwrap()
+            .expect("two passes");
+        let (first, second) = split_list(LIST).unwrap();
+        assert_eq!(std::fs::read_to_string(&two.first).unwrap(), first);
+        assert_eq!(std::fs::read_to_string(&two.second).unwrap(), second);
+        let plain = "215; 1259 16390 TABLE public documents alice\n";
+        assert!(lists(missing, &input(plain), &[]).unwrap().is_none());
+        // Without one, the archive is listed (here: the missing program is the error).
+        let unlisted = Input {
+            toc: None,
+            ..input(plain)
+        };
+        assert!(lists(missing, &unlisted, &[]).is_err());
     }
 
     #[test]

@@ -456,6 +456,7 @@ impl Run<'_> {
         let mut input = req.backup.input();
         // The bytes loaded must be those the preflight read.
         input.sha256 = Some(pre.file_sha256.clone());
+        input.toc = pre.toc.clone();
         let expected = req.backup.manifest.as_ref().map(|m| &m.tables);
         let run_as = match &pre.load_owner {
             Some(owner) => RunAs::Owner {

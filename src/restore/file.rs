@@ -67,6 +67,11 @@ pub struct FileCheck {
     pub owners: BTreeSet<String>,
     /// The owner the backup gives the `public` schema, if it names one.
     pub public_owner: Option<String>,
+    /// Every role the backup's statements name, when the check read them (a plain file's
+    /// statements, a custom archive's schema): no second read needs to look for them.
+    pub named_roles: Option<BTreeSet<String>>,
+    /// A custom archive's table of contents (`pg_restore --list`), read beside its schema.
+    pub toc: Option<std::sync::Arc<str>>,
 }
 
 fn refused(path: &std::path::Path, why: String) -> RestoreError {
@@ -133,7 +138,15 @@ pub fn custom_statements(
         .arg("--schema-only")
         .arg("--file=-")
         .arg(&backup.path);
-    let (outcome, out) = crate::process::output(&spec, None).map_err(|e| RestoreError::Io {
+    // The table of contents a parallel load needs is listed at the same time; it only spares
+    // the load a read, so one that does not read is read again there.
+    let (schema, toc) = std::thread::scope(|s| {
+        let toc = s.spawn(|| super::custom_jobs::read_toc(pg_restore, &backup.path, env));
+        let schema = crate::process::output(&spec, None);
+        (schema, toc.join().ok().and_then(Result::ok))
+    });
+    into.toc = toc.map(Into::into);
+    let (outcome, out) = schema.map_err(|e| RestoreError::Io {
         context: "cannot run pg_restore".into(),
         source: e,
     })?;
@@ -155,6 +168,7 @@ pub fn custom_statements(
     into.privileged_total = pre.privileged_total;
     into.owners = roles.owners;
     into.public_owner = roles.public_owner;
+    into.named_roles = Some(roles.roles);
     Ok(())
 }
 
@@ -218,8 +232,13 @@ pub fn check_file(backup: &Chosen) -> Result<FileCheck, RestoreError> {
         let (pre, roles) = pre;
         out.owners = roles.owners;
         out.public_owner = roles.public_owner;
-        out.privileged = pre.privileged.clone();
+        out.named_roles = Some(roles.roles);
+        out.privileged = pre.privileged;
         out.privileged_total = pre.privileged_total;
+        if backup.manifest.is_none() {
+            // A legacy file's own row counts: the read that vetted it saw them.
+            out.legacy = Some((pre.inspect, out.named_roles.clone().unwrap_or_default()));
+        }
         (pre.stored_bytes, pre.sha256)
     } else {
         let file = std::fs::File::open(&backup.path).map_err(|e| RestoreError::Io {
@@ -240,7 +259,8 @@ pub fn check_file(backup: &Chosen) -> Result<FileCheck, RestoreError> {
             out.summary = format!("sha256 {} matches the manifest ({bytes} bytes)", &sha[..16]);
         }
         None if backup.format == Format::Plain => {
-            let (report, roles) = scan_plain(&backup.input())?;
+            let tables = out.legacy.as_ref().map(|(r, _)| r.tables.clone());
+            let tables = tables.unwrap_or_default();
             out.summary = format!(
                 "{} (no manifest, no checksum): read fully, it decompresses and ends with pg_dump's trailer; {} tables, {} rows",
                 if backup.uncommitted {
@@ -248,10 +268,9 @@ pub fn check_file(backup: &Chosen) -> Result<FileCheck, RestoreError> {
                 } else {
                     "legacy file"
                 },
-                report.tables.len(),
-                report.tables.values().sum::<u64>()
+                tables.len(),
+                tables.values().sum::<u64>()
             );
-            out.legacy = Some((report, roles));
         }
         None => {
             out.summary = "custom archive without manifest: no checksum to compare".into();

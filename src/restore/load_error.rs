@@ -103,6 +103,10 @@ pub struct Input {
     /// The sha256 the bytes fed must have (the manifest's, else the preflight's): a file
     /// changed after it was checked is caught while it loads.
     pub sha256: Option<String>,
+    /// A custom archive's table of contents as `pg_restore --list` printed it when the file was
+    /// checked: a parallel load makes its lists from it instead of reading the archive again
+    /// (the load's own hash of the file catches an archive swapped since).
+    pub toc: Option<std::sync::Arc<str>>,
 }
 
 /// Timings and counts of a load.

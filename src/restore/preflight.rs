@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::error::RestoreError;
-use super::file::{FileCheck, LegacyScan, check_file};
+use super::file::{FileCheck, check_file};
 use super::load::Tools;
 use super::names::{previous_name_n, scratch_name_n};
 use super::request::{Request, effective_admin};
@@ -46,6 +46,8 @@ pub struct Preflight {
     pub legacy_rows: Option<BTreeMap<String, u64>>,
     /// sha256 of the file as checked: the load feeds only bytes that hash the same.
     pub file_sha256: String,
+    /// A custom archive's table of contents, as the check listed it.
+    pub toc: Option<std::sync::Arc<str>>,
     /// The role the file's SQL runs as (`None`: the admin role).
     pub load_owner: Option<String>,
     /// Statements of the file that need more than the owner has, each a sentence.
@@ -102,9 +104,86 @@ fn maintenance_db(target: &str) -> String {
     .to_string()
 }
 
+/// What the server and the client tools say, none of which depends on the file: asked while
+/// the file is read.
+struct ServerSide {
+    client: tokio_postgres::Client,
+    server: crate::pg::catalog::ServerInfo,
+    me: AdminRole,
+    live: Option<Live>,
+    info: Option<DatabaseInfo>,
+    info_source: &'static str,
+    tools: Tools,
+}
+
+async fn server_side(req: &Request, maintenance_db: &str) -> Result<ServerSide, RestoreError> {
+    let admin = effective_admin(req, maintenance_db);
+    let client = admin.connect().await?;
+    let server = crate::pg::catalog::server_info(&client).await?;
+    let dump_major = req.backup.manifest.as_ref().map(|m| m.pg_dump_major());
+    let search = req.search.clone();
+    let version_num = server.version_num;
+    // The tools' version probes run while the catalog is read.
+    let tools = tokio::task::spawn_blocking(move || {
+        Tools::find(version_num, dump_major.unwrap_or(0), &search)
+    });
+    let me = admin_role(&client).await?;
+    let live = live_database(&client, &req.target).await?;
+    let (info, info_source) = properties(req, &admin, &client, live.is_some()).await?;
+    let tools = tools.await.map_err(|e| RestoreError::Io {
+        context: "cannot look for the client tools".into(),
+        source: std::io::Error::other(e.to_string()),
+    })??;
+    Ok(ServerSide {
+        client,
+        server,
+        me,
+        live,
+        info,
+        info_source,
+        tools,
+    })
+}
+
+/// Read the file (on a thread of its own) while `server` runs; a refused file is the answer
+/// whatever the server side does, and it does not wait for it.
+async fn file_and_server<S>(
+    backup: &super::choose::Chosen,
+    server: S,
+) -> (Result<FileCheck, RestoreError>, Duration, Option<S::Output>)
+where
+    S: std::future::Future,
+{
+    let backup = backup.clone();
+    let mut file = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        (check_file(&backup), t.elapsed())
+    });
+    let mut server = std::pin::pin!(server);
+    let mut asked = None;
+    let (checked, took) = loop {
+        tokio::select! {
+            f = &mut file => break f.unwrap_or_else(|e| (
+                Err(RestoreError::Io {
+                    context: "the file check failed".into(),
+                    source: std::io::Error::other(e.to_string()),
+                }),
+                Duration::ZERO,
+            )),
+            s = &mut server, if asked.is_none() => asked = Some(s),
+        }
+    };
+    if checked.is_ok() && asked.is_none() {
+        asked = Some(server.await);
+    }
+    (checked, took, asked)
+}
+
 async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError> {
-    let t = Instant::now();
-    let (mut checked, file_refused) = match check_file(&req.backup) {
+    let maintenance_db = maintenance_db(&req.target);
+    let (checked, file_check_duration, asked) =
+        file_and_server(&req.backup, server_side(req, &maintenance_db)).await;
+    let (mut checked, file_refused) = match checked {
         Ok(checked) => (checked, None),
         Err(RestoreError::Refused(why)) if past_damage => (
             FileCheck {
@@ -115,23 +194,20 @@ async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError
         ),
         Err(e) => return Err(e),
     };
-    let file_check_duration = t.elapsed();
-    let maintenance_db = maintenance_db(&req.target);
-    let admin = effective_admin(req, &maintenance_db);
-    let client = admin.connect().await?;
-    let server = crate::pg::catalog::server_info(&client).await?;
-    let me = admin_role(&client).await?;
-    let live = live_database(&client, &req.target).await?;
-    let (mut info, info_source) = properties(req, &admin, &client, live.is_some()).await?;
-    let dump_major = req.backup.manifest.as_ref().map(|m| m.pg_dump_major());
-    let tools = Tools::find(server.version_num, dump_major.unwrap_or(0), &req.search)?;
-    let roles_needed = needed_roles(req, &client, info.as_ref(), checked.legacy.as_ref(), &tools)
-        .await
-        .or_else(|e| match &file_refused {
-            // A damaged archive may not list its roles: the plan goes on with the certain ones.
-            Some(_) => Ok(info.as_ref().map(roles_of_database).unwrap_or_default()),
-            None => Err(e),
-        })?;
+    let side = match asked {
+        Some(side) => side?,
+        None => server_side(req, &maintenance_db).await?,
+    };
+    let ServerSide {
+        client,
+        server,
+        me,
+        live,
+        mut info,
+        info_source,
+        tools,
+    } = side;
+    // First: a custom archive's schema, read here, also names the roles it needs.
     let (load_owner, needs_admin) = owner_checks(
         req,
         &client,
@@ -141,6 +217,13 @@ async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError
         file_refused.is_none(),
     )
     .await?;
+    let roles_needed = needed_roles(req, &client, info.as_ref(), &checked, &tools)
+        .await
+        .or_else(|e| match &file_refused {
+            // A damaged archive may not list its roles: the plan goes on with the certain ones.
+            Some(_) => Ok(info.as_ref().map(roles_of_database).unwrap_or_default()),
+            None => Err(e),
+        })?;
     let legacy = checked.legacy.as_ref();
     let existing = lookup_roles(&client, roles_needed.iter().cloned().collect()).await?;
     let roles_missing: Vec<String> = roles_needed.difference(&existing).cloned().collect();
@@ -191,6 +274,7 @@ async fn run(req: &Request, past_damage: bool) -> Result<Preflight, RestoreError
         legacy_rows: legacy.map(|(r, _)| r.tables.clone()),
         file_refused,
         file_sha256: checked.sha256.clone(),
+        toc: checked.toc.clone(),
         load_owner,
         needs_admin,
     })
@@ -413,11 +497,11 @@ async fn needed_roles(
     req: &Request,
     client: &tokio_postgres::Client,
     info: Option<&DatabaseInfo>,
-    legacy: Option<&LegacyScan>,
+    checked: &FileCheck,
     tools: &Tools,
 ) -> Result<BTreeSet<String>, RestoreError> {
     let mut roles_needed = info.map(roles_of_database).unwrap_or_default();
-    if let Some((_, roles)) = legacy {
+    if let Some((_, roles)) = &checked.legacy {
         roles_needed.extend(roles.iter().cloned());
     }
     let maybe: BTreeSet<String> = info
@@ -429,7 +513,14 @@ async fn needed_roles(
     let maybe_existing = lookup_roles(client, maybe.iter().cloned().collect()).await?;
     let maybe_missing: Vec<&String> = maybe.difference(&maybe_existing).collect();
     if !maybe_missing.is_empty() {
-        let named = dump_roles(&req.backup, &tools.pg_restore, &req.child_env)?;
+        let read;
+        let named = match &checked.named_roles {
+            Some(named) => named,
+            None => {
+                read = dump_roles(&req.backup, &tools.pg_restore, &req.child_env)?;
+                &read
+            }
+        };
         roles_needed.extend(
             maybe_missing
                 .into_iter()
@@ -572,4 +663,97 @@ pub fn refusal(req: &Request, pre: &Preflight) -> Option<String> {
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Compression, Format};
+    use std::io::Write;
+
+    const TRAILER: &str = "--\n-- PostgreSQL database dump complete\n--\n\n";
+
+    /// A legacy gzip file (no manifest) of `body`.
+    fn legacy(dir: &std::path::Path, body: &str) -> super::super::choose::Chosen {
+        let path = dir.join("old.sql.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(body.as_bytes()).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        super::super::choose::Chosen {
+            id: "old".into(),
+            stored_bytes: std::fs::metadata(&path).unwrap().len(),
+            path,
+            format: Format::Plain,
+            compression: Compression::Gzip,
+            time: None,
+            manifest: None,
+            uncommitted: false,
+            local: None,
+            skipped: Vec::new(),
+        }
+    }
+
+    fn rows(n: usize) -> String {
+        let mut s = "COPY public.t (a) FROM stdin;\n".to_string();
+        for i in 0..n {
+            s.push_str(&format!("{i}\n"));
+        }
+        s.push_str("\\.\n");
+        s
+    }
+
+    #[tokio::test]
+    async fn a_refusal_at_the_end_of_the_file_does_not_wait_for_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        // Past several chunks of the reader, then a shell command.
+        let body = format!("{}\\! touch /tmp/pwned\n{TRAILER}", rows(600_000));
+        let backup = legacy(dir.path(), &body);
+        let never = std::future::pending::<()>();
+        let (checked, _, asked) =
+            tokio::time::timeout(Duration::from_secs(60), file_and_server(&backup, never))
+                .await
+                .expect("the refusal did not wait for the server");
+        let why = match checked {
+            Err(RestoreError::Refused(why)) => why,
+            other => panic!("not refused: {other:?}"),
+        };
+        assert!(why.contains("\\!"), "{why}");
+        assert!(asked.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_sound_file_waits_for_the_server_and_gives_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = legacy(dir.path(), &format!("{}{TRAILER}", rows(1000)));
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            42
+        };
+        let (checked, _, asked) = file_and_server(&backup, slow).await;
+        let checked = checked.unwrap();
+        assert_eq!(asked, Some(42));
+        // The legacy file's counts come from the one read that vetted it.
+        let (report, _) = checked.legacy.expect("legacy counts");
+        assert_eq!(report.tables.get("public.t"), Some(&1000));
+        // A server side that fails first is the answer only when the file is sound.
+        let fails = async { Err::<(), _>("server down") };
+        let (checked, _, asked) = file_and_server(&backup, fails).await;
+        assert!(checked.is_ok());
+        assert_eq!(asked, Some(Err("server down")));
+    }
+
+    #[tokio::test]
+    async fn a_file_that_does_not_decompress_is_the_answer_over_a_failed_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = legacy(dir.path(), &format!("{}{TRAILER}", rows(100_000)));
+        // Cut the compressed file in the middle.
+        let bytes = std::fs::read(&backup.path).unwrap();
+        std::fs::write(&backup.path, &bytes[..bytes.len() / 2]).unwrap();
+        let fails = async { Err::<(), _>("server down") };
+        let (checked, _, _) = file_and_server(&backup, fails).await;
+        match checked {
+            Err(RestoreError::Refused(why)) => assert!(why.contains("old.sql.gz"), "{why}"),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
 }

@@ -139,15 +139,16 @@ async fn test_restore(
     };
     let (local, manifest, sha256) = local_copy(store, rr, rec, manifest)?;
     let m = manifest.as_ref();
-    let input = Input {
+    let mut input = Input {
         path: local.path().to_path_buf(),
         format: m.map_or(Format::Plain, |m| m.format),
         compression: m.map_or(Compression::Gzip, |m| m.compression),
         sha256,
+        toc: None,
     };
     let run_as = run_as(rr, info.as_ref())?;
     // The file is read through the psql lexer first (as a restore's preflight does).
-    if let Err(f) = vet(
+    match vet(
         &input,
         manifest.as_ref(),
         rec,
@@ -157,7 +158,8 @@ async fn test_restore(
     )
     .await?
     {
-        return Ok(Err(f));
+        Err(f) => return Ok(Err(f)),
+        Ok(toc) => input.toc = toc,
     }
     drop(client);
     let db = rec
@@ -490,7 +492,7 @@ async fn vet(
     client: &tokio_postgres::Client,
     run_as: &crate::restore::RunAs,
     (tools, rr): (&Tools, &RestoreRequest<'_>),
-) -> Result<Result<(), Failure>, VerifyError> {
+) -> Result<Result<Option<std::sync::Arc<str>>, Failure>, VerifyError> {
     let chosen = crate::restore::Chosen {
         id: rec.id.clone(),
         path: input.path.clone(),
@@ -527,7 +529,7 @@ async fn vet(
             ))));
         }
     }
-    Ok(Ok(()))
+    Ok(Ok(checked.toc))
 }
 
 /// Create the roles of `roles` that do not exist yet, without password and without login (a
