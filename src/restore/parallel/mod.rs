@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use split::{PostEntry, Sink, Splitter};
 use state::State;
@@ -129,6 +130,8 @@ struct Router<'a> {
     lanes: Vec<DataLane>,
     sticky: usize,
     fail: Failure,
+    /// When the pre-data section had run (the data began).
+    pre_end: Option<Instant>,
 }
 
 fn gone() -> std::io::Error {
@@ -207,6 +210,7 @@ impl Sink for Router<'_> {
         if let Some(w) = self.pre.take() {
             finish(&self.p.database, w, &self.fail);
         }
+        self.pre_end = Some(Instant::now());
         if self.fail.is_set() {
             return Err(gone());
         }
@@ -297,7 +301,9 @@ pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStat
         lanes: Vec::new(),
         sticky: 0,
         fail: fail.clone(),
+        pre_end: None,
     };
+    let started = Instant::now();
     let mut cut = Cut(Splitter::new(router, p.opts.scan));
     let file = std::fs::File::open(&input.path).map_err(|source| LoadError::Io {
         context: format!("cannot open {}", input.path.display()),
@@ -350,7 +356,17 @@ pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStat
         p.killers.terminate_all();
         return Err(e);
     }
-    post_data(p, &spec, post, &fail)?;
+    let data_end = Instant::now();
+    let pre_end = router.pre_end.unwrap_or(data_end);
+    let builds_end = post_data(p, &spec, post, &fail)?;
+    let secs = |a: Instant, b: Instant| format!("{:.2}s", b.duration_since(a).as_secs_f64());
+    tracing::debug!(
+        pre_data = %secs(started, pre_end),
+        data = %secs(pre_end, data_end),
+        builds = %secs(data_end, builds_end),
+        post_data = %secs(builds_end, Instant::now()),
+        "parallel load phases"
+    );
     Ok(LoadStats {
         raw_bytes: feed.guard.raw_bytes,
         report: Some(feed.inspect),
@@ -378,7 +394,7 @@ fn post_data(
     spec: &WorkerSpec,
     post: Vec<PostEntry>,
     fail: &Failure,
-) -> Result<(), LoadError> {
+) -> Result<Instant, LoadError> {
     let (parallel, serial): (Vec<PostEntry>, Vec<PostEntry>) =
         post.into_iter().partition(|e| e.parallel);
     let queue = Arc::new(Mutex::new(VecDeque::from(parallel)));
@@ -411,8 +427,9 @@ fn post_data(
         p.killers.terminate_all();
         return Err(e);
     }
+    let builds_end = Instant::now();
     if serial.is_empty() {
-        return Ok(());
+        return Ok(builds_end);
     }
     let mut w = Worker::start(spec, false)?;
     for e in &serial {
@@ -421,5 +438,5 @@ fn post_data(
         }
     }
     finish(&p.database, w, fail);
-    fail.take().map_or(Ok(()), Err)
+    fail.take().map_or(Ok(builds_end), Err)
 }
