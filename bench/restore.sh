@@ -41,10 +41,13 @@
 #   --jobs N              N of the -jN rows                                           [2]
 #   --runs N              runs per method (medians reported)                          [1]
 #   --probe-interval S    pause between two probe queries, seconds                    [0.05]
+#   --only LIST           only these rows, comma-separated: gunzip, pg_restore, pgkeep-j1,
+#                         pgkeep-gzip, pgkeep-dump (targets need their rows)             [all]
 #   --pgkeep PATH         the pgkeep binary       [target/release/pgkeep; built if missing]
 #   --dataset-sql PATH    realistic.sql           [../shared/datasets/realistic.sql]
 # Environment: PGKEEP_PG_BINDIR picks the PostgreSQL binaries (default: newest
-# /usr/lib/postgresql/*/bin with initdb).
+# /usr/lib/postgresql/*/bin with initdb); PGKEEP_LOG is passed on to pgkeep (e.g.
+# PGKEEP_LOG=pgkeep=debug prints the phases of a parallel load on stderr).
 #
 # Needs: bash, gzip, awk, psql, pg_dump, pg_restore, pgbench, initdb, pg_ctl, dropdb, createdb.
 
@@ -63,6 +66,7 @@ runs=1
 probe_interval=0.05
 pgkeep=""
 dataset_sql="${PGKEEP_BENCH_DATASET:-}"
+only=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -75,6 +79,7 @@ while [[ $# -gt 0 ]]; do
     --runs) runs=${2:?}; shift 2 ;;
     --pgkeep) pgkeep=${2:?}; shift 2 ;;
     --dataset-sql) dataset_sql=${2:?}; shift 2 ;;
+    --only) only=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -145,7 +150,7 @@ now() { date +%s.%N; }
 pk() {
   env -i PATH="$PATH" TMPDIR="$dir" DATABASE_SERVICE_NAME="$dir" PGPORT=5432 \
     POSTGRESQL_USER=postgres POSTGRESQL_DATABASE=bench BACKUP_DIR="$dir/backups" \
-    PGKEEP_PG_BINDIR="$bindir" "$pgkeep" -q "$@"
+    PGKEEP_PG_BINDIR="$bindir" ${PGKEEP_LOG:+PGKEEP_LOG="$PGKEEP_LOG"} "$pgkeep" -q "$@"
 }
 
 # The probe: one line per answered query, "<time of the answer> ok|fail", one query every
@@ -180,6 +185,17 @@ stop_probe() {
 }
 
 methods=("gunzip|psql" "pg_restore -j$jobs" "pgkeep -j1 (gzip)" "pgkeep -j$jobs (gzip)" "pgkeep -j$jobs (dump)")
+if [[ -n $only ]]; then
+  keys=(gunzip pg_restore pgkeep-j1 pgkeep-gzip pgkeep-dump)
+  chosen=()
+  for i in "${!keys[@]}"; do
+    [[ ,$only, == *",${keys[$i]},"* ]] && chosen+=("${methods[$i]}")
+  done
+  for k in ${only//,/ }; do
+    [[ " ${keys[*]} " == *" $k "* ]] || die "--only: unknown row $k"
+  done
+  methods=("${chosen[@]}")
+fi
 run_method() {
   case "$1" in
     "gunzip|psql")
@@ -267,22 +283,25 @@ bench_dataset() {
   done
 
   local gzm="gunzip|psql" prm="pg_restore -j$jobs" k1="pgkeep -j1 (gzip)" kg="pgkeep -j$jobs (gzip)" kd="pgkeep -j$jobs (dump)"
+  # a / b, or - when a row was left out (--only).
+  ratio() { [[ -n ${1:-} && -n ${2:-} ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }' || echo -; }
+  # met / MISSED, or - when a row was left out.
+  target() { [[ -n ${1:-} && -n ${2:-} ]] && ok "$1" "$2" || echo -; }
   echo
   echo "Restore of $label ($size; backups: $(du -h "$gz" | cut -f1) .sql.gz, $(du -h "$dump" | cut -f1) .dump), median of $runs run(s), $(nproc) cores"
   printf '%-20s %10s %14s %14s %16s %16s\n' "method" "wall s" "downtime s" "pgkeep says s" "vs gunzip|psql" "vs $prm"
   for m in "${methods[@]}"; do
     printf '%-20s %10s %14s %14s %16s %16s\n' "$m" "${walls[$m]}" "${downs[$m]}" "${says[$m]}" \
-      "$(awk -v a="${walls[$m]}" -v b="${walls[$gzm]}" 'BEGIN { printf "%.2fx", a / b }')" \
-      "$(awk -v a="${walls[$m]}" -v b="${walls[$prm]}" 'BEGIN { printf "%.2fx", a / b }')"
+      "$(ratio "${walls[$m]}" "${walls[$gzm]:-}")" "$(ratio "${walls[$m]}" "${walls[$prm]:-}")"
   done
   echo
-  echo "target pgkeep downtime <= 1 s: gzip -j1 $(ok "${downs[$k1]}" 1), gzip -j$jobs $(ok "${downs[$kg]}" 1), dump -j$jobs $(ok "${downs[$kd]}" 1)"
-  echo "target $k1 wall <= gunzip|psql: $(ok "${walls[$k1]}" "${walls[$gzm]}")"
-  local gz85
-  gz85=$(awk -v a="${walls[$gzm]}" 'BEGIN { printf "%.3f", a * 0.85 }')
-  echo "target $kg wall <= 0.85x gunzip|psql: $(ok "${walls[$kg]}" "$gz85")"
-  echo "target $kg wall <= $prm: $(ok "${walls[$kg]}" "${walls[$prm]}")"
-  echo "target $kd wall <= $prm: $(ok "${walls[$kd]}" "${walls[$prm]}")"
+  echo "target pgkeep downtime <= 1 s: gzip -j1 $(target "${downs[$k1]:-}" 1), gzip -j$jobs $(target "${downs[$kg]:-}" 1), dump -j$jobs $(target "${downs[$kd]:-}" 1)"
+  echo "target $k1 wall <= gunzip|psql: $(target "${walls[$k1]:-}" "${walls[$gzm]:-}")"
+  local gz85=""
+  [[ -n ${walls[$gzm]:-} ]] && gz85=$(awk -v a="${walls[$gzm]}" 'BEGIN { printf "%.3f", a * 0.85 }')
+  echo "target $kg wall <= 0.85x gunzip|psql: $(target "${walls[$kg]:-}" "$gz85")"
+  echo "target $kg wall <= $prm: $(target "${walls[$kg]:-}" "${walls[$prm]:-}")"
+  echo "target $kd wall <= $prm: $(target "${walls[$kd]:-}" "${walls[$prm]:-}")"
   echo
 }
 

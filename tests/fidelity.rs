@@ -145,6 +145,11 @@ fn subscription() {
     corpus_case(SUBSCRIPTION);
 }
 
+#[test]
+fn foreign_keys() {
+    corpus_case(FOREIGN_KEYS);
+}
+
 /// Every corpus file has its case and every case its file (a file nobody runs is no test).
 #[test]
 fn every_corpus_file_is_a_case() {

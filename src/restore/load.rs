@@ -536,14 +536,15 @@ impl Loader<'_> {
     }
 
     /// Count the rows of the given tables (manifest keys of the names as pg_dump prints them,
-    /// in `encoding`); `None` for a table that does not exist. Names are compared as bytes: the
-    /// server converts them to the dump's encoding, and each table is counted by its oid, so no
-    /// name has to pass through the client's UTF-8 text.
+    /// in `encoding`) on up to `jobs` connections at once; `None` for a table that does not
+    /// exist. Names are compared as bytes: the server converts them to the dump's encoding, and
+    /// each table is counted by its oid, so no name has to pass through the client's UTF-8 text.
     pub async fn count_rows<'t>(
         &self,
         database: &str,
         tables: impl IntoIterator<Item = &'t String>,
         encoding: &str,
+        jobs: usize,
     ) -> Result<BTreeMap<String, Option<u64>>, LoadError> {
         let client = self.params(database).connect().await?;
         let ctx = format!("counting rows in \"{database}\"");
@@ -560,21 +561,39 @@ impl Loader<'_> {
             .map(|r| ((r.get(0), r.get(1)), r.get(2)))
             .collect();
         let mut out = BTreeMap::new();
+        let mut todo = Vec::new();
         for t in tables {
-            let oid = parse_qualified_bytes(&crate::model::name::bytes_of(t))
-                .and_then(|key| existing.get(&key).copied());
-            let found = match oid {
-                Some(oid) => {
-                    let row = client
-                        .query_one(COUNT_BY_OID, &[&oid])
-                        .await
-                        .map_err(|e| query_error(&ctx, e))?;
-                    Some(row.get::<_, i64>(0) as u64)
+            match parse_qualified_bytes(&crate::model::name::bytes_of(t))
+                .and_then(|key| existing.get(&key).copied())
+            {
+                Some(oid) => todo.push((t.clone(), oid)),
+                None => {
+                    out.insert(t.clone(), None);
                 }
-                None => None,
-            };
-            out.insert(t.clone(), found);
+            }
         }
+        let params = self.params(database);
+        let mut clients = vec![client];
+        let more = jobs.min(todo.len()).saturating_sub(1);
+        clients.extend(futures::future::try_join_all((0..more).map(|_| params.connect())).await?);
+        let queue = std::sync::Mutex::new(todo.into_iter());
+        let (queue, ctx) = (&queue, &ctx);
+        let counted = futures::future::try_join_all(clients.iter().map(|client| async move {
+            let mut got = Vec::new();
+            loop {
+                let next = queue.lock().expect("tables").next();
+                let Some((t, oid)) = next else {
+                    return Ok::<_, LoadError>(got);
+                };
+                let row = client
+                    .query_one(COUNT_BY_OID, &[&oid])
+                    .await
+                    .map_err(|e| query_error(ctx, e))?;
+                got.push((t, Some(row.get::<_, i64>(0) as u64)));
+            }
+        }))
+        .await?;
+        out.extend(counted.into_iter().flatten());
         Ok(out)
     }
 
@@ -715,7 +734,9 @@ impl Loader<'_> {
                         .and_then(|r| r.client_encoding.as_deref()))
                     .or(req.info.map(|i| i.encoding.as_str()))
                     .unwrap_or("UTF8");
-                let actual = self.count_rows(req.database, exp.keys(), encoding).await?;
+                let actual = self
+                    .count_rows(req.database, exp.keys(), encoding, req.jobs)
+                    .await?;
                 let mismatches = compare_counts(exp, &actual);
                 if !mismatches.is_empty() {
                     return Err(LoadError::RowCounts(mismatches));

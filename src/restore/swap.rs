@@ -157,20 +157,29 @@ async fn swap_once(
 }
 
 /// The scratch database must have no sessions for its rename (the load's own connections may
-/// take a moment to end): wait for that before the downtime starts.
+/// take a moment to end): wait for that before the downtime starts. Autovacuum workers, which
+/// a freshly loaded database draws at once, are not waited for: they are ended here where the
+/// role may (the rename ends them too, but inside the downtime), and one that starts again is
+/// ended by the rename itself.
 async fn wait_scratch_idle(client: &tokio_postgres::Client, scratch: &str) -> Result<(), String> {
     let err = |what: &str, e: tokio_postgres::Error| query_error(what, e).to_string();
-    let scratch_deadline = Instant::now() + Duration::from_secs(5);
+    // Best effort: a role that is no superuser may not end them (the rename still does).
+    if let Err(e) = client.execute(AUTOVACUUM_ENDED, &[&scratch]).await {
+        tracing::debug!(error = %crate::pg::error_text(&e), "cannot end autovacuum on the scratch database");
+    }
+    let started = Instant::now();
+    let scratch_deadline = started + Duration::from_secs(5);
     loop {
         let n: i64 = client
             .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type IS DISTINCT FROM 'autovacuum worker'",
                 &[&scratch],
             )
             .await
             .map_err(|e| err("reading the scratch database's sessions", e))?
             .get(0);
         if n == 0 {
+            tracing::debug!(waited = %format!("{:.3}s", started.elapsed().as_secs_f64()), "the scratch database is idle");
             return Ok(());
         }
         if Instant::now() > scratch_deadline {
@@ -182,6 +191,9 @@ async fn wait_scratch_idle(client: &tokio_postgres::Client, scratch: &str) -> Re
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// End the autovacuum workers of database `$1`.
+const AUTOVACUUM_ENDED: &str = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'autovacuum worker'";
 
 /// The prepared transactions of `db`, listed, if it has any.
 async fn prepared_on(client: &tokio_postgres::Client, db: &str) -> Option<String> {

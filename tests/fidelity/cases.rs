@@ -130,6 +130,10 @@ pub const SUBSCRIPTION: Case = Case {
         "a subscription (connect = false) to a publication in another database",
     )
 };
+pub const FOREIGN_KEYS: Case = case(
+    "foreign_keys",
+    "chains, cycles and self-references of foreign keys, composite, deferrable, NOT VALID, odd names, to and from a partitioned table (added on several connections at once)",
+);
 pub const BIG_LARGE_OBJECTS: Case = case(
     "big_large_objects",
     "20,000 large objects (more locks than the default lock table holds)",
@@ -140,7 +144,7 @@ pub const BIG_TABLES: Case = case(
 );
 
 /// Every case but the big catalogs, in the order of the table.
-pub const CORPUS: [Case; 18] = [
+pub const CORPUS: [Case; 19] = [
     RENTAL,
     MUSIC,
     ORDERS,
@@ -159,6 +163,7 @@ pub const CORPUS: [Case; 18] = [
     SQL_ASCII,
     ODD_NAMES,
     SUBSCRIPTION,
+    FOREIGN_KEYS,
 ];
 
 /// The subset for the other majors: the sample shapes most likely to differ between versions.

@@ -9,9 +9,11 @@
 //! 3. once the file ended as checked (sha256, pg_dump's trailer) and the data is in: the
 //!    indexes and primary key, unique and exclusion constraints on N connections, each taken
 //!    by the next free one;
-//! 4. everything else of the post-data section in its order on one connection: partition
-//!    index `ATTACH`, foreign keys (after the keys they reference), triggers, rules, policies,
-//!    row security, materialized-view refreshes, grants, comments.
+//! 4. everything else of the post-data section, once those are built, on N connections as
+//!    `schedule` orders it: the foreign keys at once where they lock disjoint tables (`fk`
+//!    reads which), every other entry (partition index `ATTACH`, triggers, rules, policies,
+//!    row security, materialized-view refreshes, grants, comments) alone in its place of the
+//!    file's order.
 //!
 //! Every connection is a psql started as the serial load starts it, with a guard of its own
 //! and the session state of its unit's point in the file replayed first (`state`); the blocks
@@ -19,17 +21,20 @@
 //! (`Worker::send_copy_block`). On any
 //! failure every psql is killed; the caller drops the scratch database.
 
+mod fk;
+mod schedule;
 mod split;
 mod state;
 mod worker;
 
-use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
+use schedule::{Locks, Next, Schedule};
 use split::{PostEntry, Sink, Splitter};
 use state::State;
 pub use worker::Killers;
@@ -129,6 +134,8 @@ struct Router<'a> {
     lanes: Vec<DataLane>,
     sticky: usize,
     fail: Failure,
+    /// When the pre-data section had run (the data began).
+    pre_end: Option<Instant>,
 }
 
 fn gone() -> std::io::Error {
@@ -207,6 +214,7 @@ impl Sink for Router<'_> {
         if let Some(w) = self.pre.take() {
             finish(&self.p.database, w, &self.fail);
         }
+        self.pre_end = Some(Instant::now());
         if self.fail.is_set() {
             return Err(gone());
         }
@@ -297,7 +305,9 @@ pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStat
         lanes: Vec::new(),
         sticky: 0,
         fail: fail.clone(),
+        pre_end: None,
     };
+    let started = Instant::now();
     let mut cut = Cut(Splitter::new(router, p.opts.scan));
     let file = std::fs::File::open(&input.path).map_err(|source| LoadError::Io {
         context: format!("cannot open {}", input.path.display()),
@@ -350,7 +360,17 @@ pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStat
         p.killers.terminate_all();
         return Err(e);
     }
-    post_data(p, &spec, post, &fail)?;
+    let data_end = Instant::now();
+    let pre_end = router.pre_end.unwrap_or(data_end);
+    let builds_end = post_data(p, &spec, post, &fail)?;
+    let secs = |a: Instant, b: Instant| format!("{:.2}s", b.duration_since(a).as_secs_f64());
+    tracing::debug!(
+        pre_data = %secs(started, pre_end),
+        data = %secs(pre_end, data_end),
+        builds = %secs(data_end, builds_end),
+        post_data = %secs(builds_end, Instant::now()),
+        "parallel load phases"
+    );
     Ok(LoadStats {
         raw_bytes: feed.guard.raw_bytes,
         report: Some(feed.inspect),
@@ -371,38 +391,53 @@ fn guard_error(input: &Input, e: GuardError) -> LoadError {
     }
 }
 
-/// The post-data section: the parallel builds, each on the next free connection, then the
-/// rest in order on one.
+/// The post-data section: the index and key builds, each on the next free connection, then
+/// the rest as [`schedule`] orders it (foreign keys on several connections, the others alone in
+/// their place). Returns when the builds ended.
 fn post_data(
     p: &Parallel,
     spec: &WorkerSpec,
     post: Vec<PostEntry>,
     fail: &Failure,
-) -> Result<(), LoadError> {
-    let (parallel, serial): (Vec<PostEntry>, Vec<PostEntry>) =
+) -> Result<Instant, LoadError> {
+    let (builds, rest): (Vec<PostEntry>, Vec<PostEntry>) =
         post.into_iter().partition(|e| e.parallel);
-    let queue = Arc::new(Mutex::new(VecDeque::from(parallel)));
-    let n = p.jobs.min(queue.lock().expect("queue").len());
+    // The builds depend on the tables only: none waits for another.
+    let free = vec![Locks::Tables(Vec::new()); builds.len()];
+    scheduled(p, spec, builds, free, fail)?;
+    let builds_end = Instant::now();
+    let locks = rest.iter().map(|e| e.locks.clone()).collect();
+    scheduled(p, spec, rest, locks, fail)?;
+    Ok(builds_end)
+}
+
+/// Run `entries` on up to `p.jobs` connections in the order a [`Schedule`] of `locks` gives.
+fn scheduled(
+    p: &Parallel,
+    spec: &WorkerSpec,
+    entries: Vec<PostEntry>,
+    locks: Vec<Locks>,
+    fail: &Failure,
+) -> Result<(), LoadError> {
+    let n = p.jobs.min(entries.len());
+    let board = Arc::new(Board {
+        schedule: Mutex::new(Schedule::new(locks)),
+        changed: Condvar::new(),
+        entries,
+    });
     let mut threads = Vec::new();
     for _ in 0..n {
-        let mut w = Worker::start(spec, true)?;
-        let (queue, fail, db) = (queue.clone(), fail.clone(), p.database.clone());
-        threads.push(std::thread::spawn(move || {
-            loop {
-                if fail.is_set() {
-                    return w.abort();
-                }
-                let Some(e) = queue.lock().expect("queue").pop_front() else {
-                    break;
-                };
-                let sent = w.send(Some(&e.state), &e.bytes, Some(&e.after));
-                if let Err(err) = sent.and_then(|_| w.sync()) {
-                    fail.record(send_failure(&db, w, err));
-                    return;
-                }
+        let w = match Worker::start(spec, true) {
+            Ok(w) => w,
+            Err(e) => {
+                // The connections started stop at their next entry.
+                fail.record(e);
+                board.changed.notify_all();
+                break;
             }
-            finish(&db, w, &fail);
-        }));
+        };
+        let (board, fail, db) = (board.clone(), fail.clone(), p.database.clone());
+        threads.push(std::thread::spawn(move || board.work(w, &fail, &db)));
     }
     for t in threads {
         let _ = t.join();
@@ -411,15 +446,52 @@ fn post_data(
         p.killers.terminate_all();
         return Err(e);
     }
-    if serial.is_empty() {
-        return Ok(());
-    }
-    let mut w = Worker::start(spec, false)?;
-    for e in &serial {
-        if let Err(err) = w.send(Some(&e.state), &e.bytes, Some(&e.after)) {
-            return Err(send_failure(&p.database, w, err));
+    Ok(())
+}
+
+/// What the connections of a [`scheduled`] run share.
+struct Board {
+    schedule: Mutex<Schedule>,
+    changed: Condvar,
+    entries: Vec<PostEntry>,
+}
+
+impl Board {
+    /// The next entries this connection may run; `None` when all were started (or the load
+    /// failed).
+    fn take(&self, fail: &Failure) -> Option<(usize, usize)> {
+        let mut s = self.schedule.lock().expect("schedule");
+        loop {
+            if fail.is_set() {
+                return None;
+            }
+            match s.next() {
+                Next::Start(i, n) => return Some((i, n)),
+                Next::Done => return None,
+                Next::Wait => s = self.changed.wait(s).expect("schedule"),
+            }
         }
     }
-    finish(&p.database, w, fail);
-    fail.take().map_or(Ok(()), Err)
+
+    /// One connection's loop: run what the schedule gives, tell it when that ran.
+    fn work(&self, mut w: Worker, fail: &Failure, db: &str) {
+        while let Some((i, n)) = self.take(fail) {
+            let sent = self.entries[i..i + n]
+                .iter()
+                .try_for_each(|e| w.send(Some(&e.state), &e.bytes, Some(&e.after)));
+            if let Err(err) = sent.and_then(|_| w.sync()) {
+                fail.record(send_failure(db, w, err));
+                self.changed.notify_all();
+                return;
+            }
+            self.schedule.lock().expect("schedule").done(i, n);
+            self.changed.notify_all();
+        }
+        if fail.is_set() {
+            w.abort();
+        } else {
+            finish(db, w, fail);
+        }
+        self.changed.notify_all();
+    }
 }

@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use super::fk::{self, Partitioned};
+use super::schedule::Locks;
 use super::state::{State, session_key};
 use crate::pipeline::psql_scan::{CopyKind, Event, ScanOptions, Scanner};
 
@@ -52,6 +54,8 @@ pub trait Sink {
 pub struct PostEntry {
     /// Built in parallel with the others of its kind.
     pub parallel: bool,
+    /// What it locks, for the entries after the builds (see `schedule`).
+    pub locks: Locks,
     /// The session state it starts under and the one it leaves.
     pub state: Arc<State>,
     pub after: Arc<State>,
@@ -89,6 +93,9 @@ pub struct Splitter<S: Sink> {
     unit_started: bool,
     copy: Option<Copy>,
     pub post: Vec<PostEntry>,
+    /// The statements of the current post-data entry but its session `SET`s.
+    entry_statements: Vec<Vec<u8>>,
+    partitioned: Partitioned,
 }
 
 impl<S: Sink> Splitter<S> {
@@ -109,6 +116,8 @@ impl<S: Sink> Splitter<S> {
             unit_started: false,
             copy: None,
             post: Vec::new(),
+            entry_statements: Vec::new(),
+            partitioned: Partitioned::default(),
         }
     }
 
@@ -169,8 +178,11 @@ impl<S: Sink> Splitter<S> {
                 if self.phase != Phase::Pre && self.unit_state.is_none() {
                     self.unit_state = Some(Arc::new(self.state.clone()));
                 }
-                if let Some(k) = session_key(&stmt) {
-                    self.state.apply(&k, &stmt);
+                match session_key(&stmt) {
+                    Some(k) => self.state.apply(&k, &stmt),
+                    None if self.phase == Phase::Post => self.entry_statements.push(stmt.clone()),
+                    None if self.phase == Phase::Pre => self.partitioned.statement(&stmt),
+                    None => {}
                 }
                 if self.phase == Phase::Pre {
                     let upto = s.end;
@@ -352,6 +364,7 @@ impl<S: Sink> Splitter<S> {
             Phase::Data => self.send_part(true)?,
             Phase::Post if !self.unit.is_empty() => self.post.push(PostEntry {
                 parallel: PARALLEL_POST.contains(&self.entry_type.as_str()),
+                locks: fk::locks(&self.entry_type, &self.entry_statements, &self.partitioned),
                 state: self.unit_state.clone().unwrap_or_default(),
                 after: Arc::new(self.state.clone()),
                 bytes: std::mem::take(&mut self.unit),
@@ -359,6 +372,7 @@ impl<S: Sink> Splitter<S> {
             _ => {}
         }
         self.unit.clear();
+        self.entry_statements.clear();
         self.unit_state = None;
         self.unit_started = false;
         Ok(())

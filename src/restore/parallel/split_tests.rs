@@ -112,6 +112,12 @@ fn sections_go_where_they_run_and_each_unit_keeps_its_state() {
         );
         assert!(kinds[1].0 && kinds[1].1.starts_with("CREATE INDEX t_v"));
         assert!(!kinds[2].0 && kinds[2].1.contains("FOREIGN KEY"));
+        // The key locks its table only (it references itself); the builds are no barrier
+        // either way (they run before).
+        assert_eq!(
+            post[2].locks,
+            Locks::Tables(vec![(b"public".to_vec(), b"t".to_vec())])
+        );
         // The index is built in the tablespace set before it, the key after the reset.
         let ts =
             |e: &PostEntry| String::from_utf8_lossy(&e.state.diff(&State::default())).to_string();
@@ -174,4 +180,28 @@ fn entry_types_are_read_from_pg_dumps_headers() {
         Some("INDEX")
     );
     assert_eq!(header_type(b"-- just a comment; Type: nothing\n"), None);
+}
+
+#[test]
+fn keys_to_a_partitioned_table_of_the_dump_are_barriers() {
+    let data = b"SET client_encoding = 'UTF8';\n\n\
+--\n-- Name: p; Type: TABLE; Schema: public; Owner: app\n--\n\n\
+CREATE TABLE public.p (\n    id integer NOT NULL,\n    at date NOT NULL\n)\nPARTITION BY RANGE (at);\n\n\
+--\n-- Name: t; Type: TABLE; Schema: public; Owner: app\n--\n\n\
+CREATE TABLE public.t (\n    id integer,\n    p_id integer,\n    at date\n);\n\n\
+--\n-- Data for Name: t; Type: TABLE DATA; Schema: public; Owner: app\n--\n\n\
+COPY public.t (id, p_id, at) FROM stdin;\n1\t1\t2025-01-01\n\\.\n\n\
+--\n-- Name: t t_p; Type: FK CONSTRAINT; Schema: public; Owner: app\n--\n\n\
+ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_p FOREIGN KEY (p_id, at) REFERENCES public.p(id, at);\n\n\
+--\n-- Name: t t_t; Type: FK CONSTRAINT; Schema: public; Owner: app\n--\n\n\
+ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_t FOREIGN KEY (p_id) REFERENCES public.t(id);\n\n\
+--\n-- Name: t_t ON t; Type: COMMENT; Schema: public; Owner: app\n--\n\n\
+COMMENT ON CONSTRAINT t_t ON public.t IS 'x';\n";
+    let (_, post) = split(data, 5);
+    let locks: Vec<&Locks> = post.iter().map(|e| &e.locks).collect();
+    let t = (b"public".to_vec(), b"t".to_vec());
+    assert_eq!(
+        locks,
+        vec![&Locks::Barrier, &Locks::Tables(vec![t]), &Locks::Barrier]
+    );
 }
