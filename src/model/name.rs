@@ -58,6 +58,19 @@ pub fn split_quoted_bytes(s: &[u8], sep: u8) -> Vec<Vec<u8>> {
     parts
 }
 
+/// Split a table name as pg_dump prints it (`public."SBI_USER"`), as bytes, into schema and
+/// name.
+pub fn parse_qualified_bytes(name: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut parts = split_quoted_bytes(name, b'.');
+    match parts.as_slice() {
+        [s, t] if !s.is_empty() && !t.is_empty() => {
+            let t = parts.pop()?;
+            Some((parts.pop()?, t))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +91,23 @@ mod tests {
         assert_eq!(
             split_quoted_bytes(b"\"we.ird\".\"t \"\"q\xe9\"", b'.'),
             vec![b"we.ird".to_vec(), b"t \"q\xe9".to_vec()]
+        );
+    }
+
+    #[test]
+    fn qualified_names() {
+        assert_eq!(
+            parse_qualified_bytes(b"public.\"SBI_USER\""),
+            Some((b"public".to_vec(), b"SBI_USER".to_vec()))
+        );
+        assert_eq!(
+            parse_qualified_bytes(b"\"we.ird\".\"t \"\"q\"\"\""),
+            Some((b"we.ird".to_vec(), b"t \"q\"".to_vec()))
+        );
+        assert_eq!(parse_qualified_bytes(b"nodot"), None);
+        assert_eq!(
+            parse_qualified_bytes(b"\"caf\xe9\".\"a\nb\""),
+            Some((b"caf\xe9".to_vec(), b"a\nb".to_vec()))
         );
     }
 }

@@ -26,7 +26,6 @@ use super::dropped::Dropped;
 use super::load_role::{LoadRole, RunAs};
 use crate::model::Format;
 use crate::pg::catalog::DatabaseInfo;
-use crate::pg::ident::split_quoted;
 use crate::pg::{ConnParams, query_error};
 use crate::pipeline::guard::{GuardOptions, RestrictKey};
 use crate::pipeline::psql_scan::{ScanOptions, ascii_safe_encoding};
@@ -205,28 +204,8 @@ pub fn conninfo_dbname(name: &str) -> String {
     )
 }
 
-/// Split a table name as pg_dump prints it (`public."SBI_USER"`) into schema and name.
-pub fn parse_qualified(name: &str) -> Option<(String, String)> {
-    match split_quoted(name, '.').as_slice() {
-        [s, t] if !s.is_empty() && !t.is_empty() => Some((s.clone(), t.clone())),
-        _ => None,
-    }
-}
-
 /// `SELECT count(*) FROM ONLY <the table of oid $1>`, the name built by the server.
 const COUNT_BY_OID: &str = "SELECT (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %s', $1::oid::regclass), false, true, '')))[1]::text::int8";
-
-/// Split a table name as pg_dump prints it, as bytes, into schema and name.
-pub fn parse_qualified_bytes(name: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let mut parts = crate::model::name::split_quoted_bytes(name, b'.');
-    match parts.as_slice() {
-        [s, t] if !s.is_empty() && !t.is_empty() => {
-            let t = parts.pop()?;
-            Some((parts.pop()?, t))
-        }
-        _ => None,
-    }
-}
 
 /// Compare expected and actual counts; tables not expected are not compared.
 pub fn compare_counts(
@@ -563,7 +542,7 @@ impl Loader<'_> {
         let mut out = BTreeMap::new();
         let mut todo = Vec::new();
         for t in tables {
-            match parse_qualified_bytes(&crate::model::name::bytes_of(t))
+            match crate::model::name::parse_qualified_bytes(&crate::model::name::bytes_of(t))
                 .and_then(|key| existing.get(&key).copied())
             {
                 Some(oid) => todo.push((t.clone(), oid)),
@@ -771,20 +750,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn qualified_names_and_counts() {
-        assert_eq!(
-            parse_qualified("public.\"SBI_USER\""),
-            Some(("public".into(), "SBI_USER".into()))
-        );
-        assert_eq!(
-            parse_qualified("\"we.ird\".\"t \"\"q\"\"\""),
-            Some(("we.ird".into(), "t \"q\"".into()))
-        );
-        assert_eq!(parse_qualified("nodot"), None);
-        assert_eq!(
-            parse_qualified_bytes(b"\"caf\xe9\".\"a\nb\""),
-            Some((b"caf\xe9".to_vec(), b"a\nb".to_vec()))
-        );
+    fn counts_compared_and_dbnames_quoted() {
         let exp: BTreeMap<String, u64> = [("a.t".to_string(), 3), ("a.u".to_string(), 0)].into();
         let mut act: BTreeMap<String, Option<u64>> =
             [("a.t".to_string(), Some(3)), ("a.u".to_string(), Some(0))].into();

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use super::schedule::Locks;
-use crate::restore::load::parse_qualified_bytes;
+use crate::model::name::parse_qualified_bytes;
 
 /// A table, schema and name unquoted.
 pub type Table = (Vec<u8>, Vec<u8>);
