@@ -204,6 +204,11 @@ fn a_server_of_several_databases_comes_back_on_an_empty_one() {
     let again = stdout(&out);
     assert!(out.status.success(), "{again}{}", stderr(&out));
     assert!(again.contains("0 roles created"), "{again}");
+    assert!(
+        again.contains("Recovery plan: the globals and 1 database from")
+            && again.contains("  roles to create: none\n"),
+        "{again}"
+    );
     assert!(line(&again, "odd").contains("restored"), "{again}");
     for (db, want) in ["shop", "gis", "Mixed Case", "odd"].iter().zip(&dumps) {
         assert_eq!(&dump(&t, db), want, "{db}");

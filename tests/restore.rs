@@ -135,8 +135,16 @@ fn rich_db() -> (TestDb, String) {
     (db, ro)
 }
 
-fn round_trip(extra_backup: &[&str], extra_restore: &[&str]) {
+fn round_trip(extra_backup: &[&str], extra_restore: &[&str]) -> String {
+    round_trip_with("", extra_backup, extra_restore)
+}
+
+/// The round trip of [`rich_db`] with `setup` run as its owner first; the restore's stderr.
+fn round_trip_with(setup: &str, extra_backup: &[&str], extra_restore: &[&str]) -> String {
     let (db, ro) = rich_db();
+    if !setup.is_empty() {
+        db.sql_as_owner(setup);
+    }
     backup(&db, extra_backup);
     let schema = schema_dump(&db.name);
     let data = fingerprint(&db.name);
@@ -148,7 +156,7 @@ fn round_trip(extra_backup: &[&str], extra_restore: &[&str]) {
     // Damage after the backup: the restore must bring the backup's state back.
     db.sql_as_owner("DROP VIEW happy; DELETE FROM measurements WHERE id > 10; DROP TABLE \"Other Schema\".\"T \"\"q\"\"\";");
 
-    let out = restore(&db)
+    let output = restore(&db)
         .arg("--yes")
         .args(extra_restore)
         .assert()
@@ -156,9 +164,8 @@ fn round_trip(extra_backup: &[&str], extra_restore: &[&str]) {
         .stdout(predicate::str::contains("downtime (database unavailable)"))
         .stdout(predicate::str::contains("row counts checked"))
         .get_output()
-        .stdout
         .clone();
-    let out = String::from_utf8_lossy(&out);
+    let out = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         schema_dump(&db.name),
         schema,
@@ -202,7 +209,11 @@ fn round_trip(extra_backup: &[&str], extra_restore: &[&str]) {
         .trim(),
         "f"
     );
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// The sentence of the log that says a custom archive's COPY was cut across the connections.
+const CUT_ACROSS: &str = "its COPY cut across the connections";
 
 #[test]
 fn plain_round_trip_keeps_schema_data_grants_and_settings() {
@@ -211,7 +222,19 @@ fn plain_round_trip_keeps_schema_data_grants_and_settings() {
 
 #[test]
 fn custom_format_round_trip_with_parallel_jobs() {
-    round_trip(&["--format", "custom"], &["--jobs", "2"]);
+    let log = round_trip(&["--format", "custom"], &["--jobs", "2"]);
+    assert!(!log.contains(CUT_ACROSS), "{log}");
+}
+
+#[test]
+fn custom_archive_of_one_big_table_is_cut_across_the_connections() {
+    // One table holds most of the rows: pg_restore --jobs would load it on one connection, so
+    // the archive goes through its script and the parallel plain loader.
+    let big = "CREATE TABLE big_events (id int PRIMARY KEY, payload text NOT NULL, at timestamptz);
+        INSERT INTO big_events SELECT g, md5(g::text) || E'\\t\\n' || repeat('x', g % 17), now() - g * interval '1 minute' FROM generate_series(1, 150000) g;
+        CREATE INDEX big_events_at ON big_events (at);";
+    let log = round_trip_with(big, &["--format", "custom"], &["--jobs", "2"]);
+    assert!(log.contains(CUT_ACROSS), "{log}");
 }
 
 #[test]
@@ -797,6 +820,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
             compression: Compression::None,
             sha256: None,
             toc: None,
+            rows: None,
         };
         loader
             .create(&scratch, Some(&manifest.database_info))
@@ -821,6 +845,7 @@ fn load_api_rolls_back_a_file_without_trailer_and_checks_a_good_one() {
             compression: Compression::None,
             sha256: None,
             toc: None,
+            rows: None,
         };
         let checked = loader
             .load_and_check(&ScratchLoad {

@@ -117,8 +117,8 @@ pub async fn run(args: &RestoreArgs, settings: &Settings, ctx: &Context) -> Resu
         let host = target_host(settings, args);
         super::restore::confirm(
             &format!(
-                "Type the target server \"{host}\" to restore the globals and {} databases onto it:",
-                items.len()
+                "Type the target server \"{host}\" to restore the globals and {} onto it:",
+                count_databases(items.len())
             ),
             &host,
             &ctx.shutdown,
@@ -353,13 +353,21 @@ fn taken(b: &Chosen) -> String {
         .unwrap_or_default()
 }
 
+/// "1 database", "4 databases".
+fn count_databases(n: usize) -> String {
+    match n {
+        1 => "1 database".to_string(),
+        n => format!("{n} databases"),
+    }
+}
+
 /// The plan: the target, the globals (roles created and left alone, passwords, tablespaces),
 /// then one block per database.
 fn render_plan(args: &RestoreArgs, settings: &Settings, g: &Globals, items: &[Item]) -> String {
     let t = &g.target;
     let mut out = format!(
-        "Recovery plan: the globals and {} databases from {} -> {} (PostgreSQL {}, as role \"{}\"{})\n",
-        items.len(),
+        "Recovery plan: the globals and {} from {} -> {} (PostgreSQL {}, as role \"{}\"{})\n",
+        count_databases(items.len()),
         settings.backup_dir.display(),
         target_host(settings, args),
         t.server_version,
@@ -378,11 +386,10 @@ fn render_plan(args: &RestoreArgs, settings: &Settings, g: &Globals, items: &[It
         out.push_str(&format!("  newer globals backup {s}\n"));
     }
     let p = &g.plan;
-    out.push_str(&format!(
-        "  roles to create ({}): {}\n",
-        p.roles_created.len(),
-        names(&p.roles_created)
-    ));
+    out.push_str(&match p.roles_created.len() {
+        0 => "  roles to create: none\n".to_string(),
+        n => format!("  roles to create ({n}): {}\n", names(&p.roles_created)),
+    });
     if !p.roles_existing.is_empty() {
         out.push_str(&format!(
             "  roles already on the target, left as they are with their memberships and settings ({}): {}\n",

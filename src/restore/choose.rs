@@ -10,7 +10,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::error::RestoreError;
-use super::load::Input;
+use super::load::{Input, RowShare};
 use crate::catalog::{self, CatalogError, Entry, Manifest, Status};
 use crate::model::{Compression, Format};
 use crate::storage::{LocalFile, Store, staging};
@@ -60,6 +60,7 @@ impl Chosen {
             compression: self.compression,
             sha256: self.manifest.as_ref().map(|m| m.sha256.clone()),
             toc: None,
+            rows: self.manifest.as_ref().and_then(|m| RowShare::of(&m.tables)),
         }
     }
 }

@@ -179,6 +179,7 @@ mod tests {
             compression: crate::model::Compression::None,
             sha256: None,
             toc: Some(toc.into()),
+            rows: None,
         };
         let two = lists(missing, &input(LIST), &[])
             .unwrap()

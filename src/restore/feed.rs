@@ -38,23 +38,13 @@ fn open(input: &Input) -> Result<std::fs::File, LoadError> {
 }
 
 /// The sha256 differs from the one the preflight (or the manifest) vouched for.
-fn changed(input: &Input, sha256: &str) -> Option<LoadError> {
+pub(super) fn changed(input: &Input, sha256: &str) -> Option<LoadError> {
     let expected = input.sha256.as_deref()?;
     (expected != sha256).then(|| LoadError::Changed {
         file: input.path.display().to_string(),
         expected: expected.to_string(),
         actual: sha256.to_string(),
     })
-}
-
-/// Why a plain dump that was read to its end must not be committed: it is not the file that was
-/// checked, or it lacks pg_dump's trailer.
-pub(super) fn checked_end(
-    input: &Input,
-    sha256: &str,
-    inspect: &crate::pipeline::inspect::Report,
-) -> Option<LoadError> {
-    changed(input, sha256).or_else(|| inspect.incomplete_reason().map(LoadError::Incomplete))
 }
 
 /// Feed a plain dump to psql through the guard.
@@ -127,6 +117,35 @@ fn into_psql<R: Read + Send>(
     }
 }
 
+/// The thread that feeds a custom archive to `pg_restore -f -` (see [`custom`]).
+type Feeder = std::thread::JoinHandle<Result<Fed, LoadError>>;
+
+/// Start feeding `input` to the script's pg_restore on a thread of its own.
+fn feed_script(script: Running, input: &Input, progress: &Progress) -> Feeder {
+    let (archive, prog) = (input.clone(), progress.clone());
+    std::thread::spawn(move || custom(script, &archive, &prog))
+}
+
+/// Why a script must not be committed once it was read to its end: pg_restore did not finish
+/// well, or the archive it read did not hash as expected.
+fn script_verdict(feeder: Feeder, database: &str) -> Option<LoadError> {
+    let fed = feeder.join().unwrap_or_else(|_| {
+        Err(LoadError::Io {
+            context: "the pg_restore feeder failed".into(),
+            source: std::io::Error::other("thread panicked"),
+        })
+    });
+    match fed {
+        Ok((outcome, _)) if outcome.success() => None,
+        Ok((outcome, _)) => Some(LoadError::LoadFailed {
+            database: database.to_string(),
+            message: outcome.describe(),
+            sqlstate: None,
+        }),
+        Err(e) => Some(e),
+    }
+}
+
 /// Load a custom archive as the script `pg_restore -f -` makes of it, through the guard into
 /// psql: the archive is fed to pg_restore on a thread of its own (hashed, its last block held
 /// back as in [`custom`]), and psql sees the end of its input only once pg_restore finished
@@ -141,40 +160,19 @@ pub(super) fn custom_script(
     let pipe = psql.take_stdin().expect("stdin is piped");
     let sql = script.take_stdout().expect("stdout is piped");
     let script_killer = script.killer();
-    let (archive, prog) = (input.clone(), progress.clone());
-    let feeder = std::thread::spawn(move || custom(script, &archive, &prog));
-    let join = |h: std::thread::JoinHandle<Result<Fed, LoadError>>| -> Result<Fed, LoadError> {
-        h.join().unwrap_or_else(|_| {
-            Err(LoadError::Io {
-                context: "the pg_restore feeder failed".into(),
-                source: std::io::Error::other("thread panicked"),
-            })
-        })
-    };
-    let pending = std::cell::RefCell::new(Some(feeder));
+    let pending = std::cell::RefCell::new(Some(feed_script(script, input, progress)));
     let what = format!("the script pg_restore wrote of {}", input.path.display());
     let fed = into_psql(
         psql,
         pipe,
         (sql, crate::model::Compression::None, &what),
         opts,
-        |_| {
-            let h = pending.borrow_mut().take()?;
-            match join(h) {
-                Ok((outcome, _)) if outcome.success() => None,
-                Ok((outcome, _)) => Some(LoadError::LoadFailed {
-                    database: database.to_string(),
-                    message: outcome.describe(),
-                    sqlstate: None,
-                }),
-                Err(e) => Some(e),
-            }
-        },
+        |_| script_verdict(pending.borrow_mut().take()?, database),
     );
     if let Some(h) = pending.borrow_mut().take() {
         // psql failed or the script was refused: pg_restore has nobody to write to.
         script_killer.terminate(Duration::from_millis(500));
-        let _ = join(h);
+        let _ = h.join();
     }
     let (outcome, stats) = fed?;
     Ok((
@@ -184,6 +182,38 @@ pub(super) fn custom_script(
             ..stats
         },
     ))
+}
+
+/// The script of a custom archive on several connections: fed as in [`custom_script`], cut and
+/// run by the parallel loader, whose post-data section starts only once pg_restore finished well
+/// on a file that hashed as expected and the script ended with its trailer.
+pub(super) fn custom_script_parallel(
+    mut script: Running,
+    p: &super::parallel::Parallel,
+    input: &Input,
+    progress: &Progress,
+) -> Result<LoadStats, LoadError> {
+    let sql = script.take_stdout().expect("stdout is piped");
+    let script_killer = script.killer();
+    let pending = std::cell::RefCell::new(Some(feed_script(script, input, progress)));
+    let what = format!("the script pg_restore wrote of {}", input.path.display());
+    let source = super::parallel::Source {
+        reader: sql,
+        compression: crate::model::Compression::None,
+        what: &what,
+    };
+    let loaded = super::parallel::load_stream(p, source, |_| {
+        script_verdict(pending.borrow_mut().take()?, &p.database)
+    });
+    if let Some(h) = pending.borrow_mut().take() {
+        // A connection failed or the script was refused: pg_restore has nobody to write to.
+        script_killer.terminate(Duration::from_millis(500));
+        let _ = h.join();
+    }
+    Ok(LoadStats {
+        raw_bytes: input_bytes(input),
+        ..loaded?
+    })
 }
 
 /// The stored size of the file fed (0 when it cannot be read).

@@ -32,7 +32,7 @@ use crate::pipeline::psql_scan::{ScanOptions, ascii_safe_encoding};
 use crate::process::{Running, Spec};
 use crate::shutdown::Shutdown;
 
-pub use super::load_error::{Input, LoadError, LoadStats, Mismatch};
+pub use super::load_error::{Input, LoadError, LoadStats, Mismatch, RowShare};
 
 /// The client programs a load runs.
 #[derive(Debug, Clone)]
@@ -143,13 +143,37 @@ pub fn through_psql(tools: &Tools, input: &Input, server_version_num: u32) -> bo
             > crate::pg::tools::server_major(server_version_num)
 }
 
-/// `pg_restore -f -` reading the archive on stdin: the script [`through_psql`] loads.
+/// The rows the largest table must hold before a parallel load cuts its COPY rather than give
+/// the table to one connection of pg_restore (a few blocks of the splitter's 4 MiB).
+pub const SPLIT_MIN_ROWS: u64 = 100_000;
+
+/// Whether a custom archive loaded on `jobs` connections goes through its script and the plain
+/// loader because one table holds more than a connection's share of its rows: `pg_restore
+/// --jobs` loads each table on one connection, leaving the others idle while the largest loads,
+/// where the plain loader cuts that table's COPY across all of them. Only with a psql in
+/// restricted mode (the script runs through psql).
+pub fn split_pays(tools: &Tools, input: &Input, jobs: usize) -> bool {
+    input.format == Format::Custom
+        && jobs > 1
+        && tools.psql_restricts()
+        && input.rows.is_some_and(|r| {
+            r.largest >= SPLIT_MIN_ROWS && r.largest.saturating_mul(jobs as u64) > r.total
+        })
+}
+
+/// Whether a custom archive is loaded as the script `pg_restore -f -` writes of it, by psql
+/// ([`through_psql`], [`split_pays`]).
+pub fn as_script(tools: &Tools, input: &Input, jobs: usize, server_version_num: u32) -> bool {
+    through_psql(tools, input, server_version_num) || split_pays(tools, input, jobs)
+}
+
+/// `pg_restore -f -` reading the archive on stdin: the script [`as_script`] loads.
 pub fn script_command(tools: &Tools) -> Spec {
     Spec::new(&tools.pg_restore).arg("-f").arg("-")
 }
 
 /// The argument list of the load command, for plans and for running it (psql also for a custom
-/// archive that goes [`through_psql`]). The load is not one transaction (a catalog of thousands
+/// archive loaded [`as_script`]). The load is not one transaction (a catalog of thousands
 /// of tables or large objects would need more locks than the server's lock table holds); it
 /// stops at the first error, and a failed load's scratch database is dropped, so nothing of it
 /// is ever seen under the database's name.
@@ -160,7 +184,7 @@ pub fn load_command(
     jobs: usize,
     server_version_num: u32,
 ) -> Spec {
-    if input.format == Format::Plain || through_psql(tools, input, server_version_num) {
+    if input.format == Format::Plain || as_script(tools, input, jobs, server_version_num) {
         return psql_command(tools, database);
     }
     let s = Spec::new(&tools.pg_restore)
@@ -424,7 +448,7 @@ impl Loader<'_> {
             true => Some(self.script(env)?),
             false => None,
         };
-        if input.format == Format::Plain && jobs > 1 {
+        if jobs > 1 && (input.format == Format::Plain || routed) {
             let p = super::parallel::Parallel {
                 spec,
                 opts,
@@ -433,7 +457,10 @@ impl Loader<'_> {
                 database: database.to_string(),
                 killers: super::parallel::Killers::default(),
             };
-            let mut stats = self.load_parallel(p, input).await?;
+            let mut stats = self.load_parallel(p, input, script).await?;
+            if !stats.left_out.is_empty() {
+                tracing::info!(statements = %stats.left_out.join("; "), "left out of the load: settings this server does not know, written by newer client tools");
+            }
             stats.duration = started.elapsed();
             return Ok(stats);
         }
@@ -489,16 +516,23 @@ impl Loader<'_> {
         Ok(stats)
     }
 
-    /// A plain dump on several connections (see `parallel`); a shutdown kills every psql.
+    /// A plain dump, or the `script` pg_restore writes of a custom archive, on several
+    /// connections (see `parallel`); a shutdown kills every psql and pg_restore.
     async fn load_parallel(
         &self,
         p: super::parallel::Parallel,
         input: &Input,
+        script: Option<Running>,
     ) -> Result<LoadStats, LoadError> {
         let killers = p.killers.clone();
+        if let Some(s) = &script {
+            killers.add(s.killer());
+        }
         let (input2, progress) = (input.clone(), self.progress.clone());
-        let mut task =
-            tokio::task::spawn_blocking(move || super::parallel::load(&p, &input2, &progress));
+        let mut task = tokio::task::spawn_blocking(move || match script {
+            Some(script) => super::feed::custom_script_parallel(script, &p, &input2, &progress),
+            None => super::parallel::load(&p, &input2, &progress),
+        });
         let mut shutdown = self.shutdown.clone();
         let joined = tokio::select! {
             r = &mut task => r,

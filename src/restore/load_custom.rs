@@ -1,28 +1,38 @@
 //! The parts of a custom archive's load that differ from pg_restore's plain run: the archive
-//! routed through `pg_restore -f -` into the plain loader for an older server, and the second
-//! pass that enables row security after the constraints of a parallel restore.
+//! routed through `pg_restore -f -` into the plain loader (for an older server, or to cut a
+//! table that holds most of the rows across the connections), and the second pass that enables
+//! row security after the constraints of a parallel restore.
 
 use std::process::Stdio;
 
 use super::custom_jobs;
-use super::load::{Loader, conninfo_dbname, script_command, through_psql};
+use super::load::{Loader, conninfo_dbname, script_command, split_pays, through_psql};
 use super::load_error::{Input, LoadError};
 use crate::process::{Running, Spec};
 
 impl Loader<'_> {
     /// Whether a custom archive goes through `pg_restore -f -` and the plain loader (pg_restore
-    /// newer than the server), said in the log.
+    /// newer than the server, or one table too large for one connection), said in the log.
     pub(super) fn routed(&self, input: &Input, jobs: usize) -> bool {
-        let routed = through_psql(self.tools, input, self.server_version_num);
-        if routed {
+        if through_psql(self.tools, input, self.server_version_num) {
             tracing::info!(
                 pg_restore = %self.tools.pg_restore_version,
                 server_version_num = self.server_version_num,
-                "pg_restore is newer than the server: the archive is loaded as the script pg_restore -f - writes, through psql, leaving out what this server does not know{}",
-                if jobs > 1 { " (one job: a script loads serially)" } else { "" }
+                jobs,
+                "pg_restore is newer than the server: the archive is loaded as the script pg_restore -f - writes, through psql, leaving out what this server does not know"
+            );
+            return true;
+        }
+        let split = split_pays(self.tools, input, jobs);
+        if split && let Some(r) = input.rows {
+            tracing::info!(
+                largest_table_rows = r.largest,
+                rows = r.total,
+                jobs,
+                "one table holds more than a connection's share of the rows: the archive is loaded as the script pg_restore -f - writes, its COPY cut across the connections"
             );
         }
-        routed
+        split
     }
 
     /// The one-job pass of a parallel custom restore that enables row security once every

@@ -107,6 +107,27 @@ pub struct Input {
     /// checked: a parallel load makes its lists from it instead of reading the archive again
     /// (the load's own hash of the file catches an archive swapped since).
     pub toc: Option<std::sync::Arc<str>>,
+    /// The rows of the largest table and of all tables, as the manifest records them (`None`
+    /// without one): whether a parallel load of a custom archive cuts its script (see
+    /// [`super::load::split_pays`]).
+    pub rows: Option<RowShare>,
+}
+
+/// The rows of the largest table and of all tables of a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowShare {
+    pub largest: u64,
+    pub total: u64,
+}
+
+impl RowShare {
+    pub fn of(tables: &std::collections::BTreeMap<String, u64>) -> Option<RowShare> {
+        let largest = tables.values().copied().max()?;
+        Some(RowShare {
+            largest,
+            total: tables.values().sum(),
+        })
+    }
 }
 
 /// Timings and counts of a load.

@@ -45,7 +45,7 @@ pub use globals::{
     globals_refusal, plan_globals, read_globals, target_globals,
 };
 pub use leftovers::{Leftover, drop_leftover, leftovers};
-pub use load::{Checked, Input, LoadError, Loader, ScratchLoad, Tools};
+pub use load::{Checked, Input, LoadError, Loader, RowShare, ScratchLoad, Tools};
 pub use load_role::{LoadRole, RunAs, TEMP_ROLE_PREFIX};
 pub use names::{previous_name, scratch_name, stamp, suffixed};
 pub use plan::{Plan, Step, plan};

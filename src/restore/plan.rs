@@ -121,12 +121,25 @@ fn load_steps(req: &Request, pre: &Preflight) -> Vec<Step> {
                 req.jobs
             ),
             Format::Plain => format!("decompress {} | ", b.path.display()),
-            Format::Custom if load::through_psql(&pre.tools, &input, pre.server_version_num) => {
+            Format::Custom
+                if load::as_script(&pre.tools, &input, req.jobs, pre.server_version_num) =>
+            {
+                let older = load::through_psql(&pre.tools, &input, pre.server_version_num);
                 format!(
-                    "{} -f - < {} | (leave out what the PostgreSQL {} server does not know) | ",
+                    "{} -f - < {} | {}{}",
                     pre.tools.pg_restore.display(),
                     b.path.display(),
-                    crate::pg::tools::server_major(pre.server_version_num)
+                    match older {
+                        true => format!(
+                            "(leave out what the PostgreSQL {} server does not know) | ",
+                            crate::pg::tools::server_major(pre.server_version_num)
+                        ),
+                        false => String::new(),
+                    },
+                    match req.jobs {
+                        1 => String::new(),
+                        n => format!("cut into sections and entries | {n} connections of "),
+                    }
                 )
             }
             Format::Custom => String::new(),

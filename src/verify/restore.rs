@@ -14,7 +14,9 @@ use crate::catalog::MANIFEST_SUFFIX;
 use crate::model::{Compression, Format};
 use crate::pg::tools::Search;
 use crate::pg::{ConnParams, PgError, query_error};
-use crate::restore::{Checked, Input, LoadError, Loader, ScratchLoad, Tools, scratch_name};
+use crate::restore::{
+    Checked, Input, LoadError, Loader, RowShare, ScratchLoad, Tools, scratch_name,
+};
 use crate::shutdown::Shutdown;
 use crate::storage::{Store, staging};
 
@@ -145,6 +147,7 @@ async fn test_restore(
         compression: m.map_or(Compression::Gzip, |m| m.compression),
         sha256,
         toc: None,
+        rows: m.and_then(|m| RowShare::of(&m.tables)),
     };
     let run_as = run_as(rr, info.as_ref())?;
     // The file is read through the psql lexer first (as a restore's preflight does).

@@ -291,6 +291,36 @@ impl Write for Cut<'_> {
 
 /// Load a plain dump on `p.jobs` connections (see the module documentation).
 pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStats, LoadError> {
+    let file = std::fs::File::open(&input.path).map_err(|source| LoadError::Io {
+        context: format!("cannot open {}", input.path.display()),
+        source,
+    })?;
+    let what = input.path.display().to_string();
+    let source = Source {
+        reader: progress.reader("loading", file),
+        compression: input.compression,
+        what: &what,
+    };
+    let stats = load_stream(p, source, |feed| super::feed::changed(input, &feed.sha256))?;
+    Ok(stats)
+}
+
+/// The script of a plain dump as a stream: its bytes, how they are compressed, what to call it
+/// in errors.
+pub struct Source<'a, R> {
+    pub reader: R,
+    pub compression: crate::model::Compression,
+    pub what: &'a str,
+}
+
+/// Load the script `source` holds on `p.jobs` connections. Before the post-data section runs,
+/// `judge` looks at the finished feed (the file's sha256, or the program that wrote the script),
+/// then the inspector checks that the script ended with pg_dump's trailer.
+pub fn load_stream<R: std::io::Read + Send>(
+    p: &Parallel,
+    source: Source<'_, R>,
+    judge: impl FnOnce(&guard::LoadFeed) -> Option<LoadError>,
+) -> Result<LoadStats, LoadError> {
     let spec = WorkerSpec {
         spec: p.spec.clone(),
         opts: p.opts.clone(),
@@ -309,21 +339,12 @@ pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStat
     };
     let started = Instant::now();
     let mut cut = Cut(Splitter::new(router, p.opts.scan));
-    let file = std::fs::File::open(&input.path).map_err(|source| LoadError::Io {
-        context: format!("cannot open {}", input.path.display()),
-        source,
-    })?;
     let main_opts = GuardOptions {
         scan: p.opts.scan,
         restrict_key: None,
         server_major: p.opts.server_major,
     };
-    let fed = guard::feed_psql(
-        progress.reader("loading", file),
-        input.compression,
-        &mut cut,
-        main_opts,
-    );
+    let fed = guard::feed_psql(source.reader, source.compression, &mut cut, main_opts);
     let stop = |mut router: Router<'_>, e: LoadError| -> LoadError {
         fail.record(e);
         p.killers.terminate_all();
@@ -336,7 +357,7 @@ pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStat
     let feed = match fed {
         Ok(feed) => feed,
         Err(e) => {
-            let err = fail.take().unwrap_or_else(|| guard_error(input, e));
+            let err = fail.take().unwrap_or_else(|| guard_error(source.what, e));
             return Err(stop(cut.0.into_sink(), err));
         }
     };
@@ -349,7 +370,9 @@ pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStat
             }));
         }
     };
-    if let Some(e) = super::feed::checked_end(input, &feed.sha256, &feed.inspect) {
+    let problem =
+        judge(&feed).or_else(|| feed.inspect.incomplete_reason().map(LoadError::Incomplete));
+    if let Some(e) = problem {
         return Err(stop(router, e));
     }
     if let Some(w) = router.pre.take() {
@@ -374,18 +397,17 @@ pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStat
     Ok(LoadStats {
         raw_bytes: feed.guard.raw_bytes,
         report: Some(feed.inspect),
+        left_out: feed.guard.left_out,
         ..LoadStats::default()
     })
 }
 
-fn guard_error(input: &Input, e: GuardError) -> LoadError {
+fn guard_error(what: &str, e: GuardError) -> LoadError {
     match e {
         GuardError::Refused(f) => LoadError::Refused(f.to_string()),
-        GuardError::Decode(e) => {
-            LoadError::Incomplete(format!("{} does not decompress: {e}", input.path.display()))
-        }
+        GuardError::Decode(e) => LoadError::Incomplete(format!("{what} does not decompress: {e}")),
         e => LoadError::Io {
-            context: format!("cannot read {}", input.path.display()),
+            context: format!("cannot read {what}"),
             source: std::io::Error::other(e.to_string()),
         },
     }

@@ -20,7 +20,7 @@ use crate::restore::load_error::LoadError;
 pub struct Killers(Arc<Mutex<Vec<Killer>>>);
 
 impl Killers {
-    fn add(&self, k: Killer) {
+    pub fn add(&self, k: Killer) {
         self.0.lock().expect("killers").push(k);
     }
 
