@@ -37,16 +37,6 @@ fn open(input: &Input) -> Result<std::fs::File, LoadError> {
     })
 }
 
-/// The sha256 differs from the one the preflight (or the manifest) vouched for.
-pub(super) fn changed(input: &Input, sha256: &str) -> Option<LoadError> {
-    let expected = input.sha256.as_deref()?;
-    (expected != sha256).then(|| LoadError::Changed {
-        file: input.path.display().to_string(),
-        expected: expected.to_string(),
-        actual: sha256.to_string(),
-    })
-}
-
 /// Feed a plain dump to psql through the guard.
 pub(super) fn plain(
     mut running: Running,
@@ -65,7 +55,7 @@ pub(super) fn plain(
         pipe,
         (file, input.compression, &what),
         opts,
-        |feed| changed(input, &feed.sha256),
+        |feed| input.changed(&feed.sha256),
     )
 }
 
@@ -259,7 +249,7 @@ pub(super) fn custom(
             return abort(running, pipe, LoadError::Io { context, source });
         }
     };
-    if let Some(e) = changed(input, &sha256) {
+    if let Some(e) = input.changed(&sha256) {
         return abort(running, pipe, e);
     }
     let _ = pipe.write_all(&held);
@@ -312,7 +302,7 @@ pub(super) fn custom_parallel(
             actual: format!("{now} (the file changed during the load)"),
         });
     }
-    if let Some(e) = changed(input, &sha256) {
+    if let Some(e) = input.changed(&sha256) {
         return Err(e);
     }
     let stats = LoadStats {

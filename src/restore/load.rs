@@ -143,22 +143,10 @@ pub fn through_psql(tools: &Tools, input: &Input, server_version_num: u32) -> bo
             > crate::pg::tools::server_major(server_version_num)
 }
 
-/// The rows the largest table must hold before a parallel load cuts its COPY rather than give
-/// the table to one connection of pg_restore (a few blocks of the splitter's 4 MiB).
-pub const SPLIT_MIN_ROWS: u64 = 100_000;
-
 /// Whether a custom archive loaded on `jobs` connections goes through its script and the plain
-/// loader because one table holds more than a connection's share of its rows: `pg_restore
-/// --jobs` loads each table on one connection, leaving the others idle while the largest loads,
-/// where the plain loader cuts that table's COPY across all of them. Only with a psql in
-/// restricted mode (the script runs through psql).
+/// loader ([`Input::one_table_dominates`]); only with a psql in restricted mode.
 pub fn split_pays(tools: &Tools, input: &Input, jobs: usize) -> bool {
-    input.format == Format::Custom
-        && jobs > 1
-        && tools.psql_restricts()
-        && input.rows.is_some_and(|r| {
-            r.largest >= SPLIT_MIN_ROWS && r.largest.saturating_mul(jobs as u64) > r.total
-        })
+    input.format == Format::Custom && tools.psql_restricts() && input.one_table_dominates(jobs)
 }
 
 /// Whether a custom archive is loaded as the script `pg_restore -f -` writes of it, by psql

@@ -113,6 +113,33 @@ pub struct Input {
     pub rows: Option<RowShare>,
 }
 
+/// The rows the largest table must hold before a parallel load cuts its COPY rather than give
+/// the table to one connection of pg_restore (a few blocks of the splitter's 4 MiB).
+pub const SPLIT_MIN_ROWS: u64 = 100_000;
+
+impl Input {
+    /// The sha256 differs from the one the preflight (or the manifest) vouched for.
+    pub fn changed(&self, sha256: &str) -> Option<LoadError> {
+        let expected = self.sha256.as_deref()?;
+        (expected != sha256).then(|| LoadError::Changed {
+            file: self.path.display().to_string(),
+            expected: expected.to_string(),
+            actual: sha256.to_string(),
+        })
+    }
+
+    /// Whether one table holds more than a connection's share of the rows (and at least
+    /// [`SPLIT_MIN_ROWS`]) of a load on `jobs` connections: `pg_restore --jobs` loads each table
+    /// on one connection, leaving the others idle while the largest loads, where the plain
+    /// loader cuts that table's COPY across all of them.
+    pub fn one_table_dominates(&self, jobs: usize) -> bool {
+        jobs > 1
+            && self.rows.is_some_and(|r| {
+                r.largest >= SPLIT_MIN_ROWS && r.largest.saturating_mul(jobs as u64) > r.total
+            })
+    }
+}
+
 /// The rows of the largest table and of all tables of a backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowShare {

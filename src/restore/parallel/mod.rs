@@ -301,7 +301,7 @@ pub fn load(p: &Parallel, input: &Input, progress: &Progress) -> Result<LoadStat
         compression: input.compression,
         what: &what,
     };
-    let stats = load_stream(p, source, |feed| super::feed::changed(input, &feed.sha256))?;
+    let stats = load_stream(p, source, |feed| input.changed(&feed.sha256))?;
     Ok(stats)
 }
 
