@@ -8,13 +8,16 @@ as_server() {
 }
 
 # initdb (unless $data already holds a cluster) and start the server, Unix socket only, tuned
-# for loading and dumping rather than durability. Sets `started=1`.
+# for loading and dumping rather than durability (with `durable=1`: fsync, synchronous_commit
+# and full_page_writes on, as a production server runs). Sets `started=1`.
 bench_cluster_start() {
   if [[ $(id -u) -eq 0 ]]; then
     id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' OS user to run the server"
     chown postgres: "$dir"
   fi
   chmod 0700 "$dir"
+  local durability=off
+  [[ ${durable:-0} == 1 ]] && durability=on
   if [[ ! -f $data/PG_VERSION ]]; then
     as_server "$bindir/initdb" -D "$data" -U postgres --auth-local=trust -E UTF8 \
       --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
@@ -22,9 +25,9 @@ bench_cluster_start() {
 listen_addresses = ''
 unix_socket_directories = '$dir'
 port = 5432
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+fsync = $durability
+synchronous_commit = $durability
+full_page_writes = $durability
 shared_buffers = 256MB
 max_wal_size = 4GB
 log_min_messages = warning

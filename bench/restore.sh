@@ -43,6 +43,8 @@
 #   --probe-interval S    pause between two probe queries, seconds                    [0.05]
 #   --only LIST           only these rows, comma-separated: gunzip, pg_restore, pgkeep-j1,
 #                         pgkeep-gzip, pgkeep-dump (targets need their rows)             [all]
+#   --durable             the server as production ones run: fsync, synchronous_commit and
+#                         full_page_writes on (default: off, to measure CPU rather than the disk)
 #   --pgkeep PATH         the pgkeep binary       [target/release/pgkeep; built if missing]
 #   --dataset-sql PATH    realistic.sql           [../shared/datasets/realistic.sql]
 # Environment: PGKEEP_PG_BINDIR picks the PostgreSQL binaries (default: newest
@@ -67,6 +69,7 @@ probe_interval=0.05
 pgkeep=""
 dataset_sql="${PGKEEP_BENCH_DATASET:-}"
 only=""
+durable=0
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -80,6 +83,7 @@ while [[ $# -gt 0 ]]; do
     --pgkeep) pgkeep=${2:?}; shift 2 ;;
     --dataset-sql) dataset_sql=${2:?}; shift 2 ;;
     --only) only=${2:?}; shift 2 ;;
+    --durable) durable=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -288,7 +292,7 @@ bench_dataset() {
   # met / MISSED, or - when a row was left out.
   target() { [[ -n ${1:-} && -n ${2:-} ]] && ok "$1" "$2" || echo -; }
   echo
-  echo "Restore of $label ($size; backups: $(du -h "$gz" | cut -f1) .sql.gz, $(du -h "$dump" | cut -f1) .dump), median of $runs run(s), $(nproc) cores"
+  echo "Restore of $label ($size; backups: $(du -h "$gz" | cut -f1) .sql.gz, $(du -h "$dump" | cut -f1) .dump), median of $runs run(s), $(nproc) cores$([[ $durable == 1 ]] && echo ", durable server (fsync, synchronous_commit on)")"
   printf '%-20s %10s %14s %14s %16s %16s\n' "method" "wall s" "downtime s" "pgkeep says s" "vs gunzip|psql" "vs $prm"
   for m in "${methods[@]}"; do
     printf '%-20s %10s %14s %14s %16s %16s\n' "$m" "${walls[$m]}" "${downs[$m]}" "${says[$m]}" \

@@ -369,7 +369,13 @@ impl Loader<'_> {
             None => (self.params(database), self.passfile),
         };
         let mut env = crate::backup::libpq_env(&params, self.child_env, passfile);
-        let mut options = "-c standard_conforming_strings=on".to_string();
+        // Every statement of a load commits on its own (psql in autocommit, pg_restore's
+        // entries): without waiting for each commit's WAL flush, a load of thousands of small
+        // statements does not wait thousands of times for the disk. Nothing of the scratch
+        // database is trusted before the swap, whose commit (on the admin connection, with the
+        // server's own setting) flushes the WAL of every commit before it; a crash before it
+        // leaves a scratch database that the next restore drops.
+        let mut options = "-c standard_conforming_strings=on -c synchronous_commit=off".to_string();
         if let Some(owner) = role.and_then(LoadRole::session_role) {
             options.push_str(" -c role=");
             for c in owner.chars() {
