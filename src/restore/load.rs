@@ -369,12 +369,9 @@ impl Loader<'_> {
             None => (self.params(database), self.passfile),
         };
         let mut env = crate::backup::libpq_env(&params, self.child_env, passfile);
-        // Every statement of a load commits on its own (psql in autocommit, pg_restore's
-        // entries): without waiting for each commit's WAL flush, a load of thousands of small
-        // statements does not wait thousands of times for the disk. Nothing of the scratch
-        // database is trusted before the swap, whose commit (on the admin connection, with the
-        // server's own setting) flushes the WAL of every commit before it; a crash before it
-        // leaves a scratch database that the next restore drops.
+        // Each statement of a load commits on its own; none waits for its WAL flush. The swap's
+        // commit (admin connection, the server's setting) flushes them all, and a crash before
+        // it leaves only a scratch database, which the next restore drops.
         let mut options = "-c standard_conforming_strings=on -c synchronous_commit=off".to_string();
         if let Some(owner) = role.and_then(LoadRole::session_role) {
             options.push_str(" -c role=");
@@ -418,6 +415,23 @@ impl Loader<'_> {
         encoding: Option<&str>,
     ) -> Result<LoadStats, LoadError> {
         let started = Instant::now();
+        let mut stats = self.run_load(database, input, jobs, role, encoding).await?;
+        if !stats.left_out.is_empty() {
+            tracing::info!(statements = %stats.left_out.join("; "), "left out of the load: settings this server does not know, written by newer client tools");
+        }
+        stats.duration = started.elapsed();
+        Ok(stats)
+    }
+
+    /// [`Loader::load_as`] without its timing and log.
+    async fn run_load(
+        &self,
+        database: &str,
+        input: &Input,
+        jobs: usize,
+        role: Option<&LoadRole>,
+        encoding: Option<&str>,
+    ) -> Result<LoadStats, LoadError> {
         let env = self.load_env(database, role, encoding);
         let routed = self.routed(input, jobs);
         let mut spec = load_command(self.tools, input, database, jobs, self.server_version_num)
@@ -451,12 +465,7 @@ impl Loader<'_> {
                 database: database.to_string(),
                 killers: super::parallel::Killers::default(),
             };
-            let mut stats = self.load_parallel(p, input, script).await?;
-            if !stats.left_out.is_empty() {
-                tracing::info!(statements = %stats.left_out.join("; "), "left out of the load: settings this server does not know, written by newer client tools");
-            }
-            stats.duration = started.elapsed();
-            return Ok(stats);
+            return self.load_parallel(p, input, script).await;
         }
         let running = Running::spawn_with_stdin(&spec, stdin, Stdio::null()).map_err(|source| {
             LoadError::Io {
@@ -499,15 +508,10 @@ impl Loader<'_> {
                 return Err(LoadError::Interrupted(reason));
             }
         };
-        let mut stats = joined.map_err(|e| LoadError::Io {
+        joined.map_err(|e| LoadError::Io {
             context: "the load task failed".into(),
             source: std::io::Error::other(e.to_string()),
-        })??;
-        if !stats.left_out.is_empty() {
-            tracing::info!(statements = %stats.left_out.join("; "), "left out of the load: settings this server does not know, written by newer client tools");
-        }
-        stats.duration = started.elapsed();
-        Ok(stats)
+        })?
     }
 
     /// A plain dump, or the `script` pg_restore writes of a custom archive, on several

@@ -124,23 +124,23 @@ fn load_steps(req: &Request, pre: &Preflight) -> Vec<Step> {
             Format::Custom
                 if load::as_script(&pre.tools, &input, req.jobs, pre.server_version_num) =>
             {
-                let older = load::through_psql(&pre.tools, &input, pre.server_version_num);
-                format!(
-                    "{} -f - < {} | {}{}",
+                let mut line = format!(
+                    "{} -f - < {} | ",
                     pre.tools.pg_restore.display(),
-                    b.path.display(),
-                    match older {
-                        true => format!(
-                            "(leave out what the PostgreSQL {} server does not know) | ",
-                            crate::pg::tools::server_major(pre.server_version_num)
-                        ),
-                        false => String::new(),
-                    },
-                    match req.jobs {
-                        1 => String::new(),
-                        n => format!("cut into sections and entries | {n} connections of "),
-                    }
-                )
+                    b.path.display()
+                );
+                if load::through_psql(&pre.tools, &input, pre.server_version_num) {
+                    let major = crate::pg::tools::server_major(pre.server_version_num);
+                    line +=
+                        &format!("(leave out what the PostgreSQL {major} server does not know) | ");
+                }
+                if req.jobs > 1 {
+                    line += &format!(
+                        "cut into sections and entries | {} connections of ",
+                        req.jobs
+                    );
+                }
+                line
             }
             Format::Custom => String::new(),
         },
