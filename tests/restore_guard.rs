@@ -398,3 +398,50 @@ fn a_parallel_load_refuses_a_file_replaced_after_the_preflight() {
     assert_eq!(users_count(&db), "301");
     assert!(!databases().contains("_restor"), "{}", databases());
 }
+
+/// A custom archive whose one big table is cut across the connections (the archive loaded as
+/// the script pg_restore writes) is checked as it is fed to pg_restore: an archive replaced
+/// after the preflight by another valid one fails the load once its hash differs (exit 7),
+/// before the post-data section; nothing is swapped in and no scratch database is left.
+#[test]
+fn a_custom_archive_cut_across_connections_is_refused_when_replaced_after_the_preflight() {
+    let db = TestDb::create(SAMPLE);
+    db.sql_as_owner(
+        "CREATE TABLE big (id int PRIMARY KEY, t text); \
+         INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 150000) g",
+    );
+    let a = backup(&db, &["--format", "custom"]);
+    db.sql("INSERT INTO \"SBI_USER\" (\"USERNAME\") VALUES ('new')");
+    let id = pgkeep::catalog::id_of(&a.display().to_string());
+    let info = cluster();
+    // The hook dumps the database as it is now (301 users) over the checked archive.
+    let hook = script(
+        &db.backup_dir,
+        "swap_archive.sh",
+        &format!(
+            "'{}' -Fc -h '{}' -p {} -U postgres -d '{}' -f '{}'",
+            info.bindir.join("pg_dump").display(),
+            info.socket_dir.display(),
+            info.port,
+            db.name,
+            a.display()
+        ),
+    );
+    let out = restore(&db)
+        .args(["--backup", &id, "-j", "2"])
+        .env(
+            "PGKEEP_PRE_RESTORE",
+            serde_json::json!([[hook.display().to_string()]]).to_string(),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("its COPY cut across the connections"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("changed"), "{stderr}");
+    assert_eq!(users_count(&db), "301");
+    assert!(!databases().contains("_restor"), "{}", databases());
+}

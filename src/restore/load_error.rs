@@ -168,3 +168,37 @@ pub struct LoadStats {
     /// Statements left out for the server (`line N: SET transaction_timeout = 0`).
     pub left_out: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(rows: &[u64]) -> Input {
+        let tables = rows
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("public.t{i}"), *n))
+            .collect();
+        Input {
+            path: PathBuf::from("/nonexistent/archive.dump"),
+            format: Format::Custom,
+            compression: Compression::None,
+            sha256: None,
+            toc: None,
+            rows: RowShare::of(&tables),
+        }
+    }
+
+    #[test]
+    fn one_table_dominates_past_a_connections_share_of_enough_rows() {
+        // One table of most rows: cut on 2 or 4 connections, never on one.
+        let big = input(&[SPLIT_MIN_ROWS, 10, 10]);
+        assert!(big.one_table_dominates(2) && big.one_table_dominates(4));
+        assert!(!big.one_table_dominates(1));
+        // Exactly a connection's share is not more than it.
+        assert!(!input(&[SPLIT_MIN_ROWS, SPLIT_MIN_ROWS]).one_table_dominates(2));
+        // Too few rows to be worth a cut, and no manifest at all.
+        assert!(!input(&[SPLIT_MIN_ROWS - 1]).one_table_dominates(2));
+        assert!(!input(&[]).one_table_dominates(2));
+    }
+}
