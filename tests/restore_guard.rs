@@ -357,6 +357,28 @@ fn uncommitted_files_are_listed_as_such_and_restored_only_when_allowed() {
     assert_eq!(users_count(&db), "300");
 }
 
+/// `restore --backup ID -j 2` with `hook` as its pre-restore hook (run after the preflight):
+/// refused with exit 7; its stderr.
+fn refused_after_hook(db: &TestDb, id: &str, hook: &std::path::Path) -> String {
+    let out = restore(db)
+        .args(["--backup", id, "-j", "2"])
+        .env(
+            "PGKEEP_PRE_RESTORE",
+            serde_json::json!([[hook.display().to_string()]]).to_string(),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    stderr
+}
+
+/// The live database is as it was after the backup (301 users) and no scratch copy is left.
+fn unchanged(db: &TestDb) {
+    assert_eq!(users_count(db), "301");
+    assert!(!databases().contains("_restor"), "{}", databases());
+}
+
 /// The parallel load of a plain backup (`-j 2`) checks what it loads as the serial load does: a
 /// file replaced after the preflight by one with a meta-command in its post-data section is
 /// refused inline (exit 7), the meta-command never runs, nothing is swapped in and no scratch
@@ -383,20 +405,10 @@ fn a_parallel_load_refuses_a_file_replaced_after_the_preflight() {
         "swap_post.sh",
         &format!("cp '{}' '{}'", hostile_file.display(), a.display()),
     );
-    let out = restore(&db)
-        .args(["--backup", &id, "-j", "2"])
-        .env(
-            "PGKEEP_PRE_RESTORE",
-            serde_json::json!([[hook.display().to_string()]]).to_string(),
-        )
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    let stderr = refused_after_hook(&db, &id, &hook);
     assert!(stderr.contains("psql meta-command"), "{stderr}");
     assert!(!marker.exists(), "the meta-command ran");
-    assert_eq!(users_count(&db), "301");
-    assert!(!databases().contains("_restor"), "{}", databases());
+    unchanged(&db);
 }
 
 /// A custom archive whose one big table is cut across the connections (the archive loaded as
@@ -427,21 +439,11 @@ fn a_custom_archive_cut_across_connections_is_refused_when_replaced_after_the_pr
             a.display()
         ),
     );
-    let out = restore(&db)
-        .args(["--backup", &id, "-j", "2"])
-        .env(
-            "PGKEEP_PRE_RESTORE",
-            serde_json::json!([[hook.display().to_string()]]).to_string(),
-        )
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    let stderr = refused_after_hook(&db, &id, &hook);
     assert!(
         stderr.contains("its COPY cut across the connections"),
         "{stderr}"
     );
     assert!(stderr.contains("changed"), "{stderr}");
-    assert_eq!(users_count(&db), "301");
-    assert!(!databases().contains("_restor"), "{}", databases());
+    unchanged(&db);
 }
